@@ -1,0 +1,413 @@
+//! Identity: sign-up, login, refresh, logout, me, and the [`AuthUser`]
+//! extractor every authenticated route starts with.
+//!
+//! Refresh tokens rotate on every use; each login starts a *family*, and
+//! presenting a token of the family that was already spent (a sign it was
+//! stolen) revokes the whole family.
+
+pub mod password;
+pub mod ratelimit;
+pub mod tokens;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::db::{Scope, Tx, now, unique_violation};
+use crate::domain::{Email, NAME_MAX, Password, parse_name};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{AppJson, ClientIp, RequestId};
+use crate::on_tx;
+use crate::orgs;
+use crate::state::AppState;
+
+/// The authenticated caller, from a valid bearer access token. No database
+/// work: the token carries only the user id; what the user may do is looked
+/// up per request by the organization context.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthUser {
+    /// The caller.
+    pub user_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("Missing bearer token."))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::unauthorized("Expected 'Authorization: Bearer <token>'."))?;
+        let user_id = state
+            .keys
+            .verify_access(token.trim())
+            .ok_or_else(|| ApiError::unauthorized("The access token is invalid or expired."))?;
+        Ok(AuthUser { user_id })
+    }
+}
+
+/// A person, as the API shows them.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct User {
+    /// User id (UUIDv7).
+    pub id: Uuid,
+    /// Email as given at sign-up.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// IANA time zone for daily summaries.
+    pub time_zone: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /auth/signup`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupBody {
+    /// Email address (unique, case-insensitive).
+    pub email: String,
+    /// 10–128 characters, any Unicode.
+    pub password: String,
+    /// Display name, 1–100 characters.
+    pub name: String,
+}
+
+/// Body of `POST /auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Body of `POST /auth/refresh` and `POST /auth/logout`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    /// The refresh token last received.
+    pub refresh_token: String,
+}
+
+/// A session: the user and a fresh token pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    /// The signed-in user.
+    pub user: User,
+    /// Bearer token for API calls, short-lived.
+    pub access_token: String,
+    /// Opaque token to get the next pair; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// Loads a user by id.
+pub async fn load_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query_as::<_, User>(
+        "SELECT id, email, name, time_zone, created_at FROM users WHERE id = $1"
+    )
+    .bind(user_id)
+    .fetch_optional(c)
+    .await)
+}
+
+/// Inserts a refresh token for `user_id` in `family` (a new family when
+/// `None`) and signs an access token.
+async fn issue_tokens(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: Uuid,
+    family: Option<Uuid>,
+) -> ApiResult<(String, String)> {
+    let (refresh, hash) = tokens::new_refresh_token();
+    let now = now();
+    let expires = now + Duration::days(state.config.refresh_token_ttl_days as i64);
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(Uuid::now_v7())
+    .bind(family.unwrap_or_else(Uuid::now_v7))
+    .bind(user_id)
+    .bind(hash)
+    .bind(now)
+    .bind(expires)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let access = state.keys.issue_access(user_id)?;
+    Ok((access, refresh))
+}
+
+fn session(state: &AppState, user: User, access: String, refresh: String) -> Session {
+    Session {
+        user,
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl_secs,
+    }
+}
+
+/// Create an account (and its personal organization) and sign in.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupBody,
+    responses((status = 201, body = Session), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+async fn signup(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
+    RequestId(request_id): RequestId,
+    AppJson(body): AppJson<SignupBody>,
+) -> ApiResult<(StatusCode, AppJson<Session>)> {
+    let mut errors = Vec::new();
+    let email = Email::parse(&body.email).map_err(|m| errors.push(FieldError::new("email", m)));
+    let password =
+        Password::parse(&body.password).map_err(|m| errors.push(FieldError::new("password", m)));
+    let name =
+        parse_name(&body.name, NAME_MAX).map_err(|m| errors.push(FieldError::new("name", m)));
+    state.limits.check(
+        "signup",
+        ip,
+        email.as_ref().ok().map(|e| e.normalized.as_str()),
+    )?;
+    let (Ok(email), Ok(password), Ok(name)) = (email, password, name) else {
+        return Err(ApiError::validation(errors));
+    };
+
+    let hash = state.hasher.hash(password.0).await?;
+    let user_id = Uuid::now_v7();
+    let now = now();
+    let mut tx = state.db.write(Scope::user(user_id)).await?;
+    let inserted =
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+        "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)"
+    )
+    .bind(user_id)
+    .bind(&email.display)
+    .bind(&email.normalized)
+    .bind(&name)
+    .bind(&hash)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+        });
+    if let Err(e) = inserted {
+        return Err(match unique_violation(&e) {
+            Some(_) => {
+                ApiError::conflict("email_taken", "An account with this email already exists.")
+                    .with_field("email", "is already registered")
+            }
+            None => e.into(),
+        });
+    }
+    let org_name = format!("{name}'s organization");
+    let org_name: String = org_name.chars().take(NAME_MAX).collect();
+    orgs::create_org(
+        &mut tx,
+        user_id,
+        &org_name,
+        None,
+        true,
+        request_id.as_deref(),
+    )
+    .await?;
+    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None).await?;
+    let user = load_user(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        AppJson(session(&state, user, access, refresh)),
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct Credentials {
+    id: Uuid,
+    password_hash: String,
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, body = Session), (status = 401, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+async fn login(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<LoginBody>,
+) -> ApiResult<AppJson<Session>> {
+    let email_norm = body.email.trim().to_lowercase();
+    state.limits.check("login", ip, Some(&email_norm))?;
+    let creds = if body.password.chars().count() > crate::domain::PASSWORD_MAX * 4 {
+        None
+    } else {
+        let mut tx = state.db.read(Scope::system()).await?;
+        on_tx!(&mut tx, |c| sqlx::query_as::<_, Credentials>(
+            "SELECT id, password_hash FROM users WHERE email_norm = $1"
+        )
+        .bind(&email_norm)
+        .fetch_optional(c)
+        .await)?
+    };
+    let (user_id, hash) = match creds {
+        Some(c) => (Some(c.id), Some(c.password_hash)),
+        None => (None, None),
+    };
+    // Unknown email and wrong password take the same path, time and answer.
+    let ok = state.hasher.verify(body.password, hash).await;
+    let Some(user_id) = user_id.filter(|_| ok) else {
+        return Err(
+            ApiError::unauthorized("The email or password is incorrect.")
+                .with_code("invalid_credentials"),
+        );
+    };
+    let mut tx = state.db.write(Scope::user(user_id)).await?;
+    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None).await?;
+    let user = load_user(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
+    tx.commit().await?;
+    Ok(AppJson(session(&state, user, access, refresh)))
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    user_id: Uuid,
+    family_id: Uuid,
+    spent_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Trade a refresh token for a new pair; the old one is spent.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = Session), (status = 401, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+async fn refresh(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<RefreshBody>,
+) -> ApiResult<AppJson<Session>> {
+    state.limits.check("refresh", ip, None)?;
+    let invalid = || ApiError::unauthorized("The refresh token is invalid, expired or revoked.");
+    if !body.refresh_token.starts_with(tokens::REFRESH_PREFIX) || body.refresh_token.len() > 200 {
+        return Err(invalid());
+    }
+    let hash = tokens::hash_token(&body.refresh_token);
+    let now = now();
+    let mut tx = state.db.write(Scope::system()).await?;
+    let row = on_tx!(&mut tx, |c| sqlx::query_as::<_, TokenRow>(
+        "SELECT user_id, family_id, spent_at, revoked_at, expires_at \
+         FROM refresh_tokens WHERE token_hash = $1"
+    )
+    .bind(&hash)
+    .fetch_optional(c)
+    .await)?
+    .ok_or_else(invalid)?;
+    state
+        .limits
+        .check("refresh", ip, Some(&row.user_id.to_string()))?;
+    if row.revoked_at.is_some() || row.expires_at <= now {
+        return Err(invalid());
+    }
+    // Spend it atomically: of two concurrent uses only one wins, and the
+    // loser is treated as reuse.
+    let spent = on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET spent_at = $1 \
+         WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL"
+    )
+    .bind(now)
+    .bind(&hash)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if row.spent_at.is_some() || spent == 0 {
+        revoke_family(&mut tx, row.family_id).await?;
+        tx.commit().await?;
+        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
+            "refresh token reused; family revoked");
+        return Err(invalid());
+    }
+    let (access, refresh) = issue_tokens(&state, &mut tx, row.user_id, Some(row.family_id)).await?;
+    let user = load_user(&mut tx, row.user_id).await?.ok_or_else(invalid)?;
+    tx.commit().await?;
+    Ok(AppJson(session(&state, user, access, refresh)))
+}
+
+async fn revoke_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL"
+    )
+    .bind(now())
+    .bind(family_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Sign out: revokes the refresh token's whole family. Answers `204` even
+/// for unknown tokens.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204)))]
+async fn logout(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    AppJson(body): AppJson<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    if body.refresh_token.len() <= 200 {
+        let hash = tokens::hash_token(&body.refresh_token);
+        let mut tx = state.db.write(Scope::system()).await?;
+        let family: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
+        )
+        .bind(&hash)
+        .fetch_optional(c)
+        .await)?;
+        if let Some(f) = family {
+            revoke_family(&mut tx, f).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = crate::error::Problem)))]
+async fn me(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<AppJson<User>> {
+    let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
+    let user = load_user(&mut tx, auth.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    Ok(AppJson(user))
+}

@@ -1,0 +1,218 @@
+//! Settings, read from `ORGBOARD_*` environment variables (or the matching
+//! command-line flags) and validated at start-up with one clear message per
+//! problem. The embedded default needs none of them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Where the database lives; shared by every command that opens it.
+#[derive(Debug, Clone, Args)]
+pub struct StorageConfig {
+    /// Directory for the SQLite file, generated secrets and the mail outbox.
+    #[arg(long, env = "ORGBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file;
+    /// default: `<data dir>/orgboard.db`.
+    #[arg(long, env = "ORGBOARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Largest number of pooled database connections (PostgreSQL), or of
+    /// reader connections (SQLite, which always has exactly one writer).
+    #[arg(long, env = "ORGBOARD_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+impl StorageConfig {
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("orgboard.db").display()),
+        }
+    }
+}
+
+/// Everything `orgboard serve` reads.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ORGBOARD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
+
+    /// Redis for shared cache, pub/sub and rate limits (optional; accepted
+    /// now, used once those features land).
+    #[arg(long, env = "ORGBOARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// SMTP server for outgoing mail (`smtp://user:pass@host:port` or
+    /// `smtps://…`); without it mail goes to `<data dir>/outbox/*.eml`.
+    #[arg(long, env = "ORGBOARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of outgoing mail.
+    #[arg(
+        long,
+        env = "ORGBOARD_SMTP_FROM",
+        default_value = "orgboard <no-reply@orgboard.invalid>"
+    )]
+    pub smtp_from: String,
+
+    /// Base URL people use to reach this server, used in links in emails.
+    #[arg(long, env = "ORGBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Log filter (`info`, `orgboard=debug,tower_http=info`, …).
+    #[arg(long, env = "ORGBOARD_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Signing secret for access tokens and cursors (≥ 32 bytes). Without it
+    /// one is generated once and kept in `<data dir>/secret.key`; several
+    /// nodes must share the same value.
+    #[arg(long, env = "ORGBOARD_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// Lifetime of access tokens in seconds (at most 900).
+    #[arg(long, env = "ORGBOARD_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of refresh tokens in days.
+    #[arg(long, env = "ORGBOARD_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: u64,
+
+    /// Lifetime of invites in hours.
+    #[arg(long, env = "ORGBOARD_INVITE_TTL_HOURS", default_value_t = 168)]
+    pub invite_ttl_hours: u64,
+
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "ORGBOARD_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations.
+    #[arg(long, env = "ORGBOARD_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Attempts per minute on each auth route from one client address.
+    #[arg(long, env = "ORGBOARD_RATE_LIMIT_PER_IP", default_value_t = 30)]
+    pub rate_limit_per_ip: u32,
+
+    /// Attempts per minute on each auth route for one account (email or user).
+    #[arg(long, env = "ORGBOARD_RATE_LIMIT_PER_ACCOUNT", default_value_t = 10)]
+    pub rate_limit_per_account: u32,
+
+    /// Take the client address from the first `X-Forwarded-For` entry (only
+    /// behind a proxy that sets it).
+    #[arg(long, env = "ORGBOARD_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "ORGBOARD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Run background job workers in this process.
+    #[arg(long, env = "ORGBOARD_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub workers: bool,
+}
+
+impl Config {
+    /// Problems with the settings, one message each; empty when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 900 {
+            p.push("ORGBOARD_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".to_owned());
+        }
+        if self.refresh_token_ttl_days == 0 || self.refresh_token_ttl_days > 365 {
+            p.push("ORGBOARD_REFRESH_TOKEN_TTL_DAYS must be between 1 and 365".to_owned());
+        }
+        if self.invite_ttl_hours == 0 || self.invite_ttl_hours > 24 * 90 {
+            p.push("ORGBOARD_INVITE_TTL_HOURS must be between 1 and 2160".to_owned());
+        }
+        if self.argon2_memory_kib < 8 || self.argon2_iterations == 0 {
+            p.push(
+                "ORGBOARD_ARGON2_MEMORY_KIB must be ≥ 8 and ORGBOARD_ARGON2_ITERATIONS ≥ 1"
+                    .to_owned(),
+            );
+        }
+        if self.rate_limit_per_ip == 0 || self.rate_limit_per_account == 0 {
+            p.push("ORGBOARD_RATE_LIMIT_PER_IP and _PER_ACCOUNT must be ≥ 1".to_owned());
+        }
+        if self.max_body_bytes < 1024 {
+            p.push("ORGBOARD_MAX_BODY_BYTES must be at least 1024".to_owned());
+        }
+        if self.storage.db_max_connections == 0 {
+            p.push("ORGBOARD_DB_MAX_CONNECTIONS must be ≥ 1".to_owned());
+        }
+        if let Some(s) = &self.secret
+            && s.len() < 32
+        {
+            p.push("ORGBOARD_SECRET must be at least 32 characters".to_owned());
+        }
+        let url = self.storage.effective_database_url();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            p.push(
+                "ORGBOARD_DATABASE_URL must start with postgres://, postgresql:// or sqlite:"
+                    .to_owned(),
+            );
+        }
+        if let Some(u) = &self.smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            p.push("ORGBOARD_SMTP_URL must start with smtp:// or smtps://".to_owned());
+        }
+        if let Some(u) = &self.redis_url
+            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+        {
+            p.push("ORGBOARD_REDIS_URL must start with redis:// or rediss://".to_owned());
+        }
+        if self.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            p.push("ORGBOARD_SMTP_FROM is not a valid mailbox".to_owned());
+        }
+        p
+    }
+
+    /// Base URL for links in emails.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Settings for tests and tools: the defaults, a given data directory and
+    /// database, cheap password hashing and generous rate limits.
+    pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage: StorageConfig {
+                data_dir,
+                database_url,
+                db_max_connections: 8,
+            },
+            redis_url: None,
+            smtp_url: None,
+            smtp_from: "orgboard <no-reply@orgboard.invalid>".to_owned(),
+            public_url: None,
+            log: "warn".to_owned(),
+            secret: Some("test-secret-test-secret-test-secret-0123".to_owned()),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_days: 30,
+            invite_ttl_hours: 168,
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            rate_limit_per_ip: 100_000,
+            rate_limit_per_account: 100_000,
+            trust_forwarded_for: true,
+            max_body_bytes: 1_048_576,
+            workers: false,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Storage: one seam over SQLite (embedded default) and PostgreSQL.
+//!
+//! * [`Db`] is chosen from the URL. SQLite gets one writer connection (all
+//!   writes are serialized anyway; several writers only contend) and a pool of
+//!   read-only connections, WAL, `synchronous = NORMAL`, foreign keys and a
+//!   busy timeout; write transactions start with `BEGIN IMMEDIATE`.
+//! * Every request transaction is opened with a [`Scope`]. On PostgreSQL the
+//!   transaction first switches to the `orgboard_app` role (owns nothing, no
+//!   `BYPASSRLS`) and sets `app.user_id` / `app.org_id` with
+//!   `set_config(…, true)`, so row-level security holds even when the URL's
+//!   user is a superuser, and nothing leaks to the next user of the pooled
+//!   connection.
+//! * SQL is written once where the dialects agree and run with [`on_tx!`],
+//!   which expands the same statement for whichever backend the transaction
+//!   is on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use crate::config::StorageConfig;
+
+/// Migrations for PostgreSQL, embedded in the binary.
+pub static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+/// Migrations for SQLite, embedded in the binary; same versions as PostgreSQL.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The PostgreSQL role request transactions run as (created by the migrations).
+pub const APP_ROLE: &str = "orgboard_app";
+
+/// A database handle, cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// PostgreSQL with row-level security.
+    Postgres(PgPool),
+    /// SQLite: a single writer and a pool of readers on one file.
+    Sqlite {
+        /// Read-only connections.
+        reader: SqlitePool,
+        /// The one connection that writes.
+        writer: SqlitePool,
+    },
+}
+
+/// Which backend a [`Db`] or [`Tx`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Backend {
+    /// Lower-case name, for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Who a transaction acts for: the user and, inside an organization, the
+/// tenant. On PostgreSQL row-level security sees exactly this.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope {
+    /// The authenticated user, if any.
+    pub user_id: Option<Uuid>,
+    /// The organization (tenant), if the work is inside one.
+    pub org_id: Option<Uuid>,
+}
+
+impl Scope {
+    /// No user, no tenant: sign-up, login, refresh, background work.
+    pub fn system() -> Self {
+        Self::default()
+    }
+    /// A signed-in user outside any organization.
+    pub fn user(user_id: Uuid) -> Self {
+        Self {
+            user_id: Some(user_id),
+            org_id: None,
+        }
+    }
+    /// A user acting inside an organization.
+    pub fn tenant(user_id: Uuid, org_id: Uuid) -> Self {
+        Self {
+            user_id: Some(user_id),
+            org_id: Some(org_id),
+        }
+    }
+}
+
+/// An open transaction on either backend.
+pub enum Tx {
+    /// PostgreSQL transaction (already switched to the app role).
+    Postgres(Transaction<'static, Postgres>),
+    /// SQLite transaction.
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs the same sqlx statement on whichever backend `tx` is on:
+/// `on_tx!(tx, |c| sqlx::query("…").bind(x).fetch_one(c).await)`. The body
+/// is expanded once per backend, so it must produce the same type on both
+/// (map `execute` results with `.map(|r| r.rows_affected())`).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(t) => {
+                let $c: &mut ::sqlx::PgConnection = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                let $c: &mut ::sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Opens the database named by the settings (creating the SQLite file and
+    /// data directory when needed). Does not migrate.
+    pub async fn connect(cfg: &StorageConfig) -> anyhow::Result<Db> {
+        let url = cfg.effective_database_url();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(&url).context("invalid ORGBOARD_DATABASE_URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(cfg.db_max_connections)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Ok(Db::Postgres(pool))
+        } else {
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+                format!("cannot create data directory {}", cfg.data_dir.display())
+            })?;
+            let base = SqliteConnectOptions::from_str(&url)
+                .context("invalid SQLite URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .pragma("cache_size", "-16000")
+                .pragma("temp_store", "memory");
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(base.clone())
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(cfg.db_max_connections.max(2))
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(base.read_only(true))
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            Ok(Db::Sqlite { reader, writer })
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// Applies pending migrations (as the URL's user, which owns the tables).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Postgres(pool) => PG_MIGRATOR.run(pool).await?,
+            Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers and every migration is applied.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        let (applied, expected): (Vec<i64>, usize) = match self {
+            Db::Postgres(pool) => (
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await?,
+                PG_MIGRATOR.iter().count(),
+            ),
+            Db::Sqlite { reader, .. } => (
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(reader)
+                    .await?,
+                SQLITE_MIGRATOR.iter().count(),
+            ),
+        };
+        anyhow::ensure!(
+            applied.len() >= expected,
+            "{} of {} migrations applied",
+            applied.len(),
+            expected
+        );
+        Ok(())
+    }
+
+    /// Opens a read transaction for `scope`.
+    pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
+        match self {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
+                set_pg_scope(&mut tx, scope).await?;
+                Ok(Tx::Postgres(tx))
+            }
+            Db::Sqlite { reader, .. } => Ok(Tx::Sqlite(reader.begin().await?)),
+        }
+    }
+
+    /// Opens a write transaction for `scope` (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
+        match self {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                set_pg_scope(&mut tx, scope).await?;
+                Ok(Tx::Postgres(tx))
+            }
+            Db::Sqlite { writer, .. } => {
+                Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
+            }
+        }
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+        }
+    }
+}
+
+async fn set_pg_scope(
+    tx: &mut Transaction<'static, Postgres>,
+    scope: Scope,
+) -> Result<(), sqlx::Error> {
+    // `role` is the GUC behind SET ROLE; setting it transaction-locally drops
+    // every privilege of the connection's own user (even superuser) until the
+    // transaction ends.
+    sqlx::query(
+        "SELECT set_config('role', $1, true), set_config('app.user_id', $2, true), \
+         set_config('app.org_id', $3, true)",
+    )
+    .bind(APP_ROLE)
+    .bind(scope.user_id.map(|u| u.to_string()).unwrap_or_default())
+    .bind(scope.org_id.map(|u| u.to_string()).unwrap_or_default())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Tx {
+    /// The backend this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Enters an organization inside an open transaction (after creating it,
+    /// or after resolving it for the user).
+    pub async fn set_org(&mut self, org_id: Uuid) -> Result<(), sqlx::Error> {
+        if let Tx::Postgres(tx) = self {
+            sqlx::query("SELECT set_config('app.org_id', $1, true)")
+                .bind(org_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// True when the error means "busy, try again": SQLite's lock timeout, or a
+/// PostgreSQL serialization failure or deadlock.
+pub fn is_busy(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("5" | "6" | "261" | "517" | "40001" | "40P01")
+    )
+}
+
+/// When `err` is a unique-constraint violation, the constraint's name (on
+/// PostgreSQL) or the message naming its columns (on SQLite), so callers can
+/// turn it into a field error.
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    Some(
+        db.constraint()
+            .map(str::to_owned)
+            .unwrap_or_else(|| db.message().to_owned()),
+    )
+}
+
+/// Current time, truncated to microseconds (what PostgreSQL keeps) so a value
+/// reads back exactly as written on both backends.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now();
+    let micros = t.timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros).unwrap_or(t)
+}

@@ -1,0 +1,222 @@
+//! Domain types and rules, independent of HTTP and SQL.
+//!
+//! Input is parsed into these newtypes at the edge ("parse, don't
+//! validate"): once a handler holds an [`Email`] or a [`Slug`], it is valid.
+//! Each parser returns a human message; handlers collect them into
+//! `validation_failed` field errors.
+
+pub mod policy;
+
+use uuid::Uuid;
+
+pub use policy::{Action, Ownership, Role, require};
+
+/// Longest accepted email address (RFC 5321 path limit).
+pub const EMAIL_MAX: usize = 254;
+/// Password length bounds, in characters (any Unicode; never truncated).
+pub const PASSWORD_MIN: usize = 10;
+/// See [`PASSWORD_MIN`].
+pub const PASSWORD_MAX: usize = 128;
+/// Longest display name of a person or organization, in characters.
+pub const NAME_MAX: usize = 100;
+/// Slug length bounds.
+pub const SLUG_MIN: usize = 2;
+/// See [`SLUG_MIN`].
+pub const SLUG_MAX: usize = 64;
+
+/// An email address as given, with its case-folded form for uniqueness and
+/// matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// As the person typed it (trimmed).
+    pub display: String,
+    /// Lower-cased, for uniqueness and comparison.
+    pub normalized: String,
+}
+
+impl Email {
+    /// Parses an address: one `@`, a non-empty local part (≤ 64), a domain
+    /// with a dot, no spaces or control characters, ≤ 254 characters.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("is required".into());
+        }
+        if s.chars().count() > EMAIL_MAX {
+            return Err(format!("must be at most {EMAIL_MAX} characters"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces".into());
+        }
+        let Some((local, domain)) = s.split_once('@') else {
+            return Err("must be an email address".into());
+        };
+        if local.is_empty()
+            || local.chars().count() > 64
+            || domain.contains('@')
+            || domain.len() < 3
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err("must be an email address".into());
+        }
+        Ok(Self {
+            display: s.to_owned(),
+            normalized: s.to_lowercase(),
+        })
+    }
+}
+
+/// A password that meets the rules: 10–128 characters of any kind.
+pub struct Password(pub String);
+
+impl Password {
+    /// Checks the length rule only; every Unicode character is accepted and
+    /// nothing is trimmed or truncated.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let n = raw.chars().count();
+        if n < PASSWORD_MIN {
+            return Err(format!("must be at least {PASSWORD_MIN} characters"));
+        }
+        if n > PASSWORD_MAX {
+            return Err(format!("must be at most {PASSWORD_MAX} characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A display name: trimmed, 1–`max` characters, no control characters.
+pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A URL-safe organization handle: 2–64 of `a-z`, `0-9` and single hyphens,
+/// starting and ending with a letter or digit, and never shaped like a UUID
+/// (so `{org}` in a path is unambiguous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(pub String);
+
+impl Slug {
+    /// Parses a slug given by a client.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        let n = s.chars().count();
+        if !(SLUG_MIN..=SLUG_MAX).contains(&n) {
+            return Err(format!("must be {SLUG_MIN}–{SLUG_MAX} characters"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err("may contain only a-z, 0-9 and '-'".into());
+        }
+        if s.starts_with('-') || s.ends_with('-') || s.contains("--") {
+            return Err("must start and end with a letter or digit, without '--'".into());
+        }
+        if Uuid::parse_str(s).is_ok() {
+            return Err("must not look like an id".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Derives a slug from a name, with a random suffix so it is very likely
+    /// free (used for personal organizations and when no slug is given).
+    pub fn derive_from(name: &str) -> Self {
+        let mut base = String::new();
+        for c in name.to_lowercase().chars() {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                base.push(c);
+            } else if !base.ends_with('-') && !base.is_empty() {
+                base.push('-');
+            }
+            if base.len() >= 40 {
+                break;
+            }
+        }
+        let base = base.trim_end_matches('-');
+        let suffix: String = Uuid::new_v4().simple().to_string()[..6].to_owned();
+        if base.is_empty() {
+            Self(format!("org-{suffix}"))
+        } else {
+            Self(format!("{base}-{suffix}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_case_folded() {
+        let e = Email::parse("  Ada.Lovelace@Example.COM ").expect("valid");
+        assert_eq!(e.display, "Ada.Lovelace@Example.COM");
+        assert_eq!(e.normalized, "ada.lovelace@example.com");
+        for bad in [
+            "", "ada", "ada@", "@x.io", "a b@x.io", "a@b", "a@@b.io", "a@.io", "a@b..io",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Email::parse(&format!("{}@x.io", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn passwords_count_characters_not_bytes() {
+        assert!(Password::parse("123456789").is_err());
+        assert!(Password::parse("1234567890").is_ok());
+        assert!(Password::parse("éééééééééé").is_ok(), "10 chars, 20 bytes");
+        assert!(Password::parse(&"🔑".repeat(128)).is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        assert_eq!(
+            format!("{:?}", Password("secret-secret".into())),
+            "Password(***)"
+        );
+    }
+
+    #[test]
+    fn slugs_are_url_safe_and_never_uuids() {
+        assert_eq!(Slug::parse("acme-co").expect("ok").0, "acme-co");
+        for bad in [
+            "a",
+            "Acme",
+            "acme_co",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "ac me",
+            "0190a8f2-7c1e-7b3a-9d4e-1234567890ab",
+        ] {
+            assert!(Slug::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let d = Slug::derive_from("Ada's Team!");
+        assert!(Slug::parse(&d.0).is_ok(), "{d:?}");
+        assert!(d.0.starts_with("ada-s-team-"));
+        assert!(Slug::parse(&Slug::derive_from("日本").0).is_ok());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert_eq!(parse_name("  Ada ", 100).expect("ok"), "Ada");
+        assert!(parse_name("   ", 100).is_err());
+        assert!(parse_name("a\u{0}b", 100).is_err());
+        assert!(parse_name(&"x".repeat(101), 100).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Extractors whose rejections are `problem+json` like every other error:
+//! axum's default rejection text never reaches a client.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// A JSON body (in) or response (out).
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AppJson(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    match rej {
+        JsonRejection::JsonDataError(e) => {
+            // serde_path_to_error says which field and what was expected.
+            let inner = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>());
+            match inner {
+                Some(pe) => {
+                    let path = pe.path().to_string();
+                    let field = if path == "." { String::new() } else { path };
+                    let msg = strip_position(&pe.inner().to_string());
+                    ApiError::validation(vec![FieldError::new(field, msg)])
+                }
+                None => ApiError::validation(vec![FieldError::new("", "invalid body")]),
+            }
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("malformed_json", "The request body is not valid JSON.")
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as application/json.",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            "The request body is larger than this server accepts.",
+        ),
+        _ => ApiError::bad_request("unreadable_body", "The request body could not be read."),
+    }
+}
+
+/// serde's messages end with " at line 1 column 7", which means nothing to a
+/// client that did not format the JSON by hand.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Path parameters.
+pub struct AppPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| AppPath(p.0))
+            .map_err(|e: PathRejection| {
+                let detail = match &e {
+                    PathRejection::FailedToDeserializePathParams(d) => {
+                        strip_position(&d.body_text())
+                    }
+                    _ => "The path is invalid.".to_owned(),
+                };
+                ApiError::bad_request("invalid_path", detail)
+            })
+    }
+}
+
+/// Query-string parameters.
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| AppQuery(q.0))
+            .map_err(|e: QueryRejection| {
+                let detail = e.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&detail)
+                    .to_owned();
+                ApiError::bad_request("invalid_query", detail)
+            })
+    }
+}
+
+/// The client's address: the socket peer, or the first `X-Forwarded-For`
+/// entry when `ORGBOARD_TRUST_FORWARDED_FOR` is on.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.config.trust_forwarded_for
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(ClientIp(ip));
+        }
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(ip))
+    }
+}
+
+/// The request id set by the request-id layer (`x-request-id`).
+#[derive(Clone, Debug, Default)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(request_id_of(parts)))
+    }
+}
+
+/// The request id of a request, if the layer set one.
+pub fn request_id_of(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(64).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_position;
+
+    #[test]
+    fn serde_positions_are_dropped() {
+        assert_eq!(
+            strip_position("invalid type: integer `1`, expected a string at line 1 column 11"),
+            "invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            strip_position("missing field `email`"),
+            "missing field `email`"
+        );
+    }
+}

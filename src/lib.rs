@@ -1,0 +1,26 @@
+//! orgboard: a multi-tenant team task-management server.
+//!
+//! Layers, each knowing only the one below:
+//! * [`http`] — router, middleware, extractors, `problem+json` ([`error`]);
+//! * resource modules, one per part of the product, each with its
+//!   `router()` and its queries: [`auth`], [`orgs`], [`members`],
+//!   [`invites`], [`audit`];
+//! * [`domain`] — parsed input types and the permission table;
+//! * [`db`] — SQLite and PostgreSQL behind one seam, row-level security.
+//!
+//! Beside the domain: [`jobs`] (durable queue) and [`email`].
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod email;
+pub mod error;
+pub mod http;
+pub mod invites;
+pub mod jobs;
+pub mod members;
+pub mod orgs;
+pub mod server;
+pub mod state;

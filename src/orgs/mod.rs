@@ -1,0 +1,391 @@
+//! Organizations (tenants): create, list mine, read, rename / change slug,
+//! soft-delete.
+
+pub mod context;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::audit::{self, change};
+use crate::auth::AuthUser;
+use crate::db::{Scope, Tx, now};
+use crate::domain::{Action, NAME_MAX, Ownership, Role, Slug, parse_name};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{AppJson, AppQuery, RequestId};
+use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
+use crate::on_tx;
+use crate::state::AppState;
+use context::OrgContext;
+
+/// An organization, with the caller's role in it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Org {
+    /// Organization id (UUIDv7).
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// URL-safe handle, usable instead of the id in paths.
+    pub slug: String,
+    /// `free`, `team` or `enterprise`.
+    pub plan: String,
+    /// Created at sign-up for its owner.
+    pub is_personal: bool,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// The caller's role.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last renamed or changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Body of `POST /orgs`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateOrgBody {
+    /// Display name, 1–100 characters.
+    pub name: String,
+    /// Optional handle (2–64 of a-z, 0-9, '-'); derived from the name when absent.
+    pub slug: Option<String>,
+}
+
+/// Body of `PATCH /orgs/{org}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateOrgBody {
+    /// New display name.
+    pub name: Option<String>,
+    /// New handle.
+    pub slug: Option<String>,
+}
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, create_org_route))
+        .routes(routes!(get_org, update_org, delete_org))
+}
+
+const ORG_SELECT: &str = "SELECT o.id, o.name, o.slug, o.plan, o.is_personal, o.created_by, \
+     m.role, o.created_at, o.updated_at FROM organizations o \
+     JOIN memberships m ON m.org_id = o.id AND m.user_id = $1";
+
+pub(crate) async fn load_org(
+    tx: &mut Tx,
+    user_id: Uuid,
+    org_id: Uuid,
+) -> Result<Option<Org>, sqlx::Error> {
+    let sql = format!("{ORG_SELECT} WHERE o.id = $2 AND o.deleted_at IS NULL");
+    on_tx!(tx, |c| sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(user_id)
+    .bind(org_id)
+    .fetch_optional(c)
+    .await)
+}
+
+/// Creates an organization owned by `user_id` inside `tx` and records
+/// `org.created` and `member.joined`. Without a slug one is derived from the
+/// name. `409` when the given slug is taken.
+pub async fn create_org(
+    tx: &mut Tx,
+    user_id: Uuid,
+    name: &str,
+    slug: Option<Slug>,
+    personal: bool,
+    request_id: Option<&str>,
+) -> ApiResult<Org> {
+    let org_id = Uuid::now_v7();
+    tx.set_org(org_id).await?;
+    let now = now();
+    let given = slug.is_some();
+    let mut slug = slug.unwrap_or_else(|| Slug::derive_from(name));
+    // A derived slug that collides is derived again; a given one is a 409.
+    for _ in 0..5 {
+        let inserted = on_tx!(&mut *tx, |c| {
+            sqlx::query(
+            "INSERT INTO organizations (id, name, slug, is_personal, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING"
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(&slug.0)
+        .bind(personal)
+        .bind(user_id)
+        .bind(now)
+        .execute(c)
+        .await
+    .map(|r| r.rows_affected())
+        })?;
+        if inserted == 1 {
+            on_tx!(&mut *tx, |c| sqlx::query(
+                "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
+                 VALUES ($1, $2, 'owner', $3, $3)"
+            )
+            .bind(org_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            let entry = |action, entity_type, entity_id, payload| audit::Entry {
+                org_id,
+                actor_id: Some(user_id),
+                action,
+                entity_type,
+                entity_id: Some(entity_id),
+                payload,
+                request_id,
+            };
+            audit::record(
+                tx,
+                entry(
+                    "org.created",
+                    "organization",
+                    org_id,
+                    json!({"name": name, "slug": slug.0}),
+                ),
+            )
+            .await?;
+            audit::record(
+                tx,
+                entry(
+                    "member.joined",
+                    "membership",
+                    user_id,
+                    json!({"user_id": user_id, "role": "owner"}),
+                ),
+            )
+            .await?;
+            return load_org(tx, user_id, org_id)
+                .await?
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created org not visible")));
+        }
+        if given {
+            return Err(slug_taken());
+        }
+        slug = Slug::derive_from(name);
+    }
+    Err(ApiError::internal(anyhow::anyhow!(
+        "could not derive a free slug"
+    )))
+}
+
+fn slug_taken() -> ApiError {
+    ApiError::conflict("slug_taken", "This slug is already in use.")
+        .with_field("slug", "is already in use")
+}
+
+/// My organizations, with my role in each.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(PageQuery),
+    security(("bearer" = [])), responses((status = 200, body = Page<Org>)))]
+async fn list_orgs(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> ApiResult<AppJson<Page<Org>>> {
+    let limit = page_limit(q.limit)?;
+    let scope = format!("orgs:{}", auth.user_id);
+    let after: Option<Uuid> = q
+        .cursor
+        .as_deref()
+        .map(|c| open(&state, &scope, c))
+        .transpose()?;
+    let sql = format!(
+        "{ORG_SELECT} WHERE o.deleted_at IS NULL AND ($2 IS NULL OR o.id > $2) ORDER BY o.id LIMIT {}",
+        limit + 1
+    );
+    let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
+    let rows = on_tx!(&mut tx, |c| sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(auth.user_id)
+    .bind(after)
+    .fetch_all(c)
+    .await)?;
+    Ok(AppJson(paginate(&state, &scope, rows, limit, |o| o.id)))
+}
+
+/// Create an organization; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrgBody,
+    security(("bearer" = [])),
+    responses((status = 201, body = Org), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn create_org_route(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    RequestId(request_id): RequestId,
+    AppJson(body): AppJson<CreateOrgBody>,
+) -> ApiResult<(StatusCode, AppJson<Org>)> {
+    let mut errors = Vec::new();
+    let name =
+        parse_name(&body.name, NAME_MAX).map_err(|m| errors.push(FieldError::new("name", m)));
+    let slug = body
+        .slug
+        .as_deref()
+        .map(Slug::parse)
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("slug", m)));
+    let (Ok(name), Ok(slug)) = (name, slug) else {
+        return Err(ApiError::validation(errors));
+    };
+    let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
+    let org = create_org(
+        &mut tx,
+        auth.user_id,
+        &name,
+        slug,
+        false,
+        request_id.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, AppJson(org)))
+}
+
+/// An organization I belong to.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs",
+    params(("org" = String, Path, description = "Organization id or slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Org), (status = 404, body = crate::error::Problem)))]
+async fn get_org(State(state): State<AppState>, ctx: OrgContext) -> ApiResult<AppJson<Org>> {
+    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let mut tx = ctx.read(&state).await?;
+    let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(AppJson(org))
+}
+
+/// Rename an organization or change its slug (admin+).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", request_body = UpdateOrgBody,
+    params(("org" = String, Path, description = "Organization id or slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Org), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn update_org(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppJson(body): AppJson<UpdateOrgBody>,
+) -> ApiResult<AppJson<Org>> {
+    ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
+    let mut errors = Vec::new();
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| parse_name(n, NAME_MAX))
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("name", m)));
+    let slug = body
+        .slug
+        .as_deref()
+        .map(Slug::parse)
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("slug", m)));
+    let (Ok(name), Ok(slug)) = (name, slug) else {
+        return Err(ApiError::validation(errors));
+    };
+
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
+    let current = load_org(&mut tx, ctx.user_id, ctx.org_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let new_name = name.unwrap_or_else(|| current.name.clone());
+    let new_slug = slug.map(|s| s.0).unwrap_or_else(|| current.slug.clone());
+    let mut payload = serde_json::Map::new();
+    if let Some(c) = change(&current.name, &new_name) {
+        payload.insert("name".into(), c);
+    }
+    if let Some(c) = change(&current.slug, &new_slug) {
+        payload.insert("slug".into(), c);
+    }
+    if payload.is_empty() {
+        return Ok(AppJson(current));
+    }
+    if new_slug != current.slug {
+        let taken: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT id FROM organizations WHERE slug = $1 AND deleted_at IS NULL"
+        )
+        .bind(&new_slug)
+        .fetch_optional(c)
+        .await)?;
+        // RLS hides other tenants' rows from this query on PostgreSQL; the
+        // unique index below still refuses a collision.
+        if taken.is_some() {
+            return Err(slug_taken());
+        }
+    }
+    let res = on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE organizations SET name = $1, slug = $2, updated_at = $3 WHERE id = $4"
+    )
+    .bind(&new_name)
+    .bind(&new_slug)
+    .bind(now())
+    .bind(ctx.org_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()));
+    if let Err(e) = res {
+        return Err(match crate::db::unique_violation(&e) {
+            Some(_) => slug_taken(),
+            None => e.into(),
+        });
+    }
+    audit::record(
+        &mut tx,
+        ctx.audit(
+            "org.updated",
+            "organization",
+            Some(ctx.org_id),
+            payload.into(),
+        ),
+    )
+    .await?;
+    let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(AppJson(org))
+}
+
+/// Delete an organization (owner only). It is soft-deleted: every route of
+/// it answers `404` from then on, and its slug is free again.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "orgs",
+    params(("org" = String, Path, description = "Organization id or slug")),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)))]
+async fn delete_org(State(state): State<AppState>, mut ctx: OrgContext) -> ApiResult<StatusCode> {
+    ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
+    let now = now();
+    on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL"
+    )
+    .bind(now)
+    .bind(ctx.org_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    audit::record(
+        &mut tx,
+        ctx.audit("org.deleted", "organization", Some(ctx.org_id), json!({})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

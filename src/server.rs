@@ -1,0 +1,98 @@
+//! Running the server: start-up (connect, migrate, bind), background
+//! workers, and graceful shutdown on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+
+/// Connects, migrates and builds the state: everything before listening.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.storage).await?;
+    db.migrate().await.context("migrations failed")?;
+    AppState::new(config, db)
+}
+
+/// Runs `orgboard serve` until a shutdown signal; in-flight requests and the
+/// job in hand finish first.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let addr = config.addr;
+    let workers = config.workers;
+    let state = prepare(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+
+    let mut background = Vec::new();
+    if workers {
+        background.push(crate::jobs::spawn_worker(state.clone(), shutdown.clone()));
+    }
+    background.push(spawn_pruner(state.clone(), shutdown.clone()));
+
+    tracing::info!(
+        addr = %local,
+        backend = state.db.backend().name(),
+        version = env!("CARGO_PKG_VERSION"),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "orgboard listening"
+    );
+    let app = crate::http::router(state.clone());
+    let token = shutdown.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests and jobs");
+        token.cancel();
+    })
+    .await?;
+    shutdown.cancel();
+    for handle in background {
+        let _ = handle.await;
+    }
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_pruner(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => state.limits.prune(),
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

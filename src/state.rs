@@ -1,0 +1,57 @@
+//! The shared application state every handler receives.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::ratelimit::RateLimits;
+use crate::auth::tokens::{Keys, load_or_create_secret};
+use crate::config::Config;
+use crate::db::Db;
+
+/// Everything long-lived: settings, database, keys, limiters.
+pub struct App {
+    /// The settings in force.
+    pub config: Config,
+    /// The database.
+    pub db: Db,
+    /// Token and cursor keys.
+    pub keys: Keys,
+    /// Password hashing.
+    pub hasher: PasswordHasher,
+    /// Auth route rate limits.
+    pub limits: RateLimits,
+    /// Woken after a transaction that enqueued jobs commits.
+    pub jobs_wakeup: Notify,
+}
+
+/// Cheap-to-clone handle on [`App`], the axum state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state over an open (migrated) database.
+    pub fn new(config: Config, db: Db) -> anyhow::Result<Self> {
+        let secret = load_or_create_secret(config.secret.as_deref(), &config.storage.data_dir)?;
+        let keys = Keys::new(&secret, config.access_token_ttl_secs);
+        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let limits = RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_account);
+        Ok(Self(Arc::new(App {
+            config,
+            db,
+            keys,
+            hasher,
+            limits,
+            jobs_wakeup: Notify::new(),
+        })))
+    }
+}
