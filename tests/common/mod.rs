@@ -1,0 +1,351 @@
+//! Test harness: every test gets its own fresh database and runs through the
+//! real router, once on SQLite and once on PostgreSQL.
+//!
+//! * SQLite: a file in a temporary directory.
+//! * PostgreSQL: a new database created through `ORGBOARD_TEST_POSTGRES_URL`
+//!   (any database on the server; the user needs CREATEDB), migrated, and
+//!   dropped when the test ends. Requests run as `orgboard_app` under
+//!   row-level security exactly as in production, even when that URL's user
+//!   is a superuser. Without the variable PostgreSQL tests are skipped,
+//!   except under CI (`CI` set), where they fail instead.
+//!
+//! Write a test as `async fn name(app: TestApp)` and list it in
+//! `backend_tests!(name, …)`: that makes `name::sqlite` and `name::postgres`.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::str::FromStr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use orgboard::config::Config;
+use orgboard::db::Backend;
+use orgboard::state::AppState;
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// Declares each listed `async fn(TestApp)` as a test on both backends.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::TestApp::sqlite().await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::common::TestApp::postgres().await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// An application on a fresh database.
+pub struct TestApp {
+    /// The state (database, config, keys) behind the router.
+    pub state: AppState,
+    /// The real router.
+    pub router: Router,
+    /// Which backend.
+    pub backend: Backend,
+    /// Keeps the data directory alive.
+    pub dir: tempfile::TempDir,
+    pg: Option<PgDatabase>,
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut c) = admin_connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn admin_connect(url: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    PgConnectOptions::from_str(url)?
+        .disable_statement_logging()
+        .connect()
+        .await
+}
+
+/// The PostgreSQL server URL for tests, if configured. Under CI a missing
+/// URL is an error: no test may be skipped there.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("ORGBOARD_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but ORGBOARD_TEST_POSTGRES_URL is not: PostgreSQL tests would be skipped"
+            );
+            None
+        }
+    }
+}
+
+/// A response, with its body parsed as JSON (`Value::Null` when empty or
+/// not JSON; the raw text is kept).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json error with this status and machine code.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, code: &str) -> Self {
+        let r = self.expect(status);
+        assert_eq!(r.content_type(), "application/problem+json", "{}", r.text);
+        assert_eq!(r.json["status"], status, "{}", r.text);
+        assert_eq!(r.json["code"], code, "{}", r.text);
+        assert!(r.json["title"].is_string() && r.json["detail"].is_string());
+        r
+    }
+}
+
+/// A signed-up user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub refresh: String,
+    /// The personal organization made at sign-up.
+    pub personal_org: Uuid,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    /// On a fresh SQLite file.
+    pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// On a fresh SQLite file, with adjusted settings.
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().to_path_buf(), None);
+        adjust(&mut config);
+        Self::start(config, dir, None).await
+    }
+
+    /// On a fresh PostgreSQL database, or `None` when not configured.
+    pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// On a fresh PostgreSQL database with adjusted settings.
+    pub async fn postgres_with(adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let admin_url = postgres_url()?;
+        let name = format!("orgboard_test_{}", Uuid::now_v7().simple());
+        let mut admin = admin_connect(&admin_url)
+            .await
+            .expect("cannot connect to ORGBOARD_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let mut url = url::Url::parse(&admin_url).expect("valid URL");
+        url.set_path(&name);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().to_path_buf(), Some(url.to_string()));
+        adjust(&mut config);
+        Some(Self::start(config, dir, Some(PgDatabase { admin_url, name })).await)
+    }
+
+    /// On the given backend with adjusted settings (`None`: PostgreSQL not configured).
+    pub async fn with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite_with(adjust).await),
+            Backend::Postgres => Self::postgres_with(adjust).await,
+        }
+    }
+
+    async fn start(config: Config, dir: tempfile::TempDir, pg: Option<PgDatabase>) -> Self {
+        let state = orgboard::server::prepare(config).await.expect("start app");
+        let backend = state.db.backend();
+        let router = orgboard::http::router(state.clone());
+        Self {
+            state,
+            router,
+            backend,
+            dir,
+            pg,
+        }
+    }
+
+    /// Sends a request through the router.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&b).unwrap())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    /// Sends a prepared request through the router.
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs up a user with a unique email derived from `name`.
+    pub async fn signup(&self, name: &str) -> TestUser {
+        let email = format!("{}-{}@example.com", name.to_lowercase(), Uuid::now_v7().simple());
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/signup",
+                None,
+                Some(json!({ "email": email, "password": PASSWORD, "name": name })),
+            )
+            .await
+            .expect(201);
+        let me = self.get("/api/v1/orgs", r.json["access_token"].as_str().unwrap()).await.expect(200);
+        TestUser {
+            id: r.json["user"]["id"].as_str().unwrap().parse().unwrap(),
+            email,
+            password: PASSWORD.into(),
+            token: r.json["access_token"].as_str().unwrap().into(),
+            refresh: r.json["refresh_token"].as_str().unwrap().into(),
+            personal_org: me.json["items"][0]["id"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    /// Creates an organization owned by `owner`; returns its id.
+    pub async fn create_org(&self, owner: &TestUser, name: &str) -> Uuid {
+        let r = self
+            .post("/api/v1/orgs", &owner.token, json!({ "name": name }))
+            .await
+            .expect(201);
+        r.json["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Invites `user` to `org` with `role` (by `admin`) and accepts.
+    pub async fn join(&self, org: Uuid, admin: &TestUser, user: &TestUser, role: &str) {
+        let r = self
+            .post(
+                &format!("/api/v1/orgs/{org}/invites"),
+                &admin.token,
+                json!({ "email": user.email, "role": role }),
+            )
+            .await
+            .expect(201);
+        let token = r.json["token"].as_str().unwrap().to_owned();
+        self.post("/api/v1/invites/accept", &user.token, json!({ "token": token }))
+            .await
+            .expect(200);
+    }
+
+    /// Signs up a new user and makes them a `role` member of `org`.
+    pub async fn member(&self, org: Uuid, owner: &TestUser, role: &str) -> TestUser {
+        let u = self.signup(role).await;
+        self.join(org, owner, &u, role).await;
+        u
+    }
+
+    /// Number of audit rows of `org` (read inside the tenant).
+    pub async fn audit_count(&self, org: Uuid) -> i64 {
+        use orgboard::db::Scope;
+        let mut tx = self.state.db.read(Scope::tenant(Uuid::nil(), org)).await.unwrap();
+        orgboard::on_tx!(&mut tx, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM audit_log WHERE org_id = $1"
+        )
+        .bind(org)
+        .fetch_one(c)
+        .await)
+        .unwrap()
+    }
+}
