@@ -11,7 +11,14 @@ use tracing_subscriber::EnvFilter;
 /// With no command, runs `serve`. Every setting is an ORGBOARD_* environment
 /// variable (or the matching flag of the command).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Main settings: ORGBOARD_ADDR, ORGBOARD_DATA_DIR, ORGBOARD_DATABASE_URL \
+        (default: the SQLite file in the data directory; postgres://… for PostgreSQL), \
+        ORGBOARD_REDIS_URL, ORGBOARD_SMTP_URL, ORGBOARD_LOG.\n\
+        `orgboard serve --help` lists every setting."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

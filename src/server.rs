@@ -30,6 +30,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    state.hasher.warm_up();
 
     let mut background = Vec::new();
     if workers {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Identity: sign-up, login, refresh rotation and reuse detection, logout,
 //! me, password rules, rate limits.
 

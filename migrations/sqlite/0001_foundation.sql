@@ -4,7 +4,7 @@
 -- uuid -> BLOB (16 bytes), timestamptz -> TEXT (RFC 3339, UTC), jsonb -> TEXT.
 
 CREATE TABLE users (
-    id              BLOB PRIMARY KEY,
+    id              BLOB NOT NULL PRIMARY KEY,
     email           TEXT NOT NULL,
     email_norm      TEXT NOT NULL,
     name            TEXT NOT NULL,
@@ -16,7 +16,7 @@ CREATE TABLE users (
 );
 
 CREATE TABLE refresh_tokens (
-    id              BLOB PRIMARY KEY,
+    id              BLOB NOT NULL PRIMARY KEY,
     family_id       BLOB NOT NULL,
     user_id         BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     token_hash      BLOB NOT NULL,
@@ -30,7 +30,7 @@ CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);
 
 CREATE TABLE organizations (
-    id              BLOB PRIMARY KEY,
+    id              BLOB NOT NULL PRIMARY KEY,
     name            TEXT NOT NULL,
     slug            TEXT NOT NULL,
     plan            TEXT NOT NULL DEFAULT 'free' CHECK (plan IN ('free', 'team', 'enterprise')),
@@ -94,7 +94,7 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 
 CREATE TABLE jobs (
-    id              BLOB PRIMARY KEY,
+    id              BLOB NOT NULL PRIMARY KEY,
     kind            TEXT NOT NULL,
     payload         TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'dead')),

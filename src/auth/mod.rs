@@ -264,8 +264,17 @@ async fn login(
     AppJson(body): AppJson<LoginBody>,
 ) -> ApiResult<AppJson<Session>> {
     let email_norm = body.email.trim().to_lowercase();
-    state.limits.check("login", ip, Some(&email_norm))?;
-    let creds = if body.password.chars().count() > crate::domain::PASSWORD_MAX * 4 {
+    // No account can have an over-long email or password: skip the lookup
+    // (the dummy hash below still runs) and keep rate-limit keys bounded.
+    let plausible = email_norm.chars().count() <= crate::domain::EMAIL_MAX
+        && body.password.chars().count() <= crate::domain::PASSWORD_MAX;
+    let account_key = if plausible {
+        email_norm.as_str()
+    } else {
+        "(implausible)"
+    };
+    state.limits.check("login", ip, Some(account_key))?;
+    let creds = if !plausible {
         None
     } else {
         let mut tx = state.db.read(Scope::system()).await?;

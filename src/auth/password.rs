@@ -6,13 +6,14 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Hashes and verifies passwords with fixed argon2id parameters.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    dummy_hash: Arc<String>,
+    /// Computed off the start-up path (see [`PasswordHasher::warm_up`]).
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl PasswordHasher {
@@ -20,11 +21,27 @@ impl PasswordHasher {
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-        let dummy = hash_with(&params, "orgboard dummy password for timing")?;
         Ok(Self {
             params,
-            dummy_hash: Arc::new(dummy),
+            dummy_hash: Arc::new(OnceLock::new()),
         })
+    }
+
+    fn dummy(&self) -> String {
+        self.dummy_hash
+            .get_or_init(|| {
+                hash_with(&self.params, "orgboard dummy password for timing").unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// Computes the dummy hash on the blocking pool, so start-up does not
+    /// wait for it and the first unknown-email login costs the same as others.
+    pub fn warm_up(&self) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.dummy();
+        });
     }
 
     /// The PHC hash of `password`, computed on the blocking pool.
@@ -37,8 +54,9 @@ impl PasswordHasher {
     /// dummy hash (and answers `false`) so an unknown account costs the same.
     pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
+        let this = self.clone();
         let ok = tokio::task::spawn_blocking(move || {
+            let hash = hash.unwrap_or_else(|| this.dummy());
             let Ok(parsed) = PasswordHash::new(&hash) else {
                 return false;
             };

@@ -41,9 +41,11 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 fn json_rejection(rej: JsonRejection) -> ApiError {
     match rej {
         JsonRejection::JsonDataError(e) => {
-            // serde_path_to_error says which field and what was expected.
-            let inner = std::error::Error::source(&e)
-                .and_then(|s| s.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>());
+            // serde_path_to_error says which field and what was expected; it
+            // sits below axum's own error in the source chain.
+            type PathError = serde_path_to_error::Error<serde_json::Error>;
+            let inner = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .find_map(|s| s.downcast_ref::<PathError>());
             match inner {
                 Some(pe) => {
                     let path = pe.path().to_string();
@@ -99,7 +101,8 @@ where
             .map_err(|e: PathRejection| {
                 let detail = match &e {
                     PathRejection::FailedToDeserializePathParams(d) => {
-                        strip_position(&d.body_text())
+                        let text = d.body_text();
+                        strip_position(text.strip_prefix("Invalid URL: ").unwrap_or(&text))
                     }
                     _ => "The path is invalid.".to_owned(),
                 };

@@ -85,7 +85,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     Router::new()
         .merge(routes)
-        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/api/v1/openapi.json", doc)
+                // Swagger UI's default online-validator badge loads an image
+                // from validator.swagger.io: /docs must need no network.
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        )
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

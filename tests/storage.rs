@@ -1,0 +1,741 @@
+//! Storage guarantees: row-level security on PostgreSQL (checked in the
+//! catalog and by queries that forget their `org_id` filter), the append-only
+//! audit log, migrations that stay in step across backends, SQLite settings
+//! and locking, and the readiness check.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{TestApp, TestUser};
+use orgboard::db::{Backend, Db, PG_MIGRATOR, SQLITE_MIGRATOR, Scope, Tx};
+use serde_json::json;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
+use uuid::Uuid;
+
+backend_tests!(audit_log_is_append_only, ready_checks_migrations,);
+
+// ---------------------------------------------------------------- helpers
+
+/// The PostgreSQL connection under a request transaction.
+fn pg(tx: &mut Tx) -> &mut PgConnection {
+    match tx {
+        Tx::Postgres(t) => t,
+        Tx::Sqlite(_) => panic!("expected a PostgreSQL transaction"),
+    }
+}
+
+/// The pool the app connects with (the URL's user, who owns the tables).
+fn pg_pool(app: &TestApp) -> &PgPool {
+    match &app.state.db {
+        Db::Postgres(pool) => pool,
+        Db::Sqlite { .. } => panic!("expected PostgreSQL"),
+    }
+}
+
+/// SQLite's (reader, writer) pools.
+fn sqlite_pools(app: &TestApp) -> (&SqlitePool, &SqlitePool) {
+    match &app.state.db {
+        Db::Sqlite { reader, writer } => (reader, writer),
+        Db::Postgres(_) => panic!("expected SQLite"),
+    }
+}
+
+/// The database error code and message of a failed statement.
+#[track_caller]
+fn db_error(result: Result<u64, sqlx::Error>, what: &str) -> (String, String) {
+    let err = match result {
+        Ok(n) => panic!("{what}: expected an error, but it succeeded ({n} rows)"),
+        Err(e) => e,
+    };
+    let db = err
+        .as_database_error()
+        .unwrap_or_else(|| panic!("{what}: not a database error: {err}"));
+    (
+        db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        db.message().to_owned(),
+    )
+}
+
+/// Two users, each owning a team organization with one pending invite (so
+/// both organizations have audit rows, invites and memberships).
+struct TwoTenants {
+    a: TestUser,
+    org_a: Uuid,
+    b: TestUser,
+    org_b: Uuid,
+}
+
+async fn two_tenants(app: &TestApp) -> TwoTenants {
+    let a = app.signup("alice").await;
+    let b = app.signup("bob").await;
+    let org_a = app.create_org(&a, "Alpha").await;
+    let org_b = app.create_org(&b, "Beta").await;
+    for (user, org) in [(&a, org_a), (&b, org_b)] {
+        app.post(
+            &format!("/api/v1/orgs/{org}/invites"),
+            &user.token,
+            json!({ "email": format!("guest-{}@example.com", Uuid::now_v7().simple()), "role": "member" }),
+        )
+        .await
+        .expect(201);
+    }
+    TwoTenants { a, org_a, b, org_b }
+}
+
+const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, action, entity_type, payload, created_at) \
+     VALUES ($1, $2, 'test.event', 'test', '{}', $3)";
+
+// ------------------------------------------------------- 1. the catalog
+
+/// Every table with `org_id` (and `organizations`) has RLS enabled and forced
+/// and a policy on `app.org_id`; the runtime role cannot bypass it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_forces_rls_on_every_tenant_table() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let pool = pg_pool(&app);
+
+    let tables: Vec<(String, bool, bool, i64, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                (SELECT COUNT(*) FROM pg_policies p
+                  WHERE p.schemaname = 'public' AND p.tablename = c.relname
+                    AND p.permissive = 'PERMISSIVE'
+                    AND p.roles && ARRAY['public', 'orgboard_app']::name[]),
+                (SELECT COUNT(*) FROM pg_policies p
+                  WHERE p.schemaname = 'public' AND p.tablename = c.relname
+                    AND p.qual LIKE '%app.org_id%')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+            AND (c.relname = 'organizations' OR EXISTS (
+                    SELECT 1 FROM information_schema.columns col
+                     WHERE col.table_schema = 'public' AND col.table_name = c.relname
+                       AND col.column_name = 'org_id'))
+          ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("catalog query");
+
+    let names: BTreeSet<&str> = tables.iter().map(|t| t.0.as_str()).collect();
+    for expected in ["organizations", "memberships", "invites", "audit_log"] {
+        assert!(
+            names.contains(expected),
+            "tenant table {expected} not found among {names:?}"
+        );
+    }
+    let offenders: Vec<String> = tables
+        .iter()
+        .filter_map(|(name, enabled, forced, policies, on_org)| {
+            let mut wrong = Vec::new();
+            if !enabled {
+                wrong.push("RLS not enabled");
+            }
+            if !forced {
+                wrong.push("RLS not forced");
+            }
+            if *policies == 0 {
+                wrong.push("no permissive policy for orgboard_app");
+            }
+            if *on_org == 0 {
+                wrong.push("no policy on app.org_id");
+            }
+            (!wrong.is_empty()).then(|| format!("{name}: {}", wrong.join(", ")))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "tenant tables without forced row-level security:\n{}",
+        offenders.join("\n")
+    );
+
+    let role: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'orgboard_app'",
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("pg_roles");
+    let (superuser, bypass, _login) = role.expect("role orgboard_app does not exist");
+    assert!(!superuser, "orgboard_app is a superuser");
+    assert!(!bypass, "orgboard_app has BYPASSRLS");
+
+    // Owning a table (directly, or through a role it inherits) would let it
+    // turn RLS off with ALTER TABLE.
+    let owned: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public'
+            AND (c.relowner = (SELECT oid FROM pg_roles WHERE rolname = 'orgboard_app')
+                 OR pg_has_role('orgboard_app', c.relowner, 'USAGE'))
+          ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("ownership query");
+    assert!(
+        owned.is_empty(),
+        "orgboard_app owns (or inherits ownership of) {owned:?}"
+    );
+
+    // Nor may it become a role that bypasses RLS.
+    let escalations: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles
+          WHERE (rolsuper OR rolbypassrls) AND rolname <> 'orgboard_app'
+            AND pg_has_role('orgboard_app', oid, 'MEMBER')",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("membership query");
+    assert!(
+        escalations.is_empty(),
+        "orgboard_app is a member of privileged roles {escalations:?}"
+    );
+}
+
+// ------------------------------------------------- 2. RLS on its own
+
+/// Queries without an `org_id` filter, inside org A's transaction, see only
+/// org A (and A's own memberships); nothing of org B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rls_hides_other_tenants_without_org_filter() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let TwoTenants { a, org_a, b, org_b } = two_tenants(&app).await;
+    let b_orgs = [org_b, b.personal_org];
+
+    // Org B really has rows: the owner's pool (a superuser here) sees them.
+    for table in ["audit_log", "invites", "memberships"] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE org_id = $1"
+        )))
+        .bind(org_b)
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("count");
+        assert!(n > 0, "setup: org B has no {table} rows");
+    }
+
+    let mut tx = app
+        .state
+        .db
+        .read(Scope::tenant(a.id, org_a))
+        .await
+        .expect("tenant tx");
+
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(pg(&mut tx))
+        .await
+        .expect("current_user");
+    assert_eq!(user, "orgboard_app");
+    let is_super: String = sqlx::query_scalar("SELECT current_setting('is_superuser')")
+        .fetch_one(pg(&mut tx))
+        .await
+        .expect("is_superuser");
+    assert_eq!(is_super, "off");
+
+    for table in ["audit_log", "invites"] {
+        let orgs: Vec<Uuid> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT org_id FROM {table}")))
+                .fetch_all(pg(&mut tx))
+                .await
+                .expect("select");
+        assert!(orgs.contains(&org_a), "{table}: org A's own rows missing");
+        assert!(
+            orgs.iter().all(|o| *o == org_a),
+            "{table}: rows of other organizations visible: {orgs:?}"
+        );
+    }
+
+    let members: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT org_id, user_id FROM memberships")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("memberships");
+    assert!(members.contains(&(org_a, a.id)), "A's membership missing");
+    assert!(
+        members.contains(&(a.personal_org, a.id)),
+        "A's own membership in another org missing"
+    );
+    let foreign: Vec<_> = members
+        .iter()
+        .filter(|(org, user)| (*org != org_a && *user != a.id) || b_orgs.contains(org))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "foreign memberships visible: {foreign:?}"
+    );
+
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM organizations")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("organizations");
+    assert!(orgs.contains(&org_a), "org A itself missing");
+    let foreign: Vec<_> = orgs.iter().filter(|o| b_orgs.contains(o)).collect();
+    assert!(foreign.is_empty(), "B's organizations visible: {foreign:?}");
+    drop(tx);
+
+    // No tenant, no user: nothing at all.
+    let mut tx = app.state.db.read(Scope::system()).await.expect("system tx");
+    for table in ["audit_log", "invites", "memberships", "organizations"] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(pg(&mut tx))
+                .await
+                .expect("count");
+        assert_eq!(n, 0, "{table}: an unscoped transaction sees {n} rows");
+    }
+}
+
+/// Writing a row of org B from org A's transaction is refused by the policy's
+/// `WITH CHECK`, while the same row for org A is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rls_refuses_writes_into_another_tenant() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let TwoTenants {
+        a, org_a, org_b, ..
+    } = two_tenants(&app).await;
+    let scope = Scope::tenant(a.id, org_a);
+
+    let mut tx = app.state.db.write(scope).await.expect("tenant tx");
+    let own = sqlx::query(AUDIT_INSERT)
+        .bind(org_a)
+        .bind(Uuid::now_v7())
+        .bind(orgboard::db::now())
+        .execute(pg(&mut tx))
+        .await
+        .map(|r| r.rows_affected());
+    assert_eq!(own.expect("insert into own org"), 1);
+    drop(tx);
+
+    let mut tx = app.state.db.write(scope).await.expect("tenant tx");
+    let foreign = sqlx::query(AUDIT_INSERT)
+        .bind(org_b)
+        .bind(Uuid::now_v7())
+        .bind(orgboard::db::now())
+        .execute(pg(&mut tx))
+        .await
+        .map(|r| r.rows_affected());
+    let (code, message) = db_error(foreign, "insert into org B from org A");
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("row-level security"), "{message}");
+    drop(tx);
+
+    // Moving an own row into org B is refused too.
+    let mut tx = app.state.db.write(scope).await.expect("tenant tx");
+    let moved = sqlx::query("UPDATE invites SET org_id = $1")
+        .bind(org_b)
+        .execute(pg(&mut tx))
+        .await
+        .map(|r| r.rows_affected());
+    let (code, message) = db_error(moved, "move an invite to org B");
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("row-level security"), "{message}");
+}
+
+/// The role and the tenant are transaction-local: the pooled connection
+/// goes back to its own user with no tenant set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_scope_does_not_outlive_the_transaction() {
+    let Some(app) = TestApp::postgres_with(|c| c.storage.db_max_connections = 1).await else {
+        return;
+    };
+    let org = Uuid::now_v7();
+    let user = Uuid::now_v7();
+    let probe = "SELECT pg_backend_pid(), current_user::text, \
+                 COALESCE(current_setting('app.org_id', true), ''), \
+                 COALESCE(current_setting('app.user_id', true), '')";
+
+    let mut tx = app
+        .state
+        .db
+        .write(Scope::tenant(user, org))
+        .await
+        .expect("tx");
+    let (pid, role, seen_org, seen_user): (i32, String, String, String) = sqlx::query_as(probe)
+        .fetch_one(pg(&mut tx))
+        .await
+        .expect("probe");
+    assert_eq!(role, "orgboard_app");
+    assert_eq!(seen_org, org.to_string());
+    assert_eq!(seen_user, user.to_string());
+    tx.commit().await.expect("commit");
+
+    let mut conn = pg_pool(&app).acquire().await.expect("acquire");
+    let (pid_after, role_after, org_after, user_after): (i32, String, String, String) =
+        sqlx::query_as(probe)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("probe");
+    assert_eq!(pid_after, pid, "not the same pooled connection");
+    assert_ne!(role_after, "orgboard_app", "role leaked past commit");
+    assert_eq!(org_after, "", "app.org_id leaked past commit");
+    assert_eq!(user_after, "", "app.user_id leaked past commit");
+    drop(conn);
+
+    // Same after a rollback.
+    let mut tx = app
+        .state
+        .db
+        .read(Scope::tenant(user, org))
+        .await
+        .expect("tx");
+    let (pid, ..): (i32, String, String, String) = sqlx::query_as(probe)
+        .fetch_one(pg(&mut tx))
+        .await
+        .expect("probe");
+    drop(tx);
+    let mut conn = pg_pool(&app).acquire().await.expect("acquire");
+    let (pid_after, role_after, org_after, _): (i32, String, String, String) =
+        sqlx::query_as(probe)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("probe");
+    assert_eq!(pid_after, pid, "not the same pooled connection");
+    assert_ne!(role_after, "orgboard_app", "role leaked past rollback");
+    assert_eq!(org_after, "", "app.org_id leaked past rollback");
+}
+
+// ------------------------------------------------ 3. append-only audit log
+
+async fn audit_log_is_append_only(app: TestApp) {
+    let TwoTenants { a, org_a, .. } = two_tenants(&app).await;
+    let before = app.audit_count(org_a).await;
+    assert!(before > 0, "setup: no audit rows");
+    let scope = Scope::tenant(a.id, org_a);
+
+    let mut statements = vec!["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"];
+    if app.backend == Backend::Postgres {
+        statements.push("TRUNCATE audit_log");
+    }
+    for sql in statements {
+        // An error aborts the transaction: a fresh one per statement.
+        let mut tx = app.state.db.write(scope).await.expect("tenant tx");
+        let result = orgboard::on_tx!(&mut tx, |c| sqlx::query(sql)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()));
+        let (code, message) = db_error(result, sql);
+        match app.backend {
+            Backend::Postgres => {
+                assert_eq!(code, "42501", "{sql}: {message}");
+                assert!(message.contains("permission denied"), "{sql}: {message}");
+            }
+            Backend::Sqlite => {
+                assert!(message.contains("append-only"), "{sql}: {message}");
+            }
+        }
+    }
+
+    // Appending still works, and nothing was lost or rewritten.
+    let mut tx = app.state.db.write(scope).await.expect("tenant tx");
+    let inserted = orgboard::on_tx!(&mut tx, |c| sqlx::query(AUDIT_INSERT)
+        .bind(org_a)
+        .bind(Uuid::now_v7())
+        .bind(orgboard::db::now())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()));
+    assert_eq!(inserted.expect("append"), 1);
+    tx.commit().await.expect("commit");
+    assert_eq!(app.audit_count(org_a).await, before + 1);
+    let mut tx = app.state.db.read(scope).await.expect("tenant tx");
+    let rewritten: i64 = orgboard::on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'x'"
+    )
+    .fetch_one(c)
+    .await)
+    .expect("count");
+    assert_eq!(rewritten, 0);
+}
+
+// ------------------------------------------------ 4. migrations in step
+
+#[test]
+fn migrations_have_same_versions_on_both_backends() {
+    let list = |m: &sqlx::migrate::Migrator| {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string(), m.no_tx))
+            .collect::<Vec<_>>()
+    };
+    let pg = list(&PG_MIGRATOR);
+    let sqlite = list(&SQLITE_MIGRATOR);
+    assert!(!pg.is_empty(), "no PostgreSQL migrations embedded");
+    assert_eq!(
+        pg, sqlite,
+        "migrations/postgres and migrations/sqlite differ"
+    );
+}
+
+/// Asserts two sets are equal, listing what each side lacks.
+#[track_caller]
+fn assert_same(what: &str, pg: &BTreeSet<String>, sqlite: &BTreeSet<String>) {
+    assert!(!pg.is_empty(), "{what}: nothing found on PostgreSQL");
+    let only_pg: Vec<_> = pg.difference(sqlite).collect();
+    let only_sqlite: Vec<_> = sqlite.difference(pg).collect();
+    assert!(
+        only_pg.is_empty() && only_sqlite.is_empty(),
+        "{what} differ between backends\n  only on PostgreSQL: {only_pg:#?}\n  only on SQLite: {only_sqlite:#?}"
+    );
+}
+
+/// After migration both databases have the same tables, columns
+/// (with nullability), keys and indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrated_schemas_match() {
+    let Some(pg_app) = TestApp::postgres().await else {
+        return;
+    };
+    let sqlite_app = TestApp::sqlite().await;
+    let pool = pg_pool(&pg_app);
+    let (_, lite) = sqlite_pools(&sqlite_app);
+
+    // Columns. SQLite lets a non-INTEGER rowid primary key hold NULL unless
+    // declared NOT NULL; the application never writes one, so a primary key
+    // column counts as NOT NULL.
+    let pg_cols: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, is_nullable = 'NO'
+           FROM information_schema.columns
+          WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("pg columns");
+    let lite_cols: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT m.name, p.name, p.\"notnull\" OR p.pk > 0
+           FROM sqlite_master m, pragma_table_info(m.name) p
+          WHERE m.type = 'table' AND m.name <> '_sqlx_migrations'
+            AND m.name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(lite)
+    .await
+    .expect("sqlite columns");
+    let fmt = |rows: Vec<(String, String, bool)>| -> BTreeSet<String> {
+        rows.into_iter()
+            .map(|(t, c, not_null)| format!("{t}.{c}{}", if not_null { " NOT NULL" } else { "" }))
+            .collect()
+    };
+    assert_same("columns", &fmt(pg_cols), &fmt(lite_cols));
+
+    // Primary keys, unique constraints and foreign keys, by columns.
+    let pg_keys: Vec<String> = sqlx::query_scalar(
+        "WITH k AS (
+           SELECT c.contype, c.conrelid::regclass::text AS tbl,
+                  c.confrelid, c.confdeltype,
+                  (SELECT string_agg(a.attname, ',' ORDER BY x.o)
+                     FROM unnest(c.conkey) WITH ORDINALITY x(n, o)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = x.n) AS cols,
+                  (SELECT string_agg(a.attname, ',' ORDER BY x.o)
+                     FROM unnest(c.confkey) WITH ORDINALITY x(n, o)
+                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = x.n) AS fcols
+             FROM pg_constraint c
+            WHERE c.connamespace = 'public'::regnamespace AND c.contype IN ('p', 'u', 'f')
+              AND c.conrelid::regclass::text <> '_sqlx_migrations')
+         SELECT CASE contype
+                  WHEN 'p' THEN tbl || ' PRIMARY KEY (' || cols || ')'
+                  WHEN 'u' THEN tbl || ' UNIQUE (' || cols || ')'
+                  ELSE tbl || ' FOREIGN KEY (' || cols || ') REFERENCES '
+                       || confrelid::regclass::text || ' (' || fcols || ')'
+                       || CASE confdeltype WHEN 'c' THEN ' ON DELETE CASCADE'
+                                           WHEN 'n' THEN ' ON DELETE SET NULL'
+                                           WHEN 'r' THEN ' ON DELETE RESTRICT'
+                                           ELSE '' END
+                END
+           FROM k",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("pg keys");
+    let lite_keys: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name || CASE l.origin WHEN 'pk' THEN ' PRIMARY KEY (' ELSE ' UNIQUE (' END
+                || (SELECT group_concat(name, ',') FROM
+                      (SELECT i.name FROM pragma_index_info(l.name) i ORDER BY i.seqno))
+                || ')'
+           FROM sqlite_master m, pragma_index_list(m.name) l
+          WHERE m.type = 'table' AND m.name <> '_sqlx_migrations'
+            AND l.origin IN ('pk', 'u')
+         UNION ALL
+         SELECT m.name || ' PRIMARY KEY (' || p.name || ')'
+           FROM sqlite_master m, pragma_table_info(m.name) p
+          WHERE m.type = 'table' AND p.pk = 1 AND m.name <> '_sqlx_migrations'
+            AND (SELECT COUNT(*) FROM pragma_table_info(m.name) q WHERE q.pk > 0) = 1
+            AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) l WHERE l.origin = 'pk')
+         UNION ALL
+         SELECT m.name || ' FOREIGN KEY ('
+                || (SELECT group_concat(\"from\", ',') FROM
+                      (SELECT g.\"from\" FROM pragma_foreign_key_list(m.name) g
+                        WHERE g.id = f.id ORDER BY g.seq))
+                || ') REFERENCES ' || f.\"table\" || ' ('
+                || (SELECT group_concat(\"to\", ',') FROM
+                      (SELECT g.\"to\" FROM pragma_foreign_key_list(m.name) g
+                        WHERE g.id = f.id ORDER BY g.seq))
+                || ')'
+                || CASE f.on_delete WHEN 'CASCADE' THEN ' ON DELETE CASCADE'
+                                    WHEN 'SET NULL' THEN ' ON DELETE SET NULL'
+                                    WHEN 'RESTRICT' THEN ' ON DELETE RESTRICT'
+                                    ELSE '' END
+           FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+          WHERE m.type = 'table' AND m.name <> '_sqlx_migrations' AND f.seq = 0",
+    )
+    .fetch_all(lite)
+    .await
+    .expect("sqlite keys");
+    assert_same(
+        "keys",
+        &pg_keys.into_iter().collect(),
+        &lite_keys.into_iter().collect(),
+    );
+
+    // Indexes made with CREATE INDEX (not those behind a key), by name,
+    // table, uniqueness and columns.
+    let pg_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT t.relname || '.' || ic.relname
+                || CASE WHEN x.indisunique THEN ' UNIQUE' ELSE '' END || ' ('
+                || (SELECT string_agg(a.attname, ',' ORDER BY k.o)
+                      FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o)
+                      JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n)
+                || ')'
+                || CASE WHEN x.indpred IS NOT NULL THEN ' WHERE …' ELSE '' END
+           FROM pg_index x
+           JOIN pg_class ic ON ic.oid = x.indexrelid
+           JOIN pg_class t ON t.oid = x.indrelid
+           JOIN pg_namespace n ON n.oid = t.relnamespace
+          WHERE n.nspname = 'public' AND t.relname <> '_sqlx_migrations'
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("pg indexes");
+    let lite_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name || '.' || l.name
+                || CASE WHEN l.\"unique\" THEN ' UNIQUE' ELSE '' END || ' ('
+                || (SELECT group_concat(name, ',') FROM
+                      (SELECT i.name FROM pragma_index_info(l.name) i ORDER BY i.seqno))
+                || ')'
+                || CASE WHEN l.partial THEN ' WHERE …' ELSE '' END
+           FROM sqlite_master m, pragma_index_list(m.name) l
+          WHERE m.type = 'table' AND m.name <> '_sqlx_migrations' AND l.origin = 'c'",
+    )
+    .fetch_all(lite)
+    .await
+    .expect("sqlite indexes");
+    assert_same(
+        "indexes",
+        &pg_indexes.into_iter().collect(),
+        &lite_indexes.into_iter().collect(),
+    );
+}
+
+// ----------------------------------------------------- 5. SQLite settings
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_are_configured() {
+    let app = TestApp::sqlite().await;
+    let (reader, writer) = sqlite_pools(&app);
+    for (name, pool) in [("writer", writer), ("reader", reader)] {
+        let mut conn = pool.acquire().await.expect("acquire");
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("journal_mode");
+        assert_eq!(journal.to_lowercase(), "wal", "{name}: journal_mode");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("foreign_keys");
+        assert_eq!(fk, 1, "{name}: foreign_keys");
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("busy_timeout");
+        assert!(busy > 0, "{name}: busy_timeout = {busy}");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("synchronous");
+        assert_eq!(sync, 1, "{name}: synchronous should be NORMAL");
+    }
+
+    // The readers cannot write.
+    let mut conn = reader.acquire().await.expect("acquire");
+    let write = sqlx::query("CREATE TABLE reader_write_probe (x INTEGER)")
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected());
+    let (code, message) = db_error(write, "write on a reader connection");
+    assert_eq!(code, "8", "expected SQLITE_READONLY: {message}");
+}
+
+/// A transaction from `db.write` takes the write lock at `BEGIN`: another
+/// writer on the same file is refused until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_transaction_holds_the_write_lock() {
+    let app = TestApp::sqlite().await;
+    let (_, writer) = sqlite_pools(&app);
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(writer)
+            .await
+            .expect("database file");
+    assert!(!file.is_empty(), "not a file database");
+    let mut other = SqliteConnectOptions::new()
+        .filename(&file)
+        .busy_timeout(Duration::ZERO)
+        .disable_statement_logging()
+        .connect()
+        .await
+        .expect("second connection");
+
+    let tx = app.state.db.write(Scope::system()).await.expect("write tx");
+    let refused = sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .map(|r| r.rows_affected());
+    let err = refused.expect_err("a second writer got the lock while db.write was open");
+    assert!(
+        orgboard::db::is_busy(&err),
+        "expected SQLITE_BUSY, got {err}"
+    );
+    // Commit (not drop) so the lock is released before the next statement.
+    tx.commit().await.expect("commit");
+
+    // Once the first transaction ends the lock is free again.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("lock free after the write transaction ended");
+    sqlx::query("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("rollback");
+    other.close().await.expect("close");
+}
+
+// -------------------------------------------------------------- 6. ready
+
+async fn ready_checks_migrations(app: TestApp) {
+    app.state
+        .db
+        .ready()
+        .await
+        .expect("ready on a migrated database");
+    // It really looks: with a migration forgotten it is not ready.
+    let forgotten = match &app.state.db {
+        Db::Postgres(pool) => sqlx::query("DELETE FROM _sqlx_migrations")
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()),
+        Db::Sqlite { writer, .. } => sqlx::query("DELETE FROM _sqlx_migrations")
+            .execute(writer)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    assert!(forgotten.expect("delete") > 0);
+    assert!(
+        app.state.db.ready().await.is_err(),
+        "ready with no migrations applied"
+    );
+}
