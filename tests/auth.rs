@@ -41,7 +41,9 @@ async fn signup_returns_session_and_personal_org(app: TestApp) {
 
 async fn signup_refuses_duplicate_email_case_insensitively(app: TestApp) {
     let body = |e: &str| Some(json!({"email": e, "password": PASSWORD, "name": "A"}));
-    app.call(Method::POST, "/api/v1/auth/signup", None, body("bob@x.io")).await.expect(201);
+    app.call(Method::POST, "/api/v1/auth/signup", None, body("bob@x.io"))
+        .await
+        .expect(201);
     app.call(Method::POST, "/api/v1/auth/signup", None, body("BOB@X.IO"))
         .await
         .expect_problem(409, "email_taken");
@@ -80,6 +82,8 @@ async fn refresh_rotates_and_reuse_revokes_family(app: TestApp) {
     let second = r1.json["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, u.refresh);
     // Reusing the spent first token revokes the family, including `second`.
-    refresh(&u.refresh).await.expect_problem(401, "unauthorized");
+    refresh(&u.refresh)
+        .await
+        .expect_problem(401, "unauthorized");
     refresh(&second).await.expect_problem(401, "unauthorized");
 }

@@ -201,9 +201,8 @@ async fn signup(
     let user_id = Uuid::now_v7();
     let now = now();
     let mut tx = state.db.write(Scope::user(user_id)).await?;
-    let inserted =
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
+    let inserted = on_tx!(&mut tx, |c| {
+        sqlx::query(
         "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6)"
     )
@@ -216,7 +215,7 @@ async fn signup(
     .execute(c)
     .await
     .map(|r| r.rows_affected())
-        });
+    });
     if let Err(e) = inserted {
         return Err(match unique_violation(&e) {
             Some(_) => {

@@ -3,10 +3,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,10 +26,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(AppJson(v)),
-            Err(rej) => Err(json_rejection(rej)),
-        }
+        Ok(AppJson(parse_json(&json_body(req, state).await?)?))
     }
 }
 
@@ -38,41 +36,75 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
-fn json_rejection(rej: JsonRejection) -> ApiError {
-    match rej {
-        JsonRejection::JsonDataError(e) => {
-            // serde_path_to_error says which field and what was expected; it
-            // sits below axum's own error in the source chain.
-            type PathError = serde_path_to_error::Error<serde_json::Error>;
-            let inner = std::iter::successors(std::error::Error::source(&e), |s| s.source())
-                .find_map(|s| s.downcast_ref::<PathError>());
-            match inner {
-                Some(pe) => {
-                    let path = pe.path().to_string();
-                    let field = if path == "." { String::new() } else { path };
-                    let msg = strip_position(&pe.inner().to_string());
-                    ApiError::validation(vec![FieldError::new(field, msg)])
-                }
-                None => ApiError::validation(vec![FieldError::new("", "invalid body")]),
-            }
-        }
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request("malformed_json", "The request body is not valid JSON.")
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+/// The raw body of a JSON request: `415` without a JSON content type, `413`
+/// over the size limit.
+pub(crate) async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Unsupported media type",
             "Send the body as application/json.",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
-            "The request body is larger than this server accepts.",
-        ),
-        _ => ApiError::bad_request("unreadable_body", "The request body could not be read."),
+        ));
     }
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                "The request body is larger than this server accepts.",
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", "The request body could not be read.")
+        }
+    })
+}
+
+/// Parses a JSON body: `400 malformed_json` when it is not JSON at all,
+/// `422 validation_failed` naming the field when it is JSON of the wrong
+/// shape (serde_json calls some type errors "syntax", so the category is
+/// decided by whether the bytes are valid JSON, checked only on failure).
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed =
+        || ApiError::bad_request("malformed_json", "The request body is not valid JSON.");
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        // Trailing bytes after a complete value make the body malformed.
+        Ok(v) => return de.end().map(|()| v).map_err(|_| malformed()),
+        Err(e) => e,
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Err(malformed());
+    }
+    let path = err.path().to_string();
+    let mut field = if path == "." { String::new() } else { path };
+    let msg = strip_position(&err.inner().to_string());
+    // "missing field `role`" is reported at the parent: name the field.
+    if let Some(name) = msg
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        field = if field.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{field}.{name}")
+        };
+    }
+    Err(ApiError::validation(vec![FieldError::new(field, msg)]))
 }
 
 /// serde's messages end with " at line 1 column 7", which means nothing to a

@@ -275,7 +275,8 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None).await
@@ -283,7 +284,11 @@ impl TestApp {
 
     /// Signs up a user with a unique email derived from `name`.
     pub async fn signup(&self, name: &str) -> TestUser {
-        let email = format!("{}-{}@example.com", name.to_lowercase(), Uuid::now_v7().simple());
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase(),
+            Uuid::now_v7().simple()
+        );
         let r = self
             .call(
                 Method::POST,
@@ -293,7 +298,10 @@ impl TestApp {
             )
             .await
             .expect(201);
-        let me = self.get("/api/v1/orgs", r.json["access_token"].as_str().unwrap()).await.expect(200);
+        let me = self
+            .get("/api/v1/orgs", r.json["access_token"].as_str().unwrap())
+            .await
+            .expect(200);
         TestUser {
             id: r.json["user"]["id"].as_str().unwrap().parse().unwrap(),
             email,
@@ -324,9 +332,13 @@ impl TestApp {
             .await
             .expect(201);
         let token = r.json["token"].as_str().unwrap().to_owned();
-        self.post("/api/v1/invites/accept", &user.token, json!({ "token": token }))
-            .await
-            .expect(200);
+        self.post(
+            "/api/v1/invites/accept",
+            &user.token,
+            json!({ "token": token }),
+        )
+        .await
+        .expect(200);
     }
 
     /// Signs up a new user and makes them a `role` member of `org`.
@@ -339,7 +351,12 @@ impl TestApp {
     /// Number of audit rows of `org` (read inside the tenant).
     pub async fn audit_count(&self, org: Uuid) -> i64 {
         use orgboard::db::Scope;
-        let mut tx = self.state.db.read(Scope::tenant(Uuid::nil(), org)).await.unwrap();
+        let mut tx = self
+            .state
+            .db
+            .read(Scope::tenant(Uuid::nil(), org))
+            .await
+            .unwrap();
         orgboard::on_tx!(&mut tx, |c| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM audit_log WHERE org_id = $1"
         )
