@@ -243,6 +243,18 @@ impl From<sqlx::Error> for ApiError {
             tracing::warn!(error = %err, "database busy");
             return Self::unavailable("The database is busy; retry shortly.");
         }
+        // PostgreSQL refuses NUL characters in text (SQLSTATE 22021); a field
+        // that does not check for them itself must still not become a 500.
+        if err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "22021")
+        {
+            return Self::bad_request(
+                "invalid_text",
+                "Text must not contain NUL characters or invalid UTF-8.",
+            );
+        }
         if matches!(err, sqlx::Error::PoolTimedOut) {
             tracing::warn!("database pool timed out");
             return Self::unavailable("No database connection available; retry shortly.");

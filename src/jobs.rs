@@ -41,6 +41,16 @@ impl Job {
             Job::InviteEmail(_) => "invite_email",
         }
     }
+
+    /// The payload with secrets blanked, kept on a dead job for inspection.
+    fn scrubbed(&self) -> Job {
+        match self {
+            Job::InviteEmail(m) => Job::InviteEmail(email::InviteEmail {
+                token: String::new(),
+                ..m.clone()
+            }),
+        }
+    }
 }
 
 /// Enqueues `job` inside `tx`; it runs only if `tx` commits. Call
@@ -110,8 +120,33 @@ async fn claim(state: &AppState) -> Result<Option<Claimed>, sqlx::Error> {
 /// Runs one job's work.
 async fn perform(state: &AppState, id: Uuid, job: &Job) -> anyhow::Result<()> {
     match job {
-        Job::InviteEmail(m) => email::send_invite(&state.config, id, m).await,
+        Job::InviteEmail(m) => {
+            if !invite_still_pending(state, m).await? {
+                tracing::info!(org_id = %m.org_id, invite_id = %m.invite_id,
+                    "invite no longer pending; email not sent");
+                return Ok(());
+            }
+            email::send_invite(&state.config, id, m).await
+        }
     }
+}
+
+/// Whether an invite can still be accepted (a revoked one is not mailed).
+async fn invite_still_pending(state: &AppState, m: &email::InviteEmail) -> anyhow::Result<bool> {
+    let mut tx = state.db.read(Scope::tenant(Uuid::nil(), m.org_id)).await?;
+    type Row = (
+        Option<chrono::DateTime<Utc>>,
+        Option<chrono::DateTime<Utc>>,
+        chrono::DateTime<Utc>,
+    );
+    let row: Option<Row> = on_tx!(&mut tx, |c| sqlx::query_as(
+        "SELECT accepted_at, revoked_at, expires_at FROM invites WHERE org_id = $1 AND id = $2"
+    )
+    .bind(m.org_id)
+    .bind(m.invite_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(matches!(row, Some((None, None, expires)) if expires > now()))
 }
 
 /// Delay before attempt `attempts + 1`: 2^attempts seconds, at most an hour.
@@ -142,15 +177,22 @@ async fn finish(
             let dead = c.attempts >= c.max_attempts;
             let now = now();
             tracing::warn!(job_id = %c.id, attempts = c.attempts, dead, error = %msg, "job failed");
+            // A dead job keeps its payload for inspection, minus secrets.
+            let payload = Json(if dead {
+                c.payload.0.scrubbed()
+            } else {
+                c.payload.0.clone()
+            });
             on_tx!(&mut tx, |conn| sqlx::query(
                 "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, last_error = $3, \
-                 updated_at = $4 WHERE id = $5"
+                 updated_at = $4, payload = $6 WHERE id = $5"
             )
             .bind(if dead { "dead" } else { "queued" })
             .bind(now + backoff(c.attempts))
             .bind(msg)
             .bind(now)
             .bind(c.id)
+            .bind(&payload)
             .execute(conn)
             .await
             .map(|r| r.rows_affected()))?;

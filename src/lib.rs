@@ -4,7 +4,8 @@
 //! * [`http`] — router, middleware, extractors, `problem+json` ([`error`]);
 //! * resource modules, one per part of the product, each with its
 //!   `router()` and its queries: [`auth`], [`orgs`], [`members`],
-//!   [`invites`], [`audit`];
+//!   [`invites`], [`audit`], [`boards`], [`lists`], [`tasks`], [`labels`],
+//!   [`comments`]; [`idempotency`] serves every creating `POST`;
 //! * [`domain`] — parsed input types and the permission table;
 //! * [`db`] — SQLite and PostgreSQL behind one seam, row-level security.
 //!
@@ -12,15 +13,21 @@
 
 pub mod audit;
 pub mod auth;
+pub mod boards;
+pub mod comments;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod invites;
 pub mod jobs;
+pub mod labels;
+pub mod lists;
 pub mod members;
 pub mod orgs;
 pub mod server;
 pub mod state;
+pub mod tasks;

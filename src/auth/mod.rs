@@ -266,6 +266,7 @@ async fn login(
     // No account can have an over-long email or password: skip the lookup
     // (the dummy hash below still runs) and keep rate-limit keys bounded.
     let plausible = email_norm.chars().count() <= crate::domain::EMAIL_MAX
+        && !email_norm.contains('\0')
         && body.password.chars().count() <= crate::domain::PASSWORD_MAX;
     let account_key = if plausible {
         email_norm.as_str()

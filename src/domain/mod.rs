@@ -5,6 +5,7 @@
 //! Each parser returns a human message; handlers collect them into
 //! `validation_failed` field errors.
 
+pub mod ordering;
 pub mod policy;
 
 use uuid::Uuid;

@@ -68,6 +68,11 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(crate::members::router())
         .merge(crate::invites::router())
         .merge(crate::audit::router())
+        .merge(crate::boards::router())
+        .merge(crate::lists::router())
+        .merge(crate::tasks::router())
+        .merge(crate::labels::router())
+        .merge(crate::comments::router())
 }
 
 /// The OpenAPI document (as served at `/api/v1/openapi.json`).

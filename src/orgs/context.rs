@@ -58,7 +58,9 @@ impl FromRequestParts<AppState> for OrgContext {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("route has no {{org}}")))?;
         let request_id = request_id_of(parts);
 
-        if org_ref.len() > crate::domain::SLUG_MAX {
+        // No organization has such a reference (and PostgreSQL refuses NUL
+        // in text): answer as for any unknown one, without asking.
+        if org_ref.len() > crate::domain::SLUG_MAX || org_ref.contains('\0') {
             return Err(ApiError::not_found());
         }
         let mut tx = state.db.read(Scope::user(auth.user_id)).await?;

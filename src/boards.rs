@@ -1,0 +1,457 @@
+//! Boards: list, create, the board view (board → lists in order → tasks in
+//! order), update / archive, delete.
+//!
+//! Archiving is a flag: archived boards drop out of the default listing
+//! (`?archived=true` lists them) and stay readable and writable.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::audit::{self, change};
+use crate::db::{Tx, now};
+use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::page::{Page, open, page_limit, paginate};
+use crate::idempotency::{self, Creating};
+use crate::lists::{self, List, lock_suffix};
+use crate::on_tx;
+use crate::orgs::context::OrgContext;
+use crate::state::AppState;
+use crate::tasks::{self, Task};
+
+/// Longest board description.
+pub const DESCRIPTION_MAX: usize = 10_000;
+
+/// A board.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Board {
+    /// Board id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// Whether it is archived.
+    #[sqlx(skip)]
+    pub archived: bool,
+    /// When it was archived.
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Board {
+    fn finish(mut self) -> Self {
+        self.archived = self.archived_at.is_some();
+        self
+    }
+}
+
+/// A list of the board view, with its tasks in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListWithTasks {
+    /// The list.
+    #[serde(flatten)]
+    pub list: List,
+    /// Its tasks, in order.
+    pub tasks: Vec<Task>,
+}
+
+/// The board view: the board, its lists in order, each with its tasks in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoardView {
+    /// The board.
+    #[serde(flatten)]
+    pub board: Board,
+    /// Its lists.
+    pub lists: Vec<ListWithTasks>,
+}
+
+/// Body of `POST …/boards`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateBoardBody {
+    /// Name, 1–100 characters.
+    pub name: String,
+    /// Description, up to 10 000 characters.
+    pub description: Option<String>,
+}
+
+/// Body of `PATCH …/boards/{board}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateBoardBody {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// Archive (`true`) or restore (`false`).
+    pub archived: Option<bool>,
+}
+
+/// Path of board routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BoardPath {
+    /// Organization id or slug.
+    pub org: String,
+    /// The board.
+    pub board: Uuid,
+}
+
+/// Query of `GET …/boards`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoardsQuery {
+    /// `true`: only archived boards; default: only active ones.
+    pub archived: Option<bool>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_boards, create_board))
+        .routes(routes!(get_board, update_board, delete_board))
+}
+
+const BOARD_COLUMNS: &str =
+    "id, org_id, name, description, archived_at, created_by, created_at, updated_at";
+
+/// Loads a board of the organization.
+pub async fn load_board(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Board>, sqlx::Error> {
+    let sql = format!("SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2");
+    Ok(
+        on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?
+        .map(Board::finish),
+    )
+}
+
+/// Loads and locks a board (to place lists on it).
+pub async fn load_board_locked(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Board>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2{}",
+        lock_suffix(tx)
+    );
+    Ok(
+        on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?
+        .map(Board::finish),
+    )
+}
+
+fn parse_board_fields(
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let mut errors = Vec::new();
+    let name = name
+        .map(|n| parse_name(n, NAME_MAX))
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("name", m)));
+    let description = description.map(|d| d.trim().to_owned());
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > DESCRIPTION_MAX)
+    {
+        errors.push(FieldError::new(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters"),
+        ));
+    } else if description.as_ref().is_some_and(|d| d.contains('\0')) {
+        // PostgreSQL cannot store NUL in text; refuse it on both backends.
+        errors.push(FieldError::new(
+            "description",
+            "must not contain NUL characters",
+        ));
+    }
+    match name {
+        Ok(n) if errors.is_empty() => Ok((n, description)),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// Boards of the organization.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/boards", tag = "boards",
+    params(("org" = String, Path, description = "Organization id or slug"), BoardsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<Board>), (status = 404, body = crate::error::Problem)))]
+async fn list_boards(
+    State(state): State<AppState>,
+    ctx: OrgContext,
+    AppQuery(q): AppQuery<BoardsQuery>,
+) -> ApiResult<AppJson<Page<Board>>> {
+    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let limit = page_limit(q.limit)?;
+    let archived = q.archived.unwrap_or(false);
+    let scope = format!("boards:{}:{archived}", ctx.org_id);
+    let after: Option<Uuid> = q
+        .cursor
+        .as_deref()
+        .map(|c| open(&state, &scope, c))
+        .transpose()?;
+    let sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND archived_at IS {} NULL{} ORDER BY id LIMIT {}",
+        if archived { "NOT" } else { "" },
+        if after.is_some() { " AND id > $2" } else { "" },
+        limit + 1
+    );
+    let mut tx = ctx.read(&state).await?;
+    let rows = on_tx!(&mut tx, |c| {
+        let mut query =
+            sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
+        if let Some(a) = after {
+            query = query.bind(a);
+        }
+        query.fetch_all(c).await
+    })?;
+    let rows = rows.into_iter().map(Board::finish).collect();
+    Ok(AppJson(paginate(&state, &scope, rows, limit, |b| b.id)))
+}
+
+/// Create a board (admin+).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/boards", tag = "boards",
+    params(("org" = String, Path, description = "Organization id or slug"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer")),
+    request_body = CreateBoardBody, security(("bearer" = [])),
+    responses((status = 201, body = Board), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn create_board(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    req: Creating<CreateBoardBody>,
+) -> ApiResult<Response> {
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let (name, description) =
+        parse_board_fields(Some(&req.body.name), req.body.description.as_deref())?;
+    let name = name.unwrap_or_default();
+    let description = description.unwrap_or_default();
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+        return Ok(replay);
+    }
+    let id = Uuid::now_v7();
+    let now = now();
+    let board = on_tx!(&mut tx, |c| {
+        sqlx::query_as::<_, Board>(
+        "INSERT INTO boards (org_id, id, name, description, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         RETURNING id, org_id, name, description, archived_at, created_by, created_at, updated_at"
+    )
+    .bind(ctx.org_id)
+    .bind(id)
+    .bind(&name)
+    .bind(&description)
+    .bind(ctx.user_id)
+    .bind(now)
+    .fetch_one(c)
+    .await
+    })?
+    .finish();
+    audit::record(
+        &mut tx,
+        ctx.audit("board.created", "board", Some(id), json!({ "name": name })),
+    )
+    .await?;
+    idempotency::complete(
+        &mut tx,
+        ctx.user_id,
+        req.key.as_ref(),
+        StatusCode::CREATED,
+        &board,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, AppJson(board)).into_response())
+}
+
+/// Builds the board view inside `tx`: four queries whatever the size.
+pub async fn board_view(
+    tx: &mut Tx,
+    org_id: Uuid,
+    board_id: Uuid,
+) -> Result<Option<BoardView>, sqlx::Error> {
+    let Some(board) = load_board(tx, org_id, board_id).await? else {
+        return Ok(None);
+    };
+    let lists = lists::lists_of_board(tx, org_id, board_id).await?;
+    let tasks = tasks::tasks_of_board(tx, org_id, board_id).await?;
+    let mut by_list: std::collections::HashMap<Uuid, Vec<Task>> = std::collections::HashMap::new();
+    for t in tasks {
+        by_list.entry(t.list_id).or_default().push(t);
+    }
+    let lists = lists
+        .into_iter()
+        .map(|l| ListWithTasks {
+            tasks: by_list.remove(&l.id).unwrap_or_default(),
+            list: l,
+        })
+        .collect();
+    Ok(Some(BoardView { board, lists }))
+}
+
+/// The board view: the board, its lists in order, each with its tasks in order.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
+    params(BoardPath), security(("bearer" = [])),
+    responses((status = 200, body = BoardView), (status = 404, body = crate::error::Problem)))]
+async fn get_board(
+    State(state): State<AppState>,
+    ctx: OrgContext,
+    AppPath(path): AppPath<BoardPath>,
+) -> ApiResult<AppJson<BoardView>> {
+    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let mut tx = ctx.read(&state).await?;
+    let view = board_view(&mut tx, ctx.org_id, path.board)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(AppJson(view))
+}
+
+/// Rename, describe, archive or restore a board (admin+).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
+    params(BoardPath), request_body = UpdateBoardBody, security(("bearer" = [])),
+    responses((status = 200, body = Board), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn update_board(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<BoardPath>,
+    AppJson(body): AppJson<UpdateBoardBody>,
+) -> ApiResult<AppJson<Board>> {
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let (name, description) =
+        parse_board_fields(body.name.as_deref(), body.description.as_deref())?;
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let board = load_board_locked(&mut tx, ctx.org_id, path.board)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let now = now();
+    let new_name = name.unwrap_or_else(|| board.name.clone());
+    let new_description = description.unwrap_or_else(|| board.description.clone());
+    let new_archived_at = match body.archived {
+        Some(true) => board.archived_at.or(Some(now)),
+        Some(false) => None,
+        None => board.archived_at,
+    };
+    let mut payload = serde_json::Map::new();
+    if let Some(c) = change(&board.name, &new_name) {
+        payload.insert("name".into(), c);
+    }
+    if let Some(c) = change(&board.description, &new_description) {
+        payload.insert("description".into(), c);
+    }
+    let archived_changed = board.archived_at.is_some() != new_archived_at.is_some();
+    if archived_changed {
+        payload.insert(
+            "archived".into(),
+            json!({ "from": board.archived_at.is_some(), "to": new_archived_at.is_some() }),
+        );
+    }
+    if payload.is_empty() {
+        return Ok(AppJson(board));
+    }
+    let updated = on_tx!(&mut tx, |c| sqlx::query_as::<_, Board>(
+        "UPDATE boards SET name = $1, description = $2, archived_at = $3, updated_at = $4 \
+         WHERE org_id = $5 AND id = $6 \
+         RETURNING id, org_id, name, description, archived_at, created_by, created_at, updated_at"
+    )
+    .bind(&new_name)
+    .bind(&new_description)
+    .bind(new_archived_at)
+    .bind(now)
+    .bind(ctx.org_id)
+    .bind(path.board)
+    .fetch_one(c)
+    .await)?
+    .finish();
+    let action = match (archived_changed, new_archived_at.is_some()) {
+        (true, true) => "board.archived",
+        (true, false) => "board.restored",
+        _ => "board.updated",
+    };
+    audit::record(
+        &mut tx,
+        ctx.audit(action, "board", Some(path.board), payload.into()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(AppJson(updated))
+}
+
+/// Delete a board with its lists, tasks and comments (admin+).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
+    params(BoardPath), security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)))]
+async fn delete_board(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<BoardPath>,
+) -> ApiResult<StatusCode> {
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let board = load_board_locked(&mut tx, ctx.org_id, path.board)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tasks: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND board_id = $2"
+    )
+    .bind(ctx.org_id)
+    .bind(path.board)
+    .fetch_one(c)
+    .await)?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM boards WHERE org_id = $1 AND id = $2"
+    )
+    .bind(ctx.org_id)
+    .bind(path.board)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        ctx.audit(
+            "board.deleted",
+            "board",
+            Some(path.board),
+            json!({ "name": board.name, "tasks_deleted": tasks }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

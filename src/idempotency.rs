@@ -1,0 +1,184 @@
+//! `Idempotency-Key` for every creating `POST`.
+//!
+//! The key is the caller's own (scoped by user) and bound to the method,
+//! path and body it was first used with (a SHA-256 of the three). Inside the
+//! handler's write transaction, [`claim`] inserts the key first: if it was
+//! new the handler proceeds and [`complete`] stores the answer in the same
+//! transaction; if it existed, the stored answer is replayed (same status,
+//! same body), or `422` when the body or path differ. Two concurrent
+//! requests with one key serialize on the key's primary key (PostgreSQL
+//! waits for the first to commit; SQLite has one writer), so exactly one
+//! creates. A failed request stores nothing. Keys are kept at least 24
+//! hours; a clean-up job removes older ones.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::{Tx, now};
+use crate::error::ApiError;
+use crate::http::extract::{json_body, parse_json};
+use crate::on_tx;
+
+/// Longest accepted key.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// An idempotency key with the fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdemKey {
+    key: String,
+    fingerprint: Vec<u8>,
+}
+
+/// The JSON body of a creating `POST`, with its `Idempotency-Key` if any.
+pub struct Creating<T> {
+    /// The parsed body.
+    pub body: T,
+    /// The key, when the client sent one.
+    pub key: Option<IdemKey>,
+}
+
+impl<S, T> FromRequest<S> for Creating<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let key = match req.headers().get("idempotency-key") {
+            None => None,
+            Some(v) => {
+                let k = v
+                    .to_str()
+                    .ok()
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.len() <= MAX_KEY_LEN
+                            && k.bytes().all(|b| b.is_ascii_graphic())
+                    })
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_idempotency_key",
+                            format!(
+                                "Idempotency-Key must be 1–{MAX_KEY_LEN} visible ASCII characters."
+                            ),
+                        )
+                    })?;
+                Some(k.to_owned())
+            }
+        };
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let bytes = json_body(req, state).await?;
+        let body = parse_json::<T>(&bytes)?;
+        let key = key.map(|key| {
+            let mut h = Sha256::new();
+            h.update(method.as_bytes());
+            h.update([0]);
+            h.update(path.as_bytes());
+            h.update([0]);
+            h.update(&bytes);
+            IdemKey {
+                key,
+                fingerprint: h.finalize().to_vec(),
+            }
+        });
+        Ok(Creating { body, key })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Stored {
+    request_hash: Vec<u8>,
+    status: Option<i32>,
+    response: Option<String>,
+}
+
+/// Claims `key` for this request inside `tx`. `Ok(None)`: proceed (and call
+/// [`complete`] before committing). `Ok(Some(response))`: answer with the
+/// stored response. `Err(422)`: the key was used with another request.
+pub async fn claim(
+    tx: &mut Tx,
+    user_id: Uuid,
+    key: Option<&IdemKey>,
+) -> Result<Option<Response>, ApiError> {
+    let Some(k) = key else { return Ok(None) };
+    let inserted = on_tx!(&mut *tx, |c| {
+        sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, key) DO NOTHING"
+    )
+    .bind(user_id)
+    .bind(&k.key)
+    .bind(&k.fingerprint)
+    .bind(now())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let stored = on_tx!(&mut *tx, |c| {
+        sqlx::query_as::<_, Stored>(
+        "SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = $1 AND key = $2"
+    )
+    .bind(user_id)
+    .bind(&k.key)
+    .fetch_one(c)
+    .await
+    })?;
+    if stored.request_hash != k.fingerprint {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different request.",
+        ));
+    }
+    match (stored.status, stored.response) {
+        (Some(status), Some(body)) => {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+            let mut res = (status, body).into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(Some(res))
+        }
+        _ => Err(ApiError::conflict(
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is still in progress.",
+        )),
+    }
+}
+
+/// Stores the answer for a claimed key, in the transaction of the change.
+pub async fn complete<T: Serialize>(
+    tx: &mut Tx,
+    user_id: Uuid,
+    key: Option<&IdemKey>,
+    status: StatusCode,
+    body: &T,
+) -> Result<(), ApiError> {
+    let Some(k) = key else { return Ok(()) };
+    let json = serde_json::to_string(body).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    on_tx!(&mut *tx, |c| sqlx::query(
+        "UPDATE idempotency_keys SET status = $1, response = $2 WHERE user_id = $3 AND key = $4"
+    )
+    .bind(i32::from(status.as_u16()))
+    .bind(json)
+    .bind(user_id)
+    .bind(&k.key)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,435 @@
+//! `GET /orgs/{org}/tasks`: filters, sorting and keyset pagination.
+//!
+//! The SQL is built from the filters actually given (never `(? IS NULL OR
+//! col = ?)`, which defeats indexes), always leading with `org_id` so the
+//! indexes `(org_id, <column>, id)` serve it. Cursors are signed and bound to
+//! the organization and the sort; a page is `(sort key, id)` strictly after
+//! the previous one, so paging across concurrent inserts never repeats or
+//! skips an existing task. With `sort=due_date` (either direction) tasks
+//! without a due date come last.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{Priority, Status, TASK_COLUMNS, Task, attach_relations};
+use crate::db::{Backend, Tx};
+use crate::domain::{Action, Ownership};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{AppJson, AppQuery};
+use crate::http::page::{Page, open, page_limit, seal};
+use crate::on_tx;
+use crate::orgs::context::OrgContext;
+use crate::state::AppState;
+
+/// Longest `q`.
+pub const Q_MAX: usize = 200;
+
+/// Query of `GET …/tasks`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    /// Only tasks of this board.
+    pub board_id: Option<Uuid>,
+    /// Only tasks of this list.
+    pub list_id: Option<Uuid>,
+    /// Only these statuses (comma-separated: `todo,in_progress`).
+    pub status: Option<String>,
+    /// Only these priorities (comma-separated: `high,urgent`).
+    pub priority: Option<String>,
+    /// Only tasks assigned to this member.
+    pub assignee_id: Option<Uuid>,
+    /// Only tasks with this label.
+    pub label_id: Option<Uuid>,
+    /// Only tasks due before this time (RFC 3339).
+    pub due_before: Option<DateTime<Utc>>,
+    /// Only tasks due after this time (RFC 3339).
+    pub due_after: Option<DateTime<Utc>>,
+    /// Title contains this text (case-insensitive).
+    pub q: Option<String>,
+    /// `created_at` (default), `updated_at`, `due_date`, `priority`; prefix `-` for descending.
+    pub sort: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKey {
+    Created,
+    Updated,
+    Due,
+    Priority,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sort {
+    key: SortKey,
+    desc: bool,
+}
+
+impl Sort {
+    fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        let s = s.unwrap_or("created_at");
+        let (desc, name) = match s.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, s),
+        };
+        let key = match name {
+            "created_at" => SortKey::Created,
+            "updated_at" => SortKey::Updated,
+            "due_date" => SortKey::Due,
+            "priority" => SortKey::Priority,
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "sort",
+                    "must be created_at, updated_at, due_date or priority, optionally prefixed with '-'",
+                ));
+            }
+        };
+        Ok(Self { key, desc })
+    }
+
+    fn column(self) -> Option<&'static str> {
+        match self.key {
+            SortKey::Created => None,
+            SortKey::Updated => Some("t.updated_at"),
+            SortKey::Due => Some("t.due_date"),
+            SortKey::Priority => Some("t.priority"),
+        }
+    }
+
+    fn tag(self) -> String {
+        format!("{:?}{}", self.key, if self.desc { "-" } else { "+" })
+    }
+}
+
+/// Where the previous page ended: the sort value (absent for `created_at`,
+/// and `null` for tasks without due date) and the id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum KeyValue {
+    Time(DateTime<Utc>),
+    Rank(i16),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Position {
+    k: Option<KeyValue>,
+    id: Uuid,
+}
+
+fn sort_value(sort: Sort, t: &Task) -> Option<KeyValue> {
+    match sort.key {
+        SortKey::Created => None,
+        SortKey::Updated => Some(KeyValue::Time(t.updated_at)),
+        SortKey::Due => t.due_date.map(KeyValue::Time),
+        SortKey::Priority => Some(KeyValue::Rank(t.priority.rank())),
+    }
+}
+
+/// A bind parameter of a built query.
+#[derive(Debug, Clone)]
+enum Arg {
+    Uuid(Uuid),
+    Text(String),
+    Time(DateTime<Utc>),
+    Rank(i16),
+}
+
+/// SQL and arguments under construction; placeholders are numbered as added.
+struct Built {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl Built {
+    fn push(&mut self, clause: &str, arg: Arg) {
+        self.args.push(arg);
+        let n = self.args.len();
+        self.sql += &clause.replace("{}", &format!("${n}"));
+    }
+    fn push_list<T>(&mut self, col: &str, items: &[T], to_arg: impl Fn(&T) -> Arg) {
+        let mut ph = Vec::new();
+        for i in items {
+            self.args.push(to_arg(i));
+            ph.push(format!("${}", self.args.len()));
+        }
+        self.sql += &format!(" AND {col} IN ({})", ph.join(", "));
+    }
+}
+
+fn parse_list<T: for<'de> Deserialize<'de>>(field: &str, raw: &str) -> Result<Vec<T>, ApiError> {
+    let items: Result<Vec<T>, _> = raw
+        .split(',')
+        .map(|s| serde_json::from_value(serde_json::Value::String(s.trim().to_owned())))
+        .collect();
+    match items {
+        Ok(v) if !v.is_empty() && v.len() <= 10 => Ok(v),
+        _ => Err(ApiError::invalid_field(
+            field,
+            format!("has an unknown value: {raw:?}"),
+        )),
+    }
+}
+
+/// Checks that every id in the query belongs to the organization (`422`
+/// otherwise: a foreign id is never silently turned into an empty page).
+async fn check_ids(tx: &mut Tx, org_id: Uuid, q: &TaskQuery) -> Result<(), ApiError> {
+    let checks = [
+        (
+            "board_id",
+            "SELECT 1 FROM boards WHERE org_id = $1 AND id = $2",
+            q.board_id,
+        ),
+        (
+            "list_id",
+            "SELECT 1 FROM lists WHERE org_id = $1 AND id = $2",
+            q.list_id,
+        ),
+        (
+            "assignee_id",
+            "SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2",
+            q.assignee_id,
+        ),
+        (
+            "label_id",
+            "SELECT 1 FROM labels WHERE org_id = $1 AND id = $2",
+            q.label_id,
+        ),
+    ];
+    let mut errors = Vec::new();
+    for (field, sql, id) in checks {
+        let Some(id) = id else { continue };
+        let found: Option<i32> = on_tx!(&mut *tx, |c| sqlx::query_scalar(sql)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
+        if found.is_none() {
+            errors.push(FieldError::new(
+                field,
+                "does not exist in this organization",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+async fn fetch(tx: &mut Tx, b: &Built) -> Result<Vec<Task>, sqlx::Error> {
+    on_tx!(tx, |c| {
+        let mut q = sqlx::query_as::<_, Task>(sqlx::AssertSqlSafe(b.sql.as_str()));
+        for a in &b.args {
+            q = match a {
+                Arg::Uuid(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::Time(v) => q.bind(*v),
+                Arg::Rank(v) => q.bind(*v),
+            };
+        }
+        q.fetch_all(c).await
+    })
+}
+
+/// Tasks of the organization, filtered, sorted and paged.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks", tag = "tasks",
+    params(("org" = String, Path, description = "Organization id or slug"), TaskQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<Task>), (status = 400, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub(super) async fn list_tasks(
+    State(state): State<AppState>,
+    ctx: OrgContext,
+    AppQuery(q): AppQuery<TaskQuery>,
+) -> ApiResult<AppJson<Page<Task>>> {
+    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let limit = page_limit(q.limit)?;
+    let sort = Sort::parse(q.sort.as_deref())?;
+    let statuses: Option<Vec<Status>> = q
+        .status
+        .as_deref()
+        .map(|s| parse_list("status", s))
+        .transpose()?;
+    let priorities: Option<Vec<Priority>> = q
+        .priority
+        .as_deref()
+        .map(|s| parse_list("priority", s))
+        .transpose()?;
+    if q.q.as_ref().is_some_and(|s| s.chars().count() > Q_MAX) {
+        return Err(ApiError::invalid_field(
+            "q",
+            format!("must be at most {Q_MAX} characters"),
+        ));
+    }
+    if q.q.as_ref().is_some_and(|s| s.contains('\0')) {
+        // PostgreSQL cannot compare text with NUL; refuse it on both backends.
+        return Err(ApiError::invalid_field(
+            "q",
+            "must not contain NUL characters",
+        ));
+    }
+    let scope = format!("tasks:{}:{}", ctx.org_id, sort.tag());
+    let from: Option<Position> = q
+        .cursor
+        .as_deref()
+        .map(|c| open(&state, &scope, c))
+        .transpose()?;
+
+    let mut tx = ctx.read(&state).await?;
+    check_ids(&mut tx, ctx.org_id, &q).await?;
+
+    let mut base = Built {
+        sql: format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1"),
+        args: vec![Arg::Uuid(ctx.org_id)],
+    };
+    if let Some(v) = q.board_id {
+        base.push(" AND t.board_id = {}", Arg::Uuid(v));
+    }
+    if let Some(v) = q.list_id {
+        base.push(" AND t.list_id = {}", Arg::Uuid(v));
+    }
+    if let Some(v) = &statuses {
+        base.push_list("t.status", v, |s| Arg::Text(s.as_str().to_owned()));
+    }
+    if let Some(v) = &priorities {
+        base.push_list("t.priority", v, |p| Arg::Rank(p.rank()));
+    }
+    if let Some(v) = q.assignee_id {
+        base.push(
+            " AND EXISTS (SELECT 1 FROM task_assignees a WHERE a.org_id = t.org_id AND a.task_id = t.id AND a.user_id = {})",
+            Arg::Uuid(v),
+        );
+    }
+    if let Some(v) = q.label_id {
+        base.push(
+            " AND EXISTS (SELECT 1 FROM task_labels l WHERE l.org_id = t.org_id AND l.task_id = t.id AND l.label_id = {})",
+            Arg::Uuid(v),
+        );
+    }
+    if let Some(v) = q.due_before {
+        base.push(" AND t.due_date < {}", Arg::Time(v));
+    }
+    if let Some(v) = q.due_after {
+        base.push(" AND t.due_date > {}", Arg::Time(v));
+    }
+    if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
+        let escaped = text
+            .trim()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let op = match tx.backend() {
+            Backend::Postgres => "ILIKE",
+            Backend::Sqlite => "LIKE",
+        };
+        base.push(
+            &format!(" AND t.title {op} {{}} ESCAPE '\\'"),
+            Arg::Text(format!("%{escaped}%")),
+        );
+    }
+
+    let dir = if sort.desc { "DESC" } else { "ASC" };
+    let cmp = if sort.desc { "<" } else { ">" };
+    let mut rows = Vec::new();
+    let in_null_phase = sort.key == SortKey::Due && from.as_ref().is_some_and(|p| p.k.is_none());
+    if !in_null_phase {
+        let mut b = Built {
+            sql: base.sql.clone(),
+            args: base.args.clone(),
+        };
+        match (sort.column(), &from) {
+            (None, Some(p)) => b.push(&format!(" AND t.id {cmp} {{}}"), Arg::Uuid(p.id)),
+            (Some(col), Some(p)) => {
+                let v = match &p.k {
+                    Some(KeyValue::Time(t)) => Arg::Time(*t),
+                    Some(KeyValue::Rank(r)) => Arg::Rank(*r),
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "invalid_cursor",
+                            "The cursor is invalid.",
+                        ));
+                    }
+                };
+                b.args.push(v);
+                b.args.push(Arg::Uuid(p.id));
+                let n = b.args.len();
+                b.sql += &format!(" AND ({col}, t.id) {cmp} (${}, ${n})", n - 1);
+            }
+            _ => {}
+        }
+        match sort.column() {
+            Some(col) => {
+                if sort.key == SortKey::Due {
+                    b.sql += " AND t.due_date IS NOT NULL";
+                }
+                b.sql += &format!(" ORDER BY {col} {dir}, t.id {dir} LIMIT {}", limit + 1);
+            }
+            None => b.sql += &format!(" ORDER BY t.id {dir} LIMIT {}", limit + 1),
+        }
+        rows = fetch(&mut tx, &b).await?;
+    }
+    if sort.key == SortKey::Due && rows.len() <= limit as usize {
+        // Then the tasks without a due date, by id.
+        let mut b = Built {
+            sql: base.sql.clone(),
+            args: base.args.clone(),
+        };
+        b.sql += " AND t.due_date IS NULL";
+        if let Some(p) = from.as_ref().filter(|_| in_null_phase) {
+            b.push(" AND t.id > {}", Arg::Uuid(p.id));
+        }
+        b.sql += &format!(
+            " ORDER BY t.id ASC LIMIT {}",
+            limit as usize + 1 - rows.len()
+        );
+        rows.extend(fetch(&mut tx, &b).await?);
+    }
+
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    attach_relations(&mut tx, ctx.org_id, &mut rows).await?;
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(seal(
+            &state,
+            &scope,
+            &Position {
+                k: sort_value(sort, last),
+                id: last.id,
+            },
+        )),
+        _ => None,
+    };
+    Ok(AppJson(Page {
+        items: rows,
+        next_cursor,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_parse_and_refuse_unknowns() {
+        assert_eq!(Sort::parse(None).expect("default").key, SortKey::Created);
+        let s = Sort::parse(Some("-due_date")).expect("ok");
+        assert!(s.desc && s.key == SortKey::Due);
+        assert!(Sort::parse(Some("title")).is_err());
+        assert!(Sort::parse(Some("--priority")).is_err());
+    }
+
+    #[test]
+    fn lists_parse_enum_values() {
+        let v: Vec<Status> = parse_list("status", "todo, done").expect("ok");
+        assert_eq!(v, vec![Status::Todo, Status::Done]);
+        assert!(parse_list::<Status>("status", "todo,nope").is_err());
+        assert!(parse_list::<Priority>("priority", "").is_err());
+    }
+}

@@ -1,0 +1,1084 @@
+//! Tasks: create (appended to a list), read, update, move, delete; the
+//! filtered, paged listing lives in [`filter`].
+//!
+//! Concurrency: every task read carries `version` and an `ETag` (`"<version>"`).
+//! `PATCH` and `move` with `If-Match` answer `412` when stale. The task row is
+//! locked before the check (PostgreSQL `FOR NO KEY UPDATE`; SQLite has one
+//! writer), so of N concurrent conditional updates exactly one wins.
+//! Placing a task locks the destination list, so concurrent placements in one
+//! list never pick the same order key.
+
+pub mod filter;
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::audit;
+use crate::db::{Tx, now};
+use crate::domain::ordering::key_between;
+use crate::domain::{Action, Ownership};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{AppJson, AppPath};
+use crate::idempotency::{self, Creating};
+use crate::lists::{self, ListPath, lock_suffix};
+use crate::on_tx;
+use crate::orgs::context::OrgContext;
+use crate::state::AppState;
+
+/// Longest title, in characters.
+pub const TITLE_MAX: usize = 500;
+/// Longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 100_000;
+/// Most assignees or labels on one task.
+pub const MAX_RELATED: usize = 50;
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not started.
+    Todo,
+    /// Being worked on.
+    InProgress,
+    /// Finished (stamps `completed_at`).
+    Done,
+}
+
+impl Status {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Todo => "todo",
+            Status::InProgress => "in_progress",
+            Status::Done => "done",
+        }
+    }
+}
+
+impl TryFrom<String> for Status {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "todo" => Ok(Status::Todo),
+            "in_progress" => Ok(Status::InProgress),
+            "done" => Ok(Status::Done),
+            _ => Err(format!("unknown status {s:?}")),
+        }
+    }
+}
+
+/// How urgent a task is (stored as its rank, 0–3, so it sorts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// 0.
+    Low,
+    /// 1.
+    Medium,
+    /// 2.
+    High,
+    /// 3.
+    Urgent,
+}
+
+impl Priority {
+    /// Stored rank.
+    pub fn rank(self) -> i16 {
+        match self {
+            Priority::Low => 0,
+            Priority::Medium => 1,
+            Priority::High => 2,
+            Priority::Urgent => 3,
+        }
+    }
+}
+
+impl TryFrom<i16> for Priority {
+    type Error = String;
+    fn try_from(r: i16) -> Result<Self, String> {
+        match r {
+            0 => Ok(Priority::Low),
+            1 => Ok(Priority::Medium),
+            2 => Ok(Priority::High),
+            3 => Ok(Priority::Urgent),
+            _ => Err(format!("unknown priority rank {r}")),
+        }
+    }
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Task {
+    /// Task id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// The board.
+    pub board_id: Uuid,
+    /// The list.
+    pub list_id: Uuid,
+    /// Title, 1–500 characters.
+    pub title: String,
+    /// Description, up to 100 000 characters.
+    pub description: String,
+    /// Status.
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    /// Priority.
+    #[sqlx(try_from = "i16")]
+    pub priority: Priority,
+    /// Order key within the list (compare as bytes).
+    pub position: String,
+    /// Assigned members.
+    #[sqlx(skip)]
+    pub assignee_ids: Vec<Uuid>,
+    /// Labels.
+    #[sqlx(skip)]
+    pub label_ids: Vec<Uuid>,
+    /// Due time.
+    pub due_date: Option<DateTime<Utc>>,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// When it was last set to `done`; cleared on reopening.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Increases with every change; send it back in `If-Match`.
+    pub version: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns of [`Task`], for `SELECT`s (prefixed with `t.`).
+pub const TASK_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.description, t.status, \
+     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, t.created_at, t.updated_at";
+
+/// Body of `POST …/lists/{list}/tasks`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTaskBody {
+    /// Title, 1–500 characters.
+    pub title: String,
+    /// Description, up to 100 000 characters.
+    pub description: Option<String>,
+    /// Default `todo`.
+    pub status: Option<Status>,
+    /// Default `medium`.
+    pub priority: Option<Priority>,
+    /// Members to assign (≤ 50).
+    pub assignee_ids: Option<Vec<Uuid>>,
+    /// Labels of the organization (≤ 50).
+    pub label_ids: Option<Vec<Uuid>>,
+    /// Due time (RFC 3339).
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+/// Body of `PATCH …/tasks/{task}`: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateTaskBody {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New status.
+    pub status: Option<Status>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// Replaces the assignees.
+    pub assignee_ids: Option<Vec<Uuid>>,
+    /// Replaces the labels.
+    pub label_ids: Option<Vec<Uuid>>,
+    /// New due time; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `POST …/tasks/{task}/move`: the destination list (same board)
+/// and, optionally, neighbours there; neither neighbour: last.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MoveTaskBody {
+    /// Destination list, on the same board.
+    pub list_id: Uuid,
+    /// The task that will come right before this one.
+    pub after_id: Option<Uuid>,
+    /// The task that will come right after this one.
+    pub before_id: Option<Uuid>,
+}
+
+/// Path of task routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TaskPath {
+    /// Organization id or slug.
+    pub org: String,
+    /// The task.
+    pub task: Uuid,
+}
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_task))
+        .routes(routes!(filter::list_tasks))
+        .routes(routes!(get_task, update_task, delete_task))
+        .routes(routes!(move_task))
+}
+
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Fills `assignee_ids` and `label_ids` of `tasks` (two queries).
+pub async fn attach_relations(
+    tx: &mut Tx,
+    org_id: Uuid,
+    tasks: &mut [Task],
+) -> Result<(), sqlx::Error> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut labels: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for ids in ids.chunks(500) {
+        let ph = placeholders(2, ids.len());
+        for (sql, map) in [
+            (
+                format!(
+                    "SELECT task_id, user_id FROM task_assignees WHERE org_id = $1 AND task_id IN ({ph}) ORDER BY task_id, user_id"
+                ),
+                &mut assignees,
+            ),
+            (
+                format!(
+                    "SELECT task_id, label_id FROM task_labels WHERE org_id = $1 AND task_id IN ({ph}) ORDER BY task_id, label_id"
+                ),
+                &mut labels,
+            ),
+        ] {
+            let rows: Vec<(Uuid, Uuid)> = on_tx!(&mut *tx, |c| {
+                let mut q = sqlx::query_as::<_, (Uuid, Uuid)>(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(org_id);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(c).await
+            })?;
+            for (task, other) in rows {
+                map.entry(task).or_default().push(other);
+            }
+        }
+    }
+    for t in tasks.iter_mut() {
+        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
+        t.label_ids = labels.remove(&t.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Every task of a board, ordered by list then position, with relations
+/// (three queries, whatever the size).
+pub async fn tasks_of_board(
+    tx: &mut Tx,
+    org_id: Uuid,
+    board_id: Uuid,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY t.list_id, t.position"
+    );
+    let mut tasks = on_tx!(&mut *tx, |c| sqlx::query_as::<_, Task>(
+        sqlx::AssertSqlSafe(sql.as_str())
+    )
+    .bind(org_id)
+    .bind(board_id)
+    .fetch_all(c)
+    .await)?;
+    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut labels: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (sql, map) in [
+        (
+            "SELECT a.task_id, a.user_id FROM task_assignees a JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id \
+             WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY a.task_id, a.user_id",
+            &mut assignees,
+        ),
+        (
+            "SELECT l.task_id, l.label_id FROM task_labels l JOIN tasks t ON t.org_id = l.org_id AND t.id = l.task_id \
+             WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY l.task_id, l.label_id",
+            &mut labels,
+        ),
+    ] {
+        let rows: Vec<(Uuid, Uuid)> = on_tx!(&mut *tx, |c| sqlx::query_as::<_, (Uuid, Uuid)>(sql)
+            .bind(org_id)
+            .bind(board_id)
+            .fetch_all(c)
+            .await)?;
+        for (task, other) in rows {
+            map.entry(task).or_default().push(other);
+        }
+    }
+    for t in tasks.iter_mut() {
+        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
+        t.label_ids = labels.remove(&t.id).unwrap_or_default();
+    }
+    Ok(tasks)
+}
+
+/// Loads one task with its relations (`lock`: and locks its row).
+pub async fn load_task(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Task>, sqlx::Error> {
+    let suffix = if lock { lock_suffix(tx) } else { "" };
+    let sql =
+        format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}");
+    let task = on_tx!(&mut *tx, |c| sqlx::query_as::<_, Task>(
+        sqlx::AssertSqlSafe(sql.as_str())
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
+    let Some(task) = task else { return Ok(None) };
+    let mut one = [task];
+    attach_relations(tx, org_id, &mut one).await?;
+    let [task] = one;
+    Ok(Some(task))
+}
+
+/// Whether the caller owns the task in the sense of SPEC §4: created it
+/// (`delete`) or created it or is assigned to it (`update`).
+fn ownership(task: &Task, user_id: Uuid, include_assigned: bool) -> Ownership {
+    if task.created_by == user_id || (include_assigned && task.assignee_ids.contains(&user_id)) {
+        Ownership::Own
+    } else {
+        Ownership::NotOwn
+    }
+}
+
+/// Checks title, description and relation-list sizes; dedupes the lists.
+type CheckedFields = (Option<String>, Option<Vec<Uuid>>, Option<Vec<Uuid>>);
+
+fn validate_fields(
+    title: Option<&str>,
+    description: Option<&str>,
+    assignees: Option<&[Uuid]>,
+    labels: Option<&[Uuid]>,
+) -> Result<CheckedFields, ApiError> {
+    let mut errors = Vec::new();
+    let title = title.map(|t| t.trim().to_owned());
+    if let Some(t) = &title {
+        let n = t.chars().count();
+        if n == 0 || n > TITLE_MAX {
+            errors.push(FieldError::new(
+                "title",
+                format!("must be 1–{TITLE_MAX} characters"),
+            ));
+        } else if t.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                "title",
+                "must not contain control characters",
+            ));
+        }
+    }
+    if description.is_some_and(|d| d.chars().count() > DESCRIPTION_MAX) {
+        errors.push(FieldError::new(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters"),
+        ));
+    } else if description.is_some_and(|d| d.contains('\0')) {
+        // PostgreSQL cannot store NUL in text; refuse it on both backends.
+        errors.push(FieldError::new(
+            "description",
+            "must not contain NUL characters",
+        ));
+    }
+    let dedupe = |field: &str, ids: Option<&[Uuid]>, errors: &mut Vec<FieldError>| {
+        ids.map(|ids| {
+            if ids.len() > MAX_RELATED {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must have at most {MAX_RELATED} items"),
+                ));
+            }
+            ids.iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        })
+    };
+    let assignees = dedupe("assignee_ids", assignees, &mut errors);
+    let labels = dedupe("label_ids", labels, &mut errors);
+    if errors.is_empty() {
+        Ok((title, assignees, labels))
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// `422` unless every id is a member (assignees) or label of the organization.
+async fn check_related(
+    tx: &mut Tx,
+    org_id: Uuid,
+    assignees: &[Uuid],
+    labels: &[Uuid],
+) -> Result<(), ApiError> {
+    for (field, table, col, ids) in [
+        ("assignee_ids", "memberships", "user_id", assignees),
+        ("label_ids", "labels", "id", labels),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT {col} FROM {table} WHERE org_id = $1 AND {col} IN ({})",
+            placeholders(2, ids.len())
+        );
+        let found: Vec<Uuid> = on_tx!(&mut *tx, |c| {
+            let mut q =
+                sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await
+        })?;
+        let found: BTreeSet<Uuid> = found.into_iter().collect();
+        let errors: Vec<FieldError> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !found.contains(id))
+            .map(|(i, _)| {
+                FieldError::new(
+                    format!("{field}[{i}]"),
+                    if field == "assignee_ids" {
+                        "is not a member of this organization"
+                    } else {
+                        "is not a label of this organization"
+                    },
+                )
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+    }
+    Ok(())
+}
+
+async fn replace_relations(
+    tx: &mut Tx,
+    org_id: Uuid,
+    task_id: Uuid,
+    assignees: Option<&[Uuid]>,
+    labels: Option<&[Uuid]>,
+) -> Result<(), sqlx::Error> {
+    for (table, col, ids) in [
+        ("task_assignees", "user_id", assignees),
+        ("task_labels", "label_id", labels),
+    ] {
+        let Some(ids) = ids else { continue };
+        let del = format!("DELETE FROM {table} WHERE org_id = $1 AND task_id = $2");
+        on_tx!(&mut *tx, |c| sqlx::query(sqlx::AssertSqlSafe(del.as_str()))
+            .bind(org_id)
+            .bind(task_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if ids.is_empty() {
+            continue;
+        }
+        let values: Vec<String> = (0..ids.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect();
+        let ins = format!(
+            "INSERT INTO {table} (org_id, task_id, {col}) VALUES {}",
+            values.join(", ")
+        );
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(ins.as_str()))
+                .bind(org_id)
+                .bind(task_id);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// The last order key in a list (skipping `skip`), for appending.
+async fn last_position(
+    tx: &mut Tx,
+    org_id: Uuid,
+    list_id: Uuid,
+    skip: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    on_tx!(tx, |c| {
+        sqlx::query_scalar::<_, String>(
+        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 ORDER BY position DESC LIMIT 1"
+    )
+    .bind(org_id)
+    .bind(list_id)
+    .bind(skip)
+    .fetch_optional(c)
+    .await
+    })
+}
+
+fn key_error(e: crate::domain::ordering::KeyError) -> ApiError {
+    ApiError::internal(anyhow::anyhow!(e))
+}
+
+/// A task response with its `ETag`.
+fn with_etag(status: StatusCode, task: Task) -> Response {
+    let etag = format!("\"{}\"", task.version);
+    let mut res = (status, AppJson(task)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// `Err(412)` when `If-Match` is present and names another version. Accepts
+/// `"7"`, `W/"7"`, `7` and `*`.
+fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let v = v.to_str().unwrap_or("");
+    let matches = v.split(',').any(|tag| {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+        tag == "*" || tag.parse::<i64>().ok() == Some(version)
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "Precondition failed",
+            format!("The task changed (it is now at version {version}); reload and retry."),
+        ))
+    }
+}
+
+/// Create a task at the end of a list (member+).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/lists/{list}/tasks", tag = "tasks",
+    params(ListPath, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer")),
+    request_body = CreateTaskBody, security(("bearer" = [])),
+    responses((status = 201, body = Task), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn create_task(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<ListPath>,
+    req: Creating<CreateTaskBody>,
+) -> ApiResult<Response> {
+    ctx.require(Action::CreateTask, Ownership::NotOwn)?;
+    let body = &req.body;
+    let (title, assignees, labels) = validate_fields(
+        Some(&body.title),
+        body.description.as_deref(),
+        body.assignee_ids.as_deref(),
+        body.label_ids.as_deref(),
+    )?;
+    let title = title.unwrap_or_default();
+    let assignees = assignees.unwrap_or_default();
+    let labels = labels.unwrap_or_default();
+    let status = body.status.unwrap_or(Status::Todo);
+    let priority = body.priority.unwrap_or(Priority::Medium);
+
+    let mut tx = ctx.write(&state).await?;
+    ctx.require(Action::CreateTask, Ownership::NotOwn)?;
+    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+        return Ok(replay);
+    }
+    let list = lists::load_list(&mut tx, ctx.org_id, path.list, true)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_related(&mut tx, ctx.org_id, &assignees, &labels).await?;
+    let last = last_position(&mut tx, ctx.org_id, list.id, Uuid::nil()).await?;
+    let position = key_between(last.as_deref(), None).map_err(key_error)?;
+    let id = Uuid::now_v7();
+    let now = now();
+    let completed_at = (status == Status::Done).then_some(now);
+    let sql = format!(
+        "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, position, \
+         due_date, created_by, completed_at, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) \
+         RETURNING {}",
+        TASK_COLUMNS.replace("t.", "")
+    );
+    let mut task = on_tx!(&mut tx, |c| sqlx::query_as::<_, Task>(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(ctx.org_id)
+    .bind(id)
+    .bind(list.board_id)
+    .bind(list.id)
+    .bind(&title)
+    .bind(body.description.as_deref().unwrap_or(""))
+    .bind(status.as_str())
+    .bind(priority.rank())
+    .bind(&position)
+    .bind(body.due_date)
+    .bind(ctx.user_id)
+    .bind(completed_at)
+    .bind(now)
+    .fetch_one(c)
+    .await)?;
+    replace_relations(&mut tx, ctx.org_id, id, Some(&assignees), Some(&labels)).await?;
+    task.assignee_ids = assignees;
+    task.label_ids = labels;
+    audit::record(
+        &mut tx,
+        ctx.audit(
+            "task.created",
+            "task",
+            Some(id),
+            json!({
+                "title": task.title, "board_id": task.board_id, "list_id": task.list_id,
+                "status": task.status, "priority": task.priority,
+                "assignee_ids": task.assignee_ids, "label_ids": task.label_ids, "due_date": task.due_date,
+            }),
+        ),
+    )
+    .await?;
+    idempotency::complete(
+        &mut tx,
+        ctx.user_id,
+        req.key.as_ref(),
+        StatusCode::CREATED,
+        &task,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::CREATED, task))
+}
+
+/// A task (with `ETag`).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks/{task}", tag = "tasks",
+    params(TaskPath), security(("bearer" = [])),
+    responses((status = 200, body = Task, headers(("ETag" = String, description = "\"<version>\""))),
+              (status = 404, body = crate::error::Problem)))]
+async fn get_task(
+    State(state): State<AppState>,
+    ctx: OrgContext,
+    AppPath(path): AppPath<TaskPath>,
+) -> ApiResult<Response> {
+    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let mut tx = ctx.read(&state).await?;
+    let task = load_task(&mut tx, ctx.org_id, path.task, false)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(with_etag(StatusCode::OK, task))
+}
+
+fn diff<T: Serialize + PartialEq>(
+    payload: &mut serde_json::Map<String, Value>,
+    field: &str,
+    from: &T,
+    to: &T,
+) {
+    if let Some(c) = audit::change(from, to) {
+        payload.insert(field.into(), c);
+    }
+}
+
+/// Update a task (admin+, or a member on a task they created or are
+/// assigned to). `If-Match: "<version>"` makes it conditional (`412` when stale).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/tasks/{task}", tag = "tasks",
+    params(TaskPath, ("If-Match" = Option<String>, Header, description = "\"<version>\" of the task")),
+    request_body = UpdateTaskBody, security(("bearer" = [])),
+    responses((status = 200, body = Task), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn update_task(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<TaskPath>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<UpdateTaskBody>,
+) -> ApiResult<Response> {
+    ctx.require(Action::UpdateTask, Ownership::Own)?;
+    let (title, assignees, labels) = validate_fields(
+        body.title.as_deref(),
+        body.description.as_deref(),
+        body.assignee_ids.as_deref(),
+        body.label_ids.as_deref(),
+    )?;
+    let mut tx = ctx.write(&state).await?;
+    let task = load_task(&mut tx, ctx.org_id, path.task, true)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    ctx.require(Action::UpdateTask, ownership(&task, ctx.user_id, true))?;
+    check_if_match(&headers, task.version)?;
+    check_related(
+        &mut tx,
+        ctx.org_id,
+        assignees.as_deref().unwrap_or(&[]),
+        labels.as_deref().unwrap_or(&[]),
+    )
+    .await?;
+
+    let now = now();
+    let mut new = task.clone();
+    if let Some(t) = title {
+        new.title = t;
+    }
+    if let Some(d) = body.description {
+        new.description = d;
+    }
+    if let Some(s) = body.status {
+        new.status = s;
+    }
+    if let Some(p) = body.priority {
+        new.priority = p;
+    }
+    if let Some(d) = body.due_date {
+        new.due_date = d;
+    }
+    if let Some(a) = &assignees {
+        new.assignee_ids = a.clone();
+    }
+    if let Some(l) = &labels {
+        new.label_ids = l.clone();
+    }
+    // Completing stamps completed_at; reopening clears it.
+    new.completed_at = match (task.status, new.status) {
+        (Status::Done, Status::Done) => task.completed_at,
+        (_, Status::Done) => Some(now),
+        _ => None,
+    };
+    let mut payload = serde_json::Map::new();
+    diff(&mut payload, "title", &task.title, &new.title);
+    diff(
+        &mut payload,
+        "description",
+        &task.description,
+        &new.description,
+    );
+    diff(&mut payload, "status", &task.status, &new.status);
+    diff(&mut payload, "priority", &task.priority, &new.priority);
+    diff(&mut payload, "due_date", &task.due_date, &new.due_date);
+    diff(
+        &mut payload,
+        "assignee_ids",
+        &task.assignee_ids,
+        &new.assignee_ids,
+    );
+    diff(&mut payload, "label_ids", &task.label_ids, &new.label_ids);
+    if payload.is_empty() {
+        return Ok(with_etag(StatusCode::OK, task));
+    }
+    diff(
+        &mut payload,
+        "completed_at",
+        &task.completed_at,
+        &new.completed_at,
+    );
+    let changed = on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "UPDATE tasks SET title = $1, description = $2, status = $3, priority = $4, due_date = $5, \
+         completed_at = $6, version = version + 1, updated_at = $7 \
+         WHERE org_id = $8 AND id = $9 AND version = $10"
+    )
+    .bind(&new.title)
+    .bind(&new.description)
+    .bind(new.status.as_str())
+    .bind(new.priority.rank())
+    .bind(new.due_date)
+    .bind(new.completed_at)
+    .bind(now)
+    .bind(ctx.org_id)
+    .bind(path.task)
+    .bind(task.version)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    if changed != 1 {
+        // Unreachable while the row is locked; kept as the last line of defence.
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "Precondition failed",
+            "The task changed concurrently; reload and retry.",
+        ));
+    }
+    let assignees_changed = task.assignee_ids != new.assignee_ids;
+    let labels_changed = task.label_ids != new.label_ids;
+    replace_relations(
+        &mut tx,
+        ctx.org_id,
+        path.task,
+        assignees_changed.then_some(new.assignee_ids.as_slice()),
+        labels_changed.then_some(new.label_ids.as_slice()),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        ctx.audit("task.updated", "task", Some(path.task), payload.into()),
+    )
+    .await?;
+    let updated = load_task(&mut tx, ctx.org_id, path.task, false)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, updated))
+}
+
+/// The order key of a move anchor; `422` unless it is a task of `list_id`.
+async fn anchor_position(
+    tx: &mut Tx,
+    org_id: Uuid,
+    list_id: Uuid,
+    field: &'static str,
+    id: Option<Uuid>,
+) -> Result<Option<String>, ApiError> {
+    let Some(id) = id else { return Ok(None) };
+    let pos: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id = $3"
+    )
+    .bind(org_id)
+    .bind(list_id)
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
+    pos.map(Some)
+        .ok_or_else(|| ApiError::invalid_field(field, "is not a task of the destination list"))
+}
+
+/// The order key next to `pos` in a list (after it when `next`, else
+/// before it), skipping the task being moved.
+async fn neighbour(
+    tx: &mut Tx,
+    org_id: Uuid,
+    list_id: Uuid,
+    skip: Uuid,
+    pos: &str,
+    next: bool,
+) -> Result<Option<String>, sqlx::Error> {
+    let sql = if next {
+        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 AND position > $4 \
+         ORDER BY position LIMIT 1"
+    } else {
+        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 AND position < $4 \
+         ORDER BY position DESC LIMIT 1"
+    };
+    on_tx!(tx, |c| sqlx::query_scalar::<_, String>(sql)
+        .bind(org_id)
+        .bind(list_id)
+        .bind(skip)
+        .bind(pos)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Move or reorder a task within or across lists of its board (same rights
+/// as update; `If-Match` honoured).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/tasks/{task}/move", tag = "tasks",
+    params(TaskPath, ("If-Match" = Option<String>, Header, description = "\"<version>\" of the task")),
+    request_body = MoveTaskBody, security(("bearer" = [])),
+    responses((status = 200, body = Task), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn move_task(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<TaskPath>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<MoveTaskBody>,
+) -> ApiResult<Response> {
+    ctx.require(Action::UpdateTask, Ownership::Own)?;
+    for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
+        if id == Some(path.task) {
+            return Err(ApiError::invalid_field(field, "must be another task"));
+        }
+    }
+    let mut tx = ctx.write(&state).await?;
+    let task = load_task(&mut tx, ctx.org_id, path.task, false)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    ctx.require(Action::UpdateTask, ownership(&task, ctx.user_id, true))?;
+    // Lock the lists involved in a fixed order (no deadlock between two
+    // moves in opposite directions), then the task.
+    let mut to_lock = vec![task.list_id, body.list_id];
+    to_lock.sort();
+    to_lock.dedup();
+    let mut target = None;
+    for id in to_lock {
+        let l = lists::load_list(&mut tx, ctx.org_id, id, true).await?;
+        if id == body.list_id {
+            target = l;
+        }
+    }
+    let target = match target {
+        Some(l) if l.board_id == task.board_id => l,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "list_id",
+                "is not a list of this task's board",
+            ));
+        }
+    };
+    let task = load_task(&mut tx, ctx.org_id, path.task, true)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_if_match(&headers, task.version)?;
+
+    let after = anchor_position(&mut tx, ctx.org_id, target.id, "after_id", body.after_id).await?;
+    let before =
+        anchor_position(&mut tx, ctx.org_id, target.id, "before_id", body.before_id).await?;
+    let (lower, upper) = match (after, before) {
+        (Some(a), Some(b)) if a >= b => {
+            return Err(ApiError::invalid_field(
+                "before_id",
+                "must come after after_id",
+            ));
+        }
+        (Some(a), Some(b)) => (Some(a), Some(b)),
+        (Some(a), None) => {
+            let next = neighbour(&mut tx, ctx.org_id, target.id, task.id, &a, true).await?;
+            (Some(a), next)
+        }
+        (None, Some(b)) => {
+            let prev = neighbour(&mut tx, ctx.org_id, target.id, task.id, &b, false).await?;
+            (prev, Some(b))
+        }
+        (None, None) => (
+            last_position(&mut tx, ctx.org_id, target.id, task.id).await?,
+            None,
+        ),
+    };
+    let position = key_between(lower.as_deref(), upper.as_deref()).map_err(key_error)?;
+    let now = now();
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE tasks SET list_id = $1, position = $2, version = version + 1, updated_at = $3 \
+         WHERE org_id = $4 AND id = $5"
+    )
+    .bind(target.id)
+    .bind(&position)
+    .bind(now)
+    .bind(ctx.org_id)
+    .bind(path.task)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let mut payload = serde_json::Map::new();
+    diff(&mut payload, "list_id", &task.list_id, &target.id);
+    diff(&mut payload, "position", &task.position, &position);
+    payload.insert("board_id".into(), json!(task.board_id));
+    audit::record(
+        &mut tx,
+        ctx.audit("task.moved", "task", Some(path.task), payload.into()),
+    )
+    .await?;
+    let moved = load_task(&mut tx, ctx.org_id, path.task, false)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, moved))
+}
+
+/// Delete a task (admin+, or a member on a task they created).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/tasks/{task}", tag = "tasks",
+    params(TaskPath, ("If-Match" = Option<String>, Header, description = "\"<version>\" of the task")),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
+async fn delete_task(
+    State(state): State<AppState>,
+    mut ctx: OrgContext,
+    AppPath(path): AppPath<TaskPath>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    ctx.require(Action::DeleteTask, Ownership::Own)?;
+    let mut tx = ctx.write(&state).await?;
+    let task = load_task(&mut tx, ctx.org_id, path.task, true)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    ctx.require(Action::DeleteTask, ownership(&task, ctx.user_id, false))?;
+    check_if_match(&headers, task.version)?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM tasks WHERE org_id = $1 AND id = $2"
+    )
+    .bind(ctx.org_id)
+    .bind(path.task)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        ctx.audit(
+            "task.deleted",
+            "task",
+            Some(path.task),
+            json!({ "title": task.title, "board_id": task.board_id, "list_id": task.list_id }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_the_usual_forms() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::IF_MATCH, HeaderValue::from_str(v).expect("header"));
+            m
+        };
+        assert!(check_if_match(&HeaderMap::new(), 3).is_ok());
+        for ok in ["\"3\"", "W/\"3\"", "3", "*", "\"1\", \"3\""] {
+            assert!(check_if_match(&h(ok), 3).is_ok(), "{ok}");
+        }
+        for stale in ["\"2\"", "x", "\"\""] {
+            let e = check_if_match(&h(stale), 3).expect_err(stale);
+            assert_eq!(e.status(), StatusCode::PRECONDITION_FAILED);
+        }
+    }
+
+    #[test]
+    fn fields_are_bounded_and_deduped() {
+        let a = Uuid::now_v7();
+        let (_, assignees, _) =
+            validate_fields(Some("t"), None, Some(&[a, a]), None).expect("valid");
+        assert_eq!(assignees, Some(vec![a]));
+        assert!(validate_fields(Some("  "), None, None, None).is_err());
+        assert!(validate_fields(Some(&"x".repeat(501)), None, None, None).is_err());
+        assert!(validate_fields(Some("t"), Some(&"x".repeat(100_001)), None, None).is_err());
+        let many: Vec<Uuid> = (0..51).map(|_| Uuid::now_v7()).collect();
+        assert!(validate_fields(Some("t"), None, Some(&many), None).is_err());
+    }
+}
