@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// A change to record.
@@ -129,9 +129,10 @@ pub fn router() -> OpenApiRouter<AppState> {
               (status = 404, body = crate::error::Problem)))]
 async fn list_audit_log(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> ApiResult<AppJson<Page<AuditEvent>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadAuditLog, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     for (field, v) in [("action", &q.action), ("entity_type", &q.entity_type)] {
@@ -183,7 +184,6 @@ async fn list_audit_log(
     }
     sql += &format!(" ORDER BY id DESC LIMIT {}", limit + 1);
 
-    let mut tx = ctx.read(&state).await?;
     let rows: Vec<AuditEvent> = on_tx!(&mut tx, |c| {
         let mut query =
             sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);

@@ -24,7 +24,7 @@ use crate::http::page::{Page, open, page_limit, paginate};
 use crate::idempotency::{self, Creating};
 use crate::lists::{self, List, lock_suffix};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 use crate::tasks::{self, Task};
 
@@ -209,9 +209,10 @@ fn parse_board_fields(
     responses((status = 200, body = Page<Board>), (status = 404, body = crate::error::Problem)))]
 async fn list_boards(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<BoardsQuery>,
 ) -> ApiResult<AppJson<Page<Board>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let archived = q.archived.unwrap_or(false);
@@ -227,7 +228,6 @@ async fn list_boards(
         if after.is_some() { " AND id > $2" } else { "" },
         limit + 1
     );
-    let mut tx = ctx.read(&state).await?;
     let rows = on_tx!(&mut tx, |c| {
         let mut query =
             sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
@@ -249,16 +249,15 @@ async fn list_boards(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_board(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     req: Creating<CreateBoardBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
     let (name, description) =
         parse_board_fields(Some(&req.body.name), req.body.description.as_deref())?;
     let name = name.unwrap_or_default();
     let description = description.unwrap_or_default();
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
     if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
         return Ok(replay);
     }
@@ -328,11 +327,11 @@ pub async fn board_view(
     responses((status = 200, body = BoardView), (status = 404, body = crate::error::Problem)))]
 async fn get_board(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
 ) -> ApiResult<AppJson<BoardView>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let mut tx = ctx.read(&state).await?;
     let view = board_view(&mut tx, ctx.org_id, path.board)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -346,15 +345,14 @@ async fn get_board(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn update_board(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
     AppJson(body): AppJson<UpdateBoardBody>,
 ) -> ApiResult<AppJson<Board>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
     let (name, description) =
         parse_board_fields(body.name.as_deref(), body.description.as_deref())?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
     let board = load_board_locked(&mut tx, ctx.org_id, path.board)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -418,11 +416,10 @@ async fn update_board(
               (status = 404, body = crate::error::Problem)))]
 async fn delete_board(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
 ) -> ApiResult<StatusCode> {
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
     let board = load_board_locked(&mut tx, ctx.org_id, path.board)
         .await?

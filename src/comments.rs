@@ -20,7 +20,7 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::idempotency::{self, Creating};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 use crate::tasks::TaskPath;
 
@@ -122,10 +122,11 @@ async fn load_comment(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Comm
     responses((status = 200, body = Page<Comment>), (status = 404, body = crate::error::Problem)))]
 async fn list_comments(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Comment>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let scope = format!("comments:{}:{}", ctx.org_id, path.task);
@@ -134,7 +135,6 @@ async fn list_comments(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
-    let mut tx = ctx.read(&state).await?;
     if !task_exists(&mut tx, ctx.org_id, path.task).await? {
         return Err(ApiError::not_found());
     }
@@ -163,14 +163,13 @@ async fn list_comments(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_comment(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     req: Creating<CommentBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::CreateComment, Ownership::NotOwn)?;
     let body = parse_body(&req.body.body)?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::CreateComment, Ownership::NotOwn)?;
     if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
         return Ok(replay);
     }
@@ -220,13 +219,13 @@ async fn create_comment(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn edit_comment(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<CommentPath>,
     AppJson(req): AppJson<CommentBody>,
 ) -> ApiResult<AppJson<Comment>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::EditComment, Ownership::Own)?;
     let body = parse_body(&req.body)?;
-    let mut tx = ctx.write(&state).await?;
     let comment = load_comment(&mut tx, ctx.org_id, path.comment)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -273,11 +272,11 @@ async fn edit_comment(
               (status = 404, body = crate::error::Problem)))]
 async fn delete_comment(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<CommentPath>,
 ) -> ApiResult<StatusCode> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteComment, Ownership::Own)?;
-    let mut tx = ctx.write(&state).await?;
     let comment = load_comment(&mut tx, ctx.org_id, path.comment)
         .await?
         .ok_or_else(ApiError::not_found)?;

@@ -217,11 +217,7 @@ impl Db {
     /// Opens a read transaction for `scope`.
     pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         match self {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
-                set_pg_scope(&mut tx, scope).await?;
-                Ok(Tx::Postgres(tx))
-            }
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin_with(pg_begin(scope, true)).await?)),
             Db::Sqlite { reader, .. } => Ok(Tx::Sqlite(reader.begin().await?)),
         }
     }
@@ -229,11 +225,7 @@ impl Db {
     /// Opens a write transaction for `scope` (`BEGIN IMMEDIATE` on SQLite).
     pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         match self {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                set_pg_scope(&mut tx, scope).await?;
-                Ok(Tx::Postgres(tx))
-            }
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin_with(pg_begin(scope, false)).await?)),
             Db::Sqlite { writer, .. } => {
                 Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
             }
@@ -252,23 +244,20 @@ impl Db {
     }
 }
 
-async fn set_pg_scope(
-    tx: &mut Transaction<'static, Postgres>,
-    scope: Scope,
-) -> Result<(), sqlx::Error> {
-    // `role` is the GUC behind SET ROLE; setting it transaction-locally drops
-    // every privilege of the connection's own user (even superuser) until the
-    // transaction ends.
-    sqlx::query(
-        "SELECT set_config('role', $1, true), set_config('app.user_id', $2, true), \
-         set_config('app.org_id', $3, true)",
-    )
-    .bind(APP_ROLE)
-    .bind(scope.user_id.map(|u| u.to_string()).unwrap_or_default())
-    .bind(scope.org_id.map(|u| u.to_string()).unwrap_or_default())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// `BEGIN` and the scope in one round trip (simple-query protocol allows
+/// two statements). `role` is the GUC behind `SET ROLE`: setting it
+/// transaction-locally drops every privilege of the connection's own user
+/// (even a superuser's) until the transaction ends. The values are UUIDs
+/// formatted here, never client text, so inlining them is safe.
+fn pg_begin(scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
+    let id = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
+    sqlx::AssertSqlSafe(format!(
+        "BEGIN{}; SELECT set_config('role', '{APP_ROLE}', true), \
+         set_config('app.user_id', '{}', true), set_config('app.org_id', '{}', true)",
+        if read_only { " READ ONLY" } else { "" },
+        id(scope.user_id),
+        id(scope.org_id),
+    ))
 }
 
 impl Tx {

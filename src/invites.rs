@@ -28,7 +28,7 @@ use crate::http::extract::{AppJson, AppPath, AppQuery, ClientIp, RequestId};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::jobs::{self, Job};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::orgs::{self, Org};
 use crate::state::AppState;
 
@@ -185,9 +185,10 @@ async fn load_invite(
               (status = 404, body = crate::error::Problem)))]
 async fn list_invites(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Invite>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let scope = format!("invites:{}", ctx.org_id);
@@ -203,7 +204,6 @@ async fn list_invites(
         ),
         None => format!("{INVITE_SELECT} ORDER BY id DESC LIMIT {}", limit + 1),
     };
-    let mut tx = ctx.read(&state).await?;
     let rows = on_tx!(&mut tx, |c| {
         let mut query =
             sqlx::query_as::<_, InviteRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
@@ -230,13 +230,12 @@ async fn list_invites(
               (status = 422, body = crate::error::Problem)))]
 async fn create_invite(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppJson(body): AppJson<CreateInviteBody>,
 ) -> ApiResult<(StatusCode, AppJson<CreatedInvite>)> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     let email = Email::parse(&body.email).map_err(|m| ApiError::invalid_field("email", m))?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     if !ctx.role.may_grant(body.role) {
         return Err(ApiError::forbidden(
             "You cannot invite with a role above your own power.",
@@ -345,11 +344,10 @@ async fn create_invite(
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn revoke_invite(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<InvitePath>,
 ) -> ApiResult<StatusCode> {
-    ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     let row = load_invite(&mut tx, ctx.org_id, path.invite_id)
         .await?

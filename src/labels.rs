@@ -23,7 +23,7 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::idempotency::{self, Creating};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// Longest label name.
@@ -151,9 +151,10 @@ async fn name_in_use(
     responses((status = 200, body = Page<Label>), (status = 404, body = crate::error::Problem)))]
 async fn list_labels(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Label>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let scope = format!("labels:{}", ctx.org_id);
@@ -167,7 +168,6 @@ async fn list_labels(
         if after.is_some() { " AND id > $2" } else { "" },
         limit + 1
     );
-    let mut tx = ctx.read(&state).await?;
     let rows = on_tx!(&mut tx, |c| {
         let mut query =
             sqlx::query_as::<_, Label>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
@@ -188,15 +188,14 @@ async fn list_labels(
               (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_label(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     req: Creating<CreateLabelBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let (name, color) = parse_fields(Some(&req.body.name), req.body.color.as_deref())?;
     let name = name.unwrap_or_default();
     let color = color.unwrap_or_else(|| "#888888".into());
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
     if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
         return Ok(replay);
     }
@@ -248,14 +247,13 @@ async fn create_label(
               (status = 422, body = crate::error::Problem)))]
 async fn update_label(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<LabelPath>,
     AppJson(body): AppJson<UpdateLabelBody>,
 ) -> ApiResult<AppJson<Label>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let (name, color) = parse_fields(body.name.as_deref(), body.color.as_deref())?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let label = load_label(&mut tx, ctx.org_id, path.label)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -309,11 +307,10 @@ async fn update_label(
               (status = 404, body = crate::error::Problem)))]
 async fn delete_label(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<LabelPath>,
 ) -> ApiResult<StatusCode> {
-    ctx.require(Action::DeleteList, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteList, Ownership::NotOwn)?;
     let label = load_label(&mut tx, ctx.org_id, path.label)
         .await?

@@ -25,7 +25,7 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::idempotency::{self, Creating};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// Longest list name.
@@ -187,10 +187,11 @@ fn key_error(e: crate::domain::ordering::KeyError) -> ApiError {
     responses((status = 200, body = Page<List>), (status = 404, body = crate::error::Problem)))]
 async fn list_lists(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<List>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let scope = format!("lists:{}:{}", ctx.org_id, path.board);
@@ -199,7 +200,6 @@ async fn list_lists(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
-    let mut tx = ctx.read(&state).await?;
     boards::load_board(&mut tx, ctx.org_id, path.board)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -234,14 +234,13 @@ async fn list_lists(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_list(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
     req: Creating<ListBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let name = list_name(&req.body.name)?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
     if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
         return Ok(replay);
     }
@@ -294,14 +293,13 @@ async fn create_list(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn rename_list(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<ListPath>,
     AppJson(body): AppJson<ListBody>,
 ) -> ApiResult<AppJson<List>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let name = list_name(&body.name)?;
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let list = load_list(&mut tx, ctx.org_id, path.list, true)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -339,11 +337,10 @@ async fn rename_list(
               (status = 404, body = crate::error::Problem)))]
 async fn delete_list(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<ListPath>,
 ) -> ApiResult<StatusCode> {
-    ctx.require(Action::DeleteList, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteList, Ownership::NotOwn)?;
     let list = load_list(&mut tx, ctx.org_id, path.list, true)
         .await?
@@ -384,18 +381,17 @@ async fn delete_list(
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn move_list(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<ListPath>,
     AppJson(body): AppJson<MoveListBody>,
 ) -> ApiResult<AppJson<List>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
         if id == Some(path.list) {
             return Err(ApiError::invalid_field(field, "must be another list"));
         }
     }
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let list = load_list(&mut tx, ctx.org_id, path.list, false)
         .await?
         .ok_or_else(ApiError::not_found)?;

@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// A member as the API shows them.
@@ -113,9 +113,10 @@ fn last_owner() -> ApiError {
     responses((status = 200, body = Page<Member>), (status = 404, body = crate::error::Problem)))]
 async fn list_members(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Member>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let scope = format!("members:{}", ctx.org_id);
@@ -131,7 +132,6 @@ async fn list_members(
         ),
         None => format!("{MEMBER_SELECT} ORDER BY m.user_id LIMIT {}", limit + 1),
     };
-    let mut tx = ctx.read(&state).await?;
     let rows = on_tx!(&mut tx, |c| {
         let mut query =
             sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
@@ -152,12 +152,11 @@ async fn list_members(
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn change_role(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<MemberPath>,
     AppJson(body): AppJson<ChangeRoleBody>,
 ) -> ApiResult<AppJson<Member>> {
-    ctx.require(Action::ManageMembers, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageMembers, Ownership::NotOwn)?;
     let target = load_member(&mut tx, ctx.org_id, path.user_id)
         .await?
@@ -211,17 +210,16 @@ async fn change_role(
               (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn remove_member(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<MemberPath>,
 ) -> ApiResult<StatusCode> {
+    let (mut tx, ctx) = org.write(&state).await?;
     let leaving = path.user_id == ctx.user_id;
     let action = if leaving {
         Action::Leave
     } else {
         Action::ManageMembers
     };
-    ctx.require(action, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
     ctx.require(action, Ownership::NotOwn)?;
     let target = load_member(&mut tx, ctx.org_id, path.user_id)
         .await?

@@ -28,6 +28,7 @@ backend_tests!(
     invite_email_is_written_to_the_outbox_by_the_job,
     job_enqueued_in_a_rolled_back_transaction_never_exists,
     invite_audit_rows_never_hold_the_token,
+    invite_revoked_before_its_job_runs_is_not_mailed,
 );
 
 fn invites_path(org: Uuid) -> String {
@@ -775,13 +776,9 @@ async fn job_enqueued_in_a_rolled_back_transaction_never_exists(app: TestApp) {
     orgboard::jobs::enqueue_in(&mut tx, &job).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(orgboard::jobs::run_due(&app.state).await.unwrap(), 1);
-    let files = outbox_files(&app);
-    assert_eq!(files.len(), 1);
-    assert!(
-        std::fs::read_to_string(&files[0])
-            .unwrap()
-            .contains("ghost@example.com")
-    );
+    // It names no pending invite, so the job completes without mailing.
+    assert!(outbox_files(&app).is_empty());
+    assert_eq!(orgboard::jobs::run_due(&app.state).await.unwrap(), 0);
 }
 
 async fn invite_audit_rows_never_hold_the_token(app: TestApp) {
@@ -862,4 +859,35 @@ async fn invite_audit_rows_never_hold_the_token(app: TestApp) {
             assert!(!p.contains(secret_of(t)), "token in payload {p}");
         }
     }
+}
+
+async fn invite_revoked_before_its_job_runs_is_not_mailed(app: TestApp) {
+    let ada = app.signup("ada").await;
+    let org = app.create_org(&ada, "Acme").await;
+    let kept = app
+        .post(
+            &invites_path(org),
+            &ada.token,
+            json!({ "email": "kept@example.com", "role": "member" }),
+        )
+        .await
+        .expect(201);
+    let revoked = app
+        .post(
+            &invites_path(org),
+            &ada.token,
+            json!({ "email": "revoked@example.com", "role": "member" }),
+        )
+        .await
+        .expect(201);
+    let id = revoked.json["id"].as_str().unwrap();
+    app.delete(&format!("{}/{id}", invites_path(org)), &ada.token)
+        .await
+        .expect(204);
+    assert_eq!(orgboard::jobs::run_due(&app.state).await.unwrap(), 2);
+    let files = outbox_files(&app);
+    assert_eq!(files.len(), 1, "only the pending invite is mailed");
+    let mail = quoted_printable_decode(&std::fs::read_to_string(&files[0]).unwrap());
+    assert!(mail.contains("kept@example.com"));
+    assert!(mail.contains(kept.json["token"].as_str().unwrap()));
 }

@@ -1,14 +1,17 @@
-//! [`OrgContext`]: the second step of every tenant request (SPEC §3).
+//! [`OrgRequest`] → [`OrgContext`]: the second step of every tenant request
+//! (SPEC §3).
 //!
-//! It authenticates the caller, resolves `{org}` (id or slug) and loads the
-//! caller's membership. An unknown organization, a deleted one and one the
-//! caller is not a member of all answer the same `404`. Access tokens carry
-//! no role, so a removed member is refused on the very next request.
-//!
-//! Handlers then open their transaction through the context:
-//! [`OrgContext::read`] or [`OrgContext::write`]. A write transaction checks
-//! the membership again inside itself, so the role the handler acts on is the
-//! one committed alongside the change.
+//! The [`OrgRequest`] extractor authenticates the caller and reads `{org}`
+//! (id or slug) from the path, without touching the database. The handler
+//! then opens its transaction with [`OrgRequest::read`] or
+//! [`OrgRequest::write`], which resolves the organization and loads the
+//! caller's membership *inside that transaction* — one statement, which on
+//! PostgreSQL also enters the tenant for row-level security — and hands back
+//! the [`OrgContext`]. So the membership check and the data access share one
+//! transaction (a write acts on the role committed alongside it), and the
+//! check costs one round trip. An unknown organization, a deleted one and one
+//! the caller is not a member of all answer the same `404`. Access tokens
+//! carry no role, so a removed member is refused on the very next request.
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
@@ -16,24 +19,56 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::auth::AuthUser;
-use crate::db::{Scope, Tx};
+use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
 use crate::http::extract::request_id_of;
 use crate::on_tx;
 use crate::state::AppState;
 
-/// The caller inside an organization.
+/// A tenant request before its membership is checked: the caller and the
+/// `{org}` reference from the path.
 #[derive(Debug, Clone)]
-pub struct OrgContext {
-    /// The organization (tenant).
-    pub org_id: Uuid,
-    /// The caller.
-    pub user_id: Uuid,
-    /// The caller's role, as last read.
-    pub role: Role,
-    /// The request id, for the audit log.
-    pub request_id: Option<String>,
+pub struct OrgRequest {
+    user_id: Uuid,
+    org_ref: OrgRef,
+    request_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum OrgRef {
+    Id(Uuid),
+    Slug(String),
+    /// Cannot name any organization (too long, NUL): always `404`.
+    Invalid,
+}
+
+impl FromRequestParts<AppState> for OrgRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("invalid_path", "The path is invalid."))?;
+        let raw = params
+            .iter()
+            .find(|(k, _)| *k == "org")
+            .map(|(_, v)| v)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("route has no {{org}}")))?;
+        let org_ref = match Uuid::try_parse(raw) {
+            Ok(id) => OrgRef::Id(id),
+            // No organization has such a slug (and PostgreSQL refuses NUL in
+            // text): answer as for any unknown one, without asking.
+            Err(_) if raw.len() > crate::domain::SLUG_MAX || raw.contains('\0') => OrgRef::Invalid,
+            Err(_) => OrgRef::Slug(raw.to_owned()),
+        };
+        Ok(OrgRequest {
+            user_id: auth.user_id,
+            org_ref,
+            request_id: request_id_of(parts),
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -43,91 +78,77 @@ struct MembershipRow {
     role: Role,
 }
 
-impl FromRequestParts<AppState> for OrgContext {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = AuthUser::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::bad_request("invalid_path", "The path is invalid."))?;
-        let org_ref = params
-            .iter()
-            .find(|(k, _)| *k == "org")
-            .map(|(_, v)| v.to_owned())
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("route has no {{org}}")))?;
-        let request_id = request_id_of(parts);
-
-        // No organization has such a reference (and PostgreSQL refuses NUL
-        // in text): answer as for any unknown one, without asking.
-        if org_ref.len() > crate::domain::SLUG_MAX || org_ref.contains('\0') {
-            return Err(ApiError::not_found());
-        }
-        let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
-        let row = match Uuid::try_parse(&org_ref) {
-            Ok(id) => on_tx!(&mut tx, |c| sqlx::query_as::<_, MembershipRow>(
-                "SELECT o.id, m.role FROM organizations o \
-                 JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
-                 WHERE o.id = $1 AND o.deleted_at IS NULL"
-            )
-            .bind(id)
-            .bind(auth.user_id)
-            .fetch_optional(c)
-            .await),
-            Err(_) => on_tx!(&mut tx, |c| sqlx::query_as::<_, MembershipRow>(
-                "SELECT o.id, m.role FROM organizations o \
-                 JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
-                 WHERE o.slug = $1 AND o.deleted_at IS NULL"
-            )
-            .bind(&org_ref)
-            .bind(auth.user_id)
-            .fetch_optional(c)
-            .await),
-        }?;
-        drop(tx);
-        let row = row.ok_or_else(ApiError::not_found)?;
-        Ok(OrgContext {
-            org_id: row.id,
-            user_id: auth.user_id,
-            role: row.role,
-            request_id,
-        })
+impl OrgRequest {
+    /// Opens a read transaction in the organization; `404` unless the caller
+    /// is a member of it.
+    pub async fn read(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
+        let tx = state.db.read(Scope::user(self.user_id)).await?;
+        self.enter(tx).await
     }
+
+    /// Opens a write transaction in the organization (`BEGIN IMMEDIATE` on
+    /// SQLite); `404` unless the caller is a member of it.
+    pub async fn write(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
+        let tx = state.db.write(Scope::user(self.user_id)).await?;
+        self.enter(tx).await
+    }
+
+    async fn enter(self, mut tx: Tx) -> Result<(Tx, OrgContext), ApiError> {
+        let (by, value): (&str, Option<&str>) = match &self.org_ref {
+            OrgRef::Id(_) => ("o.id", None),
+            OrgRef::Slug(s) => ("o.slug", Some(s.as_str())),
+            OrgRef::Invalid => return Err(ApiError::not_found()),
+        };
+        // On PostgreSQL the same statement enters the tenant (set_config runs
+        // once, for the one matching row); RLS lets a user see their own
+        // memberships and organizations before that.
+        let set = match tx.backend() {
+            Backend::Postgres => ", set_config('app.org_id', o.id::text, true)",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT o.id, m.role{set} FROM organizations o \
+             JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
+             WHERE {by} = $1 AND o.deleted_at IS NULL"
+        );
+        let row = on_tx!(&mut tx, |c| {
+            let q = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(sql.as_str()));
+            let q = match (&self.org_ref, value) {
+                (OrgRef::Id(id), _) => q.bind(*id),
+                (_, v) => q.bind(v.unwrap_or_default()),
+            };
+            q.bind(self.user_id).fetch_optional(c).await
+        })?;
+        let row = row.ok_or_else(ApiError::not_found)?;
+        Ok((
+            tx,
+            OrgContext {
+                org_id: row.id,
+                user_id: self.user_id,
+                role: row.role,
+                request_id: self.request_id,
+            },
+        ))
+    }
+}
+
+/// The caller inside an organization.
+#[derive(Debug, Clone)]
+pub struct OrgContext {
+    /// The organization (tenant).
+    pub org_id: Uuid,
+    /// The caller.
+    pub user_id: Uuid,
+    /// The caller's role, read in this request's transaction.
+    pub role: Role,
+    /// The request id, for the audit log.
+    pub request_id: Option<String>,
 }
 
 impl OrgContext {
     /// `403` unless the caller's role allows `action`.
     pub fn require(&self, action: Action, own: Ownership) -> Result<(), ApiError> {
         require(self.role, action, own)
-    }
-
-    /// The tenant scope of this request.
-    pub fn scope(&self) -> Scope {
-        Scope::tenant(self.user_id, self.org_id)
-    }
-
-    /// A read transaction inside the organization.
-    pub async fn read(&self, state: &AppState) -> Result<Tx, ApiError> {
-        Ok(state.db.read(self.scope()).await?)
-    }
-
-    /// A write transaction inside the organization. The membership is read
-    /// again inside it (and `self.role` updated); `404` if it is gone.
-    pub async fn write(&mut self, state: &AppState) -> Result<Tx, ApiError> {
-        let mut tx = state.db.write(self.scope()).await?;
-        let role: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT m.role FROM memberships m JOIN organizations o ON o.id = m.org_id \
-             WHERE m.org_id = $1 AND m.user_id = $2 AND o.deleted_at IS NULL"
-        )
-        .bind(self.org_id)
-        .bind(self.user_id)
-        .fetch_optional(c)
-        .await)?;
-        let role = role.ok_or_else(ApiError::not_found)?;
-        self.role = role
-            .parse()
-            .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
-        Ok(tx)
     }
 
     /// An audit entry by the caller in this organization.

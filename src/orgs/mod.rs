@@ -22,7 +22,7 @@ use crate::http::extract::{AppJson, AppQuery, RequestId};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::on_tx;
 use crate::state::AppState;
-use context::OrgContext;
+use context::OrgRequest;
 
 /// An organization, with the caller's role in it.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -257,9 +257,9 @@ async fn create_org_route(
     params(("org" = String, Path, description = "Organization id or slug")),
     security(("bearer" = [])),
     responses((status = 200, body = Org), (status = 404, body = crate::error::Problem)))]
-async fn get_org(State(state): State<AppState>, ctx: OrgContext) -> ApiResult<AppJson<Org>> {
+async fn get_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult<AppJson<Org>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let mut tx = ctx.read(&state).await?;
     let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -275,9 +275,10 @@ async fn get_org(State(state): State<AppState>, ctx: OrgContext) -> ApiResult<Ap
               (status = 422, body = crate::error::Problem)))]
 async fn update_org(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppJson(body): AppJson<UpdateOrgBody>,
 ) -> ApiResult<AppJson<Org>> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
     let mut errors = Vec::new();
     let name = body
@@ -296,8 +297,6 @@ async fn update_org(
         return Err(ApiError::validation(errors));
     };
 
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
     let current = load_org(&mut tx, ctx.user_id, ctx.org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -366,9 +365,8 @@ async fn update_org(
     security(("bearer" = [])),
     responses((status = 204), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
-async fn delete_org(State(state): State<AppState>, mut ctx: OrgContext) -> ApiResult<StatusCode> {
-    ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
-    let mut tx = ctx.write(&state).await?;
+async fn delete_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult<StatusCode> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
     let now = now();
     on_tx!(&mut tx, |c| {

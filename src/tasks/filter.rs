@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::page::{Page, open, page_limit, seal};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// Longest `q`.
@@ -246,9 +246,10 @@ async fn fetch(tx: &mut Tx, b: &Built) -> Result<Vec<Task>, sqlx::Error> {
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub(super) async fn list_tasks(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppQuery(q): AppQuery<TaskQuery>,
 ) -> ApiResult<AppJson<Page<Task>>> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
     let sort = Sort::parse(q.sort.as_deref())?;
@@ -282,7 +283,6 @@ pub(super) async fn list_tasks(
         .map(|c| open(&state, &scope, c))
         .transpose()?;
 
-    let mut tx = ctx.read(&state).await?;
     check_ids(&mut tx, ctx.org_id, &q).await?;
 
     let mut base = Built {

@@ -32,7 +32,7 @@ use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::{self, Creating};
 use crate::lists::{self, ListPath, lock_suffix};
 use crate::on_tx;
-use crate::orgs::context::OrgContext;
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// Longest title, in characters.
@@ -596,10 +596,11 @@ fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_task(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<ListPath>,
     req: Creating<CreateTaskBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::CreateTask, Ownership::NotOwn)?;
     let body = &req.body;
     let (title, assignees, labels) = validate_fields(
@@ -614,8 +615,6 @@ async fn create_task(
     let status = body.status.unwrap_or(Status::Todo);
     let priority = body.priority.unwrap_or(Priority::Medium);
 
-    let mut tx = ctx.write(&state).await?;
-    ctx.require(Action::CreateTask, Ownership::NotOwn)?;
     if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
         return Ok(replay);
     }
@@ -689,11 +688,11 @@ async fn create_task(
               (status = 404, body = crate::error::Problem)))]
 async fn get_task(
     State(state): State<AppState>,
-    ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let mut tx = ctx.read(&state).await?;
     let task = load_task(&mut tx, ctx.org_id, path.task, false)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -721,11 +720,12 @@ fn diff<T: Serialize + PartialEq>(
               (status = 422, body = crate::error::Problem)))]
 async fn update_task(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateTaskBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::UpdateTask, Ownership::Own)?;
     let (title, assignees, labels) = validate_fields(
         body.title.as_deref(),
@@ -733,7 +733,6 @@ async fn update_task(
         body.assignee_ids.as_deref(),
         body.label_ids.as_deref(),
     )?;
-    let mut tx = ctx.write(&state).await?;
     let task = load_task(&mut tx, ctx.org_id, path.task, true)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -911,18 +910,18 @@ async fn neighbour(
               (status = 422, body = crate::error::Problem)))]
 async fn move_task(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     headers: HeaderMap,
     AppJson(body): AppJson<MoveTaskBody>,
 ) -> ApiResult<Response> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::UpdateTask, Ownership::Own)?;
     for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
         if id == Some(path.task) {
             return Err(ApiError::invalid_field(field, "must be another task"));
         }
     }
-    let mut tx = ctx.write(&state).await?;
     let task = load_task(&mut tx, ctx.org_id, path.task, false)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -1015,12 +1014,12 @@ async fn move_task(
               (status = 404, body = crate::error::Problem), (status = 412, body = crate::error::Problem)))]
 async fn delete_task(
     State(state): State<AppState>,
-    mut ctx: OrgContext,
+    org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteTask, Ownership::Own)?;
-    let mut tx = ctx.write(&state).await?;
     let task = load_task(&mut tx, ctx.org_id, path.task, true)
         .await?
         .ok_or_else(ApiError::not_found)?;
