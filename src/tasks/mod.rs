@@ -299,7 +299,11 @@ pub async fn attach_relations(
 }
 
 /// Every task of a board, ordered by list then position, with relations
-/// (three queries, whatever the size).
+/// (three queries, whatever the size). The relation queries are written as
+/// `tasks CROSS JOIN …`: SQLite (which keeps no statistics here) then walks
+/// the board's tasks and probes each task's rows by primary key, instead of
+/// scanning every assignee of every organization; PostgreSQL plans the
+/// join freely either way. Relation ids are sorted in Rust.
 pub async fn tasks_of_board(
     tx: &mut Tx,
     org_id: Uuid,
@@ -319,13 +323,13 @@ pub async fn tasks_of_board(
     let mut labels: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for (sql, map) in [
         (
-            "SELECT a.task_id, a.user_id FROM task_assignees a JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id \
-             WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY a.task_id, a.user_id",
+            "SELECT a.task_id, a.user_id FROM tasks t CROSS JOIN task_assignees a \
+             WHERE t.org_id = $1 AND t.board_id = $2 AND a.org_id = t.org_id AND a.task_id = t.id",
             &mut assignees,
         ),
         (
-            "SELECT l.task_id, l.label_id FROM task_labels l JOIN tasks t ON t.org_id = l.org_id AND t.id = l.task_id \
-             WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY l.task_id, l.label_id",
+            "SELECT l.task_id, l.label_id FROM tasks t CROSS JOIN task_labels l \
+             WHERE t.org_id = $1 AND t.board_id = $2 AND l.org_id = t.org_id AND l.task_id = t.id",
             &mut labels,
         ),
     ] {
@@ -340,7 +344,9 @@ pub async fn tasks_of_board(
     }
     for t in tasks.iter_mut() {
         t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
+        t.assignee_ids.sort_unstable();
         t.label_ids = labels.remove(&t.id).unwrap_or_default();
+        t.label_ids.sort_unstable();
     }
     Ok(tasks)
 }
