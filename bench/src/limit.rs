@@ -328,8 +328,8 @@ async fn create_task(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome>
         &mut tx,
         vu.org_id,
         id,
-        Some(&spec.assignees),
-        Some(&spec.labels),
+        (!spec.assignees.is_empty()).then_some(spec.assignees.as_slice()),
+        (!spec.labels.is_empty()).then_some(spec.labels.as_slice()),
     )
     .await?;
     task.assignee_ids = spec.assignees;

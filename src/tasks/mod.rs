@@ -658,7 +658,15 @@ async fn create_task(
     .bind(now)
     .fetch_one(c)
     .await)?;
-    replace_relations(&mut tx, ctx.org_id, id, Some(&assignees), Some(&labels)).await?;
+    // A new task has no relations yet: only non-empty sets cost statements.
+    replace_relations(
+        &mut tx,
+        ctx.org_id,
+        id,
+        (!assignees.is_empty()).then_some(assignees.as_slice()),
+        (!labels.is_empty()).then_some(labels.as_slice()),
+    )
+    .await?;
     task.assignee_ids = assignees;
     task.label_ids = labels;
     audit::record(
