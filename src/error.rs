@@ -263,6 +263,13 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A stored order key that cannot be placed around is corrupt data: a 500.
+impl From<crate::domain::ordering::KeyError> for ApiError {
+    fn from(err: crate::domain::ordering::KeyError) -> Self {
+        Self::internal(err)
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(err)

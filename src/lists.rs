@@ -177,10 +177,6 @@ fn list_name(raw: &str) -> Result<String, ApiError> {
     parse_name(raw, LIST_NAME_MAX).map_err(|m| ApiError::invalid_field("name", m))
 }
 
-fn key_error(e: crate::domain::ordering::KeyError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!(e))
-}
-
 /// Lists of a board, in order.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}/lists", tag = "lists",
     params(BoardPath, PageQuery), security(("bearer" = [])),
@@ -248,7 +244,7 @@ async fn create_list(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let last = neighbour(&mut tx, ctx.org_id, path.board, None, false, Uuid::nil()).await?;
-    let position = key_between(last.as_deref(), None).map_err(key_error)?;
+    let position = key_between(last.as_deref(), None)?;
     let now = now();
     let id = Uuid::now_v7();
     let list = on_tx!(&mut tx, |c| sqlx::query_as::<_, List>(
@@ -439,7 +435,7 @@ async fn move_list(
             (last, None)
         }
     };
-    let position = key_between(lower.as_deref(), upper.as_deref()).map_err(key_error)?;
+    let position = key_between(lower.as_deref(), upper.as_deref())?;
     let moved = on_tx!(&mut tx, |c| sqlx::query_as::<_, List>(
         "UPDATE lists SET position = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 \
          RETURNING id, org_id, board_id, name, position, created_at, updated_at"

@@ -201,17 +201,23 @@ async fn list_orgs(
         .map(|c| open(&state, &scope, c))
         .transpose()?;
     let sql = format!(
-        "{ORG_SELECT} WHERE o.deleted_at IS NULL AND ($2 IS NULL OR o.id > $2) ORDER BY o.id LIMIT {}",
+        "{ORG_SELECT} WHERE o.deleted_at IS NULL{} ORDER BY o.id LIMIT {}",
+        if after.is_some() {
+            " AND o.id > $2"
+        } else {
+            ""
+        },
         limit + 1
     );
     let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
-    let rows = on_tx!(&mut tx, |c| sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(auth.user_id)
-    .bind(after)
-    .fetch_all(c)
-    .await)?;
+    let rows = on_tx!(&mut tx, |c| {
+        let mut query =
+            sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(sql.as_str())).bind(auth.user_id);
+        if let Some(a) = after {
+            query = query.bind(a);
+        }
+        query.fetch_all(c).await
+    })?;
     Ok(AppJson(paginate(&state, &scope, rows, limit, |o| o.id)))
 }
 

@@ -250,6 +250,24 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Hands each task its assignee and label ids (sorted) from `(task, id)` rows.
+fn fill_relations(tasks: &mut [Task], assignees: Vec<(Uuid, Uuid)>, labels: Vec<(Uuid, Uuid)>) {
+    let group = |rows: Vec<(Uuid, Uuid)>| {
+        let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for (task, other) in rows {
+            map.entry(task).or_default().push(other);
+        }
+        map
+    };
+    let (mut assignees, mut labels) = (group(assignees), group(labels));
+    for t in tasks.iter_mut() {
+        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
+        t.assignee_ids.sort_unstable();
+        t.label_ids = labels.remove(&t.id).unwrap_or_default();
+        t.label_ids.sort_unstable();
+    }
+}
+
 /// Fills `assignee_ids` and `label_ids` of `tasks` (two queries).
 pub async fn attach_relations(
     tx: &mut Tx,
@@ -260,25 +278,24 @@ pub async fn attach_relations(
         return Ok(());
     }
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    let mut labels: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let (mut assignees, mut labels) = (Vec::new(), Vec::new());
     for ids in ids.chunks(500) {
         let ph = placeholders(2, ids.len());
-        for (sql, map) in [
+        for (sql, rows) in [
             (
                 format!(
-                    "SELECT task_id, user_id FROM task_assignees WHERE org_id = $1 AND task_id IN ({ph}) ORDER BY task_id, user_id"
+                    "SELECT task_id, user_id FROM task_assignees WHERE org_id = $1 AND task_id IN ({ph})"
                 ),
                 &mut assignees,
             ),
             (
                 format!(
-                    "SELECT task_id, label_id FROM task_labels WHERE org_id = $1 AND task_id IN ({ph}) ORDER BY task_id, label_id"
+                    "SELECT task_id, label_id FROM task_labels WHERE org_id = $1 AND task_id IN ({ph})"
                 ),
                 &mut labels,
             ),
         ] {
-            let rows: Vec<(Uuid, Uuid)> = on_tx!(&mut *tx, |c| {
+            let found: Vec<(Uuid, Uuid)> = on_tx!(&mut *tx, |c| {
                 let mut q = sqlx::query_as::<_, (Uuid, Uuid)>(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(org_id);
                 for id in ids {
@@ -286,15 +303,10 @@ pub async fn attach_relations(
                 }
                 q.fetch_all(c).await
             })?;
-            for (task, other) in rows {
-                map.entry(task).or_default().push(other);
-            }
+            rows.extend(found);
         }
     }
-    for t in tasks.iter_mut() {
-        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
-        t.label_ids = labels.remove(&t.id).unwrap_or_default();
-    }
+    fill_relations(tasks, assignees, labels);
     Ok(())
 }
 
@@ -319,9 +331,8 @@ pub async fn tasks_of_board(
     .bind(board_id)
     .fetch_all(c)
     .await)?;
-    let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    let mut labels: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (sql, map) in [
+    let (mut assignees, mut labels) = (Vec::new(), Vec::new());
+    for (sql, rows) in [
         (
             "SELECT a.task_id, a.user_id FROM tasks t CROSS JOIN task_assignees a \
              WHERE t.org_id = $1 AND t.board_id = $2 AND a.org_id = t.org_id AND a.task_id = t.id",
@@ -333,21 +344,15 @@ pub async fn tasks_of_board(
             &mut labels,
         ),
     ] {
-        let rows: Vec<(Uuid, Uuid)> = on_tx!(&mut *tx, |c| sqlx::query_as::<_, (Uuid, Uuid)>(sql)
-            .bind(org_id)
-            .bind(board_id)
-            .fetch_all(c)
-            .await)?;
-        for (task, other) in rows {
-            map.entry(task).or_default().push(other);
-        }
+        let found: Vec<(Uuid, Uuid)> =
+            on_tx!(&mut *tx, |c| sqlx::query_as::<_, (Uuid, Uuid)>(sql)
+                .bind(org_id)
+                .bind(board_id)
+                .fetch_all(c)
+                .await)?;
+        rows.extend(found);
     }
-    for t in tasks.iter_mut() {
-        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
-        t.assignee_ids.sort_unstable();
-        t.label_ids = labels.remove(&t.id).unwrap_or_default();
-        t.label_ids.sort_unstable();
-    }
+    fill_relations(&mut tasks, assignees, labels);
     Ok(tasks)
 }
 
@@ -556,10 +561,6 @@ async fn last_position(
     })
 }
 
-fn key_error(e: crate::domain::ordering::KeyError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!(e))
-}
-
 /// A task response with its `ETag`.
 fn with_etag(status: StatusCode, task: Task) -> Response {
     let etag = format!("\"{}\"", task.version);
@@ -629,7 +630,7 @@ async fn create_task(
         .ok_or_else(ApiError::not_found)?;
     check_related(&mut tx, ctx.org_id, &assignees, &labels).await?;
     let last = last_position(&mut tx, ctx.org_id, list.id, Uuid::nil()).await?;
-    let position = key_between(last.as_deref(), None).map_err(key_error)?;
+    let position = key_between(last.as_deref(), None)?;
     let id = Uuid::now_v7();
     let now = now();
     let completed_at = (status == Status::Done).then_some(now);
@@ -990,7 +991,7 @@ async fn move_task(
             None,
         ),
     };
-    let position = key_between(lower.as_deref(), upper.as_deref()).map_err(key_error)?;
+    let position = key_between(lower.as_deref(), upper.as_deref())?;
     let now = now();
     on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE tasks SET list_id = $1, position = $2, version = version + 1, updated_at = $3 \
