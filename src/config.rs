@@ -45,10 +45,16 @@ pub struct Config {
     #[command(flatten)]
     pub storage: StorageConfig,
 
-    /// Redis for shared cache, pub/sub and rate limits (optional; accepted
-    /// now, used once those features land).
-    #[arg(long, env = "ORGBOARD_REDIS_URL")]
+    /// Redis for live events across nodes, the shared board-view cache and
+    /// shared rate limits (optional; in process without it). Required when
+    /// several nodes serve one database.
+    #[arg(long, env = "ORGBOARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel (deployments sharing a Redis
+    /// need different prefixes).
+    #[arg(long, env = "ORGBOARD_REDIS_PREFIX", default_value = "orgboard")]
+    pub redis_prefix: String,
 
     /// SMTP server for outgoing mail (`smtp://user:pass@host:port` or
     /// `smtps://…`); without it mail goes to `<data dir>/outbox/*.eml`.
@@ -198,6 +204,7 @@ impl Config {
                 db_max_connections: 8,
             },
             redis_url: None,
+            redis_prefix: "orgboard".to_owned(),
             smtp_url: None,
             smtp_from: "orgboard <no-reply@orgboard.invalid>".to_owned(),
             public_url: None,

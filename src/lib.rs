@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod auth;
 pub mod boards;
+pub mod cluster;
 pub mod comments;
 pub mod config;
 pub mod db;

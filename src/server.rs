@@ -15,7 +15,13 @@ use crate::state::AppState;
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let db = Db::connect(&config.storage).await?;
     db.migrate().await.context("migrations failed")?;
-    AppState::new(config, db)
+    let redis = match &config.redis_url {
+        Some(url) if !url.trim().is_empty() => {
+            Some(crate::cluster::Redis::connect(url, &config.redis_prefix).await?)
+        }
+        _ => None,
+    };
+    AppState::new(config, db, redis)
 }
 
 /// Runs `orgboard serve` until a shutdown signal; in-flight requests and the
@@ -29,7 +35,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
+    let shutdown = state.shutdown.clone();
     state.hasher.warm_up();
 
     let mut background = Vec::new();

@@ -4,10 +4,12 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::tokens::{Keys, load_or_create_secret};
+use crate::cluster::Redis;
 use crate::config::Config;
 use crate::db::Db;
 
@@ -25,6 +27,10 @@ pub struct App {
     pub limits: RateLimits,
     /// Woken after a transaction that enqueued jobs commits.
     pub jobs_wakeup: Notify,
+    /// Redis, when configured (shared by every node).
+    pub redis: Option<Redis>,
+    /// Cancelled when the process shuts down; background tasks watch it.
+    pub shutdown: CancellationToken,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.
@@ -39,8 +45,9 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state over an open (migrated) database.
-    pub fn new(config: Config, db: Db) -> anyhow::Result<Self> {
+    /// Builds the state over an open (migrated) database and, when
+    /// configured, a Redis connection.
+    pub fn new(config: Config, db: Db, redis: Option<Redis>) -> anyhow::Result<Self> {
         let secret = load_or_create_secret(config.secret.as_deref(), &config.storage.data_dir)?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
         let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
@@ -52,6 +59,8 @@ impl AppState {
             hasher,
             limits,
             jobs_wakeup: Notify::new(),
+            redis,
+            shutdown: CancellationToken::new(),
         })))
     }
 }
