@@ -33,6 +33,10 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The PostgreSQL role request transactions run as (created by the migrations).
 pub const APP_ROLE: &str = "orgboard_app";
+/// The PostgreSQL role of the node's own cross-tenant upkeep (created by the
+/// migrations; like [`APP_ROLE`] it owns nothing and cannot bypass row-level
+/// security: its policies name exactly what it may see).
+pub const SYSTEM_ROLE: &str = "orgboard_system";
 
 /// A database handle, cheap to clone.
 #[derive(Clone, Debug)]
@@ -98,12 +102,32 @@ impl Scope {
     }
 }
 
-/// An open transaction on either backend.
-pub enum Tx {
+/// The connection of an open transaction, on either backend.
+pub enum TxConn {
     /// PostgreSQL transaction (already switched to the app role).
     Postgres(Transaction<'static, Postgres>),
     /// SQLite transaction.
     Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Work to do once a transaction that changed organizations has committed,
+/// before the change is acknowledged: invalidate cached board views, wake
+/// the event dispatcher. Installed with [`Tx::after_commit`].
+pub trait AfterCommit: Send + Sync {
+    /// Called after a successful commit with every organization the
+    /// transaction changed (see [`Tx::changed`]).
+    fn committed<'a>(
+        &'a self,
+        orgs: &'a [Uuid],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
+/// An open transaction on either backend, with the organizations it changed.
+pub struct Tx {
+    /// The connection; use [`on_tx!`] to run statements on it.
+    pub conn: TxConn,
+    changed: Vec<Uuid>,
+    after: Option<std::sync::Arc<dyn AfterCommit>>,
 }
 
 /// Runs the same sqlx statement on whichever backend `tx` is on:
@@ -113,12 +137,12 @@ pub enum Tx {
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Postgres(t) => {
+        match &mut ($tx).conn {
+            $crate::db::TxConn::Postgres(t) => {
                 let $c: &mut ::sqlx::PgConnection = &mut **t;
                 $body
             }
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::TxConn::Sqlite(t) => {
                 let $c: &mut ::sqlx::SqliteConnection = &mut **t;
                 $body
             }
@@ -216,20 +240,40 @@ impl Db {
 
     /// Opens a read transaction for `scope`.
     pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
-        match self {
-            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin_with(pg_begin(scope, true)).await?)),
-            Db::Sqlite { reader, .. } => Ok(Tx::Sqlite(reader.begin().await?)),
-        }
+        Ok(Tx::new(match self {
+            Db::Postgres(pool) => {
+                TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, true)).await?)
+            }
+            Db::Sqlite { reader, .. } => TxConn::Sqlite(reader.begin().await?),
+        }))
     }
 
     /// Opens a write transaction for `scope` (`BEGIN IMMEDIATE` on SQLite).
     pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
-        match self {
-            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin_with(pg_begin(scope, false)).await?)),
-            Db::Sqlite { writer, .. } => {
-                Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
+        Ok(Tx::new(match self {
+            Db::Postgres(pool) => {
+                TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?)
             }
-        }
+            Db::Sqlite { writer, .. } => {
+                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        }))
+    }
+
+    /// Opens a write transaction for the node's own upkeep across
+    /// organizations (numbering events, cleaning up): on PostgreSQL it runs
+    /// as `orgboard_system`, which row-level security lets see only the
+    /// tables and rows its own policies name (see migration 0003).
+    pub async fn system(&self) -> Result<Tx, sqlx::Error> {
+        Ok(Tx::new(match self {
+            Db::Postgres(pool) => TxConn::Postgres(
+                pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
+                    .await?,
+            ),
+            Db::Sqlite { writer, .. } => {
+                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        }))
     }
 
     /// Closes every connection (at shutdown).
@@ -249,10 +293,10 @@ impl Db {
 /// transaction-locally drops every privilege of the connection's own user
 /// (even a superuser's) until the transaction ends. The values are UUIDs
 /// formatted here, never client text, so inlining them is safe.
-fn pg_begin(scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
+fn pg_begin(role: &str, scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
     let id = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
     sqlx::AssertSqlSafe(format!(
-        "BEGIN{}; SELECT set_config('role', '{APP_ROLE}', true), \
+        "BEGIN{}; SELECT set_config('role', '{role}', true), \
          set_config('app.user_id', '{}', true), set_config('app.org_id', '{}', true)",
         if read_only { " READ ONLY" } else { "" },
         id(scope.user_id),
@@ -261,18 +305,40 @@ fn pg_begin(scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
 }
 
 impl Tx {
+    fn new(conn: TxConn) -> Self {
+        Self {
+            conn,
+            changed: Vec::new(),
+            after: None,
+        }
+    }
+
     /// The backend this transaction runs on.
     pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Postgres(_) => Backend::Postgres,
-            Tx::Sqlite(_) => Backend::Sqlite,
+        match self.conn {
+            TxConn::Postgres(_) => Backend::Postgres,
+            TxConn::Sqlite(_) => Backend::Sqlite,
         }
+    }
+
+    /// Notes that this transaction changed `org_id` (the audit log calls it
+    /// for every recorded change).
+    pub fn changed(&mut self, org_id: Uuid) {
+        if !self.changed.contains(&org_id) {
+            self.changed.push(org_id);
+        }
+    }
+
+    /// Runs `hook` after a successful commit, when the transaction changed
+    /// an organization.
+    pub fn after_commit(&mut self, hook: std::sync::Arc<dyn AfterCommit>) {
+        self.after = Some(hook);
     }
 
     /// Enters an organization inside an open transaction (after creating it,
     /// or after resolving it for the user).
     pub async fn set_org(&mut self, org_id: Uuid) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(tx) = self {
+        if let TxConn::Postgres(tx) = &mut self.conn {
             sqlx::query("SELECT set_config('app.org_id', $1, true)")
                 .bind(org_id.to_string())
                 .execute(&mut **tx)
@@ -281,12 +347,20 @@ impl Tx {
         Ok(())
     }
 
-    /// Commits.
+    /// Commits, then runs the after-commit hook (if any organization
+    /// changed), so the change is visible to readers and subscribers before
+    /// the caller acknowledges it.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Postgres(tx) => tx.commit().await,
-            Tx::Sqlite(tx) => tx.commit().await,
+        match self.conn {
+            TxConn::Postgres(tx) => tx.commit().await?,
+            TxConn::Sqlite(tx) => tx.commit().await?,
         }
+        if let Some(hook) = &self.after
+            && !self.changed.is_empty()
+        {
+            hook.committed(&self.changed).await;
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{TestApp, TestUser};
-use orgboard::db::{Backend, Db, PG_MIGRATOR, SQLITE_MIGRATOR, Scope, Tx};
+use orgboard::db::{Backend, Db, PG_MIGRATOR, SQLITE_MIGRATOR, Scope, Tx, TxConn};
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
@@ -21,9 +21,9 @@ backend_tests!(audit_log_is_append_only, ready_checks_migrations,);
 
 /// The PostgreSQL connection under a request transaction.
 fn pg(tx: &mut Tx) -> &mut PgConnection {
-    match tx {
-        Tx::Postgres(t) => t,
-        Tx::Sqlite(_) => panic!("expected a PostgreSQL transaction"),
+    match &mut tx.conn {
+        TxConn::Postgres(t) => t,
+        TxConn::Sqlite(_) => panic!("expected a PostgreSQL transaction"),
     }
 }
 
