@@ -44,8 +44,21 @@ pub struct Entry<'a> {
     pub request_id: Option<&'a str>,
 }
 
-/// Appends `entry` inside `tx`.
+/// Appends `entry` inside `tx`, with its live event (see [`crate::events`]),
+/// and notes the organization as changed, so that the transaction's
+/// after-commit hook invalidates its cached board views.
 pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<(), sqlx::Error> {
+    tx.changed(entry.org_id);
+    crate::events::record(
+        tx,
+        entry.org_id,
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        &entry.payload,
+        entry.actor_id,
+    )
+    .await?;
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO audit_log (org_id, id, actor_id, action, entity_type, entity_id, payload, \
          request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"

@@ -321,21 +321,70 @@ pub async fn board_view(
     Ok(Some(BoardView { board, lists }))
 }
 
-/// The board view: the board, its lists in order, each with its tasks in order.
+/// The board view: the board, its lists in order, each with its tasks in
+/// order. Served from the board-view cache when no write to the organization
+/// has been acknowledged since it was stored; `Cache-Control: no-cache`
+/// reads it from the database.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
-    params(BoardPath), security(("bearer" = [])),
+    params(BoardPath, ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read from the database, not the cache")),
+    security(("bearer" = [])),
     responses((status = 200, body = BoardView), (status = 404, body = crate::error::Problem)))]
 async fn get_board(
     State(state): State<AppState>,
     org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
-) -> ApiResult<AppJson<BoardView>> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    // `Cache-Control: no-cache` asks for a view read from the database now
+    // (it still refreshes the cache).
+    let fresh = headers
+        .get_all(axum::http::header::CACHE_CONTROL)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
+        });
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    // The version is read before the view (see crate::cache); SQLite's read
+    // snapshot began with the membership check, so it starts over after it.
+    let cache = &state.live.cache;
+    let version = cache.version(ctx.org_id).await;
+    if let Some(v) = version {
+        if !fresh && let Some(body) = cache.get(ctx.org_id, path.board, v).await {
+            return Ok(json_bytes(body));
+        }
+        if tx.backend() == crate::db::Backend::Sqlite {
+            drop(tx);
+            tx = state
+                .db
+                .read(crate::db::Scope::tenant(ctx.user_id, ctx.org_id))
+                .await?;
+        }
+    }
     let view = board_view(&mut tx, ctx.org_id, path.board)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(AppJson(view))
+    drop(tx);
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&view).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
+    );
+    if let Some(v) = version {
+        cache.put(ctx.org_id, path.board, v, body.clone()).await;
+    }
+    Ok(json_bytes(body))
+}
+
+/// A JSON response from serialized bytes.
+fn json_bytes(body: axum::body::Bytes) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Rename, describe, archive or restore a board (admin+).

@@ -120,9 +120,32 @@ pub struct Config {
     #[arg(long, env = "ORGBOARD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// Open event streams (SSE or WebSocket) one user may hold on one node.
+    #[arg(long, env = "ORGBOARD_MAX_STREAMS_PER_USER", default_value_t = 16)]
+    pub max_streams_per_user: usize,
+
+    /// Seconds between heartbeats on idle event streams.
+    #[arg(long, env = "ORGBOARD_EVENTS_HEARTBEAT_SECS", default_value_t = 15)]
+    pub events_heartbeat_secs: u64,
+
     /// Run background job workers in this process.
     #[arg(long, env = "ORGBOARD_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
+
+    /// Seconds between a node's looks at the schedules (daily summary,
+    /// clean-up); each period's job is enqueued once across all nodes.
+    #[arg(long, env = "ORGBOARD_SCHEDULER_TICK_SECS", default_value_t = 30)]
+    pub scheduler_tick_secs: u64,
+
+    /// Longest a background job may run, in seconds; a job cut by it counts
+    /// as a failed attempt and is retried (at most 240, below the lease).
+    #[arg(long, env = "ORGBOARD_JOB_TIMEOUT_SECS", default_value_t = 120)]
+    pub job_timeout_secs: u64,
+
+    /// At shutdown, seconds the job in hand may take to finish before it is
+    /// released back to the queue.
+    #[arg(long, env = "ORGBOARD_JOB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub job_shutdown_grace_secs: u64,
 }
 
 impl Config {
@@ -146,6 +169,18 @@ impl Config {
         }
         if self.rate_limit_per_ip == 0 || self.rate_limit_per_account == 0 {
             p.push("ORGBOARD_RATE_LIMIT_PER_IP and _PER_ACCOUNT must be ≥ 1".to_owned());
+        }
+        if self.scheduler_tick_secs == 0 || self.scheduler_tick_secs > 3600 {
+            p.push("ORGBOARD_SCHEDULER_TICK_SECS must be between 1 and 3600".to_owned());
+        }
+        if self.job_timeout_secs == 0 || self.job_timeout_secs > crate::jobs::MAX_JOB_TIMEOUT_SECS {
+            p.push(format!(
+                "ORGBOARD_JOB_TIMEOUT_SECS must be between 1 and {}",
+                crate::jobs::MAX_JOB_TIMEOUT_SECS
+            ));
+        }
+        if self.job_shutdown_grace_secs > 300 {
+            p.push("ORGBOARD_JOB_SHUTDOWN_GRACE_SECS must be at most 300".to_owned());
         }
         if self.max_body_bytes < 1024 {
             p.push("ORGBOARD_MAX_BODY_BYTES must be at least 1024".to_owned());
@@ -220,6 +255,11 @@ impl Config {
             trust_forwarded_for: true,
             max_body_bytes: 1_048_576,
             workers: false,
+            scheduler_tick_secs: 30,
+            job_timeout_secs: 30,
+            job_shutdown_grace_secs: 1,
+            max_streams_per_user: 16,
+            events_heartbeat_secs: 15,
         }
     }
 }

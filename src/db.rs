@@ -115,10 +115,12 @@ pub enum TxConn {
 /// the event dispatcher. Installed with [`Tx::after_commit`].
 pub trait AfterCommit: Send + Sync {
     /// Called after a successful commit with every organization the
-    /// transaction changed (see [`Tx::changed`]).
+    /// transaction changed (see [`Tx::changed`]) and the events it numbered
+    /// itself (SQLite; on PostgreSQL the dispatcher numbers them).
     fn committed<'a>(
         &'a self,
         orgs: &'a [Uuid],
+        events: Vec<crate::events::Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
 
@@ -128,6 +130,8 @@ pub struct Tx {
     pub conn: TxConn,
     changed: Vec<Uuid>,
     after: Option<std::sync::Arc<dyn AfterCommit>>,
+    /// Events this transaction numbered itself (SQLite), published after commit.
+    pub(crate) committed_events: Vec<crate::events::Event>,
 }
 
 /// Runs the same sqlx statement on whichever backend `tx` is on:
@@ -310,6 +314,7 @@ impl Tx {
             conn,
             changed: Vec::new(),
             after: None,
+            committed_events: Vec::new(),
         }
     }
 
@@ -358,7 +363,7 @@ impl Tx {
         if let Some(hook) = &self.after
             && !self.changed.is_empty()
         {
-            hook.committed(&self.changed).await;
+            hook.committed(&self.changed, self.committed_events).await;
         }
         Ok(())
     }

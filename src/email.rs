@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use lettre::message::{Mailbox, Message, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -66,11 +67,36 @@ fn build_invite(config: &Config, m: &InviteEmail) -> anyhow::Result<Message> {
 /// retried job overwrites rather than duplicates).
 pub async fn send_invite(config: &Config, job_id: Uuid, m: &InviteEmail) -> anyhow::Result<()> {
     let message = build_invite(config, m)?;
+    match deliver(config, job_id, message).await? {
+        Delivered::Smtp => {
+            tracing::info!(org_id = %m.org_id, invite_id = %m.invite_id, "invite email sent by SMTP");
+        }
+        Delivered::Outbox(path) => {
+            tracing::info!(org_id = %m.org_id, invite_id = %m.invite_id, path = %path.display(),
+                "invite email written to the outbox (no SMTP configured)");
+        }
+    }
+    Ok(())
+}
+
+/// Where a message went.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Handed to the SMTP server.
+    Smtp,
+    /// Written to this file of the outbox.
+    Outbox(PathBuf),
+}
+
+/// Delivers `message`: by SMTP when configured, otherwise as
+/// `<outbox>/<job_id>.eml` (written to a temporary name first, so a reader
+/// never sees half a file, and named after the job, so a retry overwrites).
+pub async fn deliver(config: &Config, job_id: Uuid, message: Message) -> anyhow::Result<Delivered> {
     match &config.smtp_url {
         Some(url) => {
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.build();
             transport.send(message).await?;
-            tracing::info!(org_id = %m.org_id, invite_id = %m.invite_id, "invite email sent by SMTP");
+            Ok(Delivered::Smtp)
         }
         None => {
             let dir = outbox_dir(config);
@@ -79,8 +105,145 @@ pub async fn send_invite(config: &Config, job_id: Uuid, m: &InviteEmail) -> anyh
             let tmp = dir.join(format!(".{job_id}.eml.tmp"));
             tokio::fs::write(&tmp, message.formatted()).await?;
             tokio::fs::rename(&tmp, &path).await?;
-            tracing::info!(org_id = %m.org_id, invite_id = %m.invite_id, path = %path.display(),
-                "invite email written to the outbox (no SMTP configured)");
+            Ok(Delivered::Outbox(path))
+        }
+    }
+}
+
+/// Most tasks listed per section of a summary (the rest are counted).
+const SUMMARY_SECTION_MAX: usize = 20;
+
+/// One member's daily summary: what is due soon, overdue and was completed
+/// yesterday, per organization.
+#[derive(Debug, Clone)]
+pub struct SummaryEmail {
+    /// Recipient address.
+    pub to: String,
+    /// Recipient's display name.
+    pub name: String,
+    /// The member's time zone (times are shown in it).
+    pub time_zone: Tz,
+    /// The member's local day the summary is for.
+    pub local_date: NaiveDate,
+    /// Organizations with something to say, by name.
+    pub orgs: Vec<OrgSummary>,
+}
+
+/// The part of a summary about one organization.
+#[derive(Debug, Clone, Default)]
+pub struct OrgSummary {
+    /// Organization name.
+    pub org_name: String,
+    /// Not done, due before the summary's time (oldest first).
+    pub overdue: Vec<SummaryTask>,
+    /// Not done, due in the next 24 hours (soonest first).
+    pub due_soon: Vec<SummaryTask>,
+    /// Completed during the member's previous local day.
+    pub completed: Vec<SummaryTask>,
+}
+
+impl OrgSummary {
+    /// True when there is nothing to say about this organization.
+    pub fn is_empty(&self) -> bool {
+        self.overdue.is_empty() && self.due_soon.is_empty() && self.completed.is_empty()
+    }
+}
+
+/// A task line of a summary.
+#[derive(Debug, Clone)]
+pub struct SummaryTask {
+    /// Task title.
+    pub title: String,
+    /// Name of its board.
+    pub board: String,
+    /// Due time (overdue, due soon) or completion time (completed).
+    pub at: DateTime<Utc>,
+}
+
+fn summary_section(out: &mut String, heading: &str, verb: &str, tasks: &[SummaryTask], tz: Tz) {
+    if tasks.is_empty() {
+        return;
+    }
+    out.push_str(&format!("{heading} ({}):\n", tasks.len()));
+    for t in tasks.iter().take(SUMMARY_SECTION_MAX) {
+        out.push_str(&format!(
+            "  - {} [{}], {verb} {}\n",
+            t.title,
+            t.board,
+            t.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M"),
+        ));
+    }
+    if tasks.len() > SUMMARY_SECTION_MAX {
+        out.push_str(&format!(
+            "  ... and {} more\n",
+            tasks.len() - SUMMARY_SECTION_MAX
+        ));
+    }
+}
+
+/// The plain-text body of a summary.
+fn summary_body(config: &Config, m: &SummaryEmail) -> String {
+    let mut out = format!(
+        "Good morning {},\n\nHere is your orgboard summary for {} (times in {}).\n",
+        m.name,
+        m.local_date.format("%A %Y-%m-%d"),
+        m.time_zone.name(),
+    );
+    for org in m.orgs.iter().filter(|o| !o.is_empty()) {
+        out.push_str(&format!("\n== {} ==\n", org.org_name));
+        summary_section(&mut out, "Overdue", "was due", &org.overdue, m.time_zone);
+        summary_section(
+            &mut out,
+            "Due in the next 24 hours",
+            "due",
+            &org.due_soon,
+            m.time_zone,
+        );
+        summary_section(
+            &mut out,
+            "Completed yesterday",
+            "done",
+            &org.completed,
+            m.time_zone,
+        );
+    }
+    out.push_str(&format!(
+        "\nopen orgboard: {}\n\nYou get this mail at 08:00 your time on days with \
+         something to report; change your time zone with PATCH /api/v1/me.\n",
+        config.public_url()
+    ));
+    out
+}
+
+fn build_summary(config: &Config, m: &SummaryEmail) -> anyhow::Result<Message> {
+    let from: Mailbox = config.smtp_from.parse()?;
+    let to: Mailbox = m.to.parse()?;
+    Ok(Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!(
+            "Your orgboard summary for {}",
+            m.local_date.format("%Y-%m-%d")
+        ))
+        .header(ContentType::TEXT_PLAIN)
+        .body(summary_body(config, m))?)
+}
+
+/// Sends a daily summary (job `job_id`; see [`deliver`]).
+pub async fn send_summary(
+    config: &Config,
+    job_id: Uuid,
+    user_id: Uuid,
+    m: &SummaryEmail,
+) -> anyhow::Result<()> {
+    let message = build_summary(config, m)?;
+    match deliver(config, job_id, message).await? {
+        Delivered::Smtp => {
+            tracing::info!(%user_id, date = %m.local_date, "daily summary sent by SMTP");
+        }
+        Delivered::Outbox(path) => {
+            tracing::info!(%user_id, date = %m.local_date, path = %path.display(),
+                "daily summary written to the outbox (no SMTP configured)");
         }
     }
     Ok(())
@@ -109,5 +272,61 @@ mod tests {
         assert!(text.contains("Acme"));
         assert!(text.contains("obi_abc_def"));
         assert!(text.contains("as member"));
+    }
+
+    #[test]
+    fn summary_lists_sections_in_the_members_time_zone() {
+        let cfg = Config::for_tests(PathBuf::from("/tmp/x"), None);
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let task = |title: &str, t: &str| SummaryTask {
+            title: title.into(),
+            board: "Launch".into(),
+            at: at(t),
+        };
+        let m = SummaryEmail {
+            to: "ada@example.com".into(),
+            name: "Ada".into(),
+            time_zone: chrono_tz::Asia::Kolkata,
+            local_date: NaiveDate::from_ymd_opt(2030, 1, 2).expect("date"),
+            orgs: vec![
+                OrgSummary {
+                    org_name: "Acme".into(),
+                    overdue: vec![task("Fuel", "2030-01-01T10:00:00Z")],
+                    due_soon: (0..25)
+                        .map(|i| task(&format!("Check {i}"), "2030-01-02T10:00:00Z"))
+                        .collect(),
+                    completed: vec![],
+                },
+                OrgSummary {
+                    org_name: "Quiet".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        let body = summary_body(&cfg, &m);
+        assert!(body.contains("Good morning Ada"), "{body}");
+        assert!(body.contains("== Acme =="), "{body}");
+        assert!(
+            !body.contains("Quiet"),
+            "empty organizations are left out: {body}"
+        );
+        // 10:00 UTC is 15:30 in Kolkata.
+        assert!(
+            body.contains("Fuel [Launch], was due Tue 2030-01-01 15:30"),
+            "{body}"
+        );
+        assert!(body.contains("Due in the next 24 hours (25):"), "{body}");
+        assert!(
+            body.contains("Check 19") && !body.contains("Check 20"),
+            "{body}"
+        );
+        assert!(body.contains("... and 5 more"), "{body}");
+        assert!(!body.contains("Completed yesterday"), "{body}");
+        let text =
+            String::from_utf8(build_summary(&cfg, &m).expect("build").formatted()).expect("utf8");
+        assert!(
+            text.contains("Subject: Your orgboard summary for 2030-01-02"),
+            "{text}"
+        );
     }
 }

@@ -404,7 +404,8 @@ async fn accept_invite(
 ) -> ApiResult<AppJson<Org>> {
     state
         .limits
-        .check("invite_accept", ip, Some(&auth.user_id.to_string()))?;
+        .check("invite_accept", ip, Some(&auth.user_id.to_string()))
+        .await?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -418,6 +419,7 @@ async fn accept_invite(
         .ok_or_else(not_found)?;
     let hash = tokens::hash_token(body.token.trim());
     let mut tx = state.db.write(Scope::tenant(auth.user_id, org_id)).await?;
+    tx.after_commit(state.after_commit());
     let sql = format!(
         "{INVITE_SELECT} AND token_hash = $2 AND EXISTS \
          (SELECT 1 FROM organizations o WHERE o.id = invites.org_id AND o.deleted_at IS NULL)"

@@ -2,27 +2,51 @@
 //! in the very transaction of the change that causes it (it exists if and
 //! only if the change committed).
 //!
-//! Workers claim one job at a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
-//! on SQLite the single writer makes the claim atomic), run it outside any
-//! transaction, then delete it, or put it back with exponential backoff, or
-//! after `max_attempts` mark it `dead`. A claim is a lease: a job whose worker
-//! died is claimed again once `locked_until` passes.
+//! * [`enqueue_in`] adds a job inside a transaction; [`wake`] after the
+//!   commit starts it without waiting for the next poll.
+//! * Workers claim one job at a time (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL; on SQLite the single writer makes the claim atomic), run it
+//!   outside any transaction, bounded by `ORGBOARD_JOB_TIMEOUT_SECS`, then
+//!   delete it, or put it back with exponential backoff ([`backoff`]), or
+//!   after `max_attempts` mark it `dead` (kept, secrets blanked, for
+//!   inspection). A claim is a lease: a job whose worker died is claimed
+//!   again once `locked_until` passes. At shutdown the job in hand gets
+//!   `ORGBOARD_JOB_SHUTDOWN_GRACE_SECS` to finish, then is released (queued
+//!   again, its attempt not counted).
+//! * [`SCHEDULES`] are jobs enqueued once per period across all nodes: each
+//!   node's scheduler ticks every `ORGBOARD_SCHEDULER_TICK_SECS` and claims
+//!   a due schedule with one atomic `UPDATE … RETURNING` that advances it,
+//!   enqueuing the job in the same transaction ([`run_schedules_at`]).
+//!   They run the [`summary`] (08:00 in each member's time zone) and the
+//!   [`cleanup`].
+//! * Metrics: `orgboard_jobs_completed_total`, `orgboard_job_failures_total`
+//!   (each failed attempt) and `orgboard_jobs_dead_total`, labelled by
+//!   `kind`; [`queue_depth`] counts jobs per status for the gauges.
+
+pub mod cleanup;
+pub mod summary;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::db::{Backend, Scope, Tx, now};
+use crate::db::{Backend, Db, Scope, Tx, now};
 use crate::email;
 use crate::on_tx;
 use crate::state::AppState;
 
+pub use cleanup::{Removed, cleanup_at};
+pub use summary::daily_summary_at;
+
 /// How long a claimed job may run before another worker may take it over.
-const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+/// The largest `ORGBOARD_JOB_TIMEOUT_SECS`: a job must end (or be cut) well
+/// within its lease, or a second worker could claim it while it runs.
+pub const MAX_JOB_TIMEOUT_SECS: u64 = 240;
 /// How often idle workers look for due jobs (they are also woken on enqueue).
 const POLL: Duration = Duration::from_secs(1);
 
@@ -33,12 +57,29 @@ const POLL: Duration = Duration::from_secs(1);
 pub enum Job {
     /// Send an invitation email.
     InviteEmail(email::InviteEmail),
+    /// Scheduled: enqueue a [`Job::DailySummary`] for every member whose
+    /// local time at `at` is 08:xx and whose day is not yet handled.
+    DailySummaries {
+        /// The scheduler's clock when the run was claimed.
+        at: DateTime<Utc>,
+    },
+    /// One member's daily summary.
+    DailySummary(summary::SummaryJob),
+    /// Scheduled: delete what has outlived its use (see [`cleanup`]).
+    Cleanup {
+        /// The scheduler's clock when the run was claimed.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Job {
-    fn kind(&self) -> &'static str {
+    /// The `kind` column and metrics label.
+    pub fn kind(&self) -> &'static str {
         match self {
             Job::InviteEmail(_) => "invite_email",
+            Job::DailySummaries { .. } => "daily_summaries",
+            Job::DailySummary(_) => "daily_summary",
+            Job::Cleanup { .. } => "cleanup",
         }
     }
 
@@ -49,6 +90,7 @@ impl Job {
                 token: String::new(),
                 ..m.clone()
             }),
+            other => other.clone(),
         }
     }
 }
@@ -78,6 +120,134 @@ pub async fn enqueue_in(tx: &mut Tx, job: &Job) -> Result<Uuid, sqlx::Error> {
 pub fn wake(state: &AppState) {
     state.jobs_wakeup.notify_one();
 }
+
+/// Number of jobs per status (`queued`, `running`, `dead`; zero included),
+/// for the queue-depth gauges. `running` includes jobs whose lease expired
+/// and that wait to be claimed again.
+pub async fn queue_depth(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut tx = db.read(Scope::system()).await?;
+    let rows: Vec<(String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(
+        "SELECT status, COUNT(*) FROM jobs GROUP BY status"
+    )
+    .fetch_all(c)
+    .await)?;
+    drop(tx);
+    let mut depth: Vec<(String, i64)> = ["queued", "running", "dead"]
+        .into_iter()
+        .map(|s| (s.to_owned(), 0))
+        .collect();
+    for (status, n) in rows {
+        match depth.iter_mut().find(|(s, _)| *s == status) {
+            Some(slot) => slot.1 = n,
+            None => depth.push((status, n)),
+        }
+    }
+    Ok(depth)
+}
+
+// ------------------------------------------------------------ schedules
+
+/// A job enqueued once per period, by whichever node claims the period
+/// first.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Key in the `schedules` table.
+    pub name: &'static str,
+    /// The period. Runs are aligned on multiples of it since the Unix epoch
+    /// (UTC): every 15 minutes means at :00, :15, :30 and :45.
+    pub every: chrono::Duration,
+    /// The job of a run claimed at the given time.
+    pub job: fn(DateTime<Utc>) -> Job,
+}
+
+fn daily_summaries_job(at: DateTime<Utc>) -> Job {
+    Job::DailySummaries { at }
+}
+
+fn cleanup_job(at: DateTime<Utc>) -> Job {
+    Job::Cleanup { at }
+}
+
+/// Every schedule. The daily summary looks every 15 minutes (every zone's
+/// offset is a multiple of 15 minutes, so 08:00 local falls on a run, and a
+/// member gets four chances within their 08:00 hour); the clean-up runs
+/// hourly.
+pub const SCHEDULES: &[Schedule] = &[
+    Schedule {
+        name: "daily_summary",
+        every: chrono::Duration::minutes(15),
+        job: daily_summaries_job,
+    },
+    Schedule {
+        name: "cleanup",
+        every: chrono::Duration::hours(1),
+        job: cleanup_job,
+    },
+];
+
+/// The first multiple of `every` (since the epoch) strictly after `now`.
+fn next_after(now: DateTime<Utc>, every: chrono::Duration) -> DateTime<Utc> {
+    let step = every.num_seconds().max(1);
+    let next = (now.timestamp().div_euclid(step) + 1).saturating_mul(step);
+    DateTime::from_timestamp(next, 0).unwrap_or(now + every)
+}
+
+/// Claims every schedule due at `now` (the clock is a parameter so tests can
+/// move it) and enqueues its job; returns the names of those started. Safe
+/// to call from any number of nodes at once: a period starts exactly once.
+pub async fn run_schedules_at(
+    state: &AppState,
+    now: DateTime<Utc>,
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    let mut started = Vec::new();
+    for schedule in SCHEDULES {
+        if claim_schedule(state, schedule, now).await? {
+            started.push(schedule.name);
+        }
+    }
+    if !started.is_empty() {
+        tracing::debug!(schedules = ?started, "scheduled jobs enqueued");
+        wake(state);
+    }
+    Ok(started)
+}
+
+async fn claim_schedule(
+    state: &AppState,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = state.db.write(Scope::system()).await?;
+    // A schedule seen for the first time is due at once.
+    on_tx!(&mut tx, |c| sqlx::query(
+        "INSERT INTO schedules (name, next_run_at, updated_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (name) DO NOTHING"
+    )
+    .bind(schedule.name)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    // The claim: on PostgreSQL a concurrent claimer blocks on the row lock,
+    // then re-checks `next_run_at` against the committed row and finds it
+    // no longer due; on SQLite the single writer serializes the two.
+    let claimed: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "UPDATE schedules SET next_run_at = $2, last_run_at = $3, updated_at = $3 \
+         WHERE name = $1 AND next_run_at <= $3 RETURNING name"
+    )
+    .bind(schedule.name)
+    .bind(next_after(now, schedule.every))
+    .bind(now)
+    .fetch_optional(c)
+    .await)?;
+    if claimed.is_some() {
+        enqueue_in(&mut tx, &(schedule.job)(now)).await?;
+    }
+    tx.commit().await?;
+    Ok(claimed.is_some())
+}
+
+// --------------------------------------------------------------- workers
 
 #[derive(sqlx::FromRow)]
 struct Claimed {
@@ -128,6 +298,17 @@ async fn perform(state: &AppState, id: Uuid, job: &Job) -> anyhow::Result<()> {
             }
             email::send_invite(&state.config, id, m).await
         }
+        Job::DailySummaries { at } => {
+            let n = summary::daily_summary_at(state, *at).await?;
+            tracing::debug!(%at, members = n, "daily summaries enqueued");
+            Ok(())
+        }
+        Job::DailySummary(s) => summary::send(state, id, s).await,
+        Job::Cleanup { at } => {
+            let removed = cleanup::cleanup_at(state, *at).await?;
+            tracing::info!(%at, ?removed, "clean-up done");
+            Ok(())
+        }
     }
 }
 
@@ -159,6 +340,7 @@ async fn finish(
     c: &Claimed,
     result: anyhow::Result<()>,
 ) -> Result<(), sqlx::Error> {
+    let kind = c.payload.0.kind();
     let mut tx = state.db.write(Scope::system()).await?;
     match result {
         Ok(()) => {
@@ -171,12 +353,14 @@ async fn finish(
             .execute(conn)
             .await
             .map(|r| r.rows_affected()))?;
+            tx.commit().await?;
+            ::metrics::counter!("orgboard_jobs_completed_total", "kind" => kind).increment(1);
         }
         Err(e) => {
             let msg: String = format!("{e:#}").chars().take(2000).collect();
             let dead = c.attempts >= c.max_attempts;
             let now = now();
-            tracing::warn!(job_id = %c.id, attempts = c.attempts, dead, error = %msg, "job failed");
+            tracing::warn!(job_id = %c.id, kind, attempts = c.attempts, dead, error = %msg, "job failed");
             // A dead job keeps its payload for inspection, minus secrets.
             let payload = Json(if dead {
                 c.payload.0.scrubbed()
@@ -196,29 +380,89 @@ async fn finish(
             .execute(conn)
             .await
             .map(|r| r.rows_affected()))?;
+            tx.commit().await?;
+            ::metrics::counter!("orgboard_job_failures_total", "kind" => kind).increment(1);
+            if dead {
+                ::metrics::counter!("orgboard_jobs_dead_total", "kind" => kind).increment(1);
+            }
         }
     }
-    tx.commit().await
+    Ok(())
 }
 
-/// Runs due jobs until none is left; returns how many ran. Used by the
-/// worker loop and by tests that want the queue drained now.
-pub async fn run_due(state: &AppState) -> Result<usize, sqlx::Error> {
+/// Puts a job interrupted by shutdown back in the queue, due at once, its
+/// interrupted attempt not counted.
+async fn release(state: &AppState, c: &Claimed) -> Result<(), sqlx::Error> {
+    let mut tx = state.db.write(Scope::system()).await?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "UPDATE jobs SET status = 'queued', locked_until = NULL, \
+         attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \
+         WHERE id = $1 AND status = 'running'"
+    )
+    .bind(c.id)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    tracing::info!(job_id = %c.id, kind = c.payload.0.kind(), "job released at shutdown");
+    Ok(())
+}
+
+/// Runs a claimed job to its end: done, failed (an error, or the timeout),
+/// or, when `shutdown` fires and the grace period passes first, released.
+async fn run_claimed(
+    state: &AppState,
+    c: Claimed,
+    shutdown: &CancellationToken,
+) -> Result<(), sqlx::Error> {
+    let limit = Duration::from_secs(state.config.job_timeout_secs);
+    let work = tokio::time::timeout(limit, perform(state, c.id, &c.payload.0));
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        biased;
+        r = &mut work => Some(r),
+        _ = shutdown.cancelled() => {
+            let grace = Duration::from_secs(state.config.job_shutdown_grace_secs);
+            tokio::time::timeout(grace, &mut work).await.ok()
+        }
+    };
+    match outcome {
+        Some(Ok(result)) => finish(state, &c, result).await,
+        Some(Err(_elapsed)) => {
+            let e = anyhow::anyhow!("timed out after {} s", limit.as_secs());
+            finish(state, &c, Err(e)).await
+        }
+        None => release(state, &c).await,
+    }
+}
+
+/// Runs due jobs until none is left or `shutdown` fires.
+async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
     let mut n = 0;
-    while let Some(c) = claim(state).await? {
-        let result = perform(state, c.id, &c.payload.0).await;
-        finish(state, &c, result).await?;
+    while !shutdown.is_cancelled() {
+        let Some(c) = claim(state).await? else {
+            break;
+        };
+        run_claimed(state, c, shutdown).await?;
         n += 1;
     }
     Ok(n)
 }
 
-/// Starts the worker loop; it stops (after finishing the job in hand) when
-/// `shutdown` is cancelled.
+/// Runs due jobs until none is left (including jobs they enqueue); returns
+/// how many ran. Used by tests that want the queue drained now.
+pub async fn run_due(state: &AppState) -> Result<usize, sqlx::Error> {
+    drain(state, &CancellationToken::new()).await
+}
+
+/// Starts the worker loop and the scheduler; both stop when `shutdown` is
+/// cancelled, the worker after finishing (or releasing) the job in hand.
 pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
-            if let Err(e) = run_due(&state).await {
+        let scheduler = tokio::spawn(scheduler_loop(state.clone(), shutdown.clone()));
+        while !shutdown.is_cancelled() {
+            if let Err(e) = drain(&state, &shutdown).await {
                 tracing::error!(error = %e, "job worker error");
             }
             tokio::select! {
@@ -227,13 +471,27 @@ pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
+        let _ = scheduler.await;
         tracing::debug!(at = %Utc::now(), "job worker stopped");
     })
 }
 
+async fn scheduler_loop(state: AppState, shutdown: CancellationToken) {
+    let tick = Duration::from_secs(state.config.scheduler_tick_secs.max(1));
+    loop {
+        if let Err(e) = run_schedules_at(&state, now()).await {
+            tracing::error!(error = %e, "scheduler error");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::*;
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -241,5 +499,34 @@ mod tests {
         assert_eq!(backoff(3).num_seconds(), 8);
         assert_eq!(backoff(50).num_seconds(), 3600);
         assert_eq!(backoff(-1).num_seconds(), 1);
+    }
+
+    #[test]
+    fn schedule_runs_are_aligned_on_their_period() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let quarter = chrono::Duration::minutes(15);
+        assert_eq!(
+            next_after(at("2030-01-01T08:07:12Z"), quarter),
+            at("2030-01-01T08:15:00Z")
+        );
+        // Exactly on a boundary: the next one, never the same instant.
+        assert_eq!(
+            next_after(at("2030-01-01T08:15:00Z"), quarter),
+            at("2030-01-01T08:30:00Z")
+        );
+        assert_eq!(
+            next_after(at("2030-01-01T23:59:59Z"), chrono::Duration::hours(1)),
+            at("2030-01-02T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn payloads_are_tagged_by_kind() {
+        let at = "2030-01-01T08:00:00Z".parse().expect("time");
+        for job in [Job::DailySummaries { at }, Job::Cleanup { at }] {
+            let v = serde_json::to_value(&job).expect("json");
+            assert_eq!(v["kind"], job.kind());
+            assert_eq!(serde_json::from_value::<Job>(v).expect("back"), job);
+        }
     }
 }

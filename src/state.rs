@@ -12,6 +12,7 @@ use crate::auth::tokens::{Keys, load_or_create_secret};
 use crate::cluster::Redis;
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::Live;
 
 /// Everything long-lived: settings, database, keys, limiters.
 pub struct App {
@@ -31,6 +32,8 @@ pub struct App {
     pub redis: Option<Redis>,
     /// Cancelled when the process shuts down; background tasks watch it.
     pub shutdown: CancellationToken,
+    /// Live events, the board-view cache, and the after-commit hook.
+    pub live: Arc<Live>,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.
@@ -45,13 +48,23 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// The hook every tenant write transaction runs after it commits.
+    pub fn after_commit(&self) -> Arc<dyn crate::db::AfterCommit> {
+        self.live.clone()
+    }
+
     /// Builds the state over an open (migrated) database and, when
     /// configured, a Redis connection.
     pub fn new(config: Config, db: Db, redis: Option<Redis>) -> anyhow::Result<Self> {
         let secret = load_or_create_secret(config.secret.as_deref(), &config.storage.data_dir)?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
         let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
-        let limits = RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_account);
+        crate::metrics::init();
+        let limits = RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_account)
+            .with_redis(redis.clone());
+        let shutdown = CancellationToken::new();
+        let live = Live::new(&db, redis.clone());
+        live.start(db.clone(), shutdown.clone());
         Ok(Self(Arc::new(App {
             config,
             db,
@@ -60,7 +73,8 @@ impl AppState {
             limits,
             jobs_wakeup: Notify::new(),
             redis,
-            shutdown: CancellationToken::new(),
+            shutdown,
+            live,
         })))
     }
 }

@@ -753,11 +753,13 @@ async fn readyz_on_postgres_answers_ok() {
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("post", "/api/v1/auth/signup"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/me"),
+    ("patch", "/api/v1/me"),
     ("get", "/api/v1/orgs"),
     ("post", "/api/v1/orgs"),
     ("get", "/api/v1/orgs/{org}"),

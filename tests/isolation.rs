@@ -237,6 +237,7 @@ const TASK_FILTER_IDS: &[IdParam] = &[
     id(Place::Query, "assignee_id", Kind::User),
     id(Place::Query, "label_id", Kind::Label),
 ];
+const EVENT_FILTER_IDS: &[IdParam] = &[id(Place::Query, "board_id", Kind::Board)];
 const AUDIT_FILTER_IDS: &[IdParam] = &[
     IdParam {
         on_foreign: OnForeign::MatchesNothing,
@@ -288,6 +289,7 @@ fn table() -> Vec<Case> {
     let invites = "/api/v1/orgs/{org}/invites";
     let invite = "/api/v1/orgs/{org}/invites/{invite_id}";
     let audit = "/api/v1/orgs/{org}/audit-log";
+    let events = "/api/v1/orgs/{org}/events";
     let boards = "/api/v1/orgs/{org}/boards";
     let board = "/api/v1/orgs/{org}/boards/{board}";
     let board_lists = "/api/v1/orgs/{org}/boards/{board}/lists";
@@ -395,6 +397,11 @@ fn table() -> Vec<Case> {
         with_ids(
             case(Method::GET, audit, ReadAuditLog, Target::Org, Body::Empty),
             AUDIT_FILTER_IDS,
+        ),
+        // Live events (the harness keeps a stream's headers, not its body).
+        with_ids(
+            case(Method::GET, events, ReadOrg, Target::Work, Body::Empty),
+            EVENT_FILTER_IDS,
         ),
         // Boards.
         case(Method::GET, boards, ReadOrg, Target::Work, Body::Empty),

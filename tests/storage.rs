@@ -152,45 +152,78 @@ async fn catalog_forces_rls_on_every_tenant_table() {
         offenders.join("\n")
     );
 
-    let role: Option<(bool, bool, bool)> = sqlx::query_as(
-        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'orgboard_app'",
+    // Both runtime roles: requests (orgboard_app) and the node's own
+    // upkeep (orgboard_system: event numbering, clean-up).
+    for role_name in ["orgboard_app", "orgboard_system"] {
+        check_runtime_role(pool, role_name).await;
+    }
+    // orgboard_system reads no tenant table whole but the event outbox
+    // (invites: a few columns, through policies limited to expired ones).
+    let readable: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relkind = 'r'
+            AND EXISTS (SELECT 1 FROM information_schema.columns col
+                         WHERE col.table_schema = 'public' AND col.table_name = c.relname
+                           AND col.column_name = 'org_id')
+            AND has_table_privilege('orgboard_system', c.oid, 'SELECT')
+          ORDER BY 1",
     )
+    .fetch_all(pool)
+    .await
+    .expect("privilege query");
+    assert_eq!(
+        readable,
+        ["events"],
+        "tenant tables orgboard_system may read"
+    );
+}
+
+/// A runtime role is no superuser, cannot bypass RLS, owns nothing and
+/// cannot become a role that could.
+async fn check_runtime_role(pool: &PgPool, name: &str) {
+    let role: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(name)
     .fetch_optional(pool)
     .await
     .expect("pg_roles");
-    let (superuser, bypass, _login) = role.expect("role orgboard_app does not exist");
-    assert!(!superuser, "orgboard_app is a superuser");
-    assert!(!bypass, "orgboard_app has BYPASSRLS");
+    let (superuser, bypass, login) = role.unwrap_or_else(|| panic!("role {name} does not exist"));
+    assert!(!superuser, "{name} is a superuser");
+    assert!(!bypass, "{name} has BYPASSRLS");
+    assert!(!login, "{name} can log in");
 
     // Owning a table (directly, or through a role it inherits) would let it
     // turn RLS off with ALTER TABLE.
     let owned: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = 'public'
-            AND (c.relowner = (SELECT oid FROM pg_roles WHERE rolname = 'orgboard_app')
-                 OR pg_has_role('orgboard_app', c.relowner, 'USAGE'))
+            AND (c.relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)
+                 OR pg_has_role($1, c.relowner, 'USAGE'))
           ORDER BY 1",
     )
+    .bind(name)
     .fetch_all(pool)
     .await
     .expect("ownership query");
     assert!(
         owned.is_empty(),
-        "orgboard_app owns (or inherits ownership of) {owned:?}"
+        "{name} owns (or inherits ownership of) {owned:?}"
     );
 
     // Nor may it become a role that bypasses RLS.
     let escalations: Vec<String> = sqlx::query_scalar(
         "SELECT rolname::text FROM pg_roles
-          WHERE (rolsuper OR rolbypassrls) AND rolname <> 'orgboard_app'
-            AND pg_has_role('orgboard_app', oid, 'MEMBER')",
+          WHERE (rolsuper OR rolbypassrls) AND rolname <> $1
+            AND pg_has_role($1, oid, 'MEMBER')",
     )
+    .bind(name)
     .fetch_all(pool)
     .await
     .expect("membership query");
     assert!(
         escalations.is_empty(),
-        "orgboard_app is a member of privileged roles {escalations:?}"
+        "{name} is a member of privileged roles {escalations:?}"
     );
 }
 

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{Scope, Tx, now, unique_violation};
-use crate::domain::{Email, NAME_MAX, Password, parse_name};
+use crate::domain::{Email, NAME_MAX, Password, TimeZone, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
 use crate::on_tx;
@@ -99,6 +99,16 @@ pub struct RefreshBody {
     pub refresh_token: String,
 }
 
+/// Body of `PATCH /me`: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateMeBody {
+    /// New display name, 1–100 characters.
+    pub name: Option<String>,
+    /// IANA time zone (`Europe/Paris`, `America/New_York`, `UTC`): the daily
+    /// summary arrives at 08:00 in it.
+    pub time_zone: Option<String>,
+}
+
 /// A session: the user and a fresh token pair.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Session {
@@ -121,7 +131,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
 }
 
 /// Loads a user by id.
@@ -188,11 +198,14 @@ async fn signup(
         Password::parse(&body.password).map_err(|m| errors.push(FieldError::new("password", m)));
     let name =
         parse_name(&body.name, NAME_MAX).map_err(|m| errors.push(FieldError::new("name", m)));
-    state.limits.check(
-        "signup",
-        ip,
-        email.as_ref().ok().map(|e| e.normalized.as_str()),
-    )?;
+    state
+        .limits
+        .check(
+            "signup",
+            ip,
+            email.as_ref().ok().map(|e| e.normalized.as_str()),
+        )
+        .await?;
     let (Ok(email), Ok(password), Ok(name)) = (email, password, name) else {
         return Err(ApiError::validation(errors));
     };
@@ -273,7 +286,7 @@ async fn login(
     } else {
         "(implausible)"
     };
-    state.limits.check("login", ip, Some(account_key))?;
+    state.limits.check("login", ip, Some(account_key)).await?;
     let creds = if !plausible {
         None
     } else {
@@ -324,7 +337,7 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     AppJson(body): AppJson<RefreshBody>,
 ) -> ApiResult<AppJson<Session>> {
-    state.limits.check("refresh", ip, None)?;
+    state.limits.check("refresh", ip, None).await?;
     let invalid = || ApiError::unauthorized("The refresh token is invalid, expired or revoked.");
     if !body.refresh_token.starts_with(tokens::REFRESH_PREFIX) || body.refresh_token.len() > 200 {
         return Err(invalid());
@@ -342,7 +355,8 @@ async fn refresh(
     .ok_or_else(invalid)?;
     state
         .limits
-        .check("refresh", ip, Some(&row.user_id.to_string()))?;
+        .check("refresh", ip, Some(&row.user_id.to_string()))
+        .await?;
     if row.revoked_at.is_some() || row.expires_at <= now {
         return Err(invalid());
     }
@@ -418,5 +432,57 @@ async fn me(
     let user = load_user(&mut tx, auth.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    Ok(AppJson(user))
+}
+
+/// Change the caller's display name or time zone.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "auth", request_body = UpdateMeBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn update_me(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    auth: AuthUser,
+    AppJson(body): AppJson<UpdateMeBody>,
+) -> ApiResult<AppJson<User>> {
+    let mut errors = Vec::new();
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| parse_name(n, NAME_MAX))
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("name", m)));
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .map(TimeZone::parse)
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("time_zone", m)));
+    let (Ok(name), Ok(time_zone)) = (name, time_zone) else {
+        return Err(ApiError::validation(errors));
+    };
+    let changes = name.is_some() || time_zone.is_some();
+    let mut tx = if changes {
+        state.db.write(Scope::user(auth.user_id)).await?
+    } else {
+        state.db.read(Scope::user(auth.user_id)).await?
+    };
+    if changes {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE users SET name = COALESCE($1, name), time_zone = COALESCE($2, time_zone), \
+             updated_at = $3 WHERE id = $4"
+        )
+        .bind(name.as_deref())
+        .bind(time_zone.map(|z| z.name()))
+        .bind(now())
+        .bind(auth.user_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    let user = load_user(&mut tx, auth.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    tx.commit().await?;
     Ok(AppJson(user))
 }

@@ -109,6 +109,29 @@ pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// An IANA time zone name (`Europe/Paris`, `America/New_York`, `UTC`),
+/// exactly as the tz database spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl TimeZone {
+    /// Parses a time zone given by a client.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        s.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            "must be an IANA time zone name such as Europe/Paris or UTC (case matters)".into()
+        })
+    }
+
+    /// The canonical spelling, as stored.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
 /// A URL-safe organization handle: 2–64 of `a-z`, `0-9` and single hyphens,
 /// starting and ending with a letter or digit, and never shaped like a UUID
 /// (so `{org}` in a path is unambiguous).

@@ -1,6 +1,7 @@
 //! The HTTP surface: assembles every module's routes, the middleware (request
-//! ids, tracing, body limit, panic catcher), `problem+json` fallbacks, health
-//! checks, and the OpenAPI document with its `/docs` page.
+//! ids, tracing, request metrics, body limit, panic catcher), `problem+json`
+//! fallbacks, health checks, Prometheus metrics, and the OpenAPI document
+//! with its `/docs` page.
 
 pub mod extract;
 pub mod page;
@@ -9,7 +10,7 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tower::ServiceBuilder;
@@ -63,6 +64,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
         .merge(crate::auth::router())
         .merge(crate::orgs::router())
         .merge(crate::members::router())
@@ -73,6 +75,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(crate::tasks::router())
         .merge(crate::labels::router())
         .merge(crate::comments::router())
+        .merge(crate::events::router())
 }
 
 /// The OpenAPI document (as served at `/api/v1/openapi.json`).
@@ -111,6 +114,8 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Outside the panic catcher, so a panic counts as its 500.
+                .layer(axum::middleware::from_fn(crate::metrics::track_requests))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
@@ -156,7 +161,11 @@ async fn healthz() -> AppJson<Health> {
     AppJson(Health { status: "ok" })
 }
 
-/// Readiness: the database answers and every migration is applied.
+/// How long readiness waits for Redis to answer `PING`.
+const REDIS_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: the database answers and every migration is applied; Redis,
+/// when configured, answers `PING`.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<AppJson<Health>, ApiError> {
@@ -164,5 +173,35 @@ async fn readyz(State(state): State<AppState>) -> Result<AppJson<Health>, ApiErr
         tracing::warn!(error = %e, "not ready");
         ApiError::unavailable("The database is not ready.")
     })?;
+    if let Some(redis) = &state.redis {
+        let pong = tokio::time::timeout(REDIS_READY_TIMEOUT, redis.ping()).await;
+        let failure = match pong {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {REDIS_READY_TIMEOUT:?}")),
+        };
+        if let Some(error) = failure {
+            tracing::warn!(%error, "not ready: Redis");
+            return Err(ApiError::unavailable("Redis is not reachable."));
+        }
+    }
     Ok(AppJson(Health { status: "ok" }))
+}
+
+/// Prometheus metrics in the text exposition format: requests by route
+/// template and status with latency histograms, database pools, the job
+/// queue, live events, the board cache. Unauthenticated, like `/healthz`.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format (version 0.0.4)",
+        content_type = "text/plain; version=0.0.4", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::scrape(&state).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -89,7 +89,8 @@ impl OrgRequest {
     /// Opens a write transaction in the organization (`BEGIN IMMEDIATE` on
     /// SQLite); `404` unless the caller is a member of it.
     pub async fn write(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let tx = state.db.write(Scope::user(self.user_id)).await?;
+        let mut tx = state.db.write(Scope::user(self.user_id)).await?;
+        tx.after_commit(state.after_commit());
         self.enter(tx).await
     }
 

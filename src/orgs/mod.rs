@@ -245,6 +245,7 @@ async fn create_org_route(
         return Err(ApiError::validation(errors));
     };
     let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
+    tx.after_commit(state.after_commit());
     let org = create_org(
         &mut tx,
         auth.user_id,

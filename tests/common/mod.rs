@@ -14,6 +14,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod live;
+
 use std::str::FromStr;
 
 use axum::Router;
@@ -63,9 +65,29 @@ pub struct TestApp {
     pg: Option<PgDatabase>,
 }
 
-struct PgDatabase {
+/// A fresh PostgreSQL database, dropped when this is.
+pub struct PgDatabase {
     admin_url: String,
     name: String,
+}
+
+impl PgDatabase {
+    /// Creates one through `ORGBOARD_TEST_POSTGRES_URL` and returns it with
+    /// its URL; `None` when PostgreSQL is not configured (outside CI).
+    pub async fn create() -> Option<(Self, String)> {
+        let admin_url = postgres_url()?;
+        let name = format!("orgboard_test_{}", Uuid::now_v7().simple());
+        let mut admin = admin_connect(&admin_url)
+            .await
+            .expect("cannot connect to ORGBOARD_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let mut url = url::Url::parse(&admin_url).expect("valid URL");
+        url.set_path(&name);
+        Some((Self { admin_url, name }, url.to_string()))
+    }
 }
 
 impl Drop for PgDatabase {
@@ -108,6 +130,22 @@ pub fn postgres_url() -> Option<String> {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "CI is set but ORGBOARD_TEST_POSTGRES_URL is not: PostgreSQL tests would be skipped"
+            );
+            None
+        }
+    }
+}
+
+/// The Redis URL for tests (`ORGBOARD_TEST_REDIS_URL`), if configured. Under
+/// CI a missing URL is an error: no test may be skipped there. Give each
+/// test its own `redis_prefix` so tests sharing one Redis do not meet.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("ORGBOARD_TEST_REDIS_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but ORGBOARD_TEST_REDIS_URL is not: Redis tests would be skipped"
             );
             None
         }
@@ -192,21 +230,11 @@ impl TestApp {
 
     /// On a fresh PostgreSQL database with adjusted settings.
     pub async fn postgres_with(adjust: impl FnOnce(&mut Config)) -> Option<Self> {
-        let admin_url = postgres_url()?;
-        let name = format!("orgboard_test_{}", Uuid::now_v7().simple());
-        let mut admin = admin_connect(&admin_url)
-            .await
-            .expect("cannot connect to ORGBOARD_TEST_POSTGRES_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        let mut url = url::Url::parse(&admin_url).expect("valid URL");
-        url.set_path(&name);
+        let (db, url) = PgDatabase::create().await?;
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path().to_path_buf(), Some(url.to_string()));
+        let mut config = Config::for_tests(dir.path().to_path_buf(), Some(url));
         adjust(&mut config);
-        Some(Self::start(config, dir, Some(PgDatabase { admin_url, name })).await)
+        Some(Self::start(config, dir, Some(db)).await)
     }
 
     /// On the given backend with adjusted settings (`None`: PostgreSQL not configured).
@@ -257,7 +285,15 @@ impl TestApp {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        // An event stream never ends: keep its headers, drop its body.
+        let streaming = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let bytes = if streaming {
+            Default::default()
+        } else {
+            res.into_body().collect().await.unwrap().to_bytes()
+        };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {

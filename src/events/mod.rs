@@ -1,0 +1,434 @@
+//! Live events: every committed change also writes an event row in its own
+//! transaction (a transactional outbox, table `events`), and a dispatcher
+//! delivers the rows after commit — in process, or through Redis pub/sub so
+//! that every node sees every event — to the streams of
+//! `GET /orgs/{org}/events` ([`stream`]).
+//!
+//! Ids are per organization and gapless (1, 2, 3, …) and follow the order in
+//! which events became visible:
+//! * SQLite has one writer: a change numbers its own events inside its
+//!   transaction, so commit order is id order. The committing request hands
+//!   them to the [`Hub`] right after the commit.
+//! * PostgreSQL commits concurrently, so a change inserts its rows unnumbered
+//!   and the dispatcher numbers committed rows afterwards, one numbering
+//!   transaction at a time across all nodes (an advisory lock), then
+//!   publishes them. Event `n` visible implies `1..n` visible.
+//!
+//! A stream therefore detects a lost or late message by a gap in the ids and
+//! fills it from the table, and resumes after a disconnect from the last id
+//! it saw without loss or duplicates.
+
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::cache::BoardCache;
+use crate::cluster::Redis;
+use crate::db::{AfterCommit, Db, Tx, TxConn, now};
+pub use stream::router;
+
+/// Largest number of events numbered (PostgreSQL) or read back in one go.
+const BATCH: i64 = 1000;
+/// How often the PostgreSQL dispatcher looks for rows nobody numbered yet
+/// (another node's, or left by a node that died between commit and
+/// numbering). Its own commits wake it at once.
+const SWEEP: Duration = Duration::from_millis(500);
+/// Advisory lock key serializing the numbering transactions of all nodes.
+const NUMBERING_LOCK: i64 = 0x6f72_6762_6576_7473; // "orgbevts"
+
+/// One live event, as subscribers receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Event {
+    /// Per-organization id: 1, 2, 3, … in commit order (the SSE `id:`).
+    pub id: i64,
+    /// The organization.
+    pub org_id: Uuid,
+    /// The board it concerns, if any (tasks, lists, comments, boards).
+    pub board_id: Option<Uuid>,
+    /// `task.created`, `task.updated`, `task.moved`, `task.deleted`,
+    /// `list.*`, `board.*`, `comment.*`, `label.*`, `member.*`, `org.*`,
+    /// `invite.*`.
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// `{"type": "task", "id": …, "changes": {…}}`: what changed, as in the
+    /// audit log (invite changes are left out: they name email addresses).
+    #[schema(value_type = Object)]
+    pub entity: Json<Value>,
+    /// Who made the change (`null` for the system).
+    pub actor_id: Option<Uuid>,
+    /// When it was committed (close enough: when it was written).
+    pub at: DateTime<Utc>,
+}
+
+/// What the entity of an event of `kind` says.
+fn entity(kind: &str, entity_type: &str, entity_id: Option<Uuid>, payload: &Value) -> Value {
+    if kind.starts_with("invite.") {
+        json!({ "type": entity_type, "id": entity_id })
+    } else {
+        json!({ "type": entity_type, "id": entity_id, "changes": payload })
+    }
+}
+
+/// The board an audited change concerns, or the task whose board it is.
+fn board_of(
+    entity_type: &str,
+    entity_id: Option<Uuid>,
+    payload: &Value,
+) -> (Option<Uuid>, Option<Uuid>) {
+    let uuid = |k: &str| {
+        payload
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::try_parse(s).ok())
+    };
+    match entity_type {
+        "board" => (entity_id, None),
+        _ => match uuid("board_id") {
+            Some(b) => (Some(b), None),
+            None if entity_type == "task" => (None, entity_id),
+            None => (None, uuid("task_id")),
+        },
+    }
+}
+
+/// Writes the event of an audited change inside `tx` (called by
+/// [`crate::audit::record`], so every audited change has its event).
+pub async fn record(
+    tx: &mut Tx,
+    org_id: Uuid,
+    kind: &str,
+    entity_type: &str,
+    entity_id: Option<Uuid>,
+    payload: &Value,
+    actor_id: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let (board, via_task) = board_of(entity_type, entity_id, payload);
+    let entity = Json(entity(kind, entity_type, entity_id, payload));
+    let at = now();
+    // The board of a comment or of an updated task is its task's.
+    const BOARD: &str =
+        "COALESCE($3, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $4))";
+    match &mut tx.conn {
+        TxConn::Postgres(c) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO events (org_id, type, board_id, entity, actor_id, at) \
+                 VALUES ($1, $2, {BOARD}, $5, $6, $7)"
+            )))
+            .bind(org_id)
+            .bind(kind)
+            .bind(board)
+            .bind(via_task)
+            .bind(&entity)
+            .bind(actor_id)
+            .bind(at)
+            .execute(&mut **c)
+            .await?;
+        }
+        TxConn::Sqlite(c) => {
+            let event: Event = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
+                 SELECT $1, n, n, $2, {BOARD}, $5, $6, $7 \
+                 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
+                 RETURNING id, org_id, board_id, type, entity, actor_id, at"
+            )))
+            .bind(org_id)
+            .bind(kind)
+            .bind(board)
+            .bind(via_task)
+            .bind(&entity)
+            .bind(actor_id)
+            .bind(at)
+            .fetch_one(&mut **c)
+            .await?;
+            tx.committed_events.push(event);
+        }
+    }
+    Ok(())
+}
+
+/// What streams receive from the hub.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// An event (of any organization: streams filter).
+    Event(Arc<Event>),
+    /// Messages may have been lost (Redis reconnected): every stream
+    /// re-reads the table from its last id.
+    Resync,
+}
+
+/// Fan-out of events to this node's streams, fed in process or by Redis.
+pub struct Hub {
+    local: broadcast::Sender<Signal>,
+    redis: Option<Redis>,
+    channel: String,
+}
+
+impl Hub {
+    fn new(redis: Option<Redis>) -> Self {
+        let channel = redis.as_ref().map(|r| r.key("events")).unwrap_or_default();
+        Self {
+            local: broadcast::channel(8192).0,
+            redis,
+            channel,
+        }
+    }
+
+    /// A receiver for a new stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
+        self.local.subscribe()
+    }
+
+    /// Delivers committed, numbered events: to Redis (every node, this one
+    /// included, gets them from there) or straight to local streams.
+    pub async fn publish(&self, mut events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        events.sort_by_key(|e| (e.org_id, e.id));
+        metrics::counter!("orgboard_events_published_total").increment(events.len() as u64);
+        if let Some(redis) = &self.redis {
+            let payload = match serde_json::to_string(&events) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode events");
+                    return;
+                }
+            };
+            let mut conn = redis.conn.clone();
+            let sent: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(payload)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                // Streams find the gap at the next event, or at their
+                // periodic check, and read the missing ones from the table.
+                tracing::warn!(error = %e, "cannot publish events to Redis");
+                self.local_send(events);
+            }
+        } else {
+            self.local_send(events);
+        }
+    }
+
+    fn local_send(&self, events: Vec<Event>) {
+        for e in events {
+            // No receiver is not an error.
+            let _ = self.local.send(Signal::Event(Arc::new(e)));
+        }
+    }
+
+    /// Forwards Redis messages to local streams until shutdown, reconnecting
+    /// (and telling streams to resync) after a failure.
+    fn spawn_redis_listener(self: &Arc<Self>, shutdown: CancellationToken) {
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let hub = Arc::clone(self);
+        tokio::spawn(async move {
+            use futures_util::StreamExt as _;
+            let mut first = true;
+            loop {
+                let attempt = async {
+                    let mut pubsub = redis.client.get_async_pubsub().await?;
+                    pubsub.subscribe(&hub.channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                let pubsub = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    p = attempt => p,
+                };
+                match pubsub {
+                    Ok(mut pubsub) => {
+                        if !first {
+                            let _ = hub.local.send(Signal::Resync);
+                        }
+                        first = false;
+                        let mut messages = pubsub.on_message();
+                        loop {
+                            let msg = tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                m = messages.next() => m,
+                            };
+                            let Some(msg) = msg else { break };
+                            let Ok(text) = msg.get_payload::<String>() else {
+                                continue;
+                            };
+                            match serde_json::from_str::<Vec<Event>>(&text) {
+                                Ok(events) => hub.local_send(events),
+                                Err(e) => tracing::warn!(error = %e, "undecodable event message"),
+                            }
+                        }
+                        tracing::warn!("Redis event subscription ended; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis events"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        });
+    }
+}
+
+/// Numbers committed, unnumbered events (PostgreSQL) and returns them.
+async fn number_pending(db: &Db) -> Result<Vec<Event>, sqlx::Error> {
+    let mut tx = db.system().await?;
+    let TxConn::Postgres(c) = &mut tx.conn else {
+        return Ok(Vec::new());
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(NUMBERING_LOCK)
+        .execute(&mut **c)
+        .await?;
+    // After the lock this statement sees every earlier numbering (READ
+    // COMMITTED: a new snapshot per statement). The window runs before the
+    // LIMIT, so each organization gets a prefix of its pending rows, 1..k.
+    let events: Vec<Event> = sqlx::query_as(
+        "WITH pending AS ( \
+             SELECT org_id, seq, row_number() OVER (PARTITION BY org_id ORDER BY seq) AS rn \
+             FROM events WHERE id IS NULL ORDER BY seq LIMIT $1), \
+         base AS ( \
+             SELECT o.org_id, (SELECT COALESCE(max(e.id), 0) FROM events e WHERE e.org_id = o.org_id) AS last \
+             FROM (SELECT DISTINCT org_id FROM pending) o) \
+         UPDATE events e SET id = base.last + pending.rn \
+         FROM pending JOIN base ON base.org_id = pending.org_id \
+         WHERE e.org_id = pending.org_id AND e.seq = pending.seq \
+         RETURNING e.id, e.org_id, e.board_id, e.type, e.entity, e.actor_id, e.at",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut **c)
+    .await?;
+    tx.commit().await?;
+    Ok(events)
+}
+
+/// Everything live: the hub, the board-view cache, the dispatcher's wake-up
+/// and the count of open streams per user. It is also the after-commit hook
+/// of every tenant write transaction.
+pub struct Live {
+    /// Fan-out to this node's streams.
+    pub hub: Arc<Hub>,
+    /// Board views.
+    pub cache: BoardCache,
+    dispatch: Notify,
+    postgres: bool,
+    streams: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
+}
+
+impl Live {
+    /// Builds the live layer over the database and, if any, Redis.
+    pub fn new(db: &Db, redis: Option<Redis>) -> Arc<Self> {
+        Arc::new(Self {
+            hub: Arc::new(Hub::new(redis.clone())),
+            cache: BoardCache::new(redis),
+            dispatch: Notify::new(),
+            postgres: db.backend() == crate::db::Backend::Postgres,
+            streams: Default::default(),
+        })
+    }
+
+    /// Starts the dispatcher (PostgreSQL) and the Redis listener; both stop
+    /// when `shutdown` is cancelled.
+    pub fn start(self: &Arc<Self>, db: Db, shutdown: CancellationToken) {
+        self.hub.spawn_redis_listener(shutdown.clone());
+        if !self.postgres {
+            return;
+        }
+        let live = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = live.flush(&db).await {
+                    tracing::warn!(error = %e, "event numbering failed");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = live.dispatch.notified() => {}
+                    _ = tokio::time::sleep(SWEEP) => {}
+                }
+            }
+        });
+    }
+
+    /// Numbers and publishes every committed event now (PostgreSQL; no-op
+    /// on SQLite, where commits number their own): a stream that starts
+    /// "from now" then starts after every change acknowledged so far.
+    pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
+        if self.postgres {
+            loop {
+                let events = number_pending(db).await?;
+                let full = events.len() as i64 >= BATCH;
+                self.hub.publish(events).await;
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts an open stream of `user`; `None` when they already have `cap`.
+    pub fn open_stream(self: &Arc<Self>, user: Uuid, cap: usize) -> Option<StreamGuard> {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(user).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        metrics::gauge!("orgboard_event_streams_open").increment(1.0);
+        Some(StreamGuard {
+            live: Arc::clone(self),
+            user,
+        })
+    }
+}
+
+/// One open stream; dropping it frees the user's slot.
+pub struct StreamGuard {
+    live: Arc<Live>,
+    user: Uuid,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut map = self.live.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+        metrics::gauge!("orgboard_event_streams_open").decrement(1.0);
+    }
+}
+
+impl AfterCommit for Live {
+    fn committed<'a>(
+        &'a self,
+        orgs: &'a [Uuid],
+        events: Vec<Event>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            // Before the change is acknowledged: no node may serve a board
+            // view from before it.
+            self.cache.invalidate(orgs).await;
+            if self.postgres {
+                self.dispatch.notify_one();
+            } else {
+                self.hub.publish(events).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,595 @@
+#![allow(clippy::unwrap_used)]
+//! Live events on real sockets (SSE and WebSocket), on both databases:
+//! delivery, order, isolation between organizations, board filter, resume
+//! after a disconnect, disconnection of a removed member, the per-user cap;
+//! and the board-view cache never serving a view older than an
+//! acknowledged write.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::live::{self, Next};
+use common::{TestApp, TestUser};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+backend_tests!(
+    sse_delivers_every_change_in_order,
+    websocket_carries_the_same_events,
+    streams_see_only_their_organization,
+    board_filter_narrows_the_stream,
+    resume_replays_missed_events_without_duplicates,
+    resume_from_expired_or_unknown_id_resets,
+    removed_member_is_disconnected_within_a_second,
+    streams_per_user_are_capped,
+    board_view_cache_is_never_stale,
+);
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn url(org: Uuid, rest: &str) -> String {
+    format!("/api/v1/orgs/{org}{rest}")
+}
+
+fn id(v: &Value) -> Uuid {
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+struct Org {
+    owner: TestUser,
+    org: Uuid,
+    board: Uuid,
+    list: Uuid,
+}
+
+async fn setup(app: &TestApp) -> Org {
+    let owner = app.signup("Owner").await;
+    let org = app.create_org(&owner, "Events Inc").await;
+    let board = id(&app
+        .post(&url(org, "/boards"), &owner.token, json!({"name": "Board"}))
+        .await
+        .expect(201)
+        .json);
+    let list = id(&app
+        .post(
+            &url(org, &format!("/boards/{board}/lists")),
+            &owner.token,
+            json!({"name": "Todo"}),
+        )
+        .await
+        .expect(201)
+        .json);
+    Org {
+        owner,
+        org,
+        board,
+        list,
+    }
+}
+
+async fn new_task(app: &TestApp, o: &Org, title: &str) -> Value {
+    app.post(
+        &url(o.org, &format!("/lists/{}/tasks", o.list)),
+        &o.owner.token,
+        json!({ "title": title }),
+    )
+    .await
+    .expect(201)
+    .json
+}
+
+fn ids(events: &[live::Sse]) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn sse_delivers_every_change_in_order(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let mut s = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    assert_eq!(s.status, 200);
+    assert!(
+        s.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let task = new_task(&app, &o, "First").await;
+    let t = id(&task);
+    app.patch(
+        &url(o.org, &format!("/tasks/{t}")),
+        &o.owner.token,
+        json!({ "title": "Renamed" }),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &url(o.org, &format!("/tasks/{t}/comments")),
+        &o.owner.token,
+        json!({ "body": "hello" }),
+    )
+    .await
+    .expect(201);
+    app.delete(&url(o.org, &format!("/tasks/{t}")), &o.owner.token)
+        .await
+        .expect(204);
+    let got = s.take(4, WAIT).await;
+    let kinds: Vec<_> = got.iter().map(|e| e.event.clone().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "task.created",
+            "task.updated",
+            "comment.created",
+            "task.deleted"
+        ]
+    );
+    // Ids are consecutive per organization and match the data's id.
+    let n = ids(&got);
+    assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+    for (e, i) in got.iter().zip(&n) {
+        assert_eq!(e.data["id"], *i);
+        assert_eq!(e.data["org_id"], o.org.to_string());
+        assert_eq!(e.data["actor_id"], o.owner.id.to_string());
+        assert_eq!(e.data["board_id"], o.board.to_string(), "{:?}", e.data);
+        assert!(e.data["at"].is_string());
+    }
+    assert_eq!(got[0].data["entity"]["id"], t.to_string());
+    assert_eq!(got[0].data["entity"]["type"], "task");
+    assert_eq!(
+        got[1].data["entity"]["changes"]["title"],
+        json!({"from": "First", "to": "Renamed"})
+    );
+    // Nothing else is pending.
+    assert!(matches!(
+        s.next(Duration::from_millis(300)).await,
+        Next::Timeout
+    ));
+}
+
+async fn websocket_carries_the_same_events(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let mut ws = live::ws(addr, &url(o.org, "/events"), &o.owner.token)
+        .await
+        .unwrap();
+    let task = new_task(&app, &o, "Over WS").await;
+    let e = live::ws_next(&mut ws, WAIT).await.unwrap();
+    assert_eq!(e["type"], "task.created");
+    assert_eq!(e["entity"]["id"], task["id"]);
+    assert_eq!(e["board_id"], o.board.to_string());
+    let first = e["id"].as_i64().unwrap();
+    app.post(
+        &url(o.org, &format!("/tasks/{}/move", id(&task))),
+        &o.owner.token,
+        json!({ "list_id": o.list }),
+    )
+    .await
+    .expect(200);
+    let e = live::ws_next(&mut ws, WAIT).await.unwrap();
+    assert_eq!(e["type"], "task.moved");
+    assert_eq!(e["id"].as_i64().unwrap(), first + 1);
+    // Query-string token (browsers cannot set headers on a WebSocket).
+    let r = live::ws(addr, &url(o.org, "/events"), "not-a-token").await;
+    assert_eq!(r.err(), Some(401));
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}{}?access_token={}",
+            url(o.org, "/events"),
+            o.owner.token
+        ))
+        .unwrap();
+    req.headers_mut().remove("authorization");
+    let (mut ws2, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    new_task(&app, &o, "Second").await;
+    let e = live::ws_next(&mut ws2, WAIT).await.unwrap();
+    assert_eq!(e["type"], "task.created");
+    assert_eq!(e["entity"]["changes"]["title"], "Second");
+}
+
+async fn streams_see_only_their_organization(app: TestApp) {
+    let a = setup(&app).await;
+    let b = setup(&app).await;
+    let addr = live::serve(&app).await;
+    // Another organization's stream: 404, over SSE and WebSocket alike.
+    let s = live::sse(addr, &url(a.org, "/events"), Some(&b.owner.token), None).await;
+    assert_eq!(s.status, 404);
+    let body: Value = serde_json::from_str(&s.text().await).unwrap();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(
+        live::ws(addr, &url(a.org, "/events"), &b.owner.token)
+            .await
+            .err(),
+        Some(404)
+    );
+    // A board of another organization as filter: refused.
+    let s = live::sse(
+        addr,
+        &url(b.org, &format!("/events?board_id={}", a.board)),
+        Some(&b.owner.token),
+        None,
+    )
+    .await;
+    assert_eq!(s.status, 422);
+    // No token: 401.
+    let s = live::sse(addr, &url(a.org, "/events"), None, None).await;
+    assert_eq!(s.status, 401);
+    // B's stream gets B's events only, even with A busy first.
+    let mut sb = live::sse(addr, &url(b.org, "/events"), Some(&b.owner.token), None).await;
+    let mut sa = live::sse(addr, &url(a.org, "/events"), Some(&a.owner.token), None).await;
+    for i in 0..5 {
+        new_task(&app, &a, &format!("a{i}")).await;
+    }
+    new_task(&app, &b, "b0").await;
+    let e = sb.next(WAIT).await.event();
+    assert_eq!(e.data["org_id"], b.org.to_string());
+    assert_eq!(e.data["entity"]["changes"]["title"], "b0");
+    assert!(matches!(
+        sb.next(Duration::from_millis(300)).await,
+        Next::Timeout
+    ));
+    let got = sa.take(5, WAIT).await;
+    assert!(got.iter().all(|e| e.data["org_id"] == a.org.to_string()));
+    // A viewer may subscribe too (reading is every role's right).
+    let viewer = app.member(a.org, &a.owner, "viewer").await;
+    let s = live::sse(addr, &url(a.org, "/events"), Some(&viewer.token), None).await;
+    assert_eq!(s.status, 200);
+}
+
+async fn board_filter_narrows_the_stream(app: TestApp) {
+    let o = setup(&app).await;
+    let other = id(&app
+        .post(
+            &url(o.org, "/boards"),
+            &o.owner.token,
+            json!({"name": "Other"}),
+        )
+        .await
+        .expect(201)
+        .json);
+    let addr = live::serve(&app).await;
+    let mut s = live::sse(
+        addr,
+        &url(o.org, &format!("/events?board_id={}", o.board)),
+        Some(&o.owner.token),
+        None,
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    app.post(
+        &url(o.org, &format!("/boards/{other}/lists")),
+        &o.owner.token,
+        json!({"name": "elsewhere"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &url(o.org, "/labels"),
+        &o.owner.token,
+        json!({"name": "bug", "color": "#ff0000"}),
+    )
+    .await
+    .expect(201);
+    new_task(&app, &o, "mine").await;
+    let e = s.next(WAIT).await.event();
+    assert_eq!(e.event.as_deref(), Some("task.created"));
+    assert_eq!(e.data["board_id"], o.board.to_string());
+    assert!(matches!(
+        s.next(Duration::from_millis(300)).await,
+        Next::Timeout
+    ));
+}
+
+async fn resume_replays_missed_events_without_duplicates(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let mut s = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    new_task(&app, &o, "one").await;
+    new_task(&app, &o, "two").await;
+    let seen = s.take(2, WAIT).await;
+    let last = seen[1].id.clone().unwrap();
+    drop(s);
+    for t in ["three", "four", "five"] {
+        new_task(&app, &o, t).await;
+    }
+    let mut s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some(&last),
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    let replay = s.take(3, WAIT).await;
+    let titles: Vec<_> = replay
+        .iter()
+        .map(|e| {
+            e.data["entity"]["changes"]["title"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(titles, ["three", "four", "five"]);
+    let last_n: i64 = last.parse().unwrap();
+    assert_eq!(ids(&replay), vec![last_n + 1, last_n + 2, last_n + 3]);
+    // Then live ones, continuing the sequence, with no duplicate.
+    new_task(&app, &o, "six").await;
+    let e = s.next(WAIT).await.event();
+    assert_eq!(e.id, Some((last_n + 4).to_string()));
+    assert!(matches!(
+        s.next(Duration::from_millis(300)).await,
+        Next::Timeout
+    ));
+    // The same through ?last_event_id= on a WebSocket.
+    let mut ws = live::ws(
+        addr,
+        &url(o.org, &format!("/events?last_event_id={last}")),
+        &o.owner.token,
+    )
+    .await
+    .unwrap();
+    for k in 1..=4 {
+        let e = live::ws_next(&mut ws, WAIT).await.unwrap();
+        assert_eq!(e["id"].as_i64().unwrap(), last_n + k);
+    }
+    // Many concurrent writers: the stream still sees every id exactly once, in order.
+    let mut s = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let router = app.router.clone();
+        let token = o.owner.token.clone();
+        let path = url(o.org, &format!("/lists/{}/tasks", o.list));
+        writers.push(tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            for i in 0..10 {
+                let req = axum::http::Request::post(&path)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(
+                        json!({"title": format!("w{w}-{i}")}).to_string(),
+                    ))
+                    .unwrap();
+                let res = router.clone().oneshot(req).await.unwrap();
+                assert_eq!(res.status(), 201);
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let got = s.take(40, WAIT).await;
+    let n = ids(&got);
+    assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+}
+
+async fn resume_from_expired_or_unknown_id_resets(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    for t in ["a", "b", "c"] {
+        new_task(&app, &o, t).await;
+    }
+    // Wait until the three are numbered (PostgreSQL numbers after commit).
+    let mut s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some("0"),
+    )
+    .await;
+    let all = s.take(7, WAIT).await; // org, member, board, list, 3 tasks
+    let newest: i64 = all.last().unwrap().id.as_deref().unwrap().parse().unwrap();
+    drop(s);
+    // An id from the future: reset to the newest.
+    let mut s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some("999999"),
+    )
+    .await;
+    let e = s.next(WAIT).await.event();
+    assert_eq!(e.event.as_deref(), Some("reset"));
+    assert_eq!(e.id, Some(newest.to_string()));
+    assert_eq!(e.data["type"], "reset");
+    // Live events follow the reset.
+    new_task(&app, &o, "d").await;
+    let e = s.next(WAIT).await.event();
+    assert_eq!(e.id, Some((newest + 1).to_string()));
+    drop(s);
+    // Events that are gone (the clean-up keeps the newest): reset too.
+    expire_events_before(&app, o.org, newest).await;
+    let mut s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some("2"),
+    )
+    .await;
+    let e = s.next(WAIT).await.event();
+    assert_eq!(e.event.as_deref(), Some("reset"));
+    assert_eq!(e.id, Some((newest + 1).to_string()));
+    // Not an id: 400.
+    let s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some("abc"),
+    )
+    .await;
+    assert_eq!(s.status, 400);
+}
+
+/// Deletes the organization's events numbered below `id` (as the clean-up
+/// job does with old ones), as the database owner.
+async fn expire_events_before(app: &TestApp, org: Uuid, id: i64) {
+    let mut tx = app.state.db.system().await.unwrap();
+    orgboard::on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM events WHERE org_id = $1 AND id < $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn removed_member_is_disconnected_within_a_second(app: TestApp) {
+    let o = setup(&app).await;
+    let member = app.member(o.org, &o.owner, "member").await;
+    let stays = app.member(o.org, &o.owner, "viewer").await;
+    let addr = live::serve(&app).await;
+    let mut sse = live::sse(addr, &url(o.org, "/events"), Some(&member.token), None).await;
+    let mut ws = live::ws(addr, &url(o.org, "/events"), &member.token)
+        .await
+        .unwrap();
+    let mut other = live::sse(addr, &url(o.org, "/events"), Some(&stays.token), None).await;
+    app.delete(
+        &url(o.org, &format!("/members/{}", member.id)),
+        &o.owner.token,
+    )
+    .await
+    .expect(204);
+    let removed_at = Instant::now();
+    // The removal event itself, then the end of the stream.
+    let e = sse.next(WAIT).await.event();
+    assert_eq!(e.event.as_deref(), Some("member.removed"));
+    assert!(matches!(sse.next(WAIT).await, Next::End));
+    let ws_event = live::ws_next(&mut ws, WAIT).await.unwrap();
+    assert_eq!(ws_event["type"], "member.removed");
+    assert!(
+        live::ws_next(&mut ws, WAIT).await.is_none(),
+        "socket closed"
+    );
+    assert!(
+        removed_at.elapsed() < Duration::from_secs(1),
+        "disconnected after {:?}",
+        removed_at.elapsed()
+    );
+    // Others stay connected and keep receiving.
+    assert_eq!(
+        other.next(WAIT).await.event().event.as_deref(),
+        Some("member.removed")
+    );
+    new_task(&app, &o, "after").await;
+    assert_eq!(
+        other.next(WAIT).await.event().event.as_deref(),
+        Some("task.created")
+    );
+    // And the removed member cannot subscribe again.
+    let s = live::sse(addr, &url(o.org, "/events"), Some(&member.token), None).await;
+    assert_eq!(s.status, 404);
+}
+
+async fn streams_per_user_are_capped(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| c.max_streams_per_user = 2)
+        .await
+        .unwrap();
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let s1 = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    let s2 = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    assert_eq!((s1.status, s2.status), (200, 200));
+    let s3 = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    assert_eq!(s3.status, 429);
+    let body: Value = serde_json::from_str(&s3.text().await).unwrap();
+    assert_eq!(body["code"], "too_many_streams");
+    // Another user is not affected; closing a stream frees its slot.
+    let other = app.member(o.org, &o.owner, "member").await;
+    let s4 = live::sse(addr, &url(o.org, "/events"), Some(&other.token), None).await;
+    assert_eq!(s4.status, 200);
+    drop(s1);
+    let mut again = 0;
+    for _ in 0..50 {
+        let s = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+        again = s.status;
+        if again == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(again, 200);
+}
+
+async fn board_view_cache_is_never_stale(app: TestApp) {
+    let o = setup(&app).await;
+    let path = url(o.org, &format!("/boards/{}", o.board));
+    let view = |v: &Value| -> Vec<String> {
+        v["lists"][0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = app.get(&path, &o.owner.token).await.expect(200).json;
+    assert!(view(&first).is_empty());
+    assert!(cached(&app, o.org, o.board).await, "the view was stored");
+    let again = app.get(&path, &o.owner.token).await.expect(200).json;
+    assert_eq!(first, again);
+    // Reads are served from the cache: a planted entry under the current
+    // version is what the next read returns.
+    let cache = &app.state.live.cache;
+    let v = cache.version(o.org).await.unwrap();
+    cache
+        .put(
+            o.org,
+            o.board,
+            v,
+            axum::body::Bytes::from_static(b"{\"planted\":true}"),
+        )
+        .await;
+    let planted = app.get(&path, &o.owner.token).await.expect(200).json;
+    assert_eq!(planted, json!({"planted": true}));
+    // A write's acknowledgement comes after its invalidation.
+    // Every acknowledged write is in the next read, whatever it changed.
+    let task = new_task(&app, &o, "fresh").await;
+    assert!(
+        !cached(&app, o.org, o.board).await,
+        "invalidated before the 201"
+    );
+    assert_eq!(
+        view(&app.get(&path, &o.owner.token).await.expect(200).json),
+        ["fresh"]
+    );
+    app.patch(
+        &url(o.org, &format!("/tasks/{}", id(&task))),
+        &o.owner.token,
+        json!({"title": "renamed"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        view(&app.get(&path, &o.owner.token).await.expect(200).json),
+        ["renamed"]
+    );
+    app.patch(&path, &o.owner.token, json!({"name": "New name"}))
+        .await
+        .expect(200);
+    let v = app.get(&path, &o.owner.token).await.expect(200).json;
+    assert_eq!(v["name"], "New name");
+    // Another organization's member still gets 404, cached or not.
+    let stranger = app.signup("Stranger").await;
+    app.get(&path, &stranger.token)
+        .await
+        .expect_problem(404, "not_found");
+    // Interleaved writers and readers: each read after a write sees it.
+    for i in 0..20 {
+        new_task(&app, &o, &format!("t{i}")).await;
+        let titles = view(&app.get(&path, &o.owner.token).await.expect(200).json);
+        assert_eq!(titles.len(), i + 2);
+        assert_eq!(titles.last().unwrap(), &format!("t{i}"));
+    }
+}
+
+/// Whether the cache holds this board view for the current version.
+async fn cached(app: &TestApp, org: Uuid, board: Uuid) -> bool {
+    let cache = &app.state.live.cache;
+    let v = cache.version(org).await.unwrap();
+    cache.get(org, board, v).await.is_some()
+}

@@ -1,0 +1,596 @@
+//! Operations: `/metrics` (Prometheus), `/readyz` with Redis, and auth rate
+//! limits shared across nodes through Redis.
+//!
+//! Redis tests need `ORGBOARD_TEST_REDIS_URL` (skipped without it, except
+//! under CI); each uses its own random key prefix.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use common::{Resp, TestApp};
+use http_body_util::BodyExt;
+use orgboard::config::Config;
+use orgboard::db::Backend;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+backend_tests!(
+    metrics_count_requests_by_route_template,
+    metrics_sample_the_database_pools,
+    metrics_show_the_job_queue_by_status,
+);
+
+/// Declares each listed `async fn(Backend, String)` (the second argument is
+/// the Redis URL) as a test on both backends, skipped without Redis.
+macro_rules! redis_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(url) = $crate::common::redis_url() {
+                        super::$name(orgboard::db::Backend::Sqlite, url).await;
+                    }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(url) = $crate::common::redis_url()
+                        && $crate::common::postgres_url().is_some()
+                    {
+                        super::$name(orgboard::db::Backend::Postgres, url).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+redis_tests!(
+    readyz_fails_when_redis_goes_away,
+    login_limit_is_shared_by_every_node,
+    rate_limits_fall_back_to_the_node_when_redis_fails,
+);
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// Sends a request through any router (a second node has no `TestApp`).
+async fn send(router: &Router, req: Request<Body>) -> Resp {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        json,
+        text,
+    }
+}
+
+/// `GET /metrics` without credentials; asserts 200 and the text format.
+async fn scrape(router: &Router) -> String {
+    let req = Request::get("/metrics").body(Body::empty()).unwrap();
+    let r = send(router, req).await.expect(200);
+    assert_eq!(
+        r.content_type(),
+        "text/plain; version=0.0.4; charset=utf-8",
+        "{}",
+        r.text
+    );
+    r.text
+}
+
+/// Sum of every sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}
+
+/// Whether any sample line of `name` with these labels exists.
+fn has_series(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
+    text.lines().any(|l| {
+        l.starts_with(&format!("{name}{{"))
+            && labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+    })
+}
+
+/// A login attempt from `ip` through `router`.
+async fn login(router: &Router, ip: &str, email: &str, password: &str) -> Resp {
+    let req = Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .body(Body::from(
+            serde_json::to_vec(&json!({ "email": email, "password": password })).unwrap(),
+        ))
+        .unwrap();
+    send(router, req).await
+}
+
+/// Settings for a node on `redis_url` under a fresh key prefix.
+fn with_redis(url: String, prefix: String) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.redis_url = Some(url);
+        c.redis_prefix = prefix;
+    }
+}
+
+fn random_prefix() -> String {
+    format!("orgboard-test-{}", Uuid::now_v7().simple())
+}
+
+/// A second node: another process's state (own pools, own in-process
+/// limiters, own Redis connection) on the same database, Redis and prefix.
+async fn second_node(app: &TestApp) -> Router {
+    let state = orgboard::server::prepare(app.state.config.clone())
+        .await
+        .expect("second node starts");
+    orgboard::http::router(state)
+}
+
+/// A TCP relay in front of Redis that the test can cut, so a Redis that
+/// answered at start-up goes away later (what `/readyz` must notice).
+struct RedisRelay {
+    /// `redis://…` through the relay (credentials and database kept).
+    url: String,
+    stop: CancellationToken,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl RedisRelay {
+    async fn start(redis_url: &str) -> Self {
+        let target_url = url::Url::parse(redis_url).unwrap();
+        let target = format!(
+            "{}:{}",
+            target_url.host_str().unwrap(),
+            target_url.port().unwrap_or(6379)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut url = target_url.clone();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port()))
+            .unwrap();
+        let stop = CancellationToken::new();
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (stop2, tasks2) = (stop.clone(), tasks.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let mut client = tokio::select! {
+                    _ = stop2.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((c, _)) => c,
+                        Err(_) => continue,
+                    },
+                };
+                let stop3 = stop2.clone();
+                let target = target.clone();
+                let relay = tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = stop3.cancelled() => {},
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {},
+                    }
+                });
+                tasks2.lock().unwrap().push(relay);
+            }
+            // The listener drops here: the port now refuses connections.
+        });
+        tasks.lock().unwrap().push(accept);
+        Self {
+            url: url.to_string(),
+            stop,
+            tasks,
+        }
+    }
+
+    /// Closes the port and every relayed connection.
+    async fn cut(&self) {
+        self.stop.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /metrics
+
+/// Requests are counted and timed under their route template and status;
+/// unknown paths under `unmatched`; `/metrics` itself is not counted and
+/// needs no credentials.
+async fn metrics_count_requests_by_route_template(app: TestApp) {
+    let u = app.signup("metrics").await;
+    let org = u.personal_org;
+    let board = app
+        .post(
+            &format!("/api/v1/orgs/{org}/boards"),
+            &u.token,
+            json!({ "name": "Ops" }),
+        )
+        .await
+        .expect(201);
+    let board = board.json["id"].as_str().unwrap().to_owned();
+    let list = app
+        .post(
+            &format!("/api/v1/orgs/{org}/boards/{board}/lists"),
+            &u.token,
+            json!({ "name": "Todo" }),
+        )
+        .await
+        .expect(201);
+    let list = list.json["id"].as_str().unwrap().to_owned();
+    let task = app
+        .post(
+            &format!("/api/v1/orgs/{org}/lists/{list}/tasks"),
+            &u.token,
+            json!({ "title": "Count me" }),
+        )
+        .await
+        .expect(201);
+    let task = task.json["id"].as_str().unwrap().to_owned();
+
+    const TASK: &str = "/api/v1/orgs/{org}/tasks/{task}";
+    let ok = [("route", TASK), ("status", "200"), ("method", "GET")];
+    let missing = [("route", TASK), ("status", "404"), ("method", "GET")];
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    let before = scrape(&app.router).await;
+
+    app.get(&format!("/api/v1/orgs/{org}/tasks/{task}"), &u.token)
+        .await
+        .expect(200);
+    app.get(&format!("/api/v1/orgs/{org}/tasks/{task}"), &u.token)
+        .await
+        .expect(200);
+    app.get(
+        &format!("/api/v1/orgs/{org}/tasks/{}", Uuid::now_v7()),
+        &u.token,
+    )
+    .await
+    .expect(404);
+    app.get("/no/such/path", &u.token).await.expect(404);
+    let after = scrape(&app.router).await;
+
+    // The metrics are process-wide and other tests run alongside: compare
+    // before and after, at least our own requests must have been added.
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert!(grew("orgboard_http_requests_total", &ok) >= 2.0, "{after}");
+    assert!(
+        grew("orgboard_http_requests_total", &missing) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("orgboard_http_requests_total", &unmatched) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("orgboard_http_request_duration_seconds_count", &ok) >= 2.0,
+        "{after}"
+    );
+    assert!(
+        grew("orgboard_http_request_duration_seconds_sum", &ok) > 0.0,
+        "{after}"
+    );
+
+    // Never the raw path: no id, no unknown path in any label.
+    for raw in [
+        task.as_str(),
+        board.as_str(),
+        &org.to_string(),
+        "/no/such/path",
+    ] {
+        assert!(!after.contains(raw), "{raw} leaked into a label:\n{after}");
+    }
+    // Histogram buckets from 0.5 ms to 10 s, cumulative up to +Inf.
+    let bucket = "orgboard_http_request_duration_seconds_bucket";
+    for le in ["0.0005", "0.001", "0.01", "0.1", "1", "10", "+Inf"] {
+        assert!(
+            has_series(&after, bucket, &[("route", TASK), ("le", le)]),
+            "no {le} bucket:\n{after}"
+        );
+    }
+    let inf = sample(
+        &after,
+        bucket,
+        &[("route", TASK), ("status", "200"), ("le", "+Inf")],
+    );
+    let ten = sample(
+        &after,
+        bucket,
+        &[("route", TASK), ("status", "200"), ("le", "10")],
+    );
+    let tiny = sample(
+        &after,
+        bucket,
+        &[("route", TASK), ("status", "200"), ("le", "0.0005")],
+    );
+    assert!(
+        tiny <= ten && ten <= inf,
+        "buckets not cumulative:\n{after}"
+    );
+    assert_eq!(
+        inf,
+        sample(&after, "orgboard_http_request_duration_seconds_count", &ok),
+        "{after}"
+    );
+    // Scraping is not a request of the product.
+    assert!(
+        !has_series(
+            &after,
+            "orgboard_http_requests_total",
+            &[("route", "/metrics")]
+        ),
+        "{after}"
+    );
+    assert!(after.contains("# TYPE orgboard_http_requests_total counter"));
+    assert!(after.contains("# TYPE orgboard_http_request_duration_seconds histogram"));
+    // What other modules emit is there from the start.
+    for name in [
+        "orgboard_event_streams_open",
+        "orgboard_events_published_total",
+        "orgboard_board_cache_hits_total",
+        "orgboard_board_cache_misses_total",
+        "orgboard_job_failures_total",
+        "orgboard_jobs_dead_total",
+        "orgboard_jobs_completed_total",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {name} ")),
+            "{name}:\n{after}"
+        );
+    }
+    // The library helper renders the same registry.
+    assert!(orgboard::metrics::render().contains("orgboard_http_requests_total{"));
+}
+
+/// Pool gauges describe this node's pools, sampled at scrape time.
+async fn metrics_sample_the_database_pools(app: TestApp) {
+    let text = scrape(&app.router).await;
+    let max = app.state.config.storage.db_max_connections;
+    let pools: &[(&str, u32)] = match app.backend {
+        Backend::Postgres => &[("postgres", max)],
+        Backend::Sqlite => &[("sqlite_reader", max.max(2)), ("sqlite_writer", 1)],
+    };
+    for (pool, max) in pools {
+        let labels = [("pool", *pool)];
+        let size = sample(&text, "orgboard_db_pool_connections", &labels);
+        let idle = sample(&text, "orgboard_db_pool_idle_connections", &labels);
+        assert!(
+            has_series(&text, "orgboard_db_pool_connections", &labels),
+            "{pool}:\n{text}"
+        );
+        assert_eq!(
+            sample(&text, "orgboard_db_pool_max_connections", &labels),
+            f64::from(*max),
+            "{pool}:\n{text}"
+        );
+        assert!(size >= 1.0 && size <= f64::from(*max), "{pool}: {size}");
+        assert!(idle <= size, "{pool}: {idle} idle of {size}");
+    }
+}
+
+/// The queue depth gauge follows the jobs table: an invite enqueues its
+/// email (workers are off in tests, so it stays queued), and a job moved to
+/// `dead` shows there.
+async fn metrics_show_the_job_queue_by_status(app: TestApp) {
+    let depth =
+        |text: &str, status: &str| sample(text, "orgboard_job_queue_depth", &[("status", status)]);
+    let owner = app.signup("jobs").await;
+    let before = scrape(&app.router).await;
+    for status in ["queued", "running", "dead"] {
+        assert!(
+            has_series(&before, "orgboard_job_queue_depth", &[("status", status)]),
+            "{status}:\n{before}"
+        );
+    }
+    let queued = depth(&before, "queued");
+
+    app.post(
+        &format!("/api/v1/orgs/{}/invites", owner.personal_org),
+        &owner.token,
+        json!({ "email": format!("new-{}@example.com", Uuid::now_v7().simple()), "role": "member" }),
+    )
+    .await
+    .expect(201);
+    let after = scrape(&app.router).await;
+    assert_eq!(depth(&after, "queued"), queued + 1.0, "{after}");
+
+    // Kill one job by hand: the gauge moves it from queued to dead.
+    let mut tx = app
+        .state
+        .db
+        .write(orgboard::db::Scope::system())
+        .await
+        .unwrap();
+    let moved = orgboard::on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE jobs SET status = 'dead' WHERE id = (SELECT id FROM jobs WHERE status = 'queued' LIMIT 1)"
+    )
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(moved, 1);
+    let dead = scrape(&app.router).await;
+    assert_eq!(depth(&dead, "queued"), queued, "{dead}");
+    assert_eq!(depth(&dead, "dead"), depth(&after, "dead") + 1.0, "{dead}");
+}
+
+// ---------------------------------------------------------------------------
+// /readyz and Redis
+
+/// `/readyz` answers 200 while Redis answers and 503 (problem+json) once
+/// the Redis the node started with goes away; a Redis that is down at
+/// start-up stops the start-up instead.
+async fn readyz_fails_when_redis_goes_away(backend: Backend, redis: String) {
+    // Down at start-up: `prepare` refuses to start.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path().to_path_buf(), None);
+    config.redis_url = Some(format!("redis://127.0.0.1:{closed}"));
+    let err = orgboard::server::prepare(config)
+        .await
+        .err()
+        .expect("start-up must fail without Redis");
+    assert!(format!("{err:#}").contains("Redis"), "{err:#}");
+
+    // Up at start-up, then gone.
+    let relay = RedisRelay::start(&redis).await;
+    let app = TestApp::with(backend, with_redis(relay.url.clone(), random_prefix()))
+        .await
+        .unwrap();
+    let ready = |app: &TestApp| {
+        let router = app.router.clone();
+        async move {
+            send(
+                &router,
+                Request::get("/readyz").body(Body::empty()).unwrap(),
+            )
+            .await
+        }
+    };
+    let r = ready(&app).await.expect(200);
+    assert_eq!(r.json["status"], "ok");
+
+    relay.cut().await;
+    let r = ready(&app).await;
+    let r = r.expect_problem(503, "unavailable");
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("Redis"),
+        "{}",
+        r.text
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    // Liveness does not depend on Redis.
+    send(
+        &app.router,
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await
+    .expect(200);
+}
+
+/// One account's login budget is shared by two nodes on the same Redis:
+/// spent through node A, node B refuses with 429 and `Retry-After`. Without
+/// Redis the same two nodes would each have their own budget (control).
+async fn login_limit_is_shared_by_every_node(backend: Backend, redis: String) {
+    const BUDGET: u32 = 3;
+    let app = TestApp::with(backend, |c| {
+        with_redis(redis, random_prefix())(c);
+        c.rate_limit_per_account = BUDGET;
+    })
+    .await
+    .unwrap();
+    assert!(app.state.limits.is_shared());
+    let a = app.router.clone();
+    let b = second_node(&app).await;
+    let user = app.signup("limited").await;
+    let other = app.signup("bystander").await;
+
+    for i in 0..BUDGET {
+        // A different address each time: only the account budget is at play.
+        login(&a, &format!("10.1.0.{i}"), &user.email, "wrong password")
+            .await
+            .expect_problem(401, "invalid_credentials");
+    }
+    let r = login(&b, "10.2.0.1", &user.email, &user.password)
+        .await
+        .expect_problem(429, "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=60 / u64::from(BUDGET)).contains(&retry),
+        "Retry-After {retry}"
+    );
+    // The account is spent, not the node: others still sign in through B,
+    // and the address budget of B's client was not touched by A.
+    login(&b, "10.2.0.1", &other.email, &other.password)
+        .await
+        .expect(200);
+    // And A agrees.
+    login(&a, "10.1.0.99", &user.email, &user.password)
+        .await
+        .expect_problem(429, "rate_limited");
+
+    // Control: without Redis each node counts alone, so B lets it through.
+    let alone = TestApp::with(backend, |c| c.rate_limit_per_account = BUDGET)
+        .await
+        .unwrap();
+    assert!(!alone.state.limits.is_shared());
+    let b_alone = second_node(&alone).await;
+    let lonely = alone.signup("lonely").await;
+    for _ in 0..BUDGET {
+        login(&alone.router, "10.3.0.1", &lonely.email, "wrong password")
+            .await
+            .expect(401);
+    }
+    login(&alone.router, "10.3.0.1", &lonely.email, "wrong password")
+        .await
+        .expect(429);
+    login(&b_alone, "10.3.0.1", &lonely.email, &lonely.password)
+        .await
+        .expect(200);
+}
+
+/// When Redis stops answering, checks fall back to the node's own budgets:
+/// no error reaches the client, and the limit still holds.
+async fn rate_limits_fall_back_to_the_node_when_redis_fails(backend: Backend, redis: String) {
+    const BUDGET: u32 = 2;
+    let relay = RedisRelay::start(&redis).await;
+    let app = TestApp::with(backend, |c| {
+        with_redis(relay.url.clone(), random_prefix())(c);
+        c.rate_limit_per_account = BUDGET;
+    })
+    .await
+    .unwrap();
+    let user = app.signup("fallback").await;
+    for _ in 0..BUDGET {
+        login(&app.router, "10.4.0.1", &user.email, "wrong password")
+            .await
+            .expect(401);
+    }
+    login(&app.router, "10.4.0.1", &user.email, "wrong password")
+        .await
+        .expect_problem(429, "rate_limited");
+
+    relay.cut().await;
+    // The shared budget is out of reach; this node's own one starts full.
+    for _ in 0..BUDGET {
+        login(&app.router, "10.4.0.1", &user.email, "wrong password")
+            .await
+            .expect_problem(401, "invalid_credentials");
+    }
+    let r = login(&app.router, "10.4.0.1", &user.email, &user.password)
+        .await
+        .expect_problem(429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+}
