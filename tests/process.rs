@@ -62,6 +62,41 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, resp))
 }
 
+/// Signs up over a raw socket; returns (access token, personal org id).
+fn signup_raw(addr: SocketAddr) -> (String, String) {
+    let body = format!(
+        r#"{{"email":"proc-{}@example.com","password":"correct horse battery","name":"P"}}"#,
+        free_port()
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/auth/signup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(buf.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let token = json["access_token"].as_str().unwrap().to_owned();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/orgs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(buf.split_once("\r\n\r\n").unwrap().1).unwrap();
+    (token, json["items"][0]["id"].as_str().unwrap().to_owned())
+}
+
 /// Kills the child if a test fails before it exits.
 struct Running(Option<Child>);
 
@@ -170,6 +205,17 @@ fn serve_then_signal(signal: &str) {
     kept_alive.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
     let silent = TcpStream::connect(addr).unwrap();
+    // Nor may an open live-event stream (it never ends by itself).
+    let (token, org) = signup_raw(addr);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/orgs/{org}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
 
     let kill = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -185,7 +231,7 @@ fn serve_then_signal(signal: &str) {
             )
         });
     running.0 = None;
-    drop((kept_alive, silent));
+    drop((kept_alive, silent, stream));
     assert!(
         status.success(),
         "exit status after SIG{signal}: {status}; log: {}",
