@@ -34,7 +34,67 @@ backend_tests!(
     task_filters,
     every_sort_pages_completely_in_order,
     paging_and_cursors,
+    a_disconnected_client_does_not_cancel_its_write,
 );
+
+/// A client that gives up while its create waits for the database (here:
+/// behind a transaction holding the list) does not cancel it: the change
+/// commits in full — task, audit row, event — once the way is free.
+async fn a_disconnected_client_does_not_cancel_its_write(app: TestApp) {
+    use orgboard::db::Scope;
+    use tower::ServiceExt as _;
+    let w = world(&app).await;
+    let before = app.audit_count(w.org).await;
+    // Block the create: SQLite's one writer is taken by this transaction;
+    // on PostgreSQL it also holds the list the create must lock.
+    let mut blocker = app
+        .state
+        .db
+        .write(Scope::tenant(w.owner.id, w.org))
+        .await
+        .unwrap();
+    if app.backend == orgboard::db::Backend::Postgres {
+        orgboard::on_tx!(&mut blocker, |c| sqlx::query(
+            "SELECT id FROM lists WHERE org_id = $1 AND id = $2 FOR UPDATE"
+        )
+        .bind(w.org)
+        .bind(w.list)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+    }
+    let req = Request::post(format!("/api/v1/orgs/{}/lists/{}/tasks", w.org, w.list))
+        .header("authorization", format!("Bearer {}", w.owner.token))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"title": "survives"}).to_string()))
+        .unwrap();
+    // The client hangs up: its request future is dropped while waiting.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        app.router.clone().oneshot(req),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the create should still be waiting");
+    blocker.commit().await.unwrap();
+    let mut found = Value::Null;
+    for _ in 0..100 {
+        found = app
+            .get(
+                &format!("/api/v1/orgs/{}/tasks?list_id={}", w.org, w.list),
+                &w.owner.token,
+            )
+            .await
+            .expect(200)
+            .json;
+        if !found["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(found["items"][0]["title"], "survives", "{found}");
+    assert_eq!(app.audit_count(w.org).await, before + 1);
+}
 
 // Each test below runs several independent parts (each in its own
 // organization) on one fresh database, which keeps the PostgreSQL runs fast.

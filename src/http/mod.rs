@@ -117,8 +117,27 @@ pub fn router(state: AppState) -> Router {
                 // Outside the panic catcher, so a panic counts as its 500.
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
                 .layer(CatchPanicLayer::custom(panic_response))
+                .layer(axum::middleware::from_fn(detach_writes))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// Runs every request that may write (any method but GET, HEAD, OPTIONS) in
+/// its own task, so a client that disconnects mid-request cannot cancel a
+/// write transaction half way (it would hold SQLite's write lock until the
+/// connection is reused) or drop the after-commit work of a change that did
+/// commit (cache invalidation, event dispatch): the change runs to its end,
+/// and only the answer is lost.
+async fn detach_writes(req: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req)).await {
+        Ok(res) => res,
+        // A panic inside: answer as the panic catcher would.
+        Err(e) => ApiError::internal(anyhow::anyhow!("request task failed: {e}")).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
