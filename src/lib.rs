@@ -9,7 +9,9 @@
 //! * [`domain`] — parsed input types and the permission table;
 //! * [`db`] — SQLite and PostgreSQL behind one seam, row-level security.
 //!
-//! Beside the domain: [`jobs`] (durable queue) and [`email`].
+//! Beside the domain: [`jobs`] (durable queue, schedules) and [`email`];
+//! [`events`] (outbox, dispatch, live streams) and [`cache`] (board views),
+//! shared across nodes through Redis ([`cluster`]); [`metrics`].
 
 pub mod audit;
 pub mod auth;
