@@ -10,7 +10,7 @@
 //!   `set_config(…, true)`, so row-level security holds even when the URL's
 //!   user is a superuser, and nothing leaks to the next user of the pooled
 //!   connection.
-//! * SQL is written once where the dialects agree and run with [`on_tx!`],
+//! * SQL is written once where the dialects agree and run with [`on_tx!`](crate::on_tx),
 //!   which expands the same statement for whichever backend the transaction
 //!   is on.
 
@@ -126,7 +126,7 @@ pub trait AfterCommit: Send + Sync {
 
 /// An open transaction on either backend, with the organizations it changed.
 pub struct Tx {
-    /// The connection; use [`on_tx!`] to run statements on it.
+    /// The connection; use [`on_tx!`](crate::on_tx) to run statements on it.
     pub conn: TxConn,
     changed: Vec<Uuid>,
     after: Option<std::sync::Arc<dyn AfterCommit>>,
