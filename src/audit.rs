@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::db::{Tx, now};
+use crate::db::Tx;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppQuery};
@@ -44,38 +44,18 @@ pub struct Entry<'a> {
     pub request_id: Option<&'a str>,
 }
 
-/// Appends `entry` inside `tx`, with its live event (see [`crate::events`]),
-/// and notes the organization as changed, so that the transaction's
-/// after-commit hook invalidates its cached board views.
+/// The audit row's `INSERT` ($1 org, $2 id, $3 actor, $4 action, $5 entity
+/// type, $6 entity id, $7 payload, $8 request id, $9 time).
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, actor_id, action, \
+     entity_type, entity_id, payload, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Appends `entry` inside `tx`, with its live event (see [`crate::events`];
+/// on PostgreSQL both rows go in one statement), and notes the organization
+/// as changed, so that the transaction's after-commit hook invalidates its
+/// cached board views.
 pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<(), sqlx::Error> {
     tx.changed(entry.org_id);
-    crate::events::record(
-        tx,
-        entry.org_id,
-        entry.action,
-        entry.entity_type,
-        entry.entity_id,
-        &entry.payload,
-        entry.actor_id,
-    )
-    .await?;
-    on_tx!(tx, |c| sqlx::query(
-        "INSERT INTO audit_log (org_id, id, actor_id, action, entity_type, entity_id, payload, \
-         request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    )
-    .bind(entry.org_id)
-    .bind(Uuid::now_v7())
-    .bind(entry.actor_id)
-    .bind(entry.action)
-    .bind(entry.entity_type)
-    .bind(entry.entity_id)
-    .bind(Json(&entry.payload))
-    .bind(entry.request_id)
-    .bind(now())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
+    crate::events::record(tx, &entry).await
 }
 
 /// `{"from": a, "to": b}` when they differ.

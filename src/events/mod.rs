@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::audit::{AUDIT_INSERT, Entry};
 use crate::cache::BoardCache;
 use crate::cluster::Redis;
 use crate::db::{AfterCommit, Db, Tx, TxConn, now};
@@ -102,53 +103,70 @@ fn board_of(
     }
 }
 
-/// Writes the event of an audited change inside `tx` (called by
+/// Writes the audit row of a change and its event inside `tx` (called by
 /// [`crate::audit::record`], so every audited change has its event).
-pub async fn record(
-    tx: &mut Tx,
-    org_id: Uuid,
-    kind: &str,
-    entity_type: &str,
-    entity_id: Option<Uuid>,
-    payload: &Value,
-    actor_id: Option<Uuid>,
-) -> Result<(), sqlx::Error> {
-    let (board, via_task) = board_of(entity_type, entity_id, payload);
-    let entity = Json(entity(kind, entity_type, entity_id, payload));
+pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
+    let (board, via_task) = board_of(entry.entity_type, entry.entity_id, &entry.payload);
+    let entity = Json(entity(
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        &entry.payload,
+    ));
     let at = now();
     // The board of a comment or of an updated task is its task's.
     const BOARD: &str =
-        "COALESCE($3, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $4))";
+        "COALESCE($10, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $11))";
+    macro_rules! audit_binds {
+        ($q:expr) => {
+            $q.bind(entry.org_id)
+                .bind(Uuid::now_v7())
+                .bind(entry.actor_id)
+                .bind(entry.action)
+                .bind(entry.entity_type)
+                .bind(entry.entity_id)
+                .bind(Json(&entry.payload))
+                .bind(entry.request_id)
+                .bind(at)
+        };
+    }
     match &mut tx.conn {
         TxConn::Postgres(c) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO events (org_id, type, board_id, entity, actor_id, at) \
-                 VALUES ($1, $2, {BOARD}, $5, $6, $7)"
-            )))
-            .bind(org_id)
-            .bind(kind)
-            .bind(board)
-            .bind(via_task)
-            .bind(&entity)
-            .bind(actor_id)
-            .bind(at)
-            .execute(&mut **c)
-            .await?;
+            // One round trip: the audit row in a data-modifying CTE.
+            let sql = format!(
+                "WITH audit AS ({AUDIT_INSERT}) INSERT INTO events \
+                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {BOARD}, $12, $3, $9)"
+            );
+            audit_binds!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .bind(board)
+                .bind(via_task)
+                .bind(&entity)
+                .execute(&mut **c)
+                .await?;
         }
         TxConn::Sqlite(c) => {
+            audit_binds!(sqlx::query(AUDIT_INSERT))
+                .execute(&mut **c)
+                .await?;
+            // $2–$9 are unused here; SQLite numbers its parameters freely.
             let event: Event = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
-                 SELECT $1, n, n, $2, {BOARD}, $5, $6, $7 \
+                 SELECT $1, n, n, $4, {BOARD}, $12, $3, $9 \
                  FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
                  RETURNING id, org_id, board_id, type, entity, actor_id, at"
             )))
-            .bind(org_id)
-            .bind(kind)
+            .bind(entry.org_id)
+            .bind(Option::<Uuid>::None)
+            .bind(entry.actor_id)
+            .bind(entry.action)
+            .bind(Option::<Uuid>::None)
+            .bind(Option::<Uuid>::None)
+            .bind(Option::<Uuid>::None)
+            .bind(Option::<Uuid>::None)
+            .bind(at)
             .bind(board)
             .bind(via_task)
             .bind(&entity)
-            .bind(actor_id)
-            .bind(at)
             .fetch_one(&mut **c)
             .await?;
             tx.committed_events.push(event);
