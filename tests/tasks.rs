@@ -112,6 +112,37 @@ async fn tasks_are_updated(app: TestApp) {
     done_stamps_completed_at_and_reopening_clears_it(&app).await;
     update_changes_only_given_fields_with_from_to_audit(&app).await;
     update_refuses_invalid_input_and_changes_nothing(&app).await;
+    update_answers_exactly_what_a_fresh_read_shows(&app).await;
+}
+
+/// The PATCH answer (built without reading the row back) equals the next
+/// GET, field for field, relations and ETag included.
+async fn update_answers_exactly_what_a_fresh_read_shows(app: &TestApp) {
+    let w = world(app).await;
+    let member = app.member(w.org, &w.owner, "member").await;
+    let (l1, l2) = (
+        new_label(app, w.org, &w.owner, "zeta").await,
+        new_label(app, w.org, &w.owner, "alpha").await,
+    );
+    let task = titled(app, w.org, &w.owner, w.list, "before").await;
+    for body in [
+        json!({"title": "after", "status": "done", "priority": "urgent",
+               "assignee_ids": [member.id, w.owner.id, member.id], "label_ids": [l1, l2],
+               "due_date": "2030-01-02T03:04:05.123456Z", "description": "d"}),
+        json!({"status": "todo", "assignee_ids": [], "due_date": null}),
+        json!({"label_ids": [l2]}),
+    ] {
+        let r = patch_task(app, w.org, &w.owner, task, body)
+            .await
+            .expect(200);
+        let etag = r.headers["etag"].to_str().unwrap().to_owned();
+        let read = app
+            .get(&url(w.org, &format!("/tasks/{task}")), &w.owner.token)
+            .await
+            .expect(200);
+        assert_eq!(r.json, read.json);
+        assert_eq!(etag, read.headers["etag"].to_str().unwrap());
+    }
 }
 
 /// Members: own tasks only (update/move: created or assigned; delete: created); viewers: nothing.

@@ -902,10 +902,12 @@ async fn update_task(
         ctx.audit("task.updated", "task", Some(path.task), payload.into()),
     )
     .await?;
-    let updated = load_task(&mut tx, ctx.org_id, path.task, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
     tx.commit().await?;
+    // Exactly the row as written (the locked row plus this change), without
+    // reading it back; relation ids are sorted as loading sorts them.
+    let mut updated = new;
+    updated.version = task.version + 1;
+    updated.updated_at = now;
     Ok(with_etag(StatusCode::OK, updated))
 }
 
