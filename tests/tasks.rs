@@ -143,6 +143,23 @@ async fn update_answers_exactly_what_a_fresh_read_shows(app: &TestApp) {
         assert_eq!(r.json, read.json);
         assert_eq!(etag, read.headers["etag"].to_str().unwrap());
     }
+    // The same for a move (to another list, then within it).
+    let other = new_list(app, w.org, &w.owner, w.board, "Doing").await;
+    let next = titled(app, w.org, &w.owner, other, "neighbour").await;
+    for body in [
+        json!({"list_id": other}),
+        json!({"list_id": other, "after_id": next}),
+    ] {
+        let r = move_task(app, w.org, &w.owner, task, body)
+            .await
+            .expect(200);
+        let read = app
+            .get(&url(w.org, &format!("/tasks/{task}")), &w.owner.token)
+            .await
+            .expect(200);
+        assert_eq!(r.json, read.json);
+        assert_eq!(r.headers["etag"], read.headers["etag"]);
+    }
 }
 
 /// Members: own tasks only (update/move: created or assigned; delete: created); viewers: nothing.

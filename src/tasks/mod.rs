@@ -1057,10 +1057,13 @@ async fn move_task(
         ctx.audit("task.moved", "task", Some(path.task), payload.into()),
     )
     .await?;
-    let moved = load_task(&mut tx, ctx.org_id, path.task, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
     tx.commit().await?;
+    // The locked row plus this move, without reading it back.
+    let mut moved = task;
+    moved.list_id = target.id;
+    moved.position = position;
+    moved.version += 1;
+    moved.updated_at = now;
     Ok(with_etag(StatusCode::OK, moved))
 }
 
