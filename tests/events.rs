@@ -21,6 +21,7 @@ backend_tests!(
     board_filter_narrows_the_stream,
     resume_replays_missed_events_without_duplicates,
     resume_from_expired_or_unknown_id_resets,
+    long_replay_arrives_whole_and_in_order,
     removed_member_is_disconnected_within_a_second,
     streams_per_user_are_capped,
     board_view_cache_is_never_stale,
@@ -364,6 +365,39 @@ async fn resume_replays_missed_events_without_duplicates(app: TestApp) {
     let got = s.take(40, WAIT).await;
     let n = ids(&got);
     assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+}
+
+/// A replay longer than one read batch (500) arrives whole, in order.
+async fn long_replay_arrives_whole_and_in_order(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let mut s = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;
+    new_task(&app, &o, "mark").await;
+    let mark: i64 = s.next(WAIT).await.event().id.unwrap().parse().unwrap();
+    drop(s);
+    for i in 0..600 {
+        app.post(
+            &url(o.org, "/labels"),
+            &o.owner.token,
+            json!({ "name": format!("l{i}") }),
+        )
+        .await
+        .expect(201);
+    }
+    let mut s = live::sse(
+        addr,
+        &url(o.org, "/events"),
+        Some(&o.owner.token),
+        Some(&mark.to_string()),
+    )
+    .await;
+    let got = s.take(600, WAIT).await;
+    assert_eq!(ids(&got), ((mark + 1)..=(mark + 600)).collect::<Vec<_>>());
+    assert_eq!(got[599].data["entity"]["changes"]["name"], "l599");
+    assert!(matches!(
+        s.next(Duration::from_millis(300)).await,
+        Next::Timeout
+    ));
 }
 
 async fn resume_from_expired_or_unknown_id_resets(app: TestApp) {

@@ -162,6 +162,7 @@ async fn events(
         last: 0,
         rx,
         queue: VecDeque::new(),
+        more: false,
         closing: false,
         _guard: guard,
     };
@@ -269,6 +270,8 @@ struct Subscriber {
     last: i64,
     rx: tokio::sync::broadcast::Receiver<Signal>,
     queue: VecDeque<Item>,
+    /// The table may hold more events after `last` than were queued.
+    more: bool,
     closing: bool,
     _guard: StreamGuard,
 }
@@ -307,9 +310,11 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Queues every committed event after `last` from the table.
+    /// Queues the next committed events after `last` from the table, one
+    /// batch at a time (`more` asks for the next once the queue drains, so a
+    /// long replay never sits in memory whole).
     async fn fill(&mut self) -> Result<(), sqlx::Error> {
-        loop {
+        {
             let mut tx = self.state.db.read(self.scope()).await?;
             let rows: Vec<Event> = on_tx!(&mut tx, |c| sqlx::query_as(
                 "SELECT id, org_id, board_id, type, entity, actor_id, at FROM events \
@@ -321,15 +326,13 @@ impl Subscriber {
             .fetch_all(c)
             .await)?;
             drop(tx);
-            let full = rows.len() as i64 >= FILL_BATCH;
+            self.more = rows.len() as i64 >= FILL_BATCH;
             for e in rows {
                 if e.id == self.last + 1 {
                     self.accept(Arc::new(e));
                 }
             }
-            if !full || self.closing {
-                return Ok(());
-            }
+            Ok(())
         }
     }
 
@@ -373,6 +376,13 @@ impl Subscriber {
             if self.closing {
                 return None;
             }
+            if self.more {
+                if let Err(e) = self.fill().await {
+                    tracing::warn!(error = %e, "event stream cannot read missed events; closing");
+                    return None;
+                }
+                continue;
+            }
             let shutdown = self.state.shutdown.clone();
             let signal = tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -380,6 +390,9 @@ impl Subscriber {
                     if !self.still_member().await {
                         return None;
                     }
+                    // Also picks up events whose message was lost while
+                    // nothing newer came to reveal the gap.
+                    self.more = true;
                     continue;
                 }
                 r = self.rx.recv() => r,
