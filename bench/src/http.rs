@@ -68,9 +68,26 @@ impl Http {
         json: Option<Vec<u8>>,
         if_match: Option<i64>,
     ) -> Result<Resp, Failure> {
+        self.send_with(method, path, token, json, if_match, &[])
+            .await
+    }
+
+    /// [`Http::send`] with extra request headers (`(name, value)`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        json: Option<Vec<u8>>,
+        if_match: Option<i64>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, Failure> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(t) = token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }

@@ -6,15 +6,21 @@
 //! running one), drives the HTTP API with N virtual users, each with its own
 //! access token, for each scenario, optionally runs the same SQL directly on
 //! the database (`--limit-mode`), checks that nothing was lost, and reports
-//! as Markdown (stdout) and JSON. See BENCHMARKS.md.
+//! as Markdown (stdout) and JSON. `live` measures live events instead: the
+//! latency from a write to its SSE subscribers (same node and, with Redis,
+//! another node) and how many open streams one node holds, with its memory.
+//! See BENCHMARKS.md.
 
 mod http;
 mod limit;
+mod live;
+mod prom;
 mod report;
 mod runner;
 mod scenario;
 mod seed;
 mod server;
+mod sse;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,11 +57,15 @@ struct Cli {
 enum Command {
     /// Seed a tier, start the server, run the scenarios, report.
     Run(Box<RunArgs>),
+    /// Live events: latency from a write to SSE subscribers (same node and,
+    /// with `--redis`, another node), and open streams per node and their
+    /// memory.
+    Live(Box<live::LiveArgs>),
 }
 
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DbKind {
+pub(crate) enum DbKind {
     /// A fresh SQLite file in a temporary directory.
     Sqlite,
     /// A fresh database created through `--pg-url`.
@@ -84,8 +94,10 @@ struct RunArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
     /// `all`, or scenario names separated by commas: get_task, filter_page,
-    /// filter_page_cursor, board_view, board_view_hot10k, board_view_hot100k
-    /// (L tier), login, update_task, move_task, create_task, mix.
+    /// filter_page_cursor, board_view, board_view_cached, board_view_hot10k,
+    /// board_view_hot10k_cached, board_view_hot100k (the hot ones: L tier),
+    /// login, update_task, move_task, create_task, mix. `board_view*` send
+    /// `Cache-Control: no-cache` unless named `*_cached`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Also run each scenario's SQL directly on the database (no HTTP, no
@@ -148,6 +160,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => rt.block_on(run(*args)),
+        Command::Live(args) => rt.block_on(live::live(*args)),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -162,7 +175,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn workspace_dir() -> PathBuf {
+pub(crate) fn workspace_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent().unwrap_or(here).to_path_buf()
 }
@@ -193,7 +206,7 @@ fn parse_scenarios(s: &str, tier: Tier) -> anyhow::Result<Vec<Scenario>> {
     Ok(out)
 }
 
-fn machine() -> Machine {
+pub(crate) fn machine() -> Machine {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kb = meminfo
         .lines()
@@ -218,13 +231,13 @@ fn machine() -> Machine {
 }
 
 /// The first three fields of `/proc/loadavg`.
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
 
-fn git(ws: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn git(ws: &Path, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(ws)
@@ -237,12 +250,12 @@ fn git(ws: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// Where the run's database lives, and how to clean it up.
-struct Location {
-    storage: StorageConfig,
+pub(crate) struct Location {
+    pub storage: StorageConfig,
     /// SQLite directory we created (removed at the end unless kept).
-    temp: Option<tempfile::TempDir>,
+    pub temp: Option<tempfile::TempDir>,
     /// PostgreSQL database we created: (admin URL, name).
-    pg_created: Option<(String, String)>,
+    pub pg_created: Option<(String, String)>,
 }
 
 async fn pg_admin(url: &str) -> anyhow::Result<sqlx::PgConnection> {
@@ -265,8 +278,16 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn locate(a: &RunArgs, run_id: &str) -> anyhow::Result<Location> {
-    match (a.db, &a.target) {
+/// Where the run's database is: `target`/`data_dir` describe a running
+/// server's own (`--target`), otherwise a fresh one is made.
+pub(crate) async fn locate(
+    db: DbKind,
+    pg_url: &str,
+    target: Option<&str>,
+    data_dir: Option<&Path>,
+    run_id: &str,
+) -> anyhow::Result<Location> {
+    match (db, target) {
         (DbKind::Sqlite, None) => {
             let dir = tempfile::Builder::new()
                 .prefix("orgboard-bench-")
@@ -278,9 +299,8 @@ async fn locate(a: &RunArgs, run_id: &str) -> anyhow::Result<Location> {
             })
         }
         (DbKind::Sqlite, Some(_)) => {
-            let dir = a
-                .data_dir
-                .clone()
+            let dir = data_dir
+                .map(Path::to_path_buf)
                 .context("--target with --db sqlite needs --data-dir (the server's)")?;
             Ok(Location {
                 storage: storage(dir, None),
@@ -290,12 +310,12 @@ async fn locate(a: &RunArgs, run_id: &str) -> anyhow::Result<Location> {
         }
         (DbKind::Postgres, None) => {
             let name = format!("orgboard_bench_{run_id}");
-            let mut admin = pg_admin(&a.pg_url).await?;
+            let mut admin = pg_admin(pg_url).await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                 .execute(&mut admin)
                 .await
                 .context("CREATE DATABASE (the --pg-url user needs CREATEDB)")?;
-            let mut url = url::Url::parse(&a.pg_url)?;
+            let mut url = url::Url::parse(pg_url)?;
             url.set_path(&name);
             let dir = tempfile::Builder::new()
                 .prefix("orgboard-bench-")
@@ -303,7 +323,7 @@ async fn locate(a: &RunArgs, run_id: &str) -> anyhow::Result<Location> {
             Ok(Location {
                 storage: storage(dir.path().to_path_buf(), Some(url.to_string())),
                 temp: Some(dir),
-                pg_created: Some((a.pg_url.clone(), name)),
+                pg_created: Some((pg_url.to_owned(), name)),
             })
         }
         (DbKind::Postgres, Some(_)) => {
@@ -311,7 +331,7 @@ async fn locate(a: &RunArgs, run_id: &str) -> anyhow::Result<Location> {
                 .prefix("orgboard-bench-")
                 .tempdir()?;
             Ok(Location {
-                storage: storage(dir.path().to_path_buf(), Some(a.pg_url.clone())),
+                storage: storage(dir.path().to_path_buf(), Some(pg_url.to_owned())),
                 temp: Some(dir),
                 pg_created: None,
             })
@@ -329,7 +349,7 @@ fn storage(data_dir: PathBuf, database_url: Option<String>) -> StorageConfig {
     }
 }
 
-async fn db_version(db: &Db) -> String {
+pub(crate) async fn db_version(db: &Db) -> String {
     let r: Result<String, sqlx::Error> = match db {
         Db::Postgres(p) => sqlx::query_scalar("SHOW server_version").fetch_one(p).await,
         Db::Sqlite { reader, .. } => {
@@ -345,7 +365,7 @@ async fn db_version(db: &Db) -> String {
 /// for PostgreSQL's planner (what autovacuum would do after a bulk load);
 /// SQLite gets its WAL folded back (the server runs no ANALYZE, so neither
 /// does this).
-async fn finish_seed(db: &Db, loc: &Location) -> anyhow::Result<()> {
+pub(crate) async fn finish_seed(db: &Db, loc: &Location) -> anyhow::Result<()> {
     match db {
         Db::Postgres(_) => {
             let url = loc
@@ -365,50 +385,124 @@ async fn finish_seed(db: &Db, loc: &Location) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(a: RunArgs) -> anyhow::Result<bool> {
-    let scenarios = parse_scenarios(&a.scenario, a.tier)?;
-    let ws = workspace_dir();
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    anyhow::ensure!(
-        (a.warmup + a.duration).as_secs() < 850,
-        "--warmup + --duration must stay under 850 s: access tokens live 900 s"
-    );
-    if a.target.is_some() && a.secret.is_none() {
-        anyhow::bail!("--target needs --secret (the server's ORGBOARD_SECRET) to mint tokens");
-    }
-    let mut server_env: BTreeMap<String, String> = BTreeMap::new();
-    for kv in &a.server_env {
+/// `--server-env KEY=VALUE` pairs.
+pub(crate) fn parse_server_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for kv in pairs {
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--server-env {kv:?} is not KEY=VALUE"))?;
-        server_env.insert(k.to_owned(), v.to_owned());
+        env.insert(k.to_owned(), v.to_owned());
     }
-    // Build the server before seeding, so a build failure costs nothing.
-    let server_bin = match (&a.target, &a.server_bin) {
-        (Some(_), _) => None,
-        (None, Some(b)) => Some(b.clone()),
-        (None, None) => {
-            let release = !cfg!(debug_assertions);
-            if !a.no_build {
-                build_server(&ws, release)?;
-            }
-            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| ws.join("target"));
-            Some(
-                target_dir
-                    .join(if release { "release" } else { "debug" })
-                    .join("orgboard"),
-            )
-        }
-    };
+    Ok(env)
+}
 
-    // --- database and seeding ------------------------------------------------
-    let loc = locate(&a, &run_id).await?;
-    let outcome = run_on(&a, &loc, &scenarios, server_bin, server_env, &run_id).await;
-    // Clean up whatever happened.
-    if a.keep_db {
+/// The server binary to start: `given`, or the workspace's own for this
+/// tool's profile, built first unless `no_build`.
+pub(crate) fn server_binary(
+    ws: &Path,
+    given: Option<PathBuf>,
+    no_build: bool,
+) -> anyhow::Result<PathBuf> {
+    if let Some(b) = given {
+        return Ok(b);
+    }
+    let release = !cfg!(debug_assertions);
+    if !no_build {
+        build_server(ws, release)?;
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.join("target"));
+    Ok(target_dir
+        .join(if release { "release" } else { "debug" })
+        .join("orgboard"))
+}
+
+/// A fresh secret for the servers the tool starts.
+pub(crate) fn new_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Starts the server binary on a free port with the run's storage, `secret`
+/// and the tool's settings (rate limits out of the way), then `extra`
+/// (which wins); waits until it is ready and half a second more, and gives
+/// its report (idle RSS then). Its log goes to `data_dir/log_name`.
+pub(crate) async fn start_server(
+    bin: &Path,
+    storage: &StorageConfig,
+    data_dir: &Path,
+    secret: &str,
+    extra: &BTreeMap<String, String>,
+    log_name: &str,
+) -> anyhow::Result<(ServerProc, ServerReport)> {
+    let port = free_port()?;
+    let mut env = BTreeMap::new();
+    env.insert(
+        "ORGBOARD_DATA_DIR".to_owned(),
+        data_dir.display().to_string(),
+    );
+    if let Some(u) = &storage.database_url {
+        env.insert("ORGBOARD_DATABASE_URL".to_owned(), u.clone());
+    }
+    env.insert("ORGBOARD_ADDR".to_owned(), format!("127.0.0.1:{port}"));
+    env.insert("ORGBOARD_SECRET".to_owned(), secret.to_owned());
+    // The login scenario measures hashing, not the limiter.
+    env.insert(
+        "ORGBOARD_RATE_LIMIT_PER_IP".to_owned(),
+        "100000000".to_owned(),
+    );
+    env.insert(
+        "ORGBOARD_RATE_LIMIT_PER_ACCOUNT".to_owned(),
+        "100000000".to_owned(),
+    );
+    env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let log = data_dir.join(log_name);
+    let s = ServerProc::start(
+        Launch {
+            bin: bin.to_path_buf(),
+            env,
+            log,
+        },
+        port,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = memory_kb(s.pid).map(|m| m.0).unwrap_or(0);
+    let profile = if bin.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else if bin.components().any(|c| c.as_os_str() == "debug") {
+        "debug"
+    } else {
+        "unknown"
+    };
+    eprintln!(
+        "server {} (pid {}, {}) ready in {:.0} ms, idle RSS {} KiB",
+        bin.display(),
+        s.pid,
+        s.base,
+        s.startup_ms,
+        idle
+    );
+    let report = ServerReport {
+        bin: bin.display().to_string(),
+        profile: profile.to_owned(),
+        binary_bytes: s.bin_size,
+        startup_ms: s.startup_ms,
+        rss_idle_kib: idle,
+        rss_peak_kib: 0,
+        clean_exit: false,
+    };
+    Ok((s, report))
+}
+
+/// Removes the run's database (or says where it was kept).
+pub(crate) async fn cleanup(loc: Location, keep: bool) {
+    if keep {
         match (&loc.pg_created, &loc.temp) {
             (Some((_, name)), _) => eprintln!("kept PostgreSQL database {name}"),
             (None, Some(dir)) => eprintln!("kept {}", dir.path().display()),
@@ -432,6 +526,39 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             Err(e) => eprintln!("warning: could not drop database {name}: {e:#}"),
         }
     }
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<bool> {
+    let scenarios = parse_scenarios(&a.scenario, a.tier)?;
+    let ws = workspace_dir();
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    anyhow::ensure!(
+        (a.warmup + a.duration).as_secs() < 850,
+        "--warmup + --duration must stay under 850 s: access tokens live 900 s"
+    );
+    if a.target.is_some() && a.secret.is_none() {
+        anyhow::bail!("--target needs --secret (the server's ORGBOARD_SECRET) to mint tokens");
+    }
+    let server_env = parse_server_env(&a.server_env)?;
+    // Build the server before seeding, so a build failure costs nothing.
+    let server_bin = match &a.target {
+        Some(_) => None,
+        None => Some(server_binary(&ws, a.server_bin.clone(), a.no_build)?),
+    };
+
+    // --- database and seeding ------------------------------------------------
+    let loc = locate(
+        a.db,
+        &a.pg_url,
+        a.target.as_deref(),
+        a.data_dir.as_deref(),
+        &run_id,
+    )
+    .await?;
+    let outcome = run_on(&a, &loc, &scenarios, server_bin, server_env, &run_id).await;
+    // Clean up whatever happened.
+    cleanup(loc, a.keep_db).await;
     let (mut report, ok) = outcome?;
     report.started_at = started_at;
     let md = report.markdown();
@@ -505,11 +632,7 @@ async fn run_on(
     // --- server ------------------------------------------------------------
     let secret = match &a.secret {
         Some(s) => s.clone(),
-        None => format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        ),
+        None => new_secret(),
     };
     let keys = Keys::new(secret.as_bytes(), 900);
     let mut server = None;
@@ -517,62 +640,16 @@ async fn run_on(
     let base = match (&a.target, server_bin) {
         (Some(t), _) => t.clone(),
         (None, Some(bin)) => {
-            let port = free_port()?;
-            let mut env = BTreeMap::new();
-            env.insert(
-                "ORGBOARD_DATA_DIR".to_owned(),
-                loc.storage.data_dir.display().to_string(),
-            );
-            if let Some(u) = &loc.storage.database_url {
-                env.insert("ORGBOARD_DATABASE_URL".to_owned(), u.clone());
-            }
-            env.insert("ORGBOARD_ADDR".to_owned(), format!("127.0.0.1:{port}"));
-            env.insert("ORGBOARD_SECRET".to_owned(), secret.clone());
-            // The login scenario measures hashing, not the limiter.
-            env.insert(
-                "ORGBOARD_RATE_LIMIT_PER_IP".to_owned(),
-                "100000000".to_owned(),
-            );
-            env.insert(
-                "ORGBOARD_RATE_LIMIT_PER_ACCOUNT".to_owned(),
-                "100000000".to_owned(),
-            );
-            env.extend(server_env);
-            let log = loc.storage.data_dir.join("server.log");
-            let s = ServerProc::start(
-                Launch {
-                    bin: bin.clone(),
-                    env,
-                    log,
-                },
-                port,
+            let (s, r) = start_server(
+                &bin,
+                &loc.storage,
+                &loc.storage.data_dir,
+                &secret,
+                &server_env,
+                "server.log",
             )
             .await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let idle = memory_kb(s.pid).map(|m| m.0).unwrap_or(0);
-            let profile = if bin.components().any(|c| c.as_os_str() == "release") {
-                "release"
-            } else if bin.components().any(|c| c.as_os_str() == "debug") {
-                "debug"
-            } else {
-                "unknown"
-            };
-            eprintln!(
-                "server {} (pid {}) ready in {:.0} ms, idle RSS {} KiB",
-                bin.display(),
-                s.pid,
-                s.startup_ms,
-                idle
-            );
-            server_report = Some(ServerReport {
-                bin: bin.display().to_string(),
-                profile: profile.to_owned(),
-                binary_bytes: s.bin_size,
-                startup_ms: s.startup_ms,
-                rss_idle_kib: idle,
-                rss_peak_kib: 0,
-                clean_exit: false,
-            });
+            server_report = Some(r);
             let b = s.base.clone();
             server = Some(s);
             b
@@ -602,6 +679,7 @@ async fn run_on(
     ));
     let load_start = loadavg();
     let mut results = Vec::new();
+    let mut cache_unavailable_noted = false;
     let mut hot: HashMap<BoardKind, Vec<scenario::Vu>> = HashMap::new();
     for &sc in scenarios {
         let kind = sc.board();
@@ -615,17 +693,43 @@ async fn run_on(
         if let Some(s) = &server {
             s.take_sampled_peak_kb();
         }
+        let reports_cache = sc.is_board_view() || sc.uses_board_cache();
+        let cache_before = match (&env.http, reports_cache) {
+            (Some(h), true) => prom::cache_counters(h).await,
+            _ => None,
+        };
         let (back, h) = run_phase(vus, env.clone(), sc, Mode::Http, a.warmup, a.duration).await?;
         let peak = server.as_ref().map(|s| s.take_sampled_peak_kb());
+        let cache = match (&env.http, cache_before) {
+            (Some(h), Some(before)) => prom::cache_counters(h)
+                .await
+                .map(|after| prom::CacheStats::between(before, after)),
+            _ => None,
+        };
+        if reports_cache && cache.is_none() && !cache_unavailable_noted {
+            cache_unavailable_noted = true;
+            notes.push(
+                "The board cache's counters could not be read from /metrics: no hit rate.".into(),
+            );
+        }
         let http_sum = h.total.summary(h.seconds);
         eprintln!(
-            "{:<20} http : {:>8.1} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}  412s {}",
+            "{:<24} http : {:>8.1} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}  412s {}{}",
             sc.name(),
             http_sum.rps,
             http_sum.p50_us as f64 / 1000.0,
             http_sum.p99_us as f64 / 1000.0,
             http_sum.error_count,
-            http_sum.conflicts_412
+            http_sum.conflicts_412,
+            match cache.as_ref().and_then(|c| c.hit_rate.map(|r| (r, c))) {
+                Some((r, c)) => format!(
+                    "  cache hits {:.1} % ({} of {})",
+                    r * 100.0,
+                    c.hits,
+                    c.hits + c.misses
+                ),
+                None => String::new(),
+            }
         );
         if let Some(s) = server.as_mut()
             && !s.alive()
@@ -645,7 +749,7 @@ async fn run_on(
             vus = back;
             let s = l.total.summary(l.seconds);
             eprintln!(
-                "{:<20} limit: {:>8.1} tx/s   p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}",
+                "{:<24} limit: {:>8.1} tx/s   p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}",
                 sc.name(),
                 s.rps,
                 s.p50_us as f64 / 1000.0,
@@ -680,6 +784,7 @@ async fn run_on(
             limit,
             limit_ops,
             ratio,
+            cache,
         });
     }
 
@@ -691,9 +796,15 @@ async fn run_on(
     }
     let integrity = check_integrity(&db, &ds, &env).await?;
     db.close().await;
-    if scenarios.contains(&Scenario::BoardView) {
+    if scenarios.iter().any(|s| s.is_board_view()) {
         notes.push(
-            "board_view is uncached: the server has no board cache yet, so there is no cached variant to measure."
+            "board_view, board_view_hot10k and board_view_hot100k send Cache-Control: no-cache (read from the database every time, as before the cache existed; the server still stores what it read); the *_cached variants send no such header and are served from the server's board cache, which every write to the organization invalidates. The cached variants have no limit phase: their uncached twin's is the database's."
+                .into(),
+        );
+    }
+    if scenarios.iter().any(|s| s.uses_board_cache()) {
+        notes.push(
+            "Board cache hit rate = hits ÷ (hits + misses) of the server's /metrics counters read before and after the HTTP phase (warm-up included). The mix's board views go through the cache, as a client's would; its writes invalidate the organization's entries."
                 .into(),
         );
     }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::prom::CacheStats;
 use crate::seed::RowCounts;
 use crate::stats::Summary;
 
@@ -117,6 +118,9 @@ pub struct ScenarioReport {
     pub limit_ops: BTreeMap<String, Summary>,
     /// HTTP requests/s ÷ limit transactions/s.
     pub ratio: Option<f64>,
+    /// The server's board cache during the HTTP phase (board view
+    /// scenarios and the mix; from `/metrics`).
+    pub cache: Option<CacheStats>,
 }
 
 /// The integrity check after the run (counted in the database).
@@ -146,7 +150,7 @@ pub struct Integrity {
     pub ok: bool,
 }
 
-fn ms(us: u64) -> String {
+pub(crate) fn ms(us: u64) -> String {
     let m = us as f64 / 1000.0;
     if m < 10.0 {
         format!("{m:.3}")
@@ -177,7 +181,16 @@ fn errors(s: &Summary) -> String {
     }
 }
 
-fn mib(kib: u64) -> String {
+/// Signed microseconds as milliseconds, like [`ms`].
+pub(crate) fn ms_signed(us: i64) -> String {
+    if us < 0 {
+        format!("−{}", ms(us.unsigned_abs()))
+    } else {
+        ms(us as u64)
+    }
+}
+
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
@@ -300,6 +313,30 @@ impl Report {
                         s.limit_ops.get(op),
                     );
                 }
+            }
+        }
+        let cached: Vec<(&str, &CacheStats)> = self
+            .scenarios
+            .iter()
+            .filter_map(|s| s.cache.as_ref().map(|c| (s.name.as_str(), c)))
+            .collect();
+        if !cached.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n| board cache (from /metrics, HTTP phase incl. warm-up) | hit rate | hits | misses |"
+            );
+            let _ = writeln!(o, "|---|---:|---:|---:|");
+            for (name, c) in cached {
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} | {} | {} |",
+                    match c.hit_rate {
+                        Some(r) => format!("{:.1} %", r * 100.0),
+                        None => "– (not asked: no-cache)".to_owned(),
+                    },
+                    c.hits,
+                    c.misses
+                );
             }
         }
         let i = &self.integrity;

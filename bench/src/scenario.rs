@@ -33,11 +33,17 @@ pub enum Scenario {
     /// Paging through a filter: its first page, then `next_cursor` page
     /// after page to the end, then another filter.
     FilterPageCursor,
-    /// `GET …/boards/{board}` on the organization's regular board.
+    /// `GET …/boards/{board}` on the organization's regular board, with
+    /// `Cache-Control: no-cache` (read from the database every time).
     BoardView,
-    /// The board view of the 10 000-task hot board (L tier).
+    /// The same without the header: served from the server's board cache
+    /// (the first request after a write fills it).
+    BoardViewCached,
+    /// The board view of the 10 000-task hot board (L tier), uncached.
     BoardViewHot10k,
-    /// The board view of the 100 000-task hot board (L tier).
+    /// The same, served from the cache.
+    BoardViewHot10kCached,
+    /// The board view of the 100 000-task hot board (L tier), uncached.
     BoardViewHot100k,
     /// `POST /auth/login` (argon2id verification at the server's cost).
     Login,
@@ -47,8 +53,9 @@ pub enum Scenario {
     MoveTask,
     /// `POST …/lists/{list}/tasks`.
     CreateTask,
-    /// 55 % reads (30 get task, 25 filtered page), 15 % board view, 15 %
-    /// create, 10 % move, 5 % update.
+    /// 55 % reads (30 get task, 25 filtered page), 15 % board view (as a
+    /// client sends it: through the cache), 15 % create, 10 % move, 5 %
+    /// update.
     Mix,
 }
 
@@ -56,12 +63,14 @@ impl Scenario {
     /// Every scenario in the order `all` runs them: reads first (so the
     /// boards they read still have their seeded size), then writes, with
     /// `create_task` last because it grows the boards the others read.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::GetTask,
         Scenario::FilterPage,
         Scenario::FilterPageCursor,
         Scenario::BoardView,
+        Scenario::BoardViewCached,
         Scenario::BoardViewHot10k,
+        Scenario::BoardViewHot10kCached,
         Scenario::BoardViewHot100k,
         Scenario::Login,
         Scenario::UpdateTask,
@@ -77,7 +86,9 @@ impl Scenario {
             Scenario::FilterPage => "filter_page",
             Scenario::FilterPageCursor => "filter_page_cursor",
             Scenario::BoardView => "board_view",
+            Scenario::BoardViewCached => "board_view_cached",
             Scenario::BoardViewHot10k => "board_view_hot10k",
+            Scenario::BoardViewHot10kCached => "board_view_hot10k_cached",
             Scenario::BoardViewHot100k => "board_view_hot100k",
             Scenario::Login => "login",
             Scenario::UpdateTask => "update_task",
@@ -95,16 +106,42 @@ impl Scenario {
     /// Which board its VUs work on.
     pub fn board(self) -> BoardKind {
         match self {
-            Scenario::BoardViewHot10k => BoardKind::Hot10k,
+            Scenario::BoardViewHot10k | Scenario::BoardViewHot10kCached => BoardKind::Hot10k,
             Scenario::BoardViewHot100k => BoardKind::Hot100k,
             _ => BoardKind::Regular,
         }
     }
 
     /// Whether limit mode has a database-only twin of it (login is
-    /// authentication itself: nothing to compare with).
+    /// authentication itself: nothing to compare with; a cached board view
+    /// mostly skips the database, and its uncached twin already measures
+    /// the database's view).
     pub fn has_limit(self) -> bool {
-        self != Scenario::Login
+        !matches!(
+            self,
+            Scenario::Login | Scenario::BoardViewCached | Scenario::BoardViewHot10kCached
+        )
+    }
+
+    /// Whether its report gives the board cache's hit rate (its requests
+    /// may be served from the cache).
+    pub fn uses_board_cache(self) -> bool {
+        matches!(
+            self,
+            Scenario::BoardViewCached | Scenario::BoardViewHot10kCached | Scenario::Mix
+        )
+    }
+
+    /// Whether it is a board view scenario (cached or not).
+    pub fn is_board_view(self) -> bool {
+        matches!(
+            self,
+            Scenario::BoardView
+                | Scenario::BoardViewCached
+                | Scenario::BoardViewHot10k
+                | Scenario::BoardViewHot10kCached
+                | Scenario::BoardViewHot100k
+        )
     }
 
     /// The operation a VU does next.
@@ -116,6 +153,7 @@ impl Scenario {
             Scenario::BoardView | Scenario::BoardViewHot10k | Scenario::BoardViewHot100k => {
                 Op::BoardView
             }
+            Scenario::BoardViewCached | Scenario::BoardViewHot10kCached => Op::BoardViewCached,
             Scenario::Login => Op::Login,
             Scenario::UpdateTask => Op::UpdateTask,
             Scenario::MoveTask => Op::MoveTask,
@@ -123,7 +161,7 @@ impl Scenario {
             Scenario::Mix => match rng.random_range(0..100) {
                 0..30 => Op::GetTask,
                 30..55 => Op::FilterPage,
-                55..70 => Op::BoardView,
+                55..70 => Op::BoardViewCached,
                 70..85 => Op::CreateTask,
                 85..95 => Op::MoveTask,
                 _ => Op::UpdateTask,
@@ -143,8 +181,10 @@ pub enum Op {
     FilterPageFirst,
     /// Next page of a filter.
     FilterPageCursor,
-    /// The board view.
+    /// The board view, uncached (`Cache-Control: no-cache`).
     BoardView,
+    /// The board view, through the cache.
+    BoardViewCached,
     /// Log in.
     Login,
     /// Conditional update.
@@ -164,6 +204,7 @@ impl Op {
             Op::FilterPageFirst => "filter_page_first",
             Op::FilterPageCursor => "filter_page_cursor",
             Op::BoardView => "board_view",
+            Op::BoardViewCached => "board_view_cached",
             Op::Login => "login",
             Op::UpdateTask => "update_task",
             Op::MoveTask => "move_task",
@@ -530,10 +571,15 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
                 Err(e) => Some(fail(e)),
             }
         }
-        Op::BoardView => {
+        Op::BoardView | Op::BoardViewCached => {
             let path = format!("/api/v1/orgs/{org}/boards/{}", vu.board_id);
+            let headers: &[(&str, &str)] = if op == Op::BoardView {
+                &[("cache-control", "no-cache")]
+            } else {
+                &[]
+            };
             Some(answer(
-                http.send(Method::GET, &path, Some(&vu.token), None, None)
+                http.send_with(Method::GET, &path, Some(&vu.token), None, None, headers)
                     .await,
             ))
         }
