@@ -288,12 +288,16 @@ impl Subscriber {
             self.state.live.flush(&self.state.db).await?;
         }
         let mut tx = self.state.db.read(self.scope()).await?;
-        let (min, max): (Option<i64>, Option<i64>) = on_tx!(&mut tx, |c| sqlx::query_as(
-            "SELECT MIN(id), MAX(id) FROM events WHERE org_id = $1 AND id IS NOT NULL"
+        let (min, max): (Option<i64>, Option<i64>) = on_tx!(&mut tx, |c| {
+            sqlx::query_as(
+            // Two index probes (MIN and MAX together would scan the org's events).
+            "SELECT (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id LIMIT 1), \
+                    (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id DESC LIMIT 1)"
         )
         .bind(self.org_id)
         .fetch_one(c)
-        .await)?;
+        .await
+        })?;
         drop(tx);
         let max = max.unwrap_or(0);
         match resume {
