@@ -44,6 +44,9 @@ const BATCH: i64 = 1000;
 /// (another node's, or left by a node that died between commit and
 /// numbering). Its own commits wake it at once.
 const SWEEP: Duration = Duration::from_millis(500);
+/// How long the PostgreSQL dispatcher lets commits gather when it has just
+/// numbered some (an idle node numbers at once).
+const COALESCE: Duration = Duration::from_millis(2);
 /// Advisory lock key serializing the numbering transactions of all nodes.
 const NUMBERING_LOCK: i64 = 0x6f72_6762_6576_7473; // "orgbevts"
 
@@ -368,13 +371,22 @@ impl Live {
         let live = Arc::clone(self);
         tokio::spawn(async move {
             loop {
-                if let Err(e) = live.flush(&db).await {
-                    tracing::warn!(error = %e, "event numbering failed");
-                }
+                let busy = match live.flush(&db).await {
+                    Ok(n) => n > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event numbering failed");
+                        false
+                    }
+                };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = live.dispatch.notified() => {}
                     _ = tokio::time::sleep(SWEEP) => {}
+                }
+                // Under load, let commits gather for a moment: one numbering
+                // transaction then covers many of them.
+                if busy {
+                    tokio::time::sleep(COALESCE).await;
                 }
             }
         });
@@ -383,18 +395,20 @@ impl Live {
     /// Numbers and publishes every committed event now (PostgreSQL; no-op
     /// on SQLite, where commits number their own): a stream that starts
     /// "from now" then starts after every change acknowledged so far.
-    pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
+    pub async fn flush(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let mut numbered = 0;
         if self.postgres {
             loop {
                 let events = number_pending(db).await?;
                 let full = events.len() as i64 >= BATCH;
+                numbered += events.len();
                 self.hub.publish(events).await;
                 if !full {
                     break;
                 }
             }
         }
-        Ok(())
+        Ok(numbered)
     }
 
     /// Counts an open stream of `user`; `None` when they already have `cap`.
