@@ -6,10 +6,11 @@
 //!
 //! Where the server's query functions are public they are called
 //! (`tasks::load_task`, `tasks::attach_relations`, `lists::load_list`,
-//! `boards::board_view`, `audit::record`); the rest mirrors the statements of
-//! `src/tasks/mod.rs` and `src/tasks/filter.rs` one for one (`last_position`,
-//! `check_related`, the task `INSERT … RETURNING`, `replace_relations`, the
-//! `UPDATE`s, the move anchors, and the filter's `SELECT`). The statement
+//! `boards::board_view`, `audit::record`, `tasks::check_related`,
+//! `tasks::last_position`, `tasks::replace_relations`); the rest mirrors the
+//! statements of `src/tasks/mod.rs` and `src/tasks/filter.rs` one for one (the
+//! task `INSERT … RETURNING`, the `UPDATE`s, the move anchors, and the
+//! filter's `SELECT`). The statement
 //! with which `OrgRequest::read`/`write` resolve `{org}` and the caller's
 //! membership at the start of each request's transaction is authorization,
 //! so it is left out: the HTTP ÷ limit ratio includes it. If those
@@ -23,7 +24,10 @@ use orgboard::db::{Db, Scope, Tx, now};
 use orgboard::domain::ordering::key_between;
 use orgboard::lists::load_list;
 use orgboard::on_tx;
-use orgboard::tasks::{Priority, Status, TASK_COLUMNS, Task, attach_relations, load_task};
+use orgboard::tasks::{
+    Priority, Status, TASK_COLUMNS, Task, attach_relations, check_related, last_position,
+    load_task, replace_relations,
+};
 use rand::Rng;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -171,106 +175,6 @@ async fn filter_page(
     } else {
         None
     })
-}
-
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `check_related` of the server.
-async fn check_related(
-    tx: &mut Tx,
-    org_id: Uuid,
-    assignees: &[Uuid],
-    labels: &[Uuid],
-) -> anyhow::Result<()> {
-    for (table, col, ids) in [
-        ("memberships", "user_id", assignees),
-        ("labels", "id", labels),
-    ] {
-        if ids.is_empty() {
-            continue;
-        }
-        let sql = format!(
-            "SELECT {col} FROM {table} WHERE org_id = $1 AND {col} IN ({})",
-            placeholders(2, ids.len())
-        );
-        let found: Vec<Uuid> = on_tx!(&mut *tx, |c| {
-            let mut q =
-                sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.fetch_all(c).await
-        })?;
-        anyhow::ensure!(found.len() == ids.len(), "unknown {col}");
-    }
-    Ok(())
-}
-
-/// `replace_relations` of the server.
-async fn replace_relations(
-    tx: &mut Tx,
-    org_id: Uuid,
-    task_id: Uuid,
-    assignees: Option<&[Uuid]>,
-    labels: Option<&[Uuid]>,
-) -> anyhow::Result<()> {
-    for (table, col, ids) in [
-        ("task_assignees", "user_id", assignees),
-        ("task_labels", "label_id", labels),
-    ] {
-        let Some(ids) = ids else { continue };
-        let del = format!("DELETE FROM {table} WHERE org_id = $1 AND task_id = $2");
-        on_tx!(&mut *tx, |c| sqlx::query(sqlx::AssertSqlSafe(del.as_str()))
-            .bind(org_id)
-            .bind(task_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if ids.is_empty() {
-            continue;
-        }
-        let values: Vec<String> = (0..ids.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect();
-        let ins = format!(
-            "INSERT INTO {table} (org_id, task_id, {col}) VALUES {}",
-            values.join(", ")
-        );
-        on_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(ins.as_str()))
-                .bind(org_id)
-                .bind(task_id);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
-}
-
-/// `last_position` of the server.
-async fn last_position(
-    tx: &mut Tx,
-    org_id: Uuid,
-    list_id: Uuid,
-    skip: Uuid,
-) -> anyhow::Result<Option<String>> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_scalar::<_, String>(
-        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 ORDER BY position DESC LIMIT 1"
-    )
-    .bind(org_id)
-    .bind(list_id)
-    .bind(skip)
-    .fetch_optional(c)
-    .await
-    })?)
 }
 
 fn entry<'a>(vu: &Vu, action: &'a str, id: Uuid, payload: Value, rid: &'a str) -> Entry<'a> {

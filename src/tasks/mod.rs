@@ -493,7 +493,7 @@ fn validate_fields(
 }
 
 /// `422` unless every id is a member (assignees) or label of the organization.
-async fn check_related(
+pub async fn check_related(
     tx: &mut Tx,
     org_id: Uuid,
     assignees: &[Uuid],
@@ -541,7 +541,8 @@ async fn check_related(
     Ok(())
 }
 
-async fn replace_relations(
+/// Replaces the given relation sets of a task (`None`: leave that set).
+pub async fn replace_relations(
     tx: &mut Tx,
     org_id: Uuid,
     task_id: Uuid,
@@ -584,7 +585,7 @@ async fn replace_relations(
 }
 
 /// The last order key in a list (skipping `skip`), for appending.
-async fn last_position(
+pub async fn last_position(
     tx: &mut Tx,
     org_id: Uuid,
     list_id: Uuid,
