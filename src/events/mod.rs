@@ -118,9 +118,13 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
     ));
     let at = now();
     // The board of a comment or of an updated task is its task's.
-    const BOARD: &str =
-        "COALESCE($10, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $11))";
-    macro_rules! audit_binds {
+    let board_sql = |board: u8, task: u8| {
+        format!(
+            "COALESCE(${board}, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = ${task}))"
+        )
+    };
+    // The audit row's parameters, $1–$9 of AUDIT_INSERT.
+    macro_rules! bind_audit {
         ($q:expr) => {
             $q.bind(entry.org_id)
                 .bind(Uuid::now_v7())
@@ -138,9 +142,10 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
             // One round trip: the audit row in a data-modifying CTE.
             let sql = format!(
                 "WITH audit AS ({AUDIT_INSERT}) INSERT INTO events \
-                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {BOARD}, $12, $3, $9)"
+                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {}, $12, $3, $9)",
+                board_sql(10, 11)
             );
-            audit_binds!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            bind_audit!(sqlx::query(sqlx::AssertSqlSafe(sql)))
                 .bind(board)
                 .bind(via_task)
                 .bind(&entity)
@@ -148,28 +153,23 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
                 .await?;
         }
         TxConn::Sqlite(c) => {
-            audit_binds!(sqlx::query(AUDIT_INSERT))
+            bind_audit!(sqlx::query(AUDIT_INSERT))
                 .execute(&mut **c)
                 .await?;
-            // $2–$9 are unused here; SQLite numbers its parameters freely.
             let event: Event = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
-                 SELECT $1, n, n, $4, {BOARD}, $12, $3, $9 \
+                 SELECT $1, n, n, $2, {}, $5, $6, $7 \
                  FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
-                 RETURNING id, org_id, board_id, type, entity, actor_id, at"
+                 RETURNING id, org_id, board_id, type, entity, actor_id, at",
+                board_sql(3, 4)
             )))
             .bind(entry.org_id)
-            .bind(Option::<Uuid>::None)
-            .bind(entry.actor_id)
             .bind(entry.action)
-            .bind(Option::<Uuid>::None)
-            .bind(Option::<Uuid>::None)
-            .bind(Option::<Uuid>::None)
-            .bind(Option::<Uuid>::None)
-            .bind(at)
             .bind(board)
             .bind(via_task)
             .bind(&entity)
+            .bind(entry.actor_id)
+            .bind(at)
             .fetch_one(&mut **c)
             .await?;
             tx.committed_events.push(event);
