@@ -240,7 +240,7 @@ fn sample_pools(db: &Db) {
             p.num_idle(),
             p.options().get_max_connections(),
         ),
-        Db::Sqlite { reader, writer } => {
+        Db::Sqlite { reader, writer, .. } => {
             pool(
                 "sqlite_reader",
                 reader.size(),

@@ -38,7 +38,7 @@ fn pg_pool(app: &TestApp) -> &PgPool {
 /// SQLite's (reader, writer) pools.
 fn sqlite_pools(app: &TestApp) -> (&SqlitePool, &SqlitePool) {
     match &app.state.db {
-        Db::Sqlite { reader, writer } => (reader, writer),
+        Db::Sqlite { reader, writer, .. } => (reader, writer),
         Db::Postgres(_) => panic!("expected SQLite"),
     }
 }

@@ -5,12 +5,14 @@
 //! no HTTP, no JSON and no authentication.
 //!
 //! Where the server's query functions are public they are called
-//! (`tasks::load_task`, `tasks::attach_relations`, `lists::load_list`,
+//! (`tasks::load_task`, `tasks::relation_columns`, `lists::load_list`,
 //! `boards::board_view`, `audit::record`, `tasks::check_related`,
 //! `tasks::last_position`, `tasks::replace_relations`); the rest mirrors the
 //! statements of `src/tasks/mod.rs` and `src/tasks/filter.rs` one for one (the
 //! task `INSERT … RETURNING`, the `UPDATE`s, the move anchors, and the
-//! filter's `SELECT`). The statement
+//! filter's `SELECT`). On SQLite the task writes are the server's own jobs
+//! (`tasks::sqlite::{create, update, move_to}`) run on the same group-commit
+//! writer thread, with an `OrgContext` built here instead of read. The statement
 //! with which `OrgRequest::read`/`write` resolve `{org}` and the caller's
 //! membership at the start of each request's transaction is authorization,
 //! so it is left out: the HTTP ÷ limit ratio includes it. If those
@@ -19,14 +21,18 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, StatusCode};
 use orgboard::audit::{self, Entry, change};
 use orgboard::db::{Db, Scope, Tx, now};
+use orgboard::domain::Role;
 use orgboard::domain::ordering::key_between;
 use orgboard::lists::load_list;
 use orgboard::on_tx;
+use orgboard::orgs::context::OrgContext;
 use orgboard::tasks::{
-    Priority, Status, TASK_COLUMNS, Task, attach_relations, check_related, last_position,
-    load_task, replace_relations,
+    self, CreateTaskBody, MoveTaskBody, Priority, Status, TASK_COLUMNS, Task, TaskRow,
+    UpdateTaskBody, check_related, last_position, load_task, replace_relations,
 };
 use rand::Rng;
 use serde_json::{Value, json};
@@ -64,14 +70,23 @@ pub async fn limit_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outco
         // Limit mode has no cache: the database's own view either way.
         Op::BoardView | Op::BoardViewCached => board_view(db, vu).await,
         Op::Login => return None,
+        Op::CreateTask if db.sqlite_writer().is_some() => sqlite_create(db, vu, env).await,
         Op::CreateTask => create_task(db, vu, env).await,
         Op::UpdateTask => {
             let spec = update_spec(vu)?;
-            update_task(db, vu, env, spec).await
+            if db.sqlite_writer().is_some() {
+                sqlite_update(db, vu, env, spec).await
+            } else {
+                update_task(db, vu, env, spec).await
+            }
         }
         Op::MoveTask => {
             let spec = move_spec(vu)?;
-            move_task(db, vu, env, spec).await
+            if db.sqlite_writer().is_some() {
+                sqlite_move(db, vu, env, spec).await
+            } else {
+                move_task(db, vu, env, spec).await
+            }
         }
     };
     let latency = started.elapsed();
@@ -154,8 +169,13 @@ async fn filter_page(
     }
     sql += &format!(" ORDER BY t.id ASC LIMIT {}", PAGE + 1);
     let mut tx = db.read(scope(vu)).await?;
-    let mut rows: Vec<Task> = on_tx!(&mut tx, |c| {
-        let mut q = sqlx::query_as::<_, Task>(sqlx::AssertSqlSafe(sql.as_str())).bind(vu.org_id);
+    // As the server: the relation ids in the same statement, around the page.
+    let sql = format!(
+        "SELECT t.*{} FROM ({sql}) t ORDER BY t.id ASC",
+        tasks::relation_columns(tx.backend())
+    );
+    let mut rows: Vec<TaskRow> = on_tx!(&mut tx, |c| {
+        let mut q = sqlx::query_as::<_, TaskRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(vu.org_id);
         for s in statuses {
             q = q.bind(*s);
         }
@@ -169,7 +189,7 @@ async fn filter_page(
     })?;
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    attach_relations(&mut tx, vu.org_id, &mut rows).await?;
+    let rows: Vec<Task> = rows.into_iter().map(TaskRow::into_task).collect();
     Ok(if more {
         rows.last().map(|t| t.id)
     } else {
@@ -248,6 +268,131 @@ async fn create_task(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome>
     tx.commit().await?;
     env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome::Ok)
+}
+
+/// The caller as the server's handler sees it after the membership
+/// statement (which limit mode leaves out).
+fn org_context(vu: &Vu) -> OrgContext {
+    OrgContext {
+        org_id: vu.org_id,
+        user_id: vu.user_id,
+        role: Role::Admin,
+        request_id: Some(request_id()),
+    }
+}
+
+/// `If-Match` with the version the VU last saw, as the HTTP client sends it.
+fn if_match(version: i64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        h.insert(header::IF_MATCH, v);
+    }
+    h
+}
+
+/// SQLite: the server's own create job (`tasks::sqlite::create`) on the
+/// group-commit writer, as the handler runs it.
+async fn sqlite_create(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome> {
+    let writer = db
+        .sqlite_writer()
+        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let spec = create_spec(vu);
+    let (oc, list) = (org_context(vu), vu.lists[spec.list]);
+    let body = CreateTaskBody {
+        title: spec.title,
+        description: Some(spec.description),
+        status: None,
+        priority: Some(parse_priority(spec.priority)),
+        assignee_ids: Some(spec.assignees),
+        label_ids: Some(spec.labels),
+        due_date: None,
+    };
+    writer
+        .run(move |w| tasks::sqlite::create(w, &oc, list, &body))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+    env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
+    Ok(Outcome::Ok)
+}
+
+/// SQLite: the server's own update job, with `If-Match`.
+async fn sqlite_update(
+    db: &Db,
+    vu: &mut Vu,
+    env: &Env,
+    spec: crate::scenario::UpdateSpec,
+) -> anyhow::Result<Outcome> {
+    let writer = db
+        .sqlite_writer()
+        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let (id, version) = (vu.tasks[spec.task].id, vu.tasks[spec.task].version);
+    let oc = org_context(vu);
+    let body = UpdateTaskBody {
+        title: Some(spec.title),
+        description: None,
+        status: None,
+        priority: Some(parse_priority(spec.priority)),
+        assignee_ids: None,
+        label_ids: None,
+        due_date: None,
+    };
+    let headers = if_match(version);
+    let done = writer
+        .run(move |w| tasks::sqlite::update(w, &oc, id, &headers, &body))
+        .await;
+    Ok(conditional_outcome(
+        done,
+        vu,
+        spec.task,
+        &env.limit_counts.updated,
+    ))
+}
+
+/// The outcome of a conditional write (`412` is a conflict, not an
+/// error), noting the VU's new version of the task.
+fn conditional_outcome(
+    done: Result<Task, orgboard::error::ApiError>,
+    vu: &mut Vu,
+    task: usize,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Outcome {
+    match done {
+        Ok(t) => {
+            vu.tasks[task].version = t.version;
+            counter.fetch_add(1, Ordering::Relaxed);
+            Outcome::Ok
+        }
+        Err(e) if e.status() == StatusCode::PRECONDITION_FAILED => Outcome::Conflict,
+        Err(e) => Outcome::Error(e.status().as_u16().to_string()),
+    }
+}
+
+/// SQLite: the server's own move job, with `If-Match`.
+async fn sqlite_move(
+    db: &Db,
+    vu: &mut Vu,
+    env: &Env,
+    spec: crate::scenario::MoveSpec,
+) -> anyhow::Result<Outcome> {
+    let writer = db
+        .sqlite_writer()
+        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let (id, version) = (vu.tasks[spec.task].id, vu.tasks[spec.task].version);
+    let oc = org_context(vu);
+    let body = MoveTaskBody {
+        list_id: vu.lists[spec.to],
+        after_id: spec.after,
+        before_id: None,
+    };
+    let headers = if_match(version);
+    let done = writer
+        .run(move |w| tasks::sqlite::move_to(w, &oc, id, &headers, &body))
+        .await;
+    let outcome = conditional_outcome(done, vu, spec.task, &env.limit_counts.moved);
+    if outcome == Outcome::Ok {
+        vu.tasks[spec.task].list = spec.to;
+    }
+    Ok(outcome)
 }
 
 fn parse_priority(p: &str) -> Priority {

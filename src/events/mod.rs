@@ -178,6 +178,67 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// [`record`] for the SQLite group-commit writer: the same audit row and
+/// event, numbered the same way, noted in `ctx` for the after-commit hook.
+pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> rusqlite::Result<()> {
+    use crate::db::writer::time_text;
+    let (board, via_task) = board_of(entry.entity_type, entry.entity_id, &entry.payload);
+    let entity = entity(
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        &entry.payload,
+    );
+    let at = now();
+    let at_text = time_text(at);
+    ctx.conn
+        .prepare_cached(&AUDIT_INSERT.replace('$', "?"))?
+        .execute(rusqlite::params![
+            entry.org_id,
+            Uuid::now_v7(),
+            entry.actor_id,
+            entry.action,
+            entry.entity_type,
+            entry.entity_id,
+            entry.payload.to_string(),
+            entry.request_id,
+            at_text,
+        ])?;
+    let (id, board_id): (i64, Option<Uuid>) = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
+             SELECT ?1, n, n, ?2, COALESCE(?3, (SELECT t.board_id FROM tasks t WHERE t.org_id = ?1 AND t.id = ?4)), \
+             ?5, ?6, ?7 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = ?1) \
+             RETURNING id, board_id",
+        )?
+        .query_row(
+            rusqlite::params![
+                entry.org_id,
+                entry.action,
+                board,
+                via_task,
+                entity.to_string(),
+                entry.actor_id,
+                at_text,
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    ctx.changed(
+        entry.org_id,
+        Event {
+            id,
+            org_id: entry.org_id,
+            board_id,
+            kind: entry.action.to_owned(),
+            entity: Json(entity),
+            actor_id: entry.actor_id,
+            at,
+        },
+    );
+    Ok(())
+}
+
 /// What streams receive from the hub.
 #[derive(Debug, Clone)]
 pub enum Signal {

@@ -133,6 +133,43 @@ impl OrgRequest {
     }
 }
 
+impl OrgRequest {
+    /// [`OrgRequest::write`] inside a job of the SQLite group-commit writer:
+    /// the same statement, on the batch's connection; `404` unless the
+    /// caller is a member.
+    pub fn enter_sqlite(&self, conn: &rusqlite::Connection) -> Result<OrgContext, ApiError> {
+        let by = match &self.org_ref {
+            OrgRef::Id(_) => "o.id",
+            OrgRef::Slug(_) => "o.slug",
+            OrgRef::Invalid => return Err(ApiError::not_found()),
+        };
+        let sql = format!(
+            "SELECT o.id, m.role FROM organizations o \
+             JOIN memberships m ON m.org_id = o.id AND m.user_id = ?2 \
+             WHERE {by} = ?1 AND o.deleted_at IS NULL"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, Uuid>(0)?, r.get::<_, String>(1)?));
+        let row = match &self.org_ref {
+            OrgRef::Id(id) => stmt.query_row(rusqlite::params![id, self.user_id], map),
+            OrgRef::Slug(s) => stmt.query_row(rusqlite::params![s, self.user_id], map),
+            OrgRef::Invalid => return Err(ApiError::not_found()),
+        };
+        let (org_id, role) = match row {
+            Ok(r) => r,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Err(ApiError::not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let role = Role::try_from(role).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        Ok(OrgContext {
+            org_id,
+            user_id: self.user_id,
+            role,
+            request_id: self.request_id.clone(),
+        })
+    }
+}
+
 /// The caller inside an organization.
 #[derive(Debug, Clone)]
 pub struct OrgContext {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{Priority, Status, TASK_COLUMNS, Task, attach_relations};
+use super::{Priority, Status, TASK_COLUMNS, Task};
 use crate::db::{Backend, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -223,9 +223,17 @@ async fn check_ids(tx: &mut Tx, org_id: Uuid, q: &TaskQuery) -> Result<(), ApiEr
     }
 }
 
-async fn fetch(tx: &mut Tx, b: &Built) -> Result<Vec<Task>, sqlx::Error> {
-    on_tx!(tx, |c| {
-        let mut q = sqlx::query_as::<_, Task>(sqlx::AssertSqlSafe(b.sql.as_str()));
+/// Runs the page query `b` (ordered by `order`, limited) and adds each
+/// task's relation ids in the same statement: the relation subqueries wrap
+/// the limited page, so they run for the page's rows only.
+async fn fetch(tx: &mut Tx, b: &Built, order: &str) -> Result<Vec<Task>, sqlx::Error> {
+    let sql = format!(
+        "SELECT t.*{} FROM ({}) t ORDER BY {order}",
+        super::relation_columns(tx.backend()),
+        b.sql
+    );
+    let rows = on_tx!(tx, |c| {
+        let mut q = sqlx::query_as::<_, super::TaskRow>(sqlx::AssertSqlSafe(sql.as_str()));
         for a in &b.args {
             q = match a {
                 Arg::Uuid(v) => q.bind(*v),
@@ -235,7 +243,8 @@ async fn fetch(tx: &mut Tx, b: &Built) -> Result<Vec<Task>, sqlx::Error> {
             };
         }
         q.fetch_all(c).await
-    })
+    })?;
+    Ok(rows.into_iter().map(super::TaskRow::into_task).collect())
 }
 
 /// Tasks of the organization, filtered, sorted and paged.
@@ -364,16 +373,17 @@ pub(super) async fn list_tasks(
             }
             _ => {}
         }
-        match sort.column() {
+        let order = match sort.column() {
             Some(col) => {
                 if sort.key == SortKey::Due {
                     b.sql += " AND t.due_date IS NOT NULL";
                 }
-                b.sql += &format!(" ORDER BY {col} {dir}, t.id {dir} LIMIT {}", limit + 1);
+                format!("{col} {dir}, t.id {dir}")
             }
-            None => b.sql += &format!(" ORDER BY t.id {dir} LIMIT {}", limit + 1),
-        }
-        rows = fetch(&mut tx, &b).await?;
+            None => format!("t.id {dir}"),
+        };
+        b.sql += &format!(" ORDER BY {order} LIMIT {}", limit + 1);
+        rows = fetch(&mut tx, &b, &order).await?;
     }
     if sort.key == SortKey::Due && rows.len() <= limit as usize {
         // Then the tasks without a due date, by id.
@@ -389,12 +399,11 @@ pub(super) async fn list_tasks(
             " ORDER BY t.id ASC LIMIT {}",
             limit as usize + 1 - rows.len()
         );
-        rows.extend(fetch(&mut tx, &b).await?);
+        rows.extend(fetch(&mut tx, &b, "t.id ASC").await?);
     }
 
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    attach_relations(&mut tx, ctx.org_id, &mut rows).await?;
     let next_cursor = match rows.last() {
         Some(last) if more => Some(seal(
             &state,

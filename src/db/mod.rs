@@ -26,6 +26,9 @@ use uuid::Uuid;
 
 use crate::config::StorageConfig;
 
+pub mod writer;
+pub use writer::{SqliteWriter, WriteCtx};
+
 /// Migrations for PostgreSQL, embedded in the binary.
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Migrations for SQLite, embedded in the binary; same versions as PostgreSQL.
@@ -47,8 +50,14 @@ pub enum Db {
     Sqlite {
         /// Read-only connections.
         reader: SqlitePool,
-        /// The one connection that writes.
+        /// The sqlx connection that writes (every write but the hot task
+        /// writes, which go through `fast`).
         writer: SqlitePool,
+        /// The group-commit writer thread (see [`writer`]).
+        fast: SqliteWriter,
+        /// Taken for the length of every write transaction by either
+        /// writer, so they never contend for SQLite's write lock.
+        gate: writer::Gate,
     },
 }
 
@@ -132,6 +141,10 @@ pub struct Tx {
     after: Option<std::sync::Arc<dyn AfterCommit>>,
     /// Events this transaction numbered itself (SQLite), published after commit.
     pub(crate) committed_events: Vec<crate::events::Event>,
+    /// SQLite write transactions: the writers' gate, released when the
+    /// transaction ends (commit, or drop → rollback). Declared after `conn`
+    /// so the rollback happens before the gate opens.
+    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// Runs the same sqlx statement on whichever backend `tx` is on:
@@ -181,12 +194,21 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 .pragma("cache_size", "-16000")
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // The connection thread hands rows over a bounded channel
+                // (50 by default) and stops when it is full: a 10 000-task
+                // board view was 200 round trips between the threads.
+                .row_buffer_size(4096);
+            let path = base.get_filename().to_owned();
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(base.clone())
+                // Checkpoints are the checkpointer thread's (see `writer`).
+                .connect_with(base.clone().pragma(
+                    "wal_autocheckpoint",
+                    writer::WRITER_AUTOCHECKPOINT.to_string(),
+                ))
                 .await
                 .with_context(|| format!("cannot open SQLite database {url}"))?;
             let reader = SqlitePoolOptions::new()
@@ -196,7 +218,15 @@ impl Db {
                 .connect_with(base.read_only(true))
                 .await
                 .with_context(|| format!("cannot open SQLite database {url}"))?;
-            Ok(Db::Sqlite { reader, writer })
+            let gate = writer::Gate::default();
+            let fast = SqliteWriter::start(&path, gate.clone())
+                .with_context(|| format!("cannot open SQLite database {url} for writing"))?;
+            Ok(Db::Sqlite {
+                reader,
+                writer,
+                fast,
+                gate,
+            })
         }
     }
 
@@ -258,10 +288,21 @@ impl Db {
             Db::Postgres(pool) => {
                 TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?)
             }
-            Db::Sqlite { writer, .. } => {
-                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            Db::Sqlite { writer, gate, .. } => {
+                let held = gate.clone().lock_owned().await;
+                let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
+                tx.gate = Some(held);
+                return Ok(tx);
             }
         }))
+    }
+
+    /// The group-commit writer, on SQLite (`None` on PostgreSQL).
+    pub fn sqlite_writer(&self) -> Option<&SqliteWriter> {
+        match self {
+            Db::Sqlite { fast, .. } => Some(fast),
+            Db::Postgres(_) => None,
+        }
     }
 
     /// Opens a write transaction for the node's own upkeep across
@@ -274,8 +315,11 @@ impl Db {
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
                     .await?,
             ),
-            Db::Sqlite { writer, .. } => {
-                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            Db::Sqlite { writer, gate, .. } => {
+                let held = gate.clone().lock_owned().await;
+                let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
+                tx.gate = Some(held);
+                return Ok(tx);
             }
         }))
     }
@@ -284,7 +328,7 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Db::Postgres(pool) => pool.close().await,
-            Db::Sqlite { reader, writer } => {
+            Db::Sqlite { reader, writer, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
@@ -315,6 +359,7 @@ impl Tx {
             changed: Vec::new(),
             after: None,
             committed_events: Vec::new(),
+            gate: None,
         }
     }
 
@@ -360,6 +405,7 @@ impl Tx {
             TxConn::Postgres(tx) => tx.commit().await?,
             TxConn::Sqlite(tx) => tx.commit().await?,
         }
+        drop(self.gate);
         if let Some(hook) = &self.after
             && !self.changed.is_empty()
         {
