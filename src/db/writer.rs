@@ -237,8 +237,8 @@ fn run(
             }
         };
         drop(guard);
-        metrics::counter!("orgboard_sqlite_write_batches_total").increment(1);
-        metrics::counter!("orgboard_sqlite_write_jobs_total").increment(finishes.len() as u64);
+        metrics::counter!(crate::metrics::SQLITE_WRITE_BATCHES).increment(1);
+        metrics::counter!(crate::metrics::SQLITE_WRITE_JOBS).increment(finishes.len() as u64);
         match committed {
             Ok(()) => {
                 if let (Some(hook), Some(rt)) = (&hook, &runtime)
