@@ -35,7 +35,71 @@ backend_tests!(
     every_sort_pages_completely_in_order,
     paging_and_cursors,
     a_disconnected_client_does_not_cancel_its_write,
+    reading_a_task_checks_the_membership_every_time,
 );
+
+/// `GET …/tasks/{task}` (one statement on SQLite, membership included):
+/// by id and by slug for every role; `404` for a stranger, a member of
+/// another organization, a removed member, a task of another organization
+/// and a deleted organization.
+async fn reading_a_task_checks_the_membership_every_time(app: TestApp) {
+    let w = world(&app).await;
+    let task = titled(&app, w.org, &w.owner, w.list, "read me").await;
+    let org = app
+        .get(&format!("/api/v1/orgs/{}", w.org), &w.owner.token)
+        .await
+        .expect(200)
+        .json;
+    let slug = org["slug"].as_str().unwrap().to_owned();
+    let mut readers = vec![];
+    for role in ["admin", "member", "viewer"] {
+        readers.push(app.member(w.org, &w.owner, role).await);
+    }
+    for who in std::iter::once(&w.owner).chain(readers.iter()) {
+        for by in [w.org.to_string(), slug.clone()] {
+            let r = app
+                .get(&format!("/api/v1/orgs/{by}/tasks/{task}"), &who.token)
+                .await
+                .expect(200);
+            assert_eq!(id_of(&r.json), task);
+            assert_eq!(r.json["title"], "read me");
+        }
+    }
+    // Another organization's member, and that organization's own task id.
+    let other = world(&app).await;
+    let foreign = titled(&app, other.org, &other.owner, other.list, "theirs").await;
+    for (by, id) in [(&other.owner, task), (&w.owner, foreign)] {
+        app.get(&url(w.org, &format!("/tasks/{id}")), &by.token)
+            .await
+            .expect_problem(404, "not_found");
+    }
+    app.get(
+        &url(other.org, &format!("/tasks/{task}")),
+        &other.owner.token,
+    )
+    .await
+    .expect_problem(404, "not_found");
+    // Removed: refused on the very next read.
+    let viewer = &readers[2];
+    app.delete(
+        &url(w.org, &format!("/members/{}", viewer.id)),
+        &w.owner.token,
+    )
+    .await
+    .expect(204);
+    app.get(&url(w.org, &format!("/tasks/{task}")), &viewer.token)
+        .await
+        .expect_problem(404, "not_found");
+    // Deleted organization: gone for everyone, by id and by slug.
+    app.delete(&format!("/api/v1/orgs/{}", w.org), &w.owner.token)
+        .await
+        .expect(204);
+    for by in [w.org.to_string(), slug] {
+        app.get(&format!("/api/v1/orgs/{by}/tasks/{task}"), &w.owner.token)
+            .await
+            .expect_problem(404, "not_found");
+    }
+}
 
 /// A client that gives up while its create waits for the database (here:
 /// behind a transaction holding the list) does not cancel it: the change

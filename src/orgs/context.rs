@@ -133,7 +133,32 @@ impl OrgRequest {
     }
 }
 
+/// How a request names its organization, for statements that check the
+/// membership themselves (see [`OrgRequest::member_sql`]).
+pub enum OrgKey<'a> {
+    /// By id.
+    Id(Uuid),
+    /// By slug.
+    Slug(&'a str),
+}
+
 impl OrgRequest {
+    /// For a single statement that reads and checks the membership at once
+    /// (SQLite's one-statement reads): a join of the organization `o` with
+    /// the caller's membership `m` (`$2`), the condition naming the
+    /// organization (`$1`, id or slug; not deleted), and the values to bind.
+    /// `None` when the reference cannot name an organization (`404`).
+    pub fn member_sql(&self) -> Option<(&'static str, &'static str, OrgKey<'_>, Uuid)> {
+        const JOIN: &str =
+            "organizations o JOIN memberships m ON m.org_id = o.id AND m.user_id = $2";
+        let (cond, key) = match &self.org_ref {
+            OrgRef::Id(id) => ("o.id = $1 AND o.deleted_at IS NULL", OrgKey::Id(*id)),
+            OrgRef::Slug(s) => ("o.slug = $1 AND o.deleted_at IS NULL", OrgKey::Slug(s)),
+            OrgRef::Invalid => return None,
+        };
+        Some((JOIN, cond, key, self.user_id))
+    }
+
     /// [`OrgRequest::write`] inside a job of the SQLite group-commit writer:
     /// the same statement, on the batch's connection; `404` unless the
     /// caller is a member.

@@ -33,7 +33,7 @@ use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::{self, Creating};
 use crate::lists::{self, ListPath, lock_suffix};
 use crate::on_tx;
-use crate::orgs::context::{OrgContext, OrgRequest};
+use crate::orgs::context::{OrgContext, OrgKey, OrgRequest};
 use crate::state::AppState;
 
 /// Longest title, in characters.
@@ -765,6 +765,45 @@ async fn create_task(
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
+/// `GET …/tasks/{task}` on SQLite in one statement without an explicit
+/// transaction: the caller's membership (and role, which the policy table
+/// is asked about), the task and its relation ids, all from one snapshot.
+/// `None` (→ `404`) for a non-member, an unknown or deleted organization
+/// and a missing task alike.
+async fn read_task_sqlite(
+    pool: &sqlx::SqlitePool,
+    org: &OrgRequest,
+    task_id: Uuid,
+) -> ApiResult<Option<Task>> {
+    let Some((member, cond, key, user_id)) = org.member_sql() else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {TASK_COLUMNS}{}, m.role AS member_role \
+         FROM {member} JOIN tasks t ON t.org_id = o.id AND t.id = $3 WHERE {cond}",
+        relation_columns(crate::db::Backend::Sqlite)
+    );
+    let q = sqlx::query_as::<_, MemberTaskRow>(sqlx::AssertSqlSafe(sql));
+    let q = match key {
+        OrgKey::Id(id) => q.bind(id),
+        OrgKey::Slug(s) => q.bind(s.to_owned()),
+    };
+    let Some(row) = q.bind(user_id).bind(task_id).fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    crate::domain::require(row.member_role, Action::ReadOrg, Ownership::NotOwn)?;
+    Ok(Some(row.task.into_task()))
+}
+
+/// A task with relations and the caller's role ([`read_task_sqlite`]).
+#[derive(sqlx::FromRow)]
+struct MemberTaskRow {
+    #[sqlx(flatten)]
+    task: TaskRow,
+    #[sqlx(try_from = "String")]
+    member_role: crate::domain::Role,
+}
+
 /// A task (with `ETag`).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks/{task}", tag = "tasks",
     params(TaskPath), security(("bearer" = [])),
@@ -775,6 +814,12 @@ async fn get_task(
     org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
 ) -> ApiResult<Response> {
+    if let Some(pool) = state.db.sqlite_reader() {
+        let task = read_task_sqlite(pool, &org, path.task)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        return Ok(with_etag(StatusCode::OK, task));
+    }
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let task = load_task(&mut tx, ctx.org_id, path.task, false)
