@@ -294,6 +294,20 @@ impl TestApp {
         } else {
             res.into_body().collect().await.unwrap().to_bytes()
         };
+        // Decoded as a browser would (the /docs assets are stored gzipped).
+        let bytes = if headers
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes() == b"gzip")
+        {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            out.into()
+        } else {
+            bytes
+        };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {
