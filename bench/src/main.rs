@@ -11,6 +11,7 @@
 //! another node) and how many open streams one node holds, with its memory.
 //! See BENCHMARKS.md.
 
+mod authcost;
 mod http;
 mod limit;
 mod live;
@@ -795,6 +796,15 @@ async fn run_on(
         r.clean_exit = s.stop().await?;
     }
     let integrity = check_integrity(&db, &ds, &env).await?;
+    // The price of the token check and the membership statement on their
+    // own, one client, after the load (limit mode only: it is the database).
+    let auth_cost = match (a.limit_mode, ds.orgs.first()) {
+        (true, Some(org)) => match org.members.first() {
+            Some(m) => Some(authcost::measure(&db, &keys, org.id, m.id, 5_000).await?),
+            None => None,
+        },
+        _ => None,
+    };
     db.close().await;
     if scenarios.iter().any(|s| s.is_board_view()) {
         notes.push(
@@ -840,6 +850,7 @@ async fn run_on(
         server: server_report,
         scenarios: results,
         integrity,
+        auth_cost,
         loadavg: (load_start, load_end),
         notes,
     };

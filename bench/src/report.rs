@@ -46,6 +46,8 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
     /// Nothing lost?
     pub integrity: Integrity,
+    /// Token check and membership statement on their own (limit mode).
+    pub auth_cost: Option<crate::authcost::AuthCost>,
     /// `/proc/loadavg` (1, 5, 15 min) when the measurements began (after
     /// seeding) and when they ended: other work on the machine skews every
     /// figure.
@@ -356,6 +358,18 @@ impl Report {
             i.moves,
             i.unanswered_writes
         );
+        if let Some(c) = &self.auth_cost {
+            let _ = writeln!(
+                o,
+                "\nAuth + membership per request (one client, {} each, µs): token check p50 {:.1} / p99 {:.1}; membership statement p50 {:.1} / p99 {:.1}; together p50 {:.1}.",
+                c.iterations,
+                c.verify_p50_us,
+                c.verify_p99_us,
+                c.membership_p50_us,
+                c.membership_p99_us,
+                c.total_p50_us()
+            );
+        }
         for n in &self.notes {
             let _ = writeln!(o, "\n- {n}");
         }

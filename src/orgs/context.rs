@@ -100,18 +100,7 @@ impl OrgRequest {
             OrgRef::Slug(s) => ("o.slug", Some(s.as_str())),
             OrgRef::Invalid => return Err(ApiError::not_found()),
         };
-        // On PostgreSQL the same statement enters the tenant (set_config runs
-        // once, for the one matching row); RLS lets a user see their own
-        // memberships and organizations before that.
-        let set = match tx.backend() {
-            Backend::Postgres => ", set_config('app.org_id', o.id::text, true)",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "SELECT o.id, m.role{set} FROM organizations o \
-             JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
-             WHERE {by} = $1 AND o.deleted_at IS NULL"
-        );
+        let sql = membership_sql(tx.backend(), by);
         let row = on_tx!(&mut tx, |c| {
             let q = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(sql.as_str()));
             let q = match (&self.org_ref, value) {
@@ -131,6 +120,23 @@ impl OrgRequest {
             },
         ))
     }
+}
+
+/// The statement that resolves `{org}` (`by`: `o.id` or `o.slug`, `$1`) and
+/// the caller's membership (`$2`) at the start of every tenant transaction:
+/// one row `(id, role)` or none. On PostgreSQL the same statement enters the
+/// tenant (`set_config` runs once, for the one matching row); RLS lets a
+/// user see their own memberships and organizations before that.
+pub fn membership_sql(backend: Backend, by: &str) -> String {
+    let set = match backend {
+        Backend::Postgres => ", set_config('app.org_id', o.id::text, true)",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "SELECT o.id, m.role{set} FROM organizations o \
+         JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
+         WHERE {by} = $1 AND o.deleted_at IS NULL"
+    )
 }
 
 /// How a request names its organization, for statements that check the
