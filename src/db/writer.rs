@@ -244,7 +244,15 @@ fn run(
                 if let (Some(hook), Some(rt)) = (&hook, &runtime)
                     && !changed.is_empty()
                 {
-                    rt.block_on(hook.committed(&changed, events));
+                    // Cache invalidation and publishing, before any job is
+                    // answered. A runtime that is shutting down may refuse
+                    // the work; the writer must outlive that.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        rt.block_on(hook.committed(&changed, events))
+                    }));
+                    if ran.is_err() {
+                        tracing::error!("the after-commit hook of a SQLite batch panicked");
+                    }
                 }
                 for finish in finishes {
                     finish(Ok(()));

@@ -3,14 +3,15 @@
 //! the sqlx versions in [`super`], run synchronously on the writer thread,
 //! so a create holds SQLite's write lock for the time SQLite needs rather
 //! than for a dozen thread hops. PostgreSQL (and SQLite requests with an
-//! `Idempotency-Key`, which are rare) use the sqlx versions; the tests run
-//! every behaviour through both paths (`tests/tasks.rs` on SQLite and
-//! PostgreSQL), and the answers are built the same way.
-
-use uuid::Uuid;
+//! `Idempotency-Key`, which are rare) use the sqlx versions. Every test of
+//! `tests/tasks.rs` runs on both databases, so each behaviour is checked on
+//! this path (SQLite) and on the sqlx one (PostgreSQL); the answers are
+//! built by the same functions (`NewTask`, `apply_update`, `check_if_match`).
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
 
 use super::{
     CreateTaskBody, MoveTaskBody, NewTask, Priority, Status, Task, UpdateTaskBody, apply_update,
@@ -22,7 +23,6 @@ use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
 use crate::orgs::context::OrgContext;
-use serde_json::json;
 
 /// `None` for "no row", like sqlx's `fetch_optional`.
 fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
