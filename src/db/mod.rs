@@ -289,7 +289,7 @@ impl Db {
                 TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?)
             }
             Db::Sqlite { writer, gate, .. } => {
-                let held = gate.clone().lock_owned().await;
+                let held = enter_gate(gate).await?;
                 let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
                 tx.gate = Some(held);
                 return Ok(tx);
@@ -328,7 +328,7 @@ impl Db {
                     .await?,
             ),
             Db::Sqlite { writer, gate, .. } => {
-                let held = gate.clone().lock_owned().await;
+                let held = enter_gate(gate).await?;
                 let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
                 tx.gate = Some(held);
                 return Ok(tx);
@@ -346,6 +346,16 @@ impl Db {
             }
         }
     }
+}
+
+/// Waits for SQLite's writers' gate as long as a pool waits for a
+/// connection (10 s, the writer pool's acquire timeout), then gives up the
+/// same way (`PoolTimedOut`, answered `503`): a transaction that waits for
+/// another one in the same task fails instead of hanging for ever.
+async fn enter_gate(gate: &writer::Gate) -> Result<tokio::sync::OwnedMutexGuard<()>, sqlx::Error> {
+    tokio::time::timeout(Duration::from_secs(10), gate.clone().lock_owned())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)
 }
 
 /// `BEGIN` and the scope in one round trip (simple-query protocol allows
