@@ -290,12 +290,15 @@ fn if_match(version: i64) -> HeaderMap {
     h
 }
 
+fn sqlite_writer(db: &Db) -> anyhow::Result<&orgboard::db::SqliteWriter> {
+    db.sqlite_writer()
+        .ok_or_else(|| anyhow::anyhow!("not SQLite"))
+}
+
 /// SQLite: the server's own create job (`tasks::sqlite::create`) on the
 /// group-commit writer, as the handler runs it.
 async fn sqlite_create(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome> {
-    let writer = db
-        .sqlite_writer()
-        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let writer = sqlite_writer(db)?;
     let spec = create_spec(vu);
     let (oc, list) = (org_context(vu), vu.lists[spec.list]);
     let body = CreateTaskBody {
@@ -322,9 +325,7 @@ async fn sqlite_update(
     env: &Env,
     spec: crate::scenario::UpdateSpec,
 ) -> anyhow::Result<Outcome> {
-    let writer = db
-        .sqlite_writer()
-        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let writer = sqlite_writer(db)?;
     let (id, version) = (vu.tasks[spec.task].id, vu.tasks[spec.task].version);
     let oc = org_context(vu);
     let body = UpdateTaskBody {
@@ -374,9 +375,7 @@ async fn sqlite_move(
     env: &Env,
     spec: crate::scenario::MoveSpec,
 ) -> anyhow::Result<Outcome> {
-    let writer = db
-        .sqlite_writer()
-        .ok_or_else(|| anyhow::anyhow!("not SQLite"))?;
+    let writer = sqlite_writer(db)?;
     let (id, version) = (vu.tasks[spec.task].id, vu.tasks[spec.task].version);
     let oc = org_context(vu);
     let body = MoveTaskBody {

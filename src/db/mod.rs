@@ -288,12 +288,7 @@ impl Db {
             Db::Postgres(pool) => {
                 TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?)
             }
-            Db::Sqlite { writer, gate, .. } => {
-                let held = enter_gate(gate).await?;
-                let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
-                tx.gate = Some(held);
-                return Ok(tx);
-            }
+            Db::Sqlite { writer, gate, .. } => return sqlite_write(writer, gate).await,
         }))
     }
 
@@ -327,12 +322,7 @@ impl Db {
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
                     .await?,
             ),
-            Db::Sqlite { writer, gate, .. } => {
-                let held = enter_gate(gate).await?;
-                let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
-                tx.gate = Some(held);
-                return Ok(tx);
-            }
+            Db::Sqlite { writer, gate, .. } => return sqlite_write(writer, gate).await,
         }))
     }
 
@@ -346,6 +336,15 @@ impl Db {
             }
         }
     }
+}
+
+/// A sqlx write transaction on SQLite: the writers' gate, then `BEGIN
+/// IMMEDIATE` on the writer connection; the gate opens when the `Tx` ends.
+async fn sqlite_write(writer: &SqlitePool, gate: &writer::Gate) -> Result<Tx, sqlx::Error> {
+    let held = enter_gate(gate).await?;
+    let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
+    tx.gate = Some(held);
+    Ok(tx)
 }
 
 /// Waits for SQLite's writers' gate as long as a pool waits for a

@@ -269,9 +269,9 @@ fn run(
                         ApiError::internal(anyhow::anyhow!("commit failed: {e}"))
                     }));
                 }
-                // Jobs never started (the batch failed before them) get the
-                // same answer by being dropped: their senders close.
-                batch.clear();
+                // Jobs the failure cut off were dropped with the batch's
+                // drain: their requests get a 500 when the answer channel
+                // closes.
             }
         }
     }

@@ -157,11 +157,7 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
                 .execute(&mut **c)
                 .await?;
             let event: Event = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
-                 SELECT $1, n, n, $2, {}, $5, $6, $7 \
-                 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
-                 RETURNING id, org_id, board_id, type, entity, actor_id, at",
-                board_sql(3, 4)
+                "{SQLITE_EVENT_INSERT}, org_id, type, entity, actor_id, at"
             )))
             .bind(entry.org_id)
             .bind(entry.action)
@@ -178,6 +174,16 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// SQLite's event row ($1 org, $2 type, $3 board or `NULL`, $4 the task
+/// whose board it is, $5 entity, $6 actor, $7 time), numbered inside the
+/// writer's transaction; returns `id, board_id` (callers may add columns).
+/// Each `$n` first appears in order, so binding by position (rusqlite) and
+/// by number (sqlx) agree.
+const SQLITE_EVENT_INSERT: &str = "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
+     SELECT $1, n, n, $2, COALESCE($3, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $4)), \
+     $5, $6, $7 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
+     RETURNING id, board_id";
+
 /// [`record`] for the SQLite group-commit writer: the same audit row and
 /// event, numbered the same way, noted in `ctx` for the after-commit hook.
 pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> rusqlite::Result<()> {
@@ -192,7 +198,8 @@ pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> ru
     let at = now();
     let at_text = time_text(at);
     ctx.conn
-        .prepare_cached(&AUDIT_INSERT.replace('$', "?"))?
+        // $1…$9 first appear in order: positional binding matches.
+        .prepare_cached(AUDIT_INSERT)?
         .execute(rusqlite::params![
             entry.org_id,
             Uuid::now_v7(),
@@ -204,15 +211,8 @@ pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> ru
             entry.request_id,
             at_text,
         ])?;
-    let (id, board_id): (i64, Option<Uuid>) = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
-             SELECT ?1, n, n, ?2, COALESCE(?3, (SELECT t.board_id FROM tasks t WHERE t.org_id = ?1 AND t.id = ?4)), \
-             ?5, ?6, ?7 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = ?1) \
-             RETURNING id, board_id",
-        )?
-        .query_row(
+    let (id, board_id): (i64, Option<Uuid>) =
+        ctx.conn.prepare_cached(SQLITE_EVENT_INSERT)?.query_row(
             rusqlite::params![
                 entry.org_id,
                 entry.action,

@@ -95,17 +95,13 @@ impl OrgRequest {
     }
 
     async fn enter(self, mut tx: Tx) -> Result<(Tx, OrgContext), ApiError> {
-        let (by, value): (&str, Option<&str>) = match &self.org_ref {
-            OrgRef::Id(_) => ("o.id", None),
-            OrgRef::Slug(s) => ("o.slug", Some(s.as_str())),
-            OrgRef::Invalid => return Err(ApiError::not_found()),
-        };
+        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
         let sql = membership_sql(tx.backend(), by);
         let row = on_tx!(&mut tx, |c| {
             let q = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(sql.as_str()));
-            let q = match (&self.org_ref, value) {
-                (OrgRef::Id(id), _) => q.bind(*id),
-                (_, v) => q.bind(v.unwrap_or_default()),
+            let q = match key {
+                OrgKey::Id(id) => q.bind(id),
+                OrgKey::Slug(s) => q.bind(s),
             };
             q.bind(self.user_id).fetch_optional(c).await
         })?;
@@ -140,7 +136,7 @@ pub fn membership_sql(backend: Backend, by: &str) -> String {
 }
 
 /// How a request names its organization, for statements that check the
-/// membership themselves (see [`OrgRequest::member_sql`]).
+/// membership themselves (see [`OrgRequest::org_key`]).
 pub enum OrgKey<'a> {
     /// By id.
     Id(Uuid),
@@ -149,42 +145,37 @@ pub enum OrgKey<'a> {
 }
 
 impl OrgRequest {
-    /// For a single statement that reads and checks the membership at once
-    /// (SQLite's one-statement reads): a join of the organization `o` with
-    /// the caller's membership `m` (`$2`), the condition naming the
-    /// organization (`$1`, id or slug; not deleted), and the values to bind.
-    /// `None` when the reference cannot name an organization (`404`).
-    pub fn member_sql(&self) -> Option<(&'static str, &'static str, OrgKey<'_>, Uuid)> {
-        const JOIN: &str =
-            "organizations o JOIN memberships m ON m.org_id = o.id AND m.user_id = $2";
-        let (cond, key) = match &self.org_ref {
-            OrgRef::Id(id) => ("o.id = $1 AND o.deleted_at IS NULL", OrgKey::Id(*id)),
-            OrgRef::Slug(s) => ("o.slug = $1 AND o.deleted_at IS NULL", OrgKey::Slug(s)),
-            OrgRef::Invalid => return None,
-        };
-        Some((JOIN, cond, key, self.user_id))
+    /// How the path names the organization: the column of `o` to match
+    /// ([`membership_sql`]'s `by`) and the value to bind as `$1`; `None` when
+    /// the reference cannot name any organization (`404`).
+    pub fn org_key(&self) -> Option<(&'static str, OrgKey<'_>)> {
+        match &self.org_ref {
+            OrgRef::Id(id) => Some(("o.id", OrgKey::Id(*id))),
+            OrgRef::Slug(s) => Some(("o.slug", OrgKey::Slug(s))),
+            OrgRef::Invalid => None,
+        }
+    }
+
+    /// The caller (bound as `$2` in [`membership_sql`]).
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
     }
 
     /// [`OrgRequest::write`] inside a job of the SQLite group-commit writer:
     /// the same statement, on the batch's connection; `404` unless the
     /// caller is a member.
     pub fn enter_sqlite(&self, conn: &rusqlite::Connection) -> Result<OrgContext, ApiError> {
-        let by = match &self.org_ref {
-            OrgRef::Id(_) => "o.id",
-            OrgRef::Slug(_) => "o.slug",
-            OrgRef::Invalid => return Err(ApiError::not_found()),
-        };
-        let sql = format!(
-            "SELECT o.id, m.role FROM organizations o \
-             JOIN memberships m ON m.org_id = o.id AND m.user_id = ?2 \
-             WHERE {by} = ?1 AND o.deleted_at IS NULL"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
+        let mut stmt = conn.prepare_cached(&membership_sql(Backend::Sqlite, by))?;
         let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, Uuid>(0)?, r.get::<_, String>(1)?));
-        let row = match &self.org_ref {
-            OrgRef::Id(id) => stmt.query_row(rusqlite::params![id, self.user_id], map),
-            OrgRef::Slug(s) => stmt.query_row(rusqlite::params![s, self.user_id], map),
-            OrgRef::Invalid => return Err(ApiError::not_found()),
+        // By name: `$2` comes first in the text, so positions would not match.
+        let row = match key {
+            OrgKey::Id(id) => {
+                stmt.query_row(rusqlite::named_params! {"$1": id, "$2": self.user_id}, map)
+            }
+            OrgKey::Slug(s) => {
+                stmt.query_row(rusqlite::named_params! {"$1": s, "$2": self.user_id}, map)
+            }
         };
         let (org_id, role) = match row {
             Ok(r) => r,

@@ -33,7 +33,7 @@ use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::{self, Creating};
 use crate::lists::{self, ListPath, lock_suffix};
 use crate::on_tx;
-use crate::orgs::context::{OrgContext, OrgKey, OrgRequest};
+use crate::orgs::context::{OrgContext, OrgKey, OrgRequest, membership_sql};
 use crate::state::AppState;
 
 /// Longest title, in characters.
@@ -611,6 +611,16 @@ fn with_etag(status: StatusCode, task: Task) -> Response {
     res
 }
 
+/// `412` for a conditional `UPDATE` that found another version.
+fn changed_concurrently() -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+        "Precondition failed",
+        "The task changed concurrently; reload and retry.",
+    )
+}
+
 /// `Err(412)` when `If-Match` is present and names another version. Accepts
 /// `"7"`, `W/"7"`, `7` and `*`.
 fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
@@ -635,28 +645,25 @@ fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
     }
 }
 
-/// Runs a hot task write as a job of the SQLite group-commit writer, with
-/// the caller's membership read inside the job's transaction; `None` on
-/// PostgreSQL (the caller then uses its sqlx path).
-async fn on_writer<F>(state: &AppState, org: OrgRequest, f: F) -> Option<ApiResult<Task>>
+/// Runs a hot task write as a job of SQLite's group-commit writer, with
+/// the caller's membership read inside the job's transaction.
+async fn on_writer<F>(
+    writer: &crate::db::SqliteWriter,
+    state: &AppState,
+    org: OrgRequest,
+    f: F,
+) -> ApiResult<Task>
 where
     F: FnOnce(&mut WriteCtx<'_>, &OrgContext) -> ApiResult<Task> + Send + 'static,
 {
-    let writer = state.db.sqlite_writer()?;
     let hook = state.after_commit();
-    Some(
-        writer
-            .run(move |w| {
-                w.after_commit(hook);
-                let oc = org.enter_sqlite(w.conn)?;
-                f(w, &oc)
-            })
-            .await,
-    )
-}
-
-fn no_writer() -> ApiError {
-    ApiError::internal(anyhow::anyhow!("SQLite has no group-commit writer"))
+    writer
+        .run(move |w| {
+            w.after_commit(hook);
+            let oc = org.enter_sqlite(w.conn)?;
+            f(w, &oc)
+        })
+        .await
 }
 
 /// Create a task at the end of a list (member+).
@@ -671,13 +678,12 @@ async fn create_task(
     AppPath(path): AppPath<ListPath>,
     req: Creating<CreateTaskBody>,
 ) -> ApiResult<Response> {
-    if req.key.is_none() && state.db.sqlite_writer().is_some() {
+    if let (Some(writer), None) = (state.db.sqlite_writer(), &req.key) {
         let body = req.body;
-        let task = on_writer(&state, org, move |w, oc| {
+        let task = on_writer(writer, &state, org, move |w, oc| {
             sqlite::create(w, oc, path.list, &body)
         })
-        .await
-        .ok_or_else(no_writer)??;
+        .await?;
         return Ok(with_etag(StatusCode::CREATED, task));
     }
     let (mut tx, ctx) = org.write(&state).await?;
@@ -775,20 +781,28 @@ async fn read_task_sqlite(
     org: &OrgRequest,
     task_id: Uuid,
 ) -> ApiResult<Option<Task>> {
-    let Some((member, cond, key, user_id)) = org.member_sql() else {
+    let Some((by, key)) = org.org_key() else {
         return Ok(None);
     };
+    // The membership statement every tenant transaction starts with, as the
+    // first table of the join: no row unless the caller is a member.
     let sql = format!(
-        "SELECT {TASK_COLUMNS}{}, m.role AS member_role \
-         FROM {member} JOIN tasks t ON t.org_id = o.id AND t.id = $3 WHERE {cond}",
-        relation_columns(crate::db::Backend::Sqlite)
+        "SELECT {TASK_COLUMNS}{}, m.role AS member_role FROM ({}) m \
+         JOIN tasks t ON t.org_id = m.id AND t.id = $3",
+        relation_columns(crate::db::Backend::Sqlite),
+        membership_sql(crate::db::Backend::Sqlite, by),
     );
     let q = sqlx::query_as::<_, MemberTaskRow>(sqlx::AssertSqlSafe(sql));
     let q = match key {
         OrgKey::Id(id) => q.bind(id),
         OrgKey::Slug(s) => q.bind(s.to_owned()),
     };
-    let Some(row) = q.bind(user_id).bind(task_id).fetch_optional(pool).await? else {
+    let Some(row) = q
+        .bind(org.user_id())
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await?
+    else {
         return Ok(None);
     };
     crate::domain::require(row.member_role, Action::ReadOrg, Ownership::NotOwn)?;
@@ -922,12 +936,11 @@ async fn update_task(
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateTaskBody>,
 ) -> ApiResult<Response> {
-    if state.db.sqlite_writer().is_some() {
-        let task = on_writer(&state, org, move |w, oc| {
+    if let Some(writer) = state.db.sqlite_writer() {
+        let task = on_writer(writer, &state, org, move |w, oc| {
             sqlite::update(w, oc, path.task, &headers, &body)
         })
-        .await
-        .ok_or_else(no_writer)??;
+        .await?;
         return Ok(with_etag(StatusCode::OK, task));
     }
     let (mut tx, ctx) = org.write(&state).await?;
@@ -985,12 +998,7 @@ async fn update_task(
     })?;
     if changed != 1 {
         // Unreachable while the row is locked; kept as the last line of defence.
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            "Precondition failed",
-            "The task changed concurrently; reload and retry.",
-        ));
+        return Err(changed_concurrently());
     }
     let assignees_changed = task.assignee_ids != new.assignee_ids;
     let labels_changed = task.label_ids != new.label_ids;
@@ -1078,12 +1086,11 @@ async fn move_task(
     headers: HeaderMap,
     AppJson(body): AppJson<MoveTaskBody>,
 ) -> ApiResult<Response> {
-    if state.db.sqlite_writer().is_some() {
-        let task = on_writer(&state, org, move |w, oc| {
+    if let Some(writer) = state.db.sqlite_writer() {
+        let task = on_writer(writer, &state, org, move |w, oc| {
             sqlite::move_to(w, oc, path.task, &headers, &body)
         })
-        .await
-        .ok_or_else(no_writer)??;
+        .await?;
         return Ok(with_etag(StatusCode::OK, task));
     }
     let (mut tx, ctx) = org.write(&state).await?;

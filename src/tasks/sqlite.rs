@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     CreateTaskBody, MoveTaskBody, NewTask, Priority, Status, Task, UpdateTaskBody, apply_update,
-    check_if_match, diff, ownership, validate_fields,
+    changed_concurrently, check_if_match, diff, ownership, validate_fields,
 };
 use crate::db::WriteCtx;
 use crate::db::writer::time_text;
@@ -279,15 +279,6 @@ fn replace_relations(
     )
 }
 
-fn stale() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-        "Precondition failed",
-        "The task changed concurrently; reload and retry.",
-    )
-}
-
 /// `PATCH …/tasks/{task}` after authentication, as a writer job (see
 /// [`super::update_task`], whose rules and answer it shares).
 pub fn update(
@@ -338,7 +329,7 @@ pub fn update(
             task.version,
         ])?;
     if changed != 1 {
-        return Err(stale());
+        return Err(changed_concurrently());
     }
     replace_relations(
         conn,
