@@ -521,9 +521,7 @@ async fn removed_member_is_disconnected_within_a_second(app: TestApp) {
 }
 
 async fn streams_per_user_are_capped(app: TestApp) {
-    let app = TestApp::with(app.backend, |c| c.max_streams_per_user = 2)
-        .await
-        .unwrap();
+    let app = TestApp::with(app.backend, |c| c.max_streams_per_user = 2).await;
     let o = setup(&app).await;
     let addr = live::serve(&app).await;
     let s1 = live::sse(addr, &url(o.org, "/events"), Some(&o.owner.token), None).await;

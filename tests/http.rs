@@ -734,10 +734,12 @@ async fn healthz_and_readyz_answer_ok() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn readyz_on_postgres_answers_ok() {
-    let Some(app) = TestApp::postgres().await else {
-        return;
-    };
+    let app = TestApp::postgres().await;
     let r = app
         .call(Method::GET, "/readyz", None, None)
         .await
@@ -989,7 +991,7 @@ fn referenced_assets(html: &str) -> Vec<String> {
 // 5. Rate limits
 // ---------------------------------------------------------------------------
 
-async fn limited_app(backend: Backend) -> Option<TestApp> {
+async fn limited_app(backend: Backend) -> TestApp {
     TestApp::with(backend, |c: &mut Config| {
         c.rate_limit_per_ip = 3;
         c.rate_limit_per_account = 2;
@@ -1122,26 +1124,30 @@ async fn rate_limit_per_ip(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_account_sqlite() {
-    rate_limit_per_account(limited_app(Backend::Sqlite).await.unwrap()).await;
+    rate_limit_per_account(limited_app(Backend::Sqlite).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn rate_limit_per_account_postgres() {
-    if let Some(app) = limited_app(Backend::Postgres).await {
-        rate_limit_per_account(app).await;
-    }
+    rate_limit_per_account(limited_app(Backend::Postgres).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_ip_sqlite() {
-    rate_limit_per_ip(limited_app(Backend::Sqlite).await.unwrap()).await;
+    rate_limit_per_ip(limited_app(Backend::Sqlite).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn rate_limit_per_ip_postgres() {
-    if let Some(app) = limited_app(Backend::Postgres).await {
-        rate_limit_per_ip(app).await;
-    }
+    rate_limit_per_ip(limited_app(Backend::Postgres).await).await;
 }
 
 // ---------------------------------------------------------------------------

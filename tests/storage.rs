@@ -93,10 +93,12 @@ const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, action, entity_ty
 /// Every table with `org_id` (and `organizations`) has RLS enabled and forced
 /// and a policy on `app.org_id`; the runtime role cannot bypass it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn catalog_forces_rls_on_every_tenant_table() {
-    let Some(app) = TestApp::postgres().await else {
-        return;
-    };
+    let app = TestApp::postgres().await;
     let pool = pg_pool(&app);
 
     let tables: Vec<(String, bool, bool, i64, i64)> = sqlx::query_as(
@@ -232,10 +234,12 @@ async fn check_runtime_role(pool: &PgPool, name: &str) {
 /// Queries without an `org_id` filter, inside org A's transaction, see only
 /// org A (and A's own memberships); nothing of org B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn rls_hides_other_tenants_without_org_filter() {
-    let Some(app) = TestApp::postgres().await else {
-        return;
-    };
+    let app = TestApp::postgres().await;
     let TwoTenants { a, org_a, b, org_b } = two_tenants(&app).await;
     let b_orgs = [org_b, b.personal_org];
 
@@ -324,10 +328,12 @@ async fn rls_hides_other_tenants_without_org_filter() {
 /// Writing a row of org B from org A's transaction is refused by the policy's
 /// `WITH CHECK`, while the same row for org A is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn rls_refuses_writes_into_another_tenant() {
-    let Some(app) = TestApp::postgres().await else {
-        return;
-    };
+    let app = TestApp::postgres().await;
     let TwoTenants {
         a, org_a, org_b, ..
     } = two_tenants(&app).await;
@@ -372,10 +378,12 @@ async fn rls_refuses_writes_into_another_tenant() {
 /// The role and the tenant are transaction-local: the pooled connection
 /// goes back to its own user with no tenant set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn tenant_scope_does_not_outlive_the_transaction() {
-    let Some(app) = TestApp::postgres_with(|c| c.storage.db_max_connections = 1).await else {
-        return;
-    };
+    let app = TestApp::postgres_with(|c| c.storage.db_max_connections = 1).await;
     let org = Uuid::now_v7();
     let user = Uuid::now_v7();
     let probe = "SELECT pg_backend_pid(), current_user::text, \
@@ -518,10 +526,12 @@ fn assert_same(what: &str, pg: &BTreeSet<String>, sqlite: &BTreeSet<String>) {
 /// After migration both databases have the same tables, columns
 /// (with nullability), keys and indexes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
 async fn migrated_schemas_match() {
-    let Some(pg_app) = TestApp::postgres().await else {
-        return;
-    };
+    let pg_app = TestApp::postgres().await;
     let sqlite_app = TestApp::sqlite().await;
     let pool = pg_pool(&pg_app);
     let (_, lite) = sqlite_pools(&sqlite_app);
