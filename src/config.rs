@@ -16,7 +16,7 @@ pub struct StorageConfig {
 
     /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file;
     /// default: `<data dir>/orgboard.db`.
-    #[arg(long, env = "ORGBOARD_DATABASE_URL")]
+    #[arg(long, env = "ORGBOARD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Largest number of pooled database connections (PostgreSQL), or of
@@ -102,6 +102,12 @@ pub struct Config {
     /// argon2id iterations.
     #[arg(long, env = "ORGBOARD_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+
+    /// Password hashes (sign-up, login) computed at once; `0` picks one per
+    /// core, no more than fit in 128 MiB of argon2 memory. A short queue
+    /// waits behind them; attempts beyond it are answered `503` at once.
+    #[arg(long, env = "ORGBOARD_PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
 
     /// Attempts per minute on each auth route from one client address.
     #[arg(long, env = "ORGBOARD_RATE_LIMIT_PER_IP", default_value_t = 30)]
@@ -250,6 +256,7 @@ impl Config {
             invite_ttl_hours: 168,
             argon2_memory_kib: 64,
             argon2_iterations: 1,
+            password_hash_concurrency: 0,
             rate_limit_per_ip: 100_000,
             rate_limit_per_account: 100_000,
             trust_forwarded_for: true,

@@ -58,7 +58,11 @@ impl AppState {
     pub fn new(config: Config, db: Db, redis: Option<Redis>) -> anyhow::Result<Self> {
         let secret = load_or_create_secret(config.secret.as_deref(), &config.storage.data_dir)?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
-        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let hasher = PasswordHasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.password_hash_concurrency,
+        )?;
         crate::metrics::init();
         let limits = RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_account)
             .with_redis(redis.clone());

@@ -328,7 +328,7 @@ pub async fn seed(
     let spec = tier.spec();
     let t0 = Instant::now();
     // The server's own argon2id cost (its defaults), computed once.
-    let hasher = orgboard::auth::password::PasswordHasher::new(19_456, 2)?;
+    let hasher = orgboard::auth::password::PasswordHasher::new(19_456, 2, 0)?;
     let hash: Arc<str> = hasher.hash(PASSWORD.to_owned()).await?.into();
     let hash_secs = t0.elapsed().as_secs_f64();
 

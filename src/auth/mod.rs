@@ -303,7 +303,7 @@ async fn login(
         None => (None, None),
     };
     // Unknown email and wrong password take the same path, time and answer.
-    let ok = state.hasher.verify(body.password, hash).await;
+    let ok = state.hasher.verify(body.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
         return Err(
             ApiError::unauthorized("The email or password is incorrect.")
