@@ -258,7 +258,9 @@ async fn create_board(
         parse_board_fields(Some(&req.body.name), req.body.description.as_deref())?;
     let name = name.unwrap_or_default();
     let description = description.unwrap_or_default();
-    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+    if let Some(replay) =
+        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
+    {
         return Ok(replay);
     }
     let id = Uuid::now_v7();

@@ -170,7 +170,9 @@ async fn create_comment(
     let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::CreateComment, Ownership::NotOwn)?;
     let body = parse_body(&req.body.body)?;
-    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+    if let Some(replay) =
+        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
+    {
         return Ok(replay);
     }
     if !task_exists(&mut tx, ctx.org_id, path.task).await? {

@@ -105,42 +105,49 @@ struct Stored {
 pub async fn claim(
     tx: &mut Tx,
     user_id: Uuid,
+    org_id: Uuid,
     key: Option<&IdemKey>,
 ) -> Result<Option<Response>, ApiError> {
     let Some(k) = key else { return Ok(None) };
     let inserted = on_tx!(&mut *tx, |c| {
         sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (user_id, key) DO NOTHING"
-    )
-    .bind(user_id)
-    .bind(&k.key)
-    .bind(&k.fingerprint)
-    .bind(now())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, org_id) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(&k.key)
+        .bind(&k.fingerprint)
+        .bind(now())
+        .bind(org_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     })?;
     if inserted == 1 {
         return Ok(None);
     }
     let stored = on_tx!(&mut *tx, |c| {
         sqlx::query_as::<_, Stored>(
-        "SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = $1 AND key = $2"
-    )
-    .bind(user_id)
-    .bind(&k.key)
-    .fetch_one(c)
-    .await
+            "SELECT request_hash, status, response FROM idempotency_keys \
+         WHERE user_id = $1 AND key = $2 AND org_id = $3",
+        )
+        .bind(user_id)
+        .bind(&k.key)
+        .bind(org_id)
+        .fetch_optional(c)
+        .await
     })?;
-    if stored.request_hash != k.fingerprint {
+    // Not found although the insert conflicted: the key was used in
+    // another organization (row-level security hides it on PostgreSQL, the
+    // filter on SQLite), which is another request.
+    let Some(stored) = stored.filter(|s| s.request_hash == k.fingerprint) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
             "Idempotency key reused",
             "This Idempotency-Key was already used with a different request.",
         ));
-    }
+    };
     match (stored.status, stored.response) {
         (Some(status), Some(body)) => {
             let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);

@@ -83,6 +83,16 @@ impl Job {
         }
     }
 
+    /// The organization the job concerns, kept in the `org_id` column so
+    /// row-level security shows it only inside that organization; `None`
+    /// for instance-wide jobs.
+    pub fn org_id(&self) -> Option<Uuid> {
+        match self {
+            Job::InviteEmail(m) => Some(m.org_id),
+            Job::DailySummaries { .. } | Job::DailySummary(_) | Job::Cleanup { .. } => None,
+        }
+    }
+
     /// The payload with secrets blanked, kept on a dead job for inspection.
     fn scrubbed(&self) -> Job {
         match self {
@@ -102,13 +112,14 @@ pub async fn enqueue_in(tx: &mut Tx, job: &Job) -> Result<Uuid, sqlx::Error> {
     let now = now();
     on_tx!(tx, |c| {
         sqlx::query(
-        "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'queued', 0, 5, $4, $4, $4)"
+        "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, org_id) \
+         VALUES ($1, $2, $3, 'queued', 0, 5, $4, $4, $4, $5)"
     )
     .bind(id)
     .bind(job.kind())
     .bind(Json(job))
     .bind(now)
+    .bind(job.org_id())
     .execute(c)
     .await
     .map(|r| r.rows_affected())
@@ -125,7 +136,7 @@ pub fn wake(state: &AppState) {
 /// for the queue-depth gauges. `running` includes jobs whose lease expired
 /// and that wait to be claimed again.
 pub async fn queue_depth(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let mut tx = db.read(Scope::system()).await?;
+    let mut tx = db.system_read().await?;
     let rows: Vec<(String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(
         "SELECT status, COUNT(*) FROM jobs GROUP BY status"
     )
@@ -275,7 +286,7 @@ async fn claim(state: &AppState) -> Result<Option<Claimed>, sqlx::Error> {
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
          WHERE id = ({pick}) RETURNING id, payload, attempts, max_attempts"
     );
-    let mut tx = state.db.write(Scope::system()).await?;
+    let mut tx = state.db.system().await?;
     let claimed = on_tx!(&mut tx, |c| sqlx::query_as::<_, Claimed>(
         sqlx::AssertSqlSafe(sql.as_str())
     )
@@ -341,7 +352,7 @@ async fn finish(
     result: anyhow::Result<()>,
 ) -> Result<(), sqlx::Error> {
     let kind = c.payload.0.kind();
-    let mut tx = state.db.write(Scope::system()).await?;
+    let mut tx = state.db.system().await?;
     match result {
         Ok(()) => {
             // Done jobs are deleted: their payload may hold a secret (an
@@ -393,7 +404,7 @@ async fn finish(
 /// Puts a job interrupted by shutdown back in the queue, due at once, its
 /// interrupted attempt not counted.
 async fn release(state: &AppState, c: &Claimed) -> Result<(), sqlx::Error> {
-    let mut tx = state.db.write(Scope::system()).await?;
+    let mut tx = state.db.system().await?;
     on_tx!(&mut tx, |conn| sqlx::query(
         "UPDATE jobs SET status = 'queued', locked_until = NULL, \
          attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \

@@ -196,7 +196,9 @@ async fn create_label(
     let (name, color) = parse_fields(Some(&req.body.name), req.body.color.as_deref())?;
     let name = name.unwrap_or_default();
     let color = color.unwrap_or_else(|| "#888888".into());
-    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+    if let Some(replay) =
+        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
+    {
         return Ok(replay);
     }
     if name_in_use(&mut tx, ctx.org_id, &name, Uuid::nil()).await? {

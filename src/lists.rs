@@ -237,7 +237,9 @@ async fn create_list(
     let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::ManageList, Ownership::NotOwn)?;
     let name = list_name(&req.body.name)?;
-    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+    if let Some(replay) =
+        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
+    {
         return Ok(replay);
     }
     boards::load_board_locked(&mut tx, ctx.org_id, path.board)

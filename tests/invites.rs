@@ -713,7 +713,7 @@ async fn invite_email_is_written_to_the_outbox_by_the_job(app: TestApp) {
     // Done jobs are gone: the queue is empty and holds no token.
     assert_eq!(orgboard::jobs::run_due(&app.state).await.unwrap(), 0);
     assert_eq!(outbox_files(&app).len(), 1);
-    let mut tx = app.state.db.read(Scope::system()).await.unwrap();
+    let mut tx = app.state.db.system_read().await.unwrap();
     let left = orgboard::on_tx!(&mut tx, |c| sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM jobs"
     )

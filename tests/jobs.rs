@@ -53,7 +53,9 @@ struct JobRow {
 
 /// Every job in the queue, oldest first.
 async fn job_rows(state: &AppState) -> Vec<JobRow> {
-    let mut tx = state.db.read(Scope::system()).await.unwrap();
+    // As the workers see the queue (orgboard_system on PostgreSQL): the
+    // request role sees only the jobs of the organization it is in.
+    let mut tx = state.db.system_read().await.unwrap();
     on_tx!(&mut tx, |c| sqlx::query_as::<_, JobRow>(
         "SELECT id, kind, status, attempts, run_at, locked_until, last_error, updated_at, payload \
          FROM jobs ORDER BY created_at, id"
@@ -73,7 +75,7 @@ async fn jobs_of_kind(state: &AppState, kind: &str) -> Vec<JobRow> {
 
 /// Makes job `id` due now (as if its backoff had passed).
 async fn make_due(state: &AppState, id: Uuid) {
-    let mut tx = state.db.write(Scope::system()).await.unwrap();
+    let mut tx = state.db.system().await.unwrap();
     on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE jobs SET run_at = $1 WHERE id = $2"
     )
@@ -906,15 +908,23 @@ async fn cleanup_deletes_what_expired_and_keeps_the_rest(app: TestApp) {
     tx.commit().await.unwrap();
 
     // Idempotency keys and summary records.
-    let mut tx = app.state.db.write(Scope::user(ada.id)).await.unwrap();
+    // Keys belong to the organization of the request that stored them.
+    let mut tx = app
+        .state
+        .db
+        .write(Scope::tenant(ada.id, ada.personal_org))
+        .await
+        .unwrap();
     for (key, created) in [("old-key", now - hours(25)), ("new-key", now - hours(1))] {
         on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, org_id) \
+             VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(ada.id)
         .bind(key)
         .bind(vec![0u8; 32])
         .bind(created)
+        .bind(ada.personal_org)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))
@@ -971,7 +981,12 @@ async fn cleanup_deletes_what_expired_and_keeps_the_rest(app: TestApp) {
     assert_eq!(event_ids(&app, lone).await, [1]);
     assert_eq!(event_ids(&app, mixed).await, [2]);
 
-    let mut tx = app.state.db.read(Scope::user(ada.id)).await.unwrap();
+    let mut tx = app
+        .state
+        .db
+        .read(Scope::tenant(ada.id, ada.personal_org))
+        .await
+        .unwrap();
     let keys: Vec<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
         "SELECT key FROM idempotency_keys WHERE user_id = $1"
     )

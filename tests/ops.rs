@@ -424,12 +424,7 @@ async fn metrics_show_the_job_queue_by_status(app: TestApp) {
     assert_eq!(depth(&after, "queued"), queued + 1.0, "{after}");
 
     // Kill one job by hand: the gauge moves it from queued to dead.
-    let mut tx = app
-        .state
-        .db
-        .write(orgboard::db::Scope::system())
-        .await
-        .unwrap();
+    let mut tx = app.state.db.system().await.unwrap();
     let moved = orgboard::on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE jobs SET status = 'dead' WHERE id = (SELECT id FROM jobs WHERE status = 'queued' LIMIT 1)"
     )

@@ -3,6 +3,8 @@
 //! audit log, migrations that stay in step across backends, SQLite settings
 //! and locking, and the readiness check.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -15,7 +17,36 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
 use uuid::Uuid;
 
-backend_tests!(audit_log_is_append_only, ready_checks_migrations,);
+backend_tests!(
+    audit_log_is_append_only,
+    ready_checks_migrations,
+    idempotency_key_of_another_org_is_another_request,
+);
+
+/// One user, one key, two organizations: the second use is another request
+/// (its stored answer lives in the first organization, which row-level
+/// security hides on PostgreSQL): `422`, never the first answer, never `500`.
+async fn idempotency_key_of_another_org_is_another_request(app: TestApp) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let a = app.signup("alice").await;
+    let one = app.create_org(&a, "One").await;
+    let two = app.create_org(&a, "Two").await;
+    let create = |org: Uuid| {
+        Request::post(format!("/api/v1/orgs/{org}/boards"))
+            .header("authorization", format!("Bearer {}", a.token))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "same-key")
+            .body(Body::from(json!({ "name": "Roadmap" }).to_string()))
+            .unwrap()
+    };
+    let first = app.send(create(one)).await.expect(201);
+    let replay = app.send(create(one)).await.expect(201);
+    assert_eq!(first.json, replay.json);
+    app.send(create(two))
+        .await
+        .expect_problem(422, "idempotency_key_reused");
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -101,7 +132,20 @@ async fn catalog_forces_rls_on_every_tenant_table() {
     let app = TestApp::postgres().await;
     let pool = pg_pool(&app);
 
-    let tables: Vec<(String, bool, bool, i64, i64)> = sqlx::query_as(
+    // Every table, not only those with org_id: a new table holding tenant
+    // or account data cannot skip row-level security by leaving org_id out.
+    // The exceptions are named here, each with its reason.
+    const WITHOUT_RLS: [(&str, &str); 2] = [
+        (
+            "_sqlx_migrations",
+            "the migration history; no runtime role has any privilege on it",
+        ),
+        (
+            "schedules",
+            "instance-wide schedule names and times; no tenant or user data",
+        ),
+    ];
+    let tables: Vec<(String, bool, bool, i64, i64, bool)> = sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 (SELECT COUNT(*) FROM pg_policies p
                   WHERE p.schemaname = 'public' AND p.tablename = c.relname
@@ -109,13 +153,13 @@ async fn catalog_forces_rls_on_every_tenant_table() {
                     AND p.roles && ARRAY['public', 'orgboard_app']::name[]),
                 (SELECT COUNT(*) FROM pg_policies p
                   WHERE p.schemaname = 'public' AND p.tablename = c.relname
-                    AND p.qual LIKE '%app.org_id%')
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-            AND (c.relname = 'organizations' OR EXISTS (
+                    AND p.qual LIKE '%app.org_id%'),
+                (c.relname = 'organizations' OR EXISTS (
                     SELECT 1 FROM information_schema.columns col
                      WHERE col.table_schema = 'public' AND col.table_name = c.relname
                        AND col.column_name = 'org_id'))
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
           ORDER BY 1",
     )
     .fetch_all(pool)
@@ -123,15 +167,31 @@ async fn catalog_forces_rls_on_every_tenant_table() {
     .expect("catalog query");
 
     let names: BTreeSet<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-    for expected in ["organizations", "memberships", "invites", "audit_log"] {
+    for expected in [
+        "organizations",
+        "memberships",
+        "invites",
+        "audit_log",
+        "jobs",
+        "idempotency_keys",
+        "users",
+        "refresh_tokens",
+    ] {
         assert!(
             names.contains(expected),
-            "tenant table {expected} not found among {names:?}"
+            "table {expected} not found among {names:?}"
+        );
+    }
+    for (name, _) in WITHOUT_RLS.iter().filter(|(n, _)| *n != "_sqlx_migrations") {
+        assert!(
+            names.contains(name),
+            "exempt table {name} no longer exists: drop it from the list"
         );
     }
     let offenders: Vec<String> = tables
         .iter()
-        .filter_map(|(name, enabled, forced, policies, on_org)| {
+        .filter(|t| !WITHOUT_RLS.iter().any(|(n, _)| *n == t.0))
+        .filter_map(|(name, enabled, forced, policies, on_org, tenant)| {
             let mut wrong = Vec::new();
             if !enabled {
                 wrong.push("RLS not enabled");
@@ -142,16 +202,40 @@ async fn catalog_forces_rls_on_every_tenant_table() {
             if *policies == 0 {
                 wrong.push("no permissive policy for orgboard_app");
             }
-            if *on_org == 0 {
-                wrong.push("no policy on app.org_id");
+            if *tenant && *on_org == 0 {
+                wrong.push("has org_id but no policy on app.org_id");
             }
             (!wrong.is_empty()).then(|| format!("{name}: {}", wrong.join(", ")))
         })
         .collect();
     assert!(
         offenders.is_empty(),
-        "tenant tables without forced row-level security:\n{}",
+        "tables without forced row-level security:\n{}",
         offenders.join("\n")
+    );
+    // The exempt ones really hold nothing the runtime roles could leak.
+    let migrations_readable: bool = sqlx::query_scalar(
+        "SELECT has_table_privilege('orgboard_app', '_sqlx_migrations', 'SELECT')
+             OR has_table_privilege('orgboard_system', '_sqlx_migrations', 'SELECT')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("privilege on _sqlx_migrations");
+    assert!(
+        !migrations_readable,
+        "_sqlx_migrations readable by a runtime role"
+    );
+    let schedule_columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+          WHERE table_schema = 'public' AND table_name = 'schedules' ORDER BY ordinal_position",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("schedules columns");
+    assert_eq!(
+        schedule_columns,
+        ["name", "next_run_at", "last_run_at", "updated_at"],
+        "schedules changed shape: does it now hold tenant data (then it needs RLS)?"
     );
 
     // Both runtime roles: requests (orgboard_app) and the node's own
@@ -159,8 +243,9 @@ async fn catalog_forces_rls_on_every_tenant_table() {
     for role_name in ["orgboard_app", "orgboard_system"] {
         check_runtime_role(pool, role_name).await;
     }
-    // orgboard_system reads no tenant table whole but the event outbox
-    // (invites: a few columns, through policies limited to expired ones).
+    // orgboard_system reads no tenant table whole but the event outbox and
+    // the job queue it runs (invites: a few columns, through policies
+    // limited to expired ones; idempotency keys: their creation time).
     let readable: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = 'public' AND c.relkind = 'r'
@@ -175,7 +260,7 @@ async fn catalog_forces_rls_on_every_tenant_table() {
     .expect("privilege query");
     assert_eq!(
         readable,
-        ["events"],
+        ["events", "jobs"],
         "tenant tables orgboard_system may read"
     );
 }
@@ -323,6 +408,129 @@ async fn rls_hides_other_tenants_without_org_filter() {
                 .expect("count");
         assert_eq!(n, 0, "{table}: an unscoped transaction sees {n} rows");
     }
+}
+
+/// What the request role can reach outside the tenant tables: inside org
+/// B's transaction (as B's owner) no job, stored idempotent answer, account
+/// or session of org A is visible, even to queries without any filter. Before
+/// migration 0005 B saw A's invite job (the invitee's email and the
+/// plaintext token), A's stored task JSON, and every user and refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn rls_hides_jobs_keys_and_accounts_of_other_tenants() {
+    use axum::body::Body;
+    use axum::http::Request;
+
+    let app = TestApp::postgres().await;
+    let TwoTenants { a, org_a, b, org_b } = two_tenants(&app).await;
+    let req = Request::post(format!("/api/v1/orgs/{org_a}/boards"))
+        .header("authorization", format!("Bearer {}", a.token))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "alpha-board-1")
+        .body(Body::from(
+            json!({ "name": "Alpha secret roadmap" }).to_string(),
+        ))
+        .unwrap();
+    app.send(req).await.expect(201);
+
+    // Setup: A's rows exist (the owner's pool sees them).
+    let a_jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE org_id = $1")
+        .bind(org_a)
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("count");
+    assert!(a_jobs > 0, "setup: org A's invite job missing");
+    let a_keys: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM idempotency_keys WHERE org_id = $1 AND response LIKE '%Alpha secret%'",
+    )
+    .bind(org_a)
+    .fetch_one(pg_pool(&app))
+    .await
+    .expect("count");
+    assert_eq!(a_keys, 1, "setup: A's stored answer missing");
+
+    let mut tx = app
+        .state
+        .db
+        .write(Scope::tenant(b.id, org_b))
+        .await
+        .expect("tenant tx");
+    let jobs: Vec<(Option<Uuid>, String)> =
+        sqlx::query_as("SELECT org_id, payload::text FROM jobs")
+            .fetch_all(pg(&mut tx))
+            .await
+            .expect("jobs");
+    assert!(!jobs.is_empty(), "B's own invite job is visible to B");
+    assert!(
+        jobs.iter().all(|(org, _)| *org == Some(org_b)),
+        "jobs of other organizations visible: {jobs:?}"
+    );
+    let answers: Vec<Option<String>> = sqlx::query_scalar("SELECT response FROM idempotency_keys")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("idempotency_keys");
+    assert!(
+        answers.is_empty(),
+        "stored answers visible to B: {answers:?}"
+    );
+    let users: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("users");
+    assert_eq!(
+        users,
+        [b.id],
+        "users visible to B besides B and B's co-members"
+    );
+    let sessions: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM refresh_tokens")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("refresh_tokens");
+    assert!(!sessions.is_empty(), "B's own sessions are visible to B");
+    assert!(
+        sessions.iter().all(|u| *u == b.id),
+        "other users' sessions visible: {sessions:?}"
+    );
+    let renamed = sqlx::query("UPDATE users SET name = 'pwned' WHERE id = $1")
+        .bind(a.id)
+        .execute(pg(&mut tx))
+        .await
+        .expect("update")
+        .rows_affected();
+    assert_eq!(renamed, 0, "B changed A's account");
+    let written = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, status, run_at, created_at, updated_at, org_id) \
+         VALUES ($1, 'x', '{}', 'queued', now(), now(), now(), $2)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(org_a)
+    .execute(pg(&mut tx))
+    .await
+    .map(|r| r.rows_affected());
+    let (code, _) = db_error(written, "a job for org A from B's transaction");
+    assert_eq!(code, "42501", "refused by the policy's WITH CHECK");
+    drop(tx);
+
+    // B's co-members become visible once they join: members see each other.
+    let carol = app.signup("carol").await;
+    app.join(org_b, &b, &carol, "member").await;
+    let mut tx = app
+        .state
+        .db
+        .read(Scope::tenant(b.id, org_b))
+        .await
+        .expect("tenant tx");
+    let mut users: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(pg(&mut tx))
+        .await
+        .expect("users");
+    users.sort();
+    let mut expected = vec![b.id, carol.id];
+    expected.sort();
+    assert_eq!(users, expected);
 }
 
 /// Writing a row of org B from org A's transaction is refused by the policy's

@@ -326,6 +326,19 @@ impl Db {
         }))
     }
 
+    /// Opens a read transaction for the node's own upkeep across
+    /// organizations (queue gauges): `orgboard_system`, read-only, on
+    /// PostgreSQL; a reader connection on SQLite.
+    pub async fn system_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(Tx::new(match self {
+            Db::Postgres(pool) => TxConn::Postgres(
+                pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), true))
+                    .await?,
+            ),
+            Db::Sqlite { reader, .. } => TxConn::Sqlite(reader.begin().await?),
+        }))
+    }
+
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         match self {

@@ -697,7 +697,9 @@ async fn create_task(
         priority,
     } = NewTask::check(body)?;
 
-    if let Some(replay) = idempotency::claim(&mut tx, ctx.user_id, req.key.as_ref()).await? {
+    if let Some(replay) =
+        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
+    {
         return Ok(replay);
     }
     let list = lists::load_list(&mut tx, ctx.org_id, path.list, true)
