@@ -122,6 +122,21 @@ pub struct Config {
     #[arg(long, env = "ORGBOARD_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// Most client connections open at once; `0` derives it from the
+    /// open-files limit (what is left after the database pool and a reserve,
+    /// at most 4 096). At the cap the connection idle the longest is closed
+    /// to make room; busy ones are never cut.
+    #[arg(long, env = "ORGBOARD_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers once it started.
+    #[arg(long, env = "ORGBOARD_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, env = "ORGBOARD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
     /// Largest accepted request body in bytes.
     #[arg(long, env = "ORGBOARD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
@@ -188,6 +203,12 @@ impl Config {
         if self.job_shutdown_grace_secs > 300 {
             p.push("ORGBOARD_JOB_SHUTDOWN_GRACE_SECS must be at most 300".to_owned());
         }
+        if self.header_read_timeout_secs == 0 || self.header_read_timeout_secs > 3600 {
+            p.push("ORGBOARD_HEADER_READ_TIMEOUT_SECS must be between 1 and 3600".to_owned());
+        }
+        if self.idle_timeout_secs == 0 || self.idle_timeout_secs > 86_400 {
+            p.push("ORGBOARD_IDLE_TIMEOUT_SECS must be between 1 and 86400".to_owned());
+        }
         if self.max_body_bytes < 1024 {
             p.push("ORGBOARD_MAX_BODY_BYTES must be at least 1024".to_owned());
         }
@@ -223,6 +244,18 @@ impl Config {
             p.push("ORGBOARD_SMTP_FROM is not a valid mailbox".to_owned());
         }
         p
+    }
+
+    /// The bounds on client connections.
+    pub fn connection_limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            max_connections: match self.max_connections {
+                0 => crate::listener::auto_max_connections(self.storage.db_max_connections),
+                n => n,
+            },
+            header_read: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle: std::time::Duration::from_secs(self.idle_timeout_secs),
+        }
     }
 
     /// Base URL for links in emails.
@@ -261,6 +294,9 @@ impl Config {
             rate_limit_per_account: 100_000,
             trust_forwarded_for: true,
             max_body_bytes: 1_048_576,
+            max_connections: 0,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
             workers: false,
             scheduler_tick_secs: 30,
             job_timeout_secs: 30,

@@ -30,6 +30,7 @@ pub mod idempotency;
 pub mod invites;
 pub mod jobs;
 pub mod labels;
+pub mod listener;
 pub mod lists;
 pub mod members;
 pub mod metrics;

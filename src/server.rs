@@ -1,7 +1,6 @@
 //! Running the server: start-up (connect, migrate, bind), background
 //! workers, and graceful shutdown on SIGTERM/SIGINT.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -52,17 +51,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "orgboard listening"
     );
     let app = crate::http::router(state.clone());
+    let limits = state.config.connection_limits();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read.as_secs(),
+        idle_timeout_secs = limits.idle.as_secs(),
+        "connection limits"
+    );
     let token = shutdown.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests and jobs");
         token.cancel();
-    })
-    .await?;
+    });
+    crate::listener::serve(listener, app, limits, shutdown.clone()).await?;
     shutdown.cancel();
     for handle in background {
         let _ = handle.await;

@@ -341,3 +341,198 @@ fn invalid_setting_is_refused_with_its_name() {
         "{all}"
     );
 }
+
+/// A server started through `sh -c "ulimit -n {nofile}; exec orgboard"`
+/// with extra settings; answers once ready.
+struct Server {
+    running: Running,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start_server(nofile: u32, settings: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\""))
+        .arg(BIN)
+        .env("ORGBOARD_LOG", "info");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ORGBOARD_") && key != "ORGBOARD_LOG" {
+            sh.env_remove(key);
+        }
+    }
+    sh.env("ORGBOARD_DATA_DIR", dir.path().join("data"))
+        .env("ORGBOARD_ADDR", addr.to_string());
+    for (k, v) in settings {
+        sh.env(k, v);
+    }
+    let child = sh
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut running = Running(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = running.0.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "the server exited early with {status}: {}",
+                read_log(&log_path)
+            );
+        }
+        if let Ok((200, _)) = http_get(addr, "/readyz") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            read_log(&log_path)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        running,
+        addr,
+        log: log_path,
+        _dir: dir,
+    }
+}
+
+/// Whether the server closes `s` (EOF or reset) before `limit` passes.
+fn closed_by_server(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// 300 connections that never send a request, and 50 that send half their
+/// headers, against a server whose open-files limit is 200 and whose
+/// timeouts are an hour: it caps what it holds, sheds the connections idle
+/// the longest, and `/healthz` still answers (before, accept failed with
+/// "Too many open files" and health checks went unanswered).
+#[test]
+fn idle_connections_past_the_cap_do_not_lock_out_health_checks() {
+    let server = start_server(
+        200,
+        &[
+            ("ORGBOARD_HEADER_READ_TIMEOUT_SECS", "3600"),
+            ("ORGBOARD_IDLE_TIMEOUT_SECS", "3600"),
+        ],
+    );
+    let startup = read_log(&server.log);
+    let line = startup
+        .lines()
+        .find(|l| l.contains("connection limits"))
+        .unwrap_or_else(|| panic!("no connection limits line: {startup}"));
+    // 200 descriptors, less 64 in reserve and the 16 pooled connections.
+    assert!(line.contains("max_connections=120"), "{line}");
+
+    let mut held = Vec::new();
+    for i in 0..350 {
+        let mut s = TcpStream::connect_timeout(&server.addr, Duration::from_secs(5)).unwrap();
+        if i >= 300 {
+            let _ = write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        }
+        held.push(s);
+    }
+    // The health check gets through (bounded so a regression fails, not hangs).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http_get(server.addr, "/healthz") {
+            Ok((200, _)) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "/healthz never answered: {other:?}; log: {}",
+                read_log(&server.log)
+            ),
+        }
+    }
+    let (status, metrics) = http_get(server.addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let shed = metrics
+        .lines()
+        .find(|l| l.starts_with("orgboard_http_connections_closed_total{reason=\"shed\"}"))
+        .unwrap_or_else(|| panic!("no shed counter: {metrics}"));
+    let n: f64 = shed.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 200.0, "{shed}");
+    let open = metrics
+        .lines()
+        .find(|l| l.starts_with("orgboard_http_connections_open "))
+        .unwrap_or_else(|| panic!("no open gauge: {metrics}"));
+    let open: f64 = open.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(open <= 120.0, "more connections open than the cap: {open}");
+    assert!(!read_log(&server.log).contains("Too many open files"));
+    drop(held);
+    drop(server.running);
+}
+
+/// Half-sent headers are cut at the header-read timeout, a connection that
+/// says nothing and one kept alive after an answer at the idle timeout;
+/// a request in flight (a live event stream) is not cut by either.
+#[test]
+fn slow_headers_and_idle_connections_are_closed() {
+    let server = start_server(
+        1024,
+        &[
+            ("ORGBOARD_HEADER_READ_TIMEOUT_SECS", "1"),
+            ("ORGBOARD_IDLE_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let (token, org) = signup_raw(server.addr);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    write!(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    write!(kept, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/orgs/{org}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // Generous bounds: the point is that they close, not how fast.
+    assert!(
+        closed_by_server(&mut slow, Duration::from_secs(15)),
+        "slow headers kept open"
+    );
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(15)),
+        "silent connection kept open"
+    );
+    assert!(
+        closed_by_server(&mut kept, Duration::from_secs(15)),
+        "idle keep-alive kept open"
+    );
+    // The stream outlived both timeouts: still open (no end of stream).
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the live stream was closed"),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("the live stream failed: {e}"),
+        }
+    }
+    drop(server.running);
+}

@@ -118,7 +118,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(axum::middleware::from_fn(detach_writes))
-                .layer(DefaultBodyLimit::max(max_body)),
+                .layer(DefaultBodyLimit::max(max_body))
+                // A body that trickles in is cut (read as 400 unreadable_body).
+                .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                    crate::listener::BODY_READ_TIMEOUT,
+                )),
         )
 }
 
