@@ -107,6 +107,11 @@ impl ApiError {
         )
     }
 
+    /// `401`: a well-signed token whose account no longer exists.
+    pub fn account_gone() -> Self {
+        Self::unauthorized("The account no longer exists.").with_code("account_not_found")
+    }
+
     /// `400`: the request could not be understood (bad JSON, bad path, bad query).
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)

@@ -451,7 +451,10 @@ async fn accept_invite(
     .bind(auth.user_id)
     .fetch_optional(c)
     .await)?;
-    if user_email.as_deref() != Some(row.email_norm.as_str()) {
+    let Some(user_email) = user_email else {
+        return Err(ApiError::account_gone());
+    };
+    if user_email != row.email_norm {
         return Err(
             ApiError::forbidden("This invite was sent to another email address.")
                 .with_code("invite_email_mismatch"),

@@ -25,7 +25,84 @@ backend_tests!(
     removed_member_is_disconnected_within_a_second,
     streams_per_user_are_capped,
     board_view_cache_is_never_stale,
+    stream_ends_when_its_token_expires,
+    stream_ends_when_its_session_is_revoked,
 );
+
+/// A fresh login: (access token, refresh token).
+async fn login(app: &TestApp, user: &common::TestUser) -> (String, String) {
+    let r = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": user.email, "password": user.password })),
+        )
+        .await
+        .expect(200);
+    (
+        r.json["access_token"].as_str().unwrap().to_owned(),
+        r.json["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The stream does not outlive its access token: an `end` event saying
+/// why, then the end of the stream (before, it ran on after expiry).
+async fn stream_ends_when_its_token_expires(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| c.access_token_ttl_secs = 2).await;
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let (token, _) = login(&app, &o.owner).await;
+    let mut sse = live::sse(addr, &url(o.org, "/events"), Some(&token), None).await;
+    assert_eq!(sse.status, 200);
+    new_task(&app, &o, "before expiry").await;
+    let created = sse.next(WAIT).await.event();
+    assert_eq!(created.event.as_deref(), Some("task.created"));
+    let end = sse.next(WAIT).await.event();
+    assert_eq!(end.event.as_deref(), Some("end"));
+    assert_eq!(end.data["reason"], "token_expired");
+    assert_eq!(end.id, created.id, "the last id sent, to resume from");
+    assert!(matches!(sse.next(WAIT).await, Next::End));
+}
+
+/// Logging out (revoking the session) ends that session's streams; another
+/// session of the same user keeps its own.
+async fn stream_ends_when_its_session_is_revoked(app: TestApp) {
+    let o = setup(&app).await;
+    let addr = live::serve(&app).await;
+    let (token, refresh) = login(&app, &o.owner).await;
+    let (other_token, _) = login(&app, &o.owner).await;
+    let mut sse = live::sse(addr, &url(o.org, "/events"), Some(&token), None).await;
+    let mut ws = live::ws(addr, &url(o.org, "/events"), &token)
+        .await
+        .unwrap();
+    let mut other = live::sse(addr, &url(o.org, "/events"), Some(&other_token), None).await;
+    app.call(
+        axum::http::Method::POST,
+        "/api/v1/auth/logout",
+        None,
+        Some(json!({ "refresh_token": refresh })),
+    )
+    .await
+    .expect(204);
+    let end = sse.next(WAIT).await.event();
+    assert_eq!(end.event.as_deref(), Some("end"));
+    assert_eq!(end.data["reason"], "session_revoked");
+    assert!(matches!(sse.next(WAIT).await, Next::End));
+    let ws_end = live::ws_next(&mut ws, WAIT).await.unwrap();
+    assert_eq!(ws_end["type"], "end");
+    assert_eq!(ws_end["reason"], "session_revoked");
+    assert!(
+        live::ws_next(&mut ws, WAIT).await.is_none(),
+        "socket closed"
+    );
+    new_task(&app, &o, "after logout").await;
+    assert_eq!(
+        other.next(WAIT).await.event().event.as_deref(),
+        Some("task.created"),
+        "the other session's stream goes on"
+    );
+}
 
 const WAIT: Duration = Duration::from_secs(5);
 

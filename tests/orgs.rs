@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 backend_tests!(
+    token_of_an_account_that_no_longer_exists_is_401,
+    invisible_and_bidi_names_are_refused,
     create_makes_the_creator_owner_and_derives_a_slug,
     create_uses_a_given_slug_and_refuses_a_taken_one,
     create_refuses_invalid_name_and_slug,
@@ -712,4 +714,111 @@ async fn deleted_org_answers_404_everywhere_and_frees_its_slug(app: TestApp) {
     app.get(&format!("/api/v1/orgs/{slug}"), &ada.token)
         .await
         .expect_problem(404, "not_found");
+}
+
+/// A well-signed token whose account is gone (never existed here) is `401
+/// account_not_found` on every route outside an organization, never a `500`
+/// from a foreign key; inside one it is `404` like any non-member.
+async fn token_of_an_account_that_no_longer_exists_is_401(app: TestApp) {
+    let ghost = app.state.keys.issue_access(Uuid::now_v7()).unwrap();
+    app.post("/api/v1/orgs", &ghost, json!({ "name": "Ghost Inc" }))
+        .await
+        .expect_problem(401, "account_not_found");
+    app.get("/api/v1/me", &ghost)
+        .await
+        .expect_problem(401, "account_not_found");
+    app.patch("/api/v1/me", &ghost, json!({ "name": "Boo" }))
+        .await
+        .expect_problem(401, "account_not_found");
+    let owner = app.signup("owner").await;
+    let org = app.create_org(&owner, "Real Inc").await;
+    let invite = app
+        .post(
+            &format!("/api/v1/orgs/{org}/invites"),
+            &owner.token,
+            json!({ "email": "ghost@example.com", "role": "member" }),
+        )
+        .await
+        .expect(201);
+    app.post(
+        "/api/v1/invites/accept",
+        &ghost,
+        json!({ "token": invite.json["token"] }),
+    )
+    .await
+    .expect_problem(401, "account_not_found");
+    app.get(&format!("/api/v1/orgs/{org}"), &ghost)
+        .await
+        .expect_problem(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/orgs", &owner.token).await.expect(200).json["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing was created for the ghost"
+    );
+}
+
+/// Names and titles made only of invisible characters are empty; bidi
+/// override and isolate controls are refused in them; emails need a domain
+/// name, not an address literal.
+async fn invisible_and_bidi_names_are_refused(app: TestApp) {
+    let owner = app.signup("owner").await;
+    for name in ["\u{200B}", " \u{FEFF} ", "Acme\u{202E}gnp.exe"] {
+        app.post("/api/v1/orgs", &owner.token, json!({ "name": name }))
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+    let org = app.create_org(&owner, "Acme").await;
+    let board = app
+        .post(
+            &format!("/api/v1/orgs/{org}/boards"),
+            &owner.token,
+            json!({ "name": "B" }),
+        )
+        .await
+        .expect(201);
+    let list = app
+        .post(
+            &format!(
+                "/api/v1/orgs/{org}/boards/{}/lists",
+                board.json["id"].as_str().unwrap()
+            ),
+            &owner.token,
+            json!({ "name": "L" }),
+        )
+        .await
+        .expect(201);
+    let tasks = format!(
+        "/api/v1/orgs/{org}/lists/{}/tasks",
+        list.json["id"].as_str().unwrap()
+    );
+    for title in [
+        "\u{200B}",
+        "\u{2060}\u{200D}",
+        "invoice\u{202E}fdp.exe",
+        "x\u{2066}y",
+    ] {
+        let r = app
+            .post(&tasks, &owner.token, json!({ "title": title }))
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(r.json["errors"][0]["field"], "title", "{title:?}");
+    }
+    // Ordinary text of any script, emoji sequences with joiners: accepted.
+    app.post(
+        &tasks,
+        &owner.token,
+        json!({ "title": "مرحبا 👩\u{200D}💻 テスト" }),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/orgs/{org}/invites"),
+        &owner.token,
+        json!({ "email": "x@[127.0.0.1]", "role": "member" }),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
 }

@@ -288,6 +288,42 @@ fn help_of_every_command_exits_zero_and_names_the_database_setting() {
     assert!(!out.status.success(), "unknown command refused");
 }
 
+/// No `--help` prints a secret given in the environment: the database URL
+/// (it may carry a password), the signing secret, the SMTP and Redis URLs.
+#[test]
+fn help_never_prints_a_secret() {
+    for args in [
+        &["--help"][..],
+        &["migrate", "--help"][..],
+        &["serve", "--help"][..],
+    ] {
+        let out = run(orgboard()
+            .args(args)
+            .env(
+                "ORGBOARD_DATABASE_URL",
+                "postgres://ob:hunter2-db@db.example/ob",
+            )
+            .env(
+                "ORGBOARD_SECRET",
+                "hunter2-secret-hunter2-secret-hunter2-secret",
+            )
+            .env(
+                "ORGBOARD_SMTP_URL",
+                "smtp://mail:hunter2-smtp@mail.example:587",
+            )
+            .env(
+                "ORGBOARD_REDIS_URL",
+                "redis://:hunter2-redis@cache.example:6379",
+            ));
+        let all = text(&out);
+        assert!(out.status.success(), "orgboard {args:?}: {all}");
+        assert!(
+            !all.contains("hunter2"),
+            "orgboard {args:?} printed a secret: {all}"
+        );
+    }
+}
+
 #[test]
 fn migrate_creates_the_database_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();

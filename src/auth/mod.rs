@@ -34,6 +34,10 @@ use crate::state::AppState;
 pub struct AuthUser {
     /// The caller.
     pub user_id: Uuid,
+    /// The session the token belongs to (its refresh-token family), if any.
+    pub session: Option<Uuid>,
+    /// When the token expires (Unix seconds).
+    pub expires_at: u64,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -49,11 +53,15 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::unauthorized("Expected 'Authorization: Bearer <token>'."))?;
-        let user_id = state
+        let access = state
             .keys
-            .verify_access(token.trim())
+            .verify(token.trim())
             .ok_or_else(|| ApiError::unauthorized("The access token is invalid or expired."))?;
-        Ok(AuthUser { user_id })
+        Ok(AuthUser {
+            user_id: access.user_id,
+            session: access.session,
+            expires_at: access.expires_at,
+        })
     }
 }
 
@@ -153,6 +161,7 @@ async fn issue_tokens(
     family: Option<Uuid>,
 ) -> ApiResult<(String, String)> {
     let (refresh, hash) = tokens::new_refresh_token();
+    let family = family.unwrap_or_else(Uuid::now_v7);
     let now = now();
     let expires = now + Duration::days(state.config.refresh_token_ttl_days as i64);
     on_tx!(tx, |c| sqlx::query(
@@ -160,7 +169,7 @@ async fn issue_tokens(
          VALUES ($1, $2, $3, $4, $5, $6)"
     )
     .bind(Uuid::now_v7())
-    .bind(family.unwrap_or_else(Uuid::now_v7))
+    .bind(family)
     .bind(user_id)
     .bind(hash)
     .bind(now)
@@ -168,7 +177,7 @@ async fn issue_tokens(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    let access = state.keys.issue_access(user_id)?;
+    let access = state.keys.issue_session_access(user_id, family)?;
     Ok((access, refresh))
 }
 
@@ -374,6 +383,7 @@ async fn refresh(
     if row.spent_at.is_some() || spent == 0 {
         revoke_family(&mut tx, row.family_id).await?;
         tx.commit().await?;
+        state.live.hub.session_revoked(row.family_id);
         tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
             "refresh token reused; family revoked");
         return Err(invalid());
@@ -417,6 +427,11 @@ async fn logout(
             revoke_family(&mut tx, f).await?;
         }
         tx.commit().await?;
+        if let Some(f) = family {
+            // This node's live streams of the session end now; other nodes'
+            // find out at their next check (within a minute).
+            state.live.hub.session_revoked(f);
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -431,7 +446,7 @@ async fn me(
     let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
     let user = load_user(&mut tx, auth.user_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+        .ok_or_else(ApiError::account_gone)?;
     Ok(AppJson(user))
 }
 
@@ -482,7 +497,7 @@ async fn update_me(
     }
     let user = load_user(&mut tx, auth.user_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+        .ok_or_else(ApiError::account_gone)?;
     tx.commit().await?;
     Ok(AppJson(user))
 }

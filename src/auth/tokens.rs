@@ -115,6 +115,22 @@ struct Claims {
     iat: u64,
     exp: u64,
     typ: String,
+    /// The session (refresh-token family) the token was issued for, so a
+    /// live stream opened with it can end when the session is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// The user it was issued to.
+    pub user_id: Uuid,
+    /// The session (refresh-token family), when issued by sign-up, login
+    /// or refresh.
+    pub session: Option<Uuid>,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
 }
 
 /// Signing keys derived from the server secret.
@@ -144,14 +160,26 @@ impl Keys {
         }
     }
 
-    /// A signed access token for `user_id`.
+    /// A signed access token for `user_id`, tied to no session (tools and
+    /// tests).
     pub fn issue_access(&self, user_id: Uuid) -> anyhow::Result<String> {
+        self.sign(user_id, None)
+    }
+
+    /// A signed access token for `user_id` in `session` (its refresh-token
+    /// family).
+    pub fn issue_session_access(&self, user_id: Uuid, session: Uuid) -> anyhow::Result<String> {
+        self.sign(user_id, Some(session))
+    }
+
+    fn sign(&self, user_id: Uuid, sid: Option<Uuid>) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = Claims {
             sub: user_id,
             iat: now,
             exp: now + self.access_ttl_secs,
             typ: "access".into(),
+            sid,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -162,8 +190,22 @@ impl Keys {
 
     /// The user id of a valid, unexpired access token.
     pub fn verify_access(&self, token: &str) -> Option<Uuid> {
+        self.verify(token).map(|a| a.user_id)
+    }
+
+    /// What a valid, unexpired access token says. A token whose expiry lies
+    /// further ahead than this server's lifetime allows is refused too: this
+    /// server never issued it (or the lifetime was shortened since).
+    pub fn verify(&self, token: &str) -> Option<Access> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        (data.claims.typ == "access").then_some(data.claims.sub)
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let c = data.claims;
+        (c.typ == "access" && c.exp <= now + self.access_ttl_secs + self.validation.leeway)
+            .then_some(Access {
+                user_id: c.sub,
+                session: c.sid,
+                expires_at: c.exp,
+            })
     }
 
     /// Signs `payload` into an opaque, tamper-evident cursor.
@@ -209,6 +251,34 @@ mod tests {
         bad.push('x');
         assert_eq!(keys.verify_access(&bad), None);
         assert_eq!(keys.verify_access("not.a.token"), None);
+        let session = Uuid::now_v7();
+        let t = keys.issue_session_access(user, session).expect("sign");
+        let access = keys.verify(&t).expect("valid");
+        assert_eq!(access.session, Some(session));
+        assert_eq!(access.user_id, user);
+    }
+
+    /// A well-signed token that expires later than the configured lifetime
+    /// allows (a year ahead) is refused.
+    #[test]
+    fn far_future_expiry_is_refused() {
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 900);
+        let user = Uuid::now_v7();
+        let now = chrono::Utc::now().timestamp() as u64;
+        let sign = |exp: u64| {
+            let claims = Claims {
+                sub: user,
+                iat: now,
+                exp,
+                typ: "access".into(),
+                sid: None,
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+                .expect("sign")
+        };
+        assert_eq!(keys.verify_access(&sign(now + 900)), Some(user));
+        assert_eq!(keys.verify_access(&sign(now + 365 * 86_400)), None);
+        assert_eq!(keys.verify_access(&sign(now + 2_000)), None);
     }
 
     #[test]

@@ -63,6 +63,18 @@ impl Email {
         {
             return Err("must be an email address".into());
         }
+        // A host name, not an address literal (`x@[127.0.0.1]`): mail to
+        // one is never what a teammate's invite means. Letters of any
+        // script are fine (internationalized domains).
+        if !domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err("must be an email address with a domain name".into());
+        }
+        if s.chars().any(is_bidi_control) {
+            return Err("must not contain bidirectional control characters".into());
+        }
         Ok(Self {
             display: s.to_owned(),
             normalized: s.to_lowercase(),
@@ -94,17 +106,59 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: trimmed, 1–`max` characters, no control characters.
+/// A character that draws nothing: white space, zero-width spaces and
+/// joiners, the word joiner and invisible operators, the byte-order mark,
+/// the soft hyphen, Hangul fillers. A name made only of them looks empty.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200D}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// Bidirectional embedding, override and isolate controls (U+202A–U+202E,
+/// U+2066–U+2069). In a one-line name they reorder what follows, so a title
+/// can display as something else than it says ("Trojan Source"); they are
+/// refused there. (Descriptions and comments may hold them: they are shown
+/// as text in their own isolated block.)
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// What is wrong with a trimmed one-line text (a name or a title), if
+/// anything: empty or only invisible characters, control characters,
+/// bidirectional controls. The length is checked by the caller.
+pub fn line_problem(s: &str) -> Option<&'static str> {
+    if s.chars().all(is_invisible) {
+        Some("must not be empty")
+    } else if s.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if s.chars().any(is_bidi_control) {
+        Some("must not contain bidirectional control characters")
+    } else {
+        None
+    }
+}
+
+/// A display name: trimmed, 1–`max` characters, not only invisible
+/// characters, no control or bidirectional control characters.
 pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
     let s = raw.trim();
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
     if s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    if let Some(problem) = line_problem(s) {
+        return Err(problem.into());
     }
     Ok(s.to_owned())
 }
@@ -234,6 +288,29 @@ mod tests {
         assert!(Slug::parse(&d.0).is_ok(), "{d:?}");
         assert!(d.0.starts_with("ada-s-team-"));
         assert!(Slug::parse(&Slug::derive_from("日本").0).is_ok());
+    }
+
+    #[test]
+    fn invisible_names_and_bidi_controls_are_refused() {
+        assert_eq!(
+            parse_name("\u{200B}", 10),
+            Err("must not be empty".to_owned())
+        );
+        assert_eq!(
+            parse_name(" \u{FEFF}\u{2060} ", 10),
+            Err("must not be empty".to_owned())
+        );
+        assert!(parse_name("a\u{202E}gnp.exe", 20).is_err());
+        assert!(parse_name("x\u{2067}y", 20).is_err());
+        // Letters of any script, emoji with joiners, marks: all fine.
+        assert_eq!(
+            parse_name("شركة 👩\u{200D}💻", 20),
+            Ok("شركة 👩\u{200D}💻".to_owned())
+        );
+        assert!(Email::parse("x@[127.0.0.1]").is_err());
+        assert!(Email::parse("x@127.0.0.1]").is_err());
+        assert!(Email::parse("a\u{202E}b@example.com").is_err());
+        assert!(Email::parse("ada@bücher.example").is_ok());
     }
 
     #[test]

@@ -247,6 +247,9 @@ pub enum Signal {
     /// Messages may have been lost (Redis reconnected): every stream
     /// re-reads the table from its last id.
     Resync,
+    /// A session (refresh-token family) was revoked on this node: its
+    /// streams end.
+    SessionRevoked(Uuid),
 }
 
 /// Fan-out of events to this node's streams, fed in process or by Redis.
@@ -302,6 +305,13 @@ impl Hub {
         } else {
             self.local_send(events);
         }
+    }
+
+    /// Ends this node's streams opened with tokens of `session` (logout,
+    /// refresh-token reuse). Other nodes notice at their streams' next
+    /// periodic check.
+    pub fn session_revoked(&self, session: Uuid) {
+        let _ = self.local.send(Signal::SessionRevoked(session));
     }
 
     fn local_send(&self, events: Vec<Event>) {

@@ -16,6 +16,12 @@
 //! * A member removed from the organization (or leaving it), or the
 //!   organization being deleted, ends the stream as soon as the event
 //!   arrives; membership is also re-checked every minute as a backstop.
+//! * A stream lives no longer than the access token that opened it: when the
+//!   token expires, or its session is revoked (logout, refresh-token reuse;
+//!   at once on the node that revoked it, within a minute on others), the
+//!   stream sends a last `end` event (`{"type":"end","id":…,"reason":
+//!   "token_expired"|"session_revoked"}`) and closes. A client reconnects
+//!   with a fresh token and `Last-Event-ID`, losing nothing.
 //! * A user may hold `ORGBOARD_MAX_STREAMS_PER_USER` streams per node
 //!   (`429` beyond). No database transaction stays open while streaming: the
 //!   table is read in short transactions when a gap must be filled.
@@ -42,6 +48,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Event, Signal, StreamGuard};
+use crate::auth::AuthUser;
 use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
@@ -105,6 +112,7 @@ async fn token_from_query<B>(mut req: Request<B>) -> Request<B> {
         (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 async fn events(
     State(state): State<AppState>,
+    auth: AuthUser,
     org: OrgRequest,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     headers: HeaderMap,
@@ -164,6 +172,8 @@ async fn events(
         queue: VecDeque::new(),
         more: false,
         closing: false,
+        session: auth.session,
+        expires: token_deadline(auth.expires_at),
         _guard: guard,
     };
     sub.start(last).await?;
@@ -184,6 +194,13 @@ async fn events(
             Ok(res)
         }
     }
+}
+
+/// The moment a token expiring at `exp` (Unix seconds) stops being valid,
+/// on the runtime's clock.
+fn token_deadline(exp: u64) -> tokio::time::Instant {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
 }
 
 async fn board_exists(tx: &mut Tx, org_id: Uuid, board: Uuid) -> Result<bool, sqlx::Error> {
@@ -236,6 +253,15 @@ pub enum Item {
         /// The current last event id of the organization.
         last_id: i64,
     },
+    /// The stream ends because its credentials did: `token_expired` or
+    /// `session_revoked`. Reconnect with a fresh access token and the last
+    /// event id seen.
+    End {
+        /// Why.
+        reason: &'static str,
+        /// The last event id sent before it.
+        last_id: i64,
+    },
 }
 
 impl Item {
@@ -245,6 +271,9 @@ impl Item {
             Item::Reset { last_id } => {
                 json!({ "type": "reset", "id": last_id, "reason": "events_expired" }).to_string()
             }
+            Item::End { reason, last_id } => {
+                json!({ "type": "end", "id": last_id, "reason": reason }).to_string()
+            }
         }
     }
 
@@ -252,6 +281,7 @@ impl Item {
         let (id, kind) = match self {
             Item::Event(e) => (e.id, e.kind.as_str()),
             Item::Reset { last_id } => (*last_id, "reset"),
+            Item::End { last_id, .. } => (*last_id, "end"),
         };
         axum::response::sse::Event::default()
             .id(id.to_string())
@@ -273,6 +303,10 @@ struct Subscriber {
     /// The table may hold more events after `last` than were queued.
     more: bool,
     closing: bool,
+    /// The session of the token that opened the stream, if it has one.
+    session: Option<Uuid>,
+    /// When that token expires: the stream ends then.
+    expires: tokio::time::Instant,
     _guard: StreamGuard,
 }
 
@@ -355,6 +389,36 @@ impl Subscriber {
         }
     }
 
+    /// Whether the session of the token that opened the stream is still
+    /// live (not logged out, not revoked for reuse). Tokens without a
+    /// session only expire.
+    async fn session_live(&self) -> bool {
+        let Some(session) = self.session else {
+            return true;
+        };
+        let Ok(mut tx) = self.state.db.read(Scope::user(self.user_id)).await else {
+            return true; // the database being away is not a reason to disconnect
+        };
+        let found: Result<Option<i32>, _> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND user_id = $2 \
+             AND revoked_at IS NULL LIMIT 1"
+        )
+        .bind(session)
+        .bind(self.user_id)
+        .fetch_optional(c)
+        .await);
+        !matches!(found, Ok(None))
+    }
+
+    /// Ends the stream with an `end` item saying why.
+    fn end(&mut self, reason: &'static str) {
+        self.queue.push_back(Item::End {
+            reason,
+            last_id: self.last,
+        });
+        self.closing = true;
+    }
+
     async fn still_member(&self) -> bool {
         let Ok(mut tx) = self.state.db.read(Scope::user(self.user_id)).await else {
             return true; // the database being away is not a reason to disconnect
@@ -390,9 +454,17 @@ impl Subscriber {
             let shutdown = self.state.shutdown.clone();
             let signal = tokio::select! {
                 _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep_until(self.expires) => {
+                    self.end("token_expired");
+                    continue;
+                }
                 _ = recheck.tick() => {
                     if !self.still_member().await {
                         return None;
+                    }
+                    if !self.session_live().await {
+                        self.end("session_revoked");
+                        continue;
                     }
                     // Also picks up events whose message was lost while
                     // nothing newer came to reveal the gap.
@@ -413,6 +485,12 @@ impl Subscriber {
                     true
                 }
                 Ok(Signal::Event(_)) => continue,
+                Ok(Signal::SessionRevoked(s)) => {
+                    if Some(s) == self.session {
+                        self.end("session_revoked");
+                    }
+                    continue;
+                }
                 Ok(Signal::Resync) | Err(RecvError::Lagged(_)) => true,
                 Err(RecvError::Closed) => return None,
             };

@@ -245,6 +245,14 @@ async fn create_org_route(
         return Err(ApiError::validation(errors));
     };
     let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
+    // A token outlives an account deleted meanwhile: answer 401, not a
+    // foreign-key error.
+    if crate::auth::load_user(&mut tx, auth.user_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::account_gone());
+    }
     tx.after_commit(state.after_commit());
     let org = create_org(
         &mut tx,

@@ -419,11 +419,8 @@ fn validate_fields(
                 "title",
                 format!("must be 1–{TITLE_MAX} characters"),
             ));
-        } else if t.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                "title",
-                "must not contain control characters",
-            ));
+        } else if let Some(problem) = crate::domain::line_problem(t) {
+            errors.push(FieldError::new("title", problem));
         }
     }
     if description.is_some_and(|d| d.chars().count() > DESCRIPTION_MAX) {
