@@ -128,6 +128,10 @@ async fn list_audit_log(
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadAuditLog, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
+    for (field, t) in [("since", &q.since), ("until", &q.until)] {
+        crate::domain::reject_leap_second(field, t.as_ref())
+            .map_err(|e| ApiError::validation(vec![e]))?;
+    }
     for (field, v) in [("action", &q.action), ("entity_type", &q.entity_type)] {
         if v.as_ref().is_some_and(|s| s.len() > 64) {
             return Err(ApiError::invalid_field(

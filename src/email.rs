@@ -99,15 +99,35 @@ pub async fn deliver(config: &Config, job_id: Uuid, message: Message) -> anyhow:
             Ok(Delivered::Smtp)
         }
         None => {
+            // The messages hold invite and sign-in links: this user only.
             let dir = outbox_dir(config);
-            tokio::fs::create_dir_all(&dir).await?;
             let path = dir.join(format!("{job_id}.eml"));
             let tmp = dir.join(format!(".{job_id}.eml.tmp"));
-            tokio::fs::write(&tmp, message.formatted()).await?;
+            let formatted = message.formatted();
+            let written = tmp.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                crate::db::private_dir(&dir)?;
+                let mut f = private_file(&written)?;
+                std::io::Write::write_all(&mut f, &formatted)?;
+                f.sync_all()
+            })
+            .await??;
             tokio::fs::rename(&tmp, &path).await?;
             Ok(Delivered::Outbox(path))
         }
     }
+}
+
+/// A new file readable by this user only (replacing a leftover one).
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 /// Most tasks listed per section of a summary (the rest are counted).

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 backend_tests!(
+    secrets_on_disk_are_readable_by_the_owner_only,
     owner_and_admin_invite_within_their_power,
     token_is_shown_once_and_never_listed,
     duplicate_pending_invite_and_existing_member_are_conflicts,
@@ -890,4 +891,37 @@ async fn invite_revoked_before_its_job_runs_is_not_mailed(app: TestApp) {
     let mail = quoted_printable_decode(&std::fs::read_to_string(&files[0]).unwrap());
     assert!(mail.contains("kept@example.com"));
     assert!(mail.contains(kept.json["token"].as_str().unwrap()));
+}
+
+/// The data directory, the SQLite file (password hashes) with its WAL, the
+/// outbox and each mail in it (invite links) are this user's only (before:
+/// 0644, readable by every local account).
+async fn secrets_on_disk_are_readable_by_the_owner_only(app: TestApp) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let owner = app.signup("disk").await;
+    let org = app.create_org(&owner, "Disk").await;
+    app.post(
+        &format!("/api/v1/orgs/{org}/invites"),
+        &owner.token,
+        json!({ "email": "new@example.com", "role": "member" }),
+    )
+    .await
+    .expect(201);
+    orgboard::jobs::run_due(&app.state).await.unwrap();
+    let files = outbox_files(&app);
+    assert_eq!(files.len(), 1);
+    assert_eq!(mode(&files[0]), 0o600, "{}", files[0].display());
+    assert_eq!(mode(&app.dir.path().join("outbox")), 0o700);
+    if app.backend == orgboard::db::Backend::Sqlite {
+        for f in ["orgboard.db", "orgboard.db-wal", "orgboard.db-shm"] {
+            assert_eq!(mode(&app.dir.path().join(f)), 0o600, "{f}");
+        }
+    }
+    // A data directory left open by an older version is closed at start.
+    let old = app.dir.path().join("old-data");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    orgboard::db::private_dir(&old).unwrap();
+    assert_eq!(mode(&old), 0o700);
 }

@@ -1,5 +1,6 @@
-//! Operations: `/metrics` (Prometheus), `/readyz` with Redis, and auth rate
-//! limits shared across nodes through Redis.
+//! Operations: `/metrics` (Prometheus), `/readyz` with Redis, auth rate
+//! limits shared across nodes through Redis, security headers and request
+//! ids.
 //!
 //! Redis tests need `ORGBOARD_TEST_REDIS_URL` (skipped without it, except
 //! under CI); each uses its own random key prefix.
@@ -27,7 +28,142 @@ backend_tests!(
     metrics_count_requests_by_route_template,
     metrics_sample_the_database_pools,
     metrics_show_the_job_queue_by_status,
+    security_headers_on_every_answer,
+    client_request_ids_are_kept_only_when_short_tokens,
 );
+
+/// `nosniff` everywhere, a strict CSP and no framing on the API and on
+/// `/docs`, `no-store` on token answers; `/docs` assets come inflated to a
+/// client that did not accept gzip.
+async fn security_headers_on_every_answer(app: TestApp) {
+    let h = |r: &Resp, name: &str| {
+        r.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let health = app
+        .call(axum::http::Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    assert_eq!(h(&health, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        h(&health, "content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(h(&health, "x-frame-options"), "DENY");
+    let signup = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({ "email": "h@example.com", "password": common::PASSWORD, "name": "H" })),
+        )
+        .await
+        .expect(201);
+    assert_eq!(h(&signup, "cache-control"), "no-store");
+    assert_eq!(h(&signup, "x-content-type-options"), "nosniff");
+    let refresh = signup.json["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
+        .await
+        .expect(200);
+    assert_eq!(h(&refreshed, "cache-control"), "no-store");
+    let problem = app
+        .call(axum::http::Method::GET, "/api/v1/me", None, None)
+        .await
+        .expect(401);
+    assert_eq!(h(&problem, "x-content-type-options"), "nosniff");
+
+    let docs = app
+        .call(axum::http::Method::GET, "/docs/", None, None)
+        .await;
+    assert_eq!(docs.status, 200);
+    let csp = h(&docs, "content-security-policy");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("script-src 'self' 'unsafe"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h(&docs, "x-content-type-options"), "nosniff");
+    for (accept, gzip) in [
+        ("identity", false),
+        ("gzip, br", true),
+        ("gzip;q=0, br", false),
+        ("", false),
+    ] {
+        let mut req = Request::get("/docs/swagger-ui.css");
+        if !accept.is_empty() {
+            req = req.header("accept-encoding", accept);
+        }
+        let r = app.send(req.body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            h(&r, "content-encoding") == "gzip",
+            gzip,
+            "Accept-Encoding: {accept:?}"
+        );
+        if !gzip {
+            assert!(
+                r.text.contains(".swagger-ui"),
+                "readable CSS for {accept:?}"
+            );
+        }
+    }
+}
+
+/// A short token-like `X-Request-Id` is kept (answer, audit row); a long,
+/// spaced or repeated one is replaced by a fresh id.
+async fn client_request_ids_are_kept_only_when_short_tokens(app: TestApp) {
+    let user = app.signup("rid").await;
+    let create = |rid: Vec<&str>, name: &str| {
+        let mut req = Request::post("/api/v1/orgs")
+            .header("authorization", format!("Bearer {}", user.token))
+            .header("content-type", "application/json");
+        for r in rid {
+            req = req.header("x-request-id", r);
+        }
+        req.body(Body::from(json!({ "name": name }).to_string()))
+            .unwrap()
+    };
+    let echoed = |r: &Resp| r.headers["x-request-id"].to_str().unwrap().to_owned();
+    let r = app
+        .send(create(vec!["trace-01:abc.DEF_9"], "Kept"))
+        .await
+        .expect(201);
+    assert_eq!(echoed(&r), "trace-01:abc.DEF_9");
+    let org: Uuid = r.json["id"].as_str().unwrap().parse().unwrap();
+    let audit = app
+        .get(&format!("/api/v1/orgs/{org}/audit-log"), &user.token)
+        .await
+        .expect(200);
+    assert_eq!(audit.json["items"][0]["request_id"], "trace-01:abc.DEF_9");
+
+    let long = "x".repeat(60_000);
+    for (rid, name) in [
+        (vec![long.as_str()], "Long"),
+        (vec!["has space"], "Spaced"),
+        (vec!["a\"b"], "Quoted"),
+        (vec![&long[..65]], "Sixty-five"),
+        (vec!["one", "two"], "Twice"),
+    ] {
+        let r = app.send(create(rid.clone(), name)).await.expect(201);
+        let id = echoed(&r);
+        assert!(
+            Uuid::parse_str(&id).is_ok(),
+            "{name}: replaced by a fresh id, got {id:?}"
+        );
+        let org = r.json["id"].as_str().unwrap();
+        let audit = app
+            .get(&format!("/api/v1/orgs/{org}/audit-log"), &user.token)
+            .await
+            .expect(200);
+        assert_eq!(audit.json["items"][0]["request_id"], id.as_str(), "{name}");
+    }
+}
 
 /// Declares each listed `async fn(Backend, String)` (the second argument is
 /// the Redis URL) as a test on both backends, skipped without Redis.

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 backend_tests!(
+    leap_seconds_are_refused_on_both_databases,
     tasks_are_created,
     tasks_are_updated,
     etag_and_if_match_guard_updates_moves_and_deletes,
@@ -2381,4 +2382,82 @@ async fn cursors_are_tamper_safe_and_bound_to_their_sort(app: &TestApp) {
     tasks(w.org, format!("sort=priority&limit=2&cursor={cursor}"))
         .await
         .expect(200);
+}
+
+/// A leap second (`:60`) is refused wherever a client sends a time: SQLite
+/// would have stored the text `:60` and PostgreSQL the next minute, so the
+/// same filter would have answered differently.
+async fn leap_seconds_are_refused_on_both_databases(app: TestApp) {
+    let owner = app.signup("leap").await;
+    let org = app.create_org(&owner, "Leap").await;
+    let board = app
+        .post(
+            &format!("/api/v1/orgs/{org}/boards"),
+            &owner.token,
+            json!({ "name": "B" }),
+        )
+        .await
+        .expect(201);
+    let list = app
+        .post(
+            &format!(
+                "/api/v1/orgs/{org}/boards/{}/lists",
+                board.json["id"].as_str().unwrap()
+            ),
+            &owner.token,
+            json!({ "name": "L" }),
+        )
+        .await
+        .expect(201);
+    let tasks = format!(
+        "/api/v1/orgs/{org}/lists/{}/tasks",
+        list.json["id"].as_str().unwrap()
+    );
+    let leap = "2030-06-30T23:59:60Z";
+    let r = app
+        .post(
+            &tasks,
+            &owner.token,
+            json!({ "title": "t", "due_date": leap }),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(r.json["errors"][0]["field"], "due_date");
+    let task = app
+        .post(
+            &tasks,
+            &owner.token,
+            json!({ "title": "t", "due_date": "2030-06-30T23:59:59Z" }),
+        )
+        .await
+        .expect(201);
+    let t = task.json["id"].as_str().unwrap();
+    app.patch(
+        &format!("/api/v1/orgs/{org}/tasks/{t}"),
+        &owner.token,
+        json!({ "due_date": leap }),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    for q in ["due_before", "due_after"] {
+        app.get(
+            &format!("/api/v1/orgs/{org}/tasks?{q}={leap}"),
+            &owner.token,
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    }
+    for q in ["since", "until"] {
+        app.get(
+            &format!("/api/v1/orgs/{org}/audit-log?{q}={leap}"),
+            &owner.token,
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    }
+    let stored = app
+        .get(&format!("/api/v1/orgs/{org}/tasks/{t}"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(stored.json["due_date"], "2030-06-30T23:59:59Z", "unchanged");
 }

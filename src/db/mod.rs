@@ -183,7 +183,7 @@ impl Db {
                 .context("cannot connect to PostgreSQL")?;
             Ok(Db::Postgres(pool))
         } else {
-            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            private_dir(&cfg.data_dir).with_context(|| {
                 format!("cannot create data directory {}", cfg.data_dir.display())
             })?;
             let base = SqliteConnectOptions::from_str(&url)
@@ -200,6 +200,8 @@ impl Db {
                 // board view was 200 round trips between the threads.
                 .row_buffer_size(4096);
             let path = base.get_filename().to_owned();
+            private_database_file(&path)
+                .with_context(|| format!("cannot create SQLite database {}", path.display()))?;
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -447,6 +449,63 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// Creates `dir` (and its parents) readable by this user only, and takes
+/// group and other access away from it if it exists: it holds the database
+/// (password hashes), the signing secret and the mail outbox (invite
+/// links).
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Makes the SQLite file (and its `-wal`/`-shm` companions, which SQLite
+/// creates with the database file's mode) readable by this user only:
+/// created empty with mode 0600 before SQLite opens it, or tightened if it
+/// exists (files of older versions were 0644).
+fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str() == ":memory:" || path.as_os_str().is_empty() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if let Ok(meta) = std::fs::metadata(&p)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let mode = meta.permissions().mode() & 0o700;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// True when the error means "busy, try again": SQLite's lock timeout, or a

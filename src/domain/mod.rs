@@ -150,6 +150,24 @@ pub fn line_problem(s: &str) -> Option<&'static str> {
     }
 }
 
+/// Refuses a leap second (`…T23:59:60Z`) in a time a client sent. chrono
+/// reads it, but the two databases would not agree on it: SQLite would keep
+/// the text `:60` (unreadable by common parsers), PostgreSQL would roll it
+/// over to the next minute, and filters would then differ. Send `:59`.
+pub fn reject_leap_second(
+    field: &str,
+    time: Option<&chrono::DateTime<chrono::Utc>>,
+) -> Result<(), crate::error::FieldError> {
+    use chrono::Timelike as _;
+    match time {
+        Some(t) if t.nanosecond() >= 1_000_000_000 => Err(crate::error::FieldError::new(
+            field,
+            "must not be a leap second (:60); use :59",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A display name: trimmed, 1–`max` characters, not only invisible
 /// characters, no control or bidirectional control characters.
 pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {

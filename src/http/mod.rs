@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::map_request(sanitize_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn(security_headers))
                 // Outside the panic catcher, so a panic counts as its 500.
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
                 .layer(CatchPanicLayer::custom(panic_response))
@@ -124,6 +126,123 @@ pub fn router(state: AppState) -> Router {
                     crate::listener::BODY_READ_TIMEOUT,
                 )),
         )
+}
+
+/// The longest client-sent `X-Request-Id` kept.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client's `X-Request-Id` is kept only when it is a short token
+/// (1–[`MAX_REQUEST_ID_LEN`] of `A–Z a–z 0–9 - _ . :`); anything else is
+/// replaced by a fresh id. It is echoed in every log line and stored in the
+/// append-only audit log: a 60 KB or multi-line value there is an attack.
+async fn sanitize_request_id(mut req: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let acceptable = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID_LEN
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    };
+    let values = req.headers().get_all(REQUEST_ID);
+    let mut it = values.iter();
+    let keep = matches!((it.next(), it.next()), (Some(v), None) if acceptable(v));
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
+/// What `/docs` (Swagger UI) may load: its own scripts and styles (it sets
+/// inline style attributes, hence `'unsafe-inline'` for styles only), data:
+/// images, requests to this origin; never framed.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// API answers load nothing and are never framed.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Headers every answer carries unless its handler chose otherwise:
+/// `nosniff`; a `Content-Security-Policy` (strict for JSON, Swagger UI's
+/// needs for `/docs`) and `X-Frame-Options: DENY`; `Referrer-Policy:
+/// same-origin`; `Cache-Control: no-store` on the API (tokens and tenant
+/// data must not stay in shared or browser caches). `/docs` assets, stored
+/// gzipped, are inflated for a client that does not accept gzip.
+async fn security_headers(
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let accepts_gzip = req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        });
+    let docs = path == "/docs" || path.starts_with("/docs/");
+    let mut res = next.run(req).await;
+    if docs && !accepts_gzip {
+        res = inflate_gzip(res).await;
+    }
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(if docs {
+            DOCS_CSP
+        } else {
+            API_CSP
+        }));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    if path.starts_with("/api/") {
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Largest embedded asset inflated for a client without gzip.
+const MAX_INFLATED: usize = 16 * 1024 * 1024;
+
+/// The response with a gzip body inflated (`Content-Encoding` removed).
+async fn inflate_gzip(res: Response) -> Response {
+    let is_gzip = res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    if !is_gzip {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_INFLATED).await else {
+        return ApiError::internal(anyhow::anyhow!("cannot read an embedded asset"))
+            .into_response();
+    };
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
+    if let Err(e) = std::io::Read::read_to_end(&mut decoder, &mut out) {
+        return ApiError::internal(anyhow::anyhow!("cannot inflate an embedded asset: {e}"))
+            .into_response();
+    }
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 /// Runs every request that may write (any method but GET, HEAD, OPTIONS) in

@@ -261,6 +261,10 @@ pub(super) async fn list_tasks(
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
+    for (field, t) in [("due_before", &q.due_before), ("due_after", &q.due_after)] {
+        crate::domain::reject_leap_second(field, t.as_ref())
+            .map_err(|e| ApiError::validation(vec![e]))?;
+    }
     let sort = Sort::parse(q.sort.as_deref())?;
     let statuses: Option<Vec<Status>> = q
         .status

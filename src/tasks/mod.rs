@@ -409,8 +409,12 @@ fn validate_fields(
     description: Option<&str>,
     assignees: Option<&[Uuid]>,
     labels: Option<&[Uuid]>,
+    due_date: Option<&DateTime<Utc>>,
 ) -> Result<CheckedFields, ApiError> {
     let mut errors = Vec::new();
+    if let Err(e) = crate::domain::reject_leap_second("due_date", due_date) {
+        errors.push(e);
+    }
     let title = title.map(|t| t.trim().to_owned());
     if let Some(t) = &title {
         let n = t.chars().count();
@@ -476,6 +480,7 @@ impl NewTask {
             body.description.as_deref(),
             body.assignee_ids.as_deref(),
             body.label_ids.as_deref(),
+            body.due_date.as_ref(),
         )?;
         Ok(Self {
             title: title.unwrap_or_default(),
@@ -949,6 +954,7 @@ async fn update_task(
         body.description.as_deref(),
         body.assignee_ids.as_deref(),
         body.label_ids.as_deref(),
+        body.due_date.flatten().as_ref(),
     )?;
     let task = load_task(&mut tx, ctx.org_id, path.task, true)
         .await?
@@ -1252,12 +1258,12 @@ mod tests {
     fn fields_are_bounded_and_deduped() {
         let a = Uuid::now_v7();
         let (_, assignees, _) =
-            validate_fields(Some("t"), None, Some(&[a, a]), None).expect("valid");
+            validate_fields(Some("t"), None, Some(&[a, a]), None, None).expect("valid");
         assert_eq!(assignees, Some(vec![a]));
-        assert!(validate_fields(Some("  "), None, None, None).is_err());
-        assert!(validate_fields(Some(&"x".repeat(501)), None, None, None).is_err());
-        assert!(validate_fields(Some("t"), Some(&"x".repeat(100_001)), None, None).is_err());
+        assert!(validate_fields(Some("  "), None, None, None, None).is_err());
+        assert!(validate_fields(Some(&"x".repeat(501)), None, None, None, None).is_err());
+        assert!(validate_fields(Some("t"), Some(&"x".repeat(100_001)), None, None, None).is_err());
         let many: Vec<Uuid> = (0..51).map(|_| Uuid::now_v7()).collect();
-        assert!(validate_fields(Some("t"), None, Some(&many), None).is_err());
+        assert!(validate_fields(Some("t"), None, Some(&many), None, None).is_err());
     }
 }

@@ -294,6 +294,7 @@ pub fn update(
         body.description.as_deref(),
         body.assignee_ids.as_deref(),
         body.label_ids.as_deref(),
+        body.due_date.flatten().as_ref(),
     )?;
     let conn = w.conn;
     let task = load_task(conn, oc.org_id, task_id)?.ok_or_else(ApiError::not_found)?;
