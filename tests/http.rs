@@ -380,7 +380,56 @@ backend_tests!(
     over_long_org_fields_are_422,
     bad_input_sweep_never_errors_on_the_server,
     audit_rows_carry_the_request_id,
+    json_body_that_is_not_an_object_is_422,
 );
+
+/// Found by schemathesis: serde fills a struct from a JSON array, so
+/// `PATCH …/labels/{label}` with `[null, null]` was a `200` empty update and
+/// `POST …/labels` with `["x", "#000000"]` created a label. Every body is an
+/// object (as documented); any other JSON value is `422`.
+async fn json_body_that_is_not_an_object_is_422(app: TestApp) {
+    let u = app.signup("arrays").await;
+    let org = u.personal_org;
+    let label = app
+        .post(
+            &format!("/api/v1/orgs/{org}/labels"),
+            &u.token,
+            json!({ "name": "bug" }),
+        )
+        .await
+        .expect(201);
+    let label = label.json["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/v1/orgs/{org}/labels/{label}"),
+            "[null, null]",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orgs/{org}/labels"),
+            r##"["x", "#000000"]"##,
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs".to_owned(),
+            r#""just a string""#,
+        ),
+        (Method::PATCH, "/api/v1/me".to_owned(), " 42"),
+        (Method::PATCH, "/api/v1/me".to_owned(), "null"),
+    ] {
+        let r = app
+            .send(json_req(method, &path, Some(&u.token), body))
+            .await;
+        let r = problem(r, 422, "validation_failed");
+        assert_eq!(r.json["errors"][0]["field"], "", "{}", r.text);
+    }
+    let labels = app
+        .get(&format!("/api/v1/orgs/{org}/labels"), &u.token)
+        .await
+        .expect(200);
+    assert_eq!(labels.json["items"].as_array().unwrap().len(), 1);
+}
 
 async fn malformed_uuid_in_path_is_400_invalid_path(app: TestApp) {
     let u = app.signup("pathy").await;
