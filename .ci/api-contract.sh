@@ -65,10 +65,16 @@ work=$(mktemp -d)
 server_pid=
 pg_admin=
 pg_db=
+redis_prefix=contract-$$
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [ -n "$pg_db" ]; then
     psql "$pg_admin" -qAtc "DROP DATABASE IF EXISTS \"$pg_db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  # The board-view cache and rate-limit keys of this run, under its prefix.
+  if [ -n "${ORGBOARD_TEST_REDIS_URL:-}" ] && command -v redis-cli >/dev/null; then
+    redis-cli -u "$ORGBOARD_TEST_REDIS_URL" --scan --pattern "$redis_prefix-*" |
+      xargs -r redis-cli -u "$ORGBOARD_TEST_REDIS_URL" del >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
@@ -99,7 +105,7 @@ start_server() {
     ORGBOARD_ARGON2_ITERATIONS=1
   )
   [ -z "$db_url" ] || settings+=(ORGBOARD_DATABASE_URL="$db_url")
-  [ -z "$redis_url" ] || settings+=(ORGBOARD_REDIS_URL="$redis_url" ORGBOARD_REDIS_PREFIX="contract-$$-$name")
+  [ -z "$redis_url" ] || settings+=(ORGBOARD_REDIS_URL="$redis_url" ORGBOARD_REDIS_PREFIX="$redis_prefix-$name")
   env "${settings[@]}" "$bin" serve >"$work/$name/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 60); do
