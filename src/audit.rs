@@ -87,6 +87,9 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Longest `action` or `entity_type` filter, in characters.
+pub const FILTER_TEXT_MAX: usize = 64;
+
 /// Filters of `GET …/audit-log`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -133,10 +136,12 @@ async fn list_audit_log(
             .map_err(|e| ApiError::validation(vec![e]))?;
     }
     for (field, v) in [("action", &q.action), ("entity_type", &q.entity_type)] {
-        if v.as_ref().is_some_and(|s| s.len() > 64) {
+        if v.as_ref()
+            .is_some_and(|s| s.chars().count() > FILTER_TEXT_MAX)
+        {
             return Err(ApiError::invalid_field(
                 field,
-                "must be at most 64 characters",
+                format!("must be at most {FILTER_TEXT_MAX} characters"),
             ));
         }
     }

@@ -380,7 +380,56 @@ backend_tests!(
     over_long_org_fields_are_422,
     bad_input_sweep_never_errors_on_the_server,
     audit_rows_carry_the_request_id,
+    json_body_that_is_not_an_object_is_422,
 );
+
+/// Found by schemathesis: serde fills a struct from a JSON array, so
+/// `PATCH …/labels/{label}` with `[null, null]` was a `200` empty update and
+/// `POST …/labels` with `["x", "#000000"]` created a label. Every body is an
+/// object (as documented); any other JSON value is `422`.
+async fn json_body_that_is_not_an_object_is_422(app: TestApp) {
+    let u = app.signup("arrays").await;
+    let org = u.personal_org;
+    let label = app
+        .post(
+            &format!("/api/v1/orgs/{org}/labels"),
+            &u.token,
+            json!({ "name": "bug" }),
+        )
+        .await
+        .expect(201);
+    let label = label.json["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/v1/orgs/{org}/labels/{label}"),
+            "[null, null]",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orgs/{org}/labels"),
+            r##"["x", "#000000"]"##,
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs".to_owned(),
+            r#""just a string""#,
+        ),
+        (Method::PATCH, "/api/v1/me".to_owned(), " 42"),
+        (Method::PATCH, "/api/v1/me".to_owned(), "null"),
+    ] {
+        let r = app
+            .send(json_req(method, &path, Some(&u.token), body))
+            .await;
+        let r = problem(r, 422, "validation_failed");
+        assert_eq!(r.json["errors"][0]["field"], "", "{}", r.text);
+    }
+    let labels = app
+        .get(&format!("/api/v1/orgs/{org}/labels"), &u.token)
+        .await
+        .expect(200);
+    assert_eq!(labels.json["items"].as_array().unwrap().len(), 1);
+}
 
 async fn malformed_uuid_in_path_is_400_invalid_path(app: TestApp) {
     let u = app.signup("pathy").await;
@@ -878,6 +927,118 @@ async fn openapi_document_snapshot() {
         .expect(200);
     // The crate version is redacted: a release should not churn the snapshot.
     insta::assert_json_snapshot!("openapi", r.json, { ".info.version" => "[version]" });
+}
+
+/// Properties of the OpenAPI document that generated clients and contract
+/// tests (`.ci/api-contract.sh`) rely on; each one was once broken.
+#[test]
+fn openapi_document_is_exact_where_clients_depend_on_it() {
+    let doc = serde_json::to_value(orgboard::http::openapi()).unwrap();
+    let mut raw = serde_json::to_value(orgboard::http::openapi()).unwrap();
+    // Every bound of the finishing step names a property that exists.
+    assert_eq!(
+        orgboard::http::apidoc::finish_value(&mut raw),
+        Vec::<String>::new()
+    );
+    assert_eq!(doc["servers"][0]["url"], "/");
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        assert!(
+            !name.starts_with("Page_"),
+            "{name}: pages are `<Item>Page` schemas"
+        );
+        if name.ends_with("Page") && name != "Page" {
+            let items = &schema["properties"]["items"]["items"];
+            let item = name.trim_end_matches("Page");
+            assert_eq!(
+                items["$ref"],
+                format!("#/components/schemas/{item}"),
+                "{name} must refer to {item}, not copy it"
+            );
+        }
+    }
+    let mut operation_ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !HTTP_METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let at = format!("{method} {path}");
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && !id.ends_with("_route"),
+                "{at}: operation id {id} is not snake_case without `_route`"
+            );
+            assert!(operation_ids.insert(id.to_owned()), "{at}: duplicate {id}");
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{at} {status}: no description"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object().unwrap();
+                    assert_eq!(
+                        content.keys().collect::<Vec<_>>(),
+                        ["application/problem+json"],
+                        "{at} {status}"
+                    );
+                    assert_eq!(
+                        content["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{at} {status}"
+                    );
+                }
+            }
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if secured {
+                assert!(responses.contains_key("401"), "{at}: no 401");
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let body = op.get("requestBody").is_some();
+            if body {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{at}: no {status}");
+                }
+            }
+            for p in &params {
+                let (name, location) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
+                assert_ne!(
+                    p["schema"]["type"],
+                    json!(["string", "null"]),
+                    "{at}: {name} cannot be null"
+                );
+                match (location, name) {
+                    ("query", "limit") => {
+                        assert_eq!(p["schema"]["minimum"], 1, "{at}");
+                        assert_eq!(p["schema"]["maximum"], 200, "{at}");
+                    }
+                    ("query", "status" | "priority") => {
+                        assert_eq!(p["schema"]["type"], "array", "{at}");
+                        assert_eq!(p["explode"], false, "{at}: comma-separated");
+                    }
+                    // `{org}` is an id or a slug; every other path id is a UUID.
+                    ("path", "org") => assert_eq!(p["schema"]["type"], "string"),
+                    ("path", _) => assert_eq!(p["schema"]["format"], "uuid", "{at}: {name}"),
+                    _ => {}
+                }
+                if location == "path" {
+                    assert!(responses.contains_key("400"), "{at}: no 400 invalid_path");
+                    assert!(responses.contains_key("404"), "{at}: no 404");
+                }
+                if location == "query" {
+                    assert!(responses.contains_key("400"), "{at}: no 400 invalid_query");
+                }
+            }
+        }
+    }
+    assert!(operation_ids.contains("create_org"));
 }
 
 #[tokio::test]

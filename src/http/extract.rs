@@ -81,6 +81,17 @@ pub(crate) async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed =
         || ApiError::bad_request("malformed_json", "The request body is not valid JSON.");
+    // Every body is an object: serde would also fill a struct from an array
+    // (`[null, null]` was taken as an empty PATCH), which no client means.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return Err(malformed());
+        }
+        return Err(ApiError::validation(vec![FieldError::new(
+            "",
+            "the body must be a JSON object",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         // Trailing bytes after a complete value make the body malformed.

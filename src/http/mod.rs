@@ -3,6 +3,7 @@
 //! fallbacks, health checks, Prometheus metrics, and the OpenAPI document
 //! with its `/docs` page.
 
+pub mod apidoc;
 pub mod extract;
 pub mod page;
 
@@ -80,13 +81,14 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (as served at `/api/v1/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    apidoc::finish(api().split_for_parts().1)
 }
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let (routes, doc) = api().split_for_parts();
+    let doc = apidoc::finish(doc);
     let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -14,6 +14,8 @@ use crate::state::AppState;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 200;
+/// Longest cursor worth opening (longer ones are `400 invalid_cursor`).
+pub const MAX_CURSOR_LEN: usize = 1024;
 
 /// `limit` and `cursor` query parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -76,7 +78,7 @@ pub fn open<C: DeserializeOwned>(
             "The cursor is invalid or does not belong to this collection.",
         )
     };
-    if cursor.len() > 1024 {
+    if cursor.len() > MAX_CURSOR_LEN {
         return Err(bad());
     }
     let raw = state.keys.open_cursor(cursor).ok_or_else(bad)?;

@@ -222,7 +222,7 @@ async fn list_orgs(
 }
 
 /// Create an organization; the caller becomes its owner.
-#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrgBody,
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", operation_id = "create_org", request_body = CreateOrgBody,
     security(("bearer" = [])),
     responses((status = 201, body = Org), (status = 409, body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]
