@@ -14,11 +14,16 @@
 //! [`MAX_QUEUE_WAIT`]), and every attempt beyond that is refused at once with
 //! [`HashError::Busy`] (answered `503` with `Retry-After`), before any memory
 //! is spent on it.
+//!
+//! Each running hash also reuses a work area kept from an earlier one
+//! ([`WorkAreas`]) instead of allocating its 19 MiB anew: allocated and
+//! freed per hash, those buffers fragmented the allocator's heap and were
+//! never given back (24 logins one after the other left 238 MB resident).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -68,11 +73,45 @@ pub fn auto_concurrency(memory_kib: u32) -> usize {
         .max(1)
 }
 
+/// argon2 memory (one [`Block`] per KiB of cost) kept between hashes: at
+/// most one per hashing slot, so the process holds `concurrency × cost`
+/// for hashing, and nothing grows.
+struct WorkAreas {
+    free: Mutex<Vec<Vec<Block>>>,
+    /// The configured cost in blocks: only areas of this size are kept.
+    blocks: usize,
+    /// How many are kept (one per slot).
+    keep: usize,
+}
+
+impl WorkAreas {
+    /// A work area of `blocks` blocks: a kept one if it fits, else a new one.
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let kept = self.free.lock().ok().and_then(|mut free| {
+            let at = free.iter().position(|m| m.len() == blocks)?;
+            Some(free.swap_remove(at))
+        });
+        kept.unwrap_or_else(|| vec![Block::default(); blocks])
+    }
+
+    /// Keeps `area` for the next hash if it has the configured cost and
+    /// fewer than one per slot are kept.
+    fn give(&self, area: Vec<Block>) {
+        if area.len() == self.blocks
+            && let Ok(mut free) = self.free.lock()
+            && free.len() < self.keep
+        {
+            free.push(area);
+        }
+    }
+}
+
 /// Hashes and verifies passwords with fixed argon2id parameters, at most
 /// `concurrency` at a time.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    areas: Arc<WorkAreas>,
     /// Computed off the start-up path (see [`PasswordHasher::warm_up`]).
     dummy_hash: Arc<OnceLock<String>>,
     slots: Arc<Semaphore>,
@@ -102,8 +141,14 @@ impl PasswordHasher {
         } else {
             concurrency
         };
+        let blocks = params.block_count();
         Ok(Self {
             params,
+            areas: Arc::new(WorkAreas {
+                free: Mutex::new(Vec::new()),
+                blocks,
+                keep: concurrency,
+            }),
             dummy_hash: Arc::new(OnceLock::new()),
             slots: Arc::new(Semaphore::new(concurrency)),
             concurrency,
@@ -137,7 +182,13 @@ impl PasswordHasher {
     fn dummy(&self) -> String {
         self.dummy_hash
             .get_or_init(|| {
-                hash_with(&self.params, "orgboard dummy password for timing").unwrap_or_default()
+                let mut area = vec![Block::default(); self.params.block_count()];
+                hash_with(
+                    &self.params,
+                    "orgboard dummy password for timing",
+                    &mut area,
+                )
+                .unwrap_or_default()
             })
             .clone()
     }
@@ -155,10 +206,13 @@ impl PasswordHasher {
     /// slot is free.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let permit = self.slot().await?;
-        let params = self.params.clone();
+        let this = self.clone();
         let hashed = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            hash_with(&params, &password)
+            let mut area = this.areas.take(this.params.block_count());
+            let hashed = hash_with(&this.params, &password, &mut area);
+            this.areas.give(area);
+            hashed
         })
         .await
         .map_err(|e| HashError::Failed(e.into()))?;
@@ -174,12 +228,7 @@ impl PasswordHasher {
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let hash = hash.unwrap_or_else(|| this.dummy());
-            let Ok(parsed) = PasswordHash::new(&hash) else {
-                return false;
-            };
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
+            verify_with(&password, &hash, &this.areas)
         })
         .await
         .unwrap_or(false);
@@ -187,13 +236,62 @@ impl PasswordHasher {
     }
 }
 
-fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+/// The argon2id PHC string of `password` with a fresh salt, computed in
+/// `area` (`params.block_count()` blocks).
+fn hash_with(params: &Params, password: &str, area: &mut [Block]) -> anyhow::Result<String> {
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("argon2 hashing failed: {e}");
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| fail(&e))?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut *area)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (any argon2 variant,
+/// version and cost it names), computed in a kept work area when the cost
+/// is the usual one. The comparison takes constant time.
+fn verify_with(password: &str, phc: &str, areas: &WorkAreas) -> bool {
+    let check = || -> Option<bool> {
+        let parsed = PasswordHash::new(phc).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .ok()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed).ok()?;
+        let expected = parsed.hash?;
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let mut area = areas.take(params.block_count());
+        let computed = Output::init_with(expected.len(), |out| {
+            argon
+                .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut area[..])
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        });
+        areas.give(area);
+        Some(computed.ok()? == expected)
+    };
+    check().unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -234,6 +332,48 @@ mod tests {
             !h.verify(b, Some(hash)).await.expect("slot"),
             "last character matters"
         );
+    }
+
+    /// Hashes made by the argon2 crate's own API verify here, and ours
+    /// there: the PHC strings are the same format.
+    #[tokio::test]
+    async fn hashes_are_interchangeable_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let h = PasswordHasher::new(64, 1, 0).expect("params");
+        let ours = h.hash("s3cret pass".into()).await.expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("PHC");
+        assert!(
+            Argon2::default()
+                .verify_password(b"s3cret pass", &parsed)
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(128, 2, 1, None).expect("params"),
+        )
+        .hash_password(b"other pass", &salt)
+        .expect("hash")
+        .to_string();
+        assert!(
+            h.verify("other pass".into(), Some(theirs.clone()))
+                .await
+                .expect("slot")
+        );
+        assert!(
+            !h.verify("other pasS".into(), Some(theirs))
+                .await
+                .expect("slot")
+        );
+        assert!(
+            !h.verify("x".into(), Some("not a hash".into()))
+                .await
+                .expect("slot")
+        );
+        // Work areas are kept: at most one per slot.
+        let kept = h.areas.free.lock().expect("lock").len();
+        assert!(kept >= 1 && kept <= h.concurrency(), "{kept}");
     }
 
     #[test]
