@@ -135,11 +135,17 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// What is wrong with a trimmed one-line text (a name or a title), if
-/// anything: empty or only invisible characters, control characters,
-/// bidirectional controls. The length is checked by the caller.
+/// A one-line text (a name or a title) with white space and invisible
+/// characters trimmed from both ends: what is stored and counted.
+pub fn trim_line(raw: &str) -> &str {
+    raw.trim_matches(is_invisible)
+}
+
+/// What is wrong with a trimmed one-line text (see [`trim_line`]), if
+/// anything: empty, control characters, bidirectional controls. The length
+/// is checked by the caller.
 pub fn line_problem(s: &str) -> Option<&'static str> {
-    if s.chars().all(is_invisible) {
+    if s.is_empty() {
         Some("must not be empty")
     } else if s.chars().any(char::is_control) {
         Some("must not contain control characters")
@@ -168,10 +174,11 @@ pub fn reject_leap_second(
     }
 }
 
-/// A display name: trimmed, 1–`max` characters, not only invisible
-/// characters, no control or bidirectional control characters.
+/// A display name: trimmed of white space and invisible characters at both
+/// ends, then 1–`max` characters, no control or bidirectional control
+/// characters.
 pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
-    let s = raw.trim();
+    let s = trim_line(raw);
     if s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
@@ -320,6 +327,11 @@ mod tests {
         );
         assert!(parse_name("a\u{202E}gnp.exe", 20).is_err());
         assert!(parse_name("x\u{2067}y", 20).is_err());
+        // Invisible characters at the ends are trimmed, inside they stay.
+        assert_eq!(
+            parse_name("\u{200B}Ada\u{2060}Lovelace\u{FEFF} ", 20),
+            Ok("Ada\u{2060}Lovelace".to_owned())
+        );
         // Letters of any script, emoji with joiners, marks: all fine.
         assert_eq!(
             parse_name("شركة 👩\u{200D}💻", 20),

@@ -38,25 +38,41 @@ const FILTER_VALUES_MAX: usize = 10;
 const WS: &str = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 /// Control characters (`char::is_control`: Unicode `Cc`).
 const CTRL: &str = r"\x00-\x1f\x7f-\x9f";
+/// Invisible characters that `domain::trim_line` also trims from names and
+/// titles (`domain::is_invisible` beyond white space).
+const INVISIBLE: &str = r"\xad\u034f\u115f\u1160\u180e\u200b-\u200d\u2060-\u2064\u3164\ufeff\uffa0";
+/// Bidirectional embedding, override and isolate controls, refused in
+/// names and titles (`domain::is_bidi_control`).
+const BIDI: &str = r"\u202a-\u202e\u2066-\u2069";
 
 /// Text the server trims (Rust's `str::trim`) and then counts: between
 /// `min` (0 or 1) and `max` characters once trimmed, none of `forbidden`
 /// inside. `maxLength` cannot say this (it counts the white space around),
 /// so the bound is in the pattern, exactly.
 fn trimmed_pattern(min: usize, max: usize, forbidden: &str) -> String {
-    let edge = format!("[^{WS}{forbidden}]");
+    trimmed_of(WS, min, max, forbidden)
+}
+
+/// Like [`trimmed_pattern`], for text trimmed of the characters in class
+/// body `trim`.
+fn trimmed_of(trim: &str, min: usize, max: usize, forbidden: &str) -> String {
+    let edge = format!("[^{trim}{forbidden}]");
     let core = format!(
         "(?:{edge}|{edge}[^{forbidden}]{{0,{}}}{edge})",
         max.saturating_sub(2)
     );
     let optional = if min == 0 { "?" } else { "" };
-    format!("^[{WS}]*{core}{optional}[{WS}]*$")
+    format!("^[{trim}]*{core}{optional}[{trim}]*$")
 }
 
-/// A display name as `domain::parse_name` takes it: 1–`max` characters once
-/// trimmed, no control characters.
+/// A display name or title as `domain::parse_name` takes it: trimmed of
+/// white space and invisible characters, then 1–`max` characters, no
+/// control or bidirectional control characters.
 fn name(max: usize) -> Value {
-    json!({ "minLength": 1, "pattern": trimmed_pattern(1, max, CTRL) })
+    json!({
+        "minLength": 1,
+        "pattern": trimmed_of(&format!("{WS}{INVISIBLE}"), 1, max, &format!("{CTRL}{BIDI}"))
+    })
 }
 
 /// Text without NUL (PostgreSQL cannot store it; refused on both backends).

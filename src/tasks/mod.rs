@@ -415,7 +415,7 @@ fn validate_fields(
     if let Err(e) = crate::domain::reject_leap_second("due_date", due_date) {
         errors.push(e);
     }
-    let title = title.map(|t| t.trim().to_owned());
+    let title = title.map(|t| crate::domain::trim_line(t).to_owned());
     if let Some(t) = &title {
         let n = t.chars().count();
         if n == 0 || n > TITLE_MAX {
