@@ -771,29 +771,7 @@ async fn invisible_and_bidi_names_are_refused(app: TestApp) {
             .expect_problem(422, "validation_failed");
     }
     let org = app.create_org(&owner, "Acme").await;
-    let board = app
-        .post(
-            &format!("/api/v1/orgs/{org}/boards"),
-            &owner.token,
-            json!({ "name": "B" }),
-        )
-        .await
-        .expect(201);
-    let list = app
-        .post(
-            &format!(
-                "/api/v1/orgs/{org}/boards/{}/lists",
-                board.json["id"].as_str().unwrap()
-            ),
-            &owner.token,
-            json!({ "name": "L" }),
-        )
-        .await
-        .expect(201);
-    let tasks = format!(
-        "/api/v1/orgs/{org}/lists/{}/tasks",
-        list.json["id"].as_str().unwrap()
-    );
+    let tasks = app.new_list(&owner, org).await;
     for title in [
         "\u{200B}",
         "\u{2060}\u{200D}",

@@ -2390,29 +2390,7 @@ async fn cursors_are_tamper_safe_and_bound_to_their_sort(app: &TestApp) {
 async fn leap_seconds_are_refused_on_both_databases(app: TestApp) {
     let owner = app.signup("leap").await;
     let org = app.create_org(&owner, "Leap").await;
-    let board = app
-        .post(
-            &format!("/api/v1/orgs/{org}/boards"),
-            &owner.token,
-            json!({ "name": "B" }),
-        )
-        .await
-        .expect(201);
-    let list = app
-        .post(
-            &format!(
-                "/api/v1/orgs/{org}/boards/{}/lists",
-                board.json["id"].as_str().unwrap()
-            ),
-            &owner.token,
-            json!({ "name": "L" }),
-        )
-        .await
-        .expect(201);
-    let tasks = format!(
-        "/api/v1/orgs/{org}/lists/{}/tasks",
-        list.json["id"].as_str().unwrap()
-    );
+    let tasks = app.new_list(&owner, org).await;
     let leap = "2030-06-30T23:59:60Z";
     let r = app
         .post(

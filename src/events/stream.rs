@@ -106,7 +106,9 @@ async fn token_from_query<B>(mut req: Request<B>) -> Request<B> {
     security(("bearer" = [])),
     responses(
         (status = 200, content_type = "text/event-stream", body = Event,
-         description = "Server-sent events; a `reset` event means: reload, then carry on"),
+         description = "Server-sent events; a `reset` event means: reload, then carry on; \
+            an `end` event (`token_expired` or `session_revoked`) comes last: reconnect with a \
+            fresh access token and `Last-Event-ID`"),
         (status = 101, description = "WebSocket upgrade: the same events as JSON text messages"),
         (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]

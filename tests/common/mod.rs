@@ -392,6 +392,32 @@ impl TestApp {
         .expect(200);
     }
 
+    /// Creates a board with one list in `org`; returns the path to create
+    /// tasks in that list (`/api/v1/orgs/{org}/lists/{list}/tasks`).
+    pub async fn new_list(&self, owner: &TestUser, org: Uuid) -> String {
+        let board = self
+            .post(
+                &format!("/api/v1/orgs/{org}/boards"),
+                &owner.token,
+                json!({ "name": "Board" }),
+            )
+            .await
+            .expect(201);
+        let board = board.json["id"].as_str().unwrap();
+        let list = self
+            .post(
+                &format!("/api/v1/orgs/{org}/boards/{board}/lists"),
+                &owner.token,
+                json!({ "name": "List" }),
+            )
+            .await
+            .expect(201);
+        format!(
+            "/api/v1/orgs/{org}/lists/{}/tasks",
+            list.json["id"].as_str().unwrap()
+        )
+    }
+
     /// Signs up a new user and makes them a `role` member of `org`.
     pub async fn member(&self, org: Uuid, owner: &TestUser, role: &str) -> TestUser {
         let u = self.signup(role).await;
