@@ -114,7 +114,8 @@ pub fn router(state: AppState) -> Router {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
                         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                    }),
+                    })
+                    .on_failure(log_failure),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(axum::middleware::from_fn(security_headers))
@@ -128,6 +129,44 @@ pub fn router(state: AppState) -> Router {
                     crate::listener::BODY_READ_TIMEOUT,
                 )),
         )
+}
+
+/// `503` answers (load shed: hashing slots full, the database busy, a
+/// dependency away) not yet logged.
+static BUSY_UNLOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// When `503` answers were last logged.
+static BUSY_LOGGED_AT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// Logs a failed request. `503` answers are load being shed, not faults: a
+/// flood of them would flood the log one `error` line each, so they are
+/// summed and logged at `warn` at most once per 10 s (each is still counted
+/// in `orgboard_http_requests_total`). Any other failure (a 5xx, a body
+/// error) is logged at `error`.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use std::sync::atomic::Ordering;
+    use tower_http::classify::ServerErrorsFailureClass as Class;
+    let ms = latency.as_millis() as u64;
+    match class {
+        Class::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            BUSY_UNLOGGED.fetch_add(1, Ordering::Relaxed);
+            let Ok(mut last) = BUSY_LOGGED_AT.try_lock() else {
+                return;
+            };
+            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+                *last = Some(std::time::Instant::now());
+                let n = BUSY_UNLOGGED.swap(0, Ordering::Relaxed);
+                tracing::warn!(
+                    refused = n,
+                    "requests answered 503 (busy) since the last report"
+                );
+            }
+        }
+        other => tracing::error!(classification = %other, latency_ms = ms, "request failed"),
+    }
 }
 
 /// The longest client-sent `X-Request-Id` kept.
