@@ -258,6 +258,12 @@ impl Config {
         }
     }
 
+    /// Whether people reach this server over https (then the session
+    /// cookie is `Secure`).
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
     /// Base URL for links in emails.
     pub fn public_url(&self) -> String {
         self.public_url

@@ -9,6 +9,8 @@ use common::{PASSWORD, TestApp};
 use serde_json::json;
 
 backend_tests!(
+    cookie_session_keeps_the_refresh_token_out_of_javascript,
+    cookie_refresh_presented_again_within_the_grace_keeps_the_family,
     signup_returns_session_and_personal_org,
     signup_refuses_duplicate_email_case_insensitively,
     login_failures_look_the_same,
@@ -86,4 +88,213 @@ async fn refresh_rotates_and_reuse_revokes_family(app: TestApp) {
         .await
         .expect_problem(401, "unauthorized");
     refresh(&second).await.expect_problem(401, "unauthorized");
+}
+
+/// A browser session (`X-Orgboard-Session: cookie`) receives its refresh
+/// token only as an `HttpOnly`, `SameSite=Strict` cookie scoped to the auth
+/// routes; refresh and logout read it only with that header (a cross-site
+/// request cannot add it), and logout clears it.
+async fn cookie_session_keeps_the_refresh_token_out_of_javascript(app: TestApp) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let user = app.signup("cookie").await;
+    let login = Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-orgboard-session", "cookie")
+        .body(Body::from(
+            json!({ "email": user.email, "password": PASSWORD }).to_string(),
+        ))
+        .unwrap();
+    let r = app.send(login).await.expect(200);
+    assert!(
+        r.json.get("refresh_token").is_none(),
+        "no token for JavaScript: {}",
+        r.text
+    );
+    assert!(r.json["access_token"].is_string());
+    let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        "Max-Age=2592000",
+    ] {
+        assert!(set.contains(part), "{part} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http here: {set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    let refresh = |cookie: &str, header: bool| {
+        let mut req = Request::post("/api/v1/auth/refresh")
+            .header("content-type", "application/json")
+            .header("cookie", cookie);
+        if header {
+            req = req.header("x-orgboard-session", "cookie");
+        }
+        req.body(Body::from("{}")).unwrap()
+    };
+    // Without the header the cookie is not read: no token, nothing happens.
+    let r = app.send(refresh(&cookie, false)).await;
+    assert!(r.headers.get("set-cookie").is_none());
+    r.expect_problem(401, "unauthorized");
+    // With it: a new pair, the refresh token again only in the cookie.
+    let r = app.send(refresh(&cookie, true)).await.expect(200);
+    assert!(r.json.get("refresh_token").is_none());
+    let next = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(next, cookie, "rotated");
+    let token = r.json["access_token"].as_str().unwrap().to_owned();
+    app.get("/api/v1/me", &token).await.expect(200);
+    // No cookie at all: 401.
+    let r = app.send(refresh("other=1", true)).await;
+    r.expect_problem(401, "unauthorized");
+
+    // Logout by cookie revokes the family and clears the cookie.
+    let logout = Request::post("/api/v1/auth/logout")
+        .header("content-type", "application/json")
+        .header("x-orgboard-session", "cookie")
+        .header("cookie", &next)
+        .body(Body::from("{}"))
+        .unwrap();
+    let r = app.send(logout).await.expect(204);
+    let cleared = r.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("orgboard_refresh=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    app.send(refresh(&next, true))
+        .await
+        .expect_problem(401, "unauthorized");
+
+    // Behind https the cookie is Secure.
+    let secure = TestApp::with(app.backend, |c| {
+        c.public_url = Some("https://board.example".into())
+    })
+    .await;
+    let u = secure.signup("secure").await;
+    let login = Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-orgboard-session", "cookie")
+        .body(Body::from(
+            json!({ "email": u.email, "password": PASSWORD }).to_string(),
+        ))
+        .unwrap();
+    let r = secure.send(login).await.expect(200);
+    assert!(
+        r.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+}
+
+/// Two tabs refreshing at once, or a refresh cut short: a cookie session's
+/// token presented again within 30 s of its rotation gets a fresh pair of
+/// the same family; after 30 s — and always for a token sent in a JSON
+/// body — reuse revokes the family.
+async fn cookie_refresh_presented_again_within_the_grace_keeps_the_family(app: TestApp) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let user = app.signup("tabs").await;
+    let login = Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-orgboard-session", "cookie")
+        .body(Body::from(
+            json!({ "email": user.email, "password": PASSWORD }).to_string(),
+        ))
+        .unwrap();
+    let r = app.send(login).await.expect(200);
+    let first = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refresh = |cookie: &str| {
+        Request::post("/api/v1/auth/refresh")
+            .header("content-type", "application/json")
+            .header("x-orgboard-session", "cookie")
+            .header("cookie", cookie)
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let cookie_of = |r: &common::Resp| {
+        r.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let tab_a = app.send(refresh(&first)).await.expect(200);
+    let tab_b = app.send(refresh(&first)).await.expect(200);
+    let (a, b) = (cookie_of(&tab_a), cookie_of(&tab_b));
+    assert_ne!(a, b);
+    // Both new tokens are live members of the family.
+    let a2 = app.send(refresh(&a)).await.expect(200);
+    let b2 = app.send(refresh(&b)).await.expect(200);
+
+    // Past the grace, presenting a spent token revokes the whole family.
+    let mut tx = app
+        .state
+        .db
+        .write(orgboard::db::Scope::system())
+        .await
+        .unwrap();
+    orgboard::on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET spent_at = $1 WHERE user_id = $2 AND spent_at IS NOT NULL"
+    )
+    .bind(chrono::Utc::now() - chrono::Duration::seconds(31))
+    .bind(user.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    tx.commit().await.unwrap();
+    app.send(refresh(&first))
+        .await
+        .expect_problem(401, "unauthorized");
+    app.send(refresh(&cookie_of(&a2)))
+        .await
+        .expect_problem(401, "unauthorized");
+    app.send(refresh(&cookie_of(&b2)))
+        .await
+        .expect_problem(401, "unauthorized");
+
+    // A JSON-body session gets no grace: the second use revokes at once.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": user.email, "password": PASSWORD })),
+        )
+        .await
+        .expect(200);
+    let token = r.json["refresh_token"].as_str().unwrap().to_owned();
+    let use_it = || {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": token })),
+        )
+    };
+    let fresh = use_it().await.expect(200);
+    use_it().await.expect_problem(401, "unauthorized");
+    app.call(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": fresh.json["refresh_token"] })),
+    )
+    .await
+    .expect_problem(401, "unauthorized");
 }

@@ -5,13 +5,15 @@
 //! presenting a token of the family that was already spent (a sign it was
 //! stolen) revokes the whole family.
 
+pub mod cookie;
 pub mod password;
 pub mod ratelimit;
 pub mod tokens;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -103,8 +105,11 @@ pub struct LoginBody {
 /// Body of `POST /auth/refresh` and `POST /auth/logout`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
-    /// The refresh token last received.
-    pub refresh_token: String,
+    /// The refresh token last received. Left out in a cookie session
+    /// (`X-Orgboard-Session: cookie`), which sends `{}` and the token in its
+    /// cookie; elsewhere a missing token is an invalid one (`401`).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// Body of `PATCH /me`: only the fields given change.
@@ -124,8 +129,10 @@ pub struct Session {
     pub user: User,
     /// Bearer token for API calls, short-lived.
     pub access_token: String,
-    /// Opaque token to get the next pair; single use.
-    pub refresh_token: String,
+    /// Opaque token to get the next pair; single use. Absent in a cookie
+    /// session, where it is in the `orgboard_refresh` cookie instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
@@ -159,14 +166,16 @@ async fn issue_tokens(
     tx: &mut Tx,
     user_id: Uuid,
     family: Option<Uuid>,
+    cookie: bool,
 ) -> ApiResult<(String, String)> {
     let (refresh, hash) = tokens::new_refresh_token();
     let family = family.unwrap_or_else(Uuid::now_v7);
     let now = now();
     let expires = now + Duration::days(state.config.refresh_token_ttl_days as i64);
-    on_tx!(tx, |c| sqlx::query(
-        "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)"
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at, cookie) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
     .bind(Uuid::now_v7())
     .bind(family)
@@ -174,33 +183,57 @@ async fn issue_tokens(
     .bind(hash)
     .bind(now)
     .bind(expires)
+    .bind(cookie)
     .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     let access = state.keys.issue_session_access(user_id, family)?;
     Ok((access, refresh))
 }
 
-fn session(state: &AppState, user: User, access: String, refresh: String) -> Session {
-    Session {
+/// The answer of sign-up, login and refresh: the session in the body, and
+/// in a cookie session the refresh token in its cookie instead.
+fn session(
+    state: &AppState,
+    status: StatusCode,
+    user: User,
+    access: String,
+    refresh: String,
+    in_cookie: bool,
+) -> Response {
+    let body = Session {
         user,
         access_token: access,
-        refresh_token: refresh,
+        refresh_token: (!in_cookie).then(|| refresh.clone()),
         token_type: "Bearer",
         expires_in: state.keys.access_ttl_secs,
+    };
+    let mut res = (status, AppJson(body)).into_response();
+    if in_cookie {
+        let max_age = state.config.refresh_token_ttl_days * 86_400;
+        if let Some(v) = cookie::set(&refresh, max_age, state.config.public_url_is_https()) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
     }
+    res
 }
 
 /// Create an account (and its personal organization) and sign in.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupBody,
-    responses((status = 201, body = Session), (status = 409, body = crate::error::Problem),
+    params(("X-Orgboard-Session" = Option<String>, Header,
+        description = "`cookie`: a browser session. The refresh token is set in the `HttpOnly`, \
+        `SameSite=Strict` cookie `orgboard_refresh` (path `/api/v1/auth`) instead of the body.")),
+    responses((status = 201, body = Session, headers(("Set-Cookie" = String, description = "In a cookie session: `orgboard_refresh=…; Path=/api/v1/auth; HttpOnly; SameSite=Strict`"))), (status = 409, body = crate::error::Problem),
               (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 async fn signup(
     axum::extract::State(state): axum::extract::State<AppState>,
     ClientIp(ip): ClientIp,
     RequestId(request_id): RequestId,
+    headers: HeaderMap,
     AppJson(body): AppJson<SignupBody>,
-) -> ApiResult<(StatusCode, AppJson<Session>)> {
+) -> ApiResult<Response> {
+    let in_cookie = cookie::requested(&headers);
     let mut errors = Vec::new();
     let email = Email::parse(&body.email).map_err(|m| errors.push(FieldError::new("email", m)));
     let password =
@@ -258,14 +291,18 @@ async fn signup(
         request_id.as_deref(),
     )
     .await?;
-    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None).await?;
+    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None, in_cookie).await?;
     let user = load_user(&mut tx, user_id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
     tx.commit().await?;
-    Ok((
+    Ok(session(
+        &state,
         StatusCode::CREATED,
-        AppJson(session(&state, user, access, refresh)),
+        user,
+        access,
+        refresh,
+        in_cookie,
     ))
 }
 
@@ -277,13 +314,18 @@ struct Credentials {
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, body = Session), (status = 401, body = crate::error::Problem),
+    params(("X-Orgboard-Session" = Option<String>, Header,
+        description = "`cookie`: a browser session. The refresh token is set in the `HttpOnly`, \
+        `SameSite=Strict` cookie `orgboard_refresh` (path `/api/v1/auth`) instead of the body.")),
+    responses((status = 200, body = Session, headers(("Set-Cookie" = String, description = "In a cookie session: `orgboard_refresh=…; Path=/api/v1/auth; HttpOnly; SameSite=Strict`"))), (status = 401, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 async fn login(
     axum::extract::State(state): axum::extract::State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     AppJson(body): AppJson<LoginBody>,
-) -> ApiResult<AppJson<Session>> {
+) -> ApiResult<Response> {
+    let in_cookie = cookie::requested(&headers);
     let email_norm = body.email.trim().to_lowercase();
     // No account can have an over-long email or password: skip the lookup
     // (the dummy hash below still runs) and keep rate-limit keys bounded.
@@ -320,12 +362,19 @@ async fn login(
         );
     };
     let mut tx = state.db.write(Scope::user(user_id)).await?;
-    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None).await?;
+    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None, in_cookie).await?;
     let user = load_user(&mut tx, user_id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
     tx.commit().await?;
-    Ok(AppJson(session(&state, user, access, refresh)))
+    Ok(session(
+        &state,
+        StatusCode::OK,
+        user,
+        access,
+        refresh,
+        in_cookie,
+    ))
 }
 
 #[derive(sqlx::FromRow)]
@@ -335,27 +384,49 @@ struct TokenRow {
     spent_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     expires_at: DateTime<Utc>,
+    /// Issued to a cookie session.
+    cookie: bool,
+}
+
+/// The refresh token a request presents: from the cookie in a cookie
+/// session (`X-Orgboard-Session: cookie`), else from the body. None
+/// presented is answered like an invalid one (`401` on refresh, `204` on
+/// logout).
+fn presented_token(headers: &HeaderMap, body: &RefreshBody) -> String {
+    if cookie::requested(headers) {
+        cookie::token(headers).unwrap_or_default()
+    } else {
+        body.refresh_token.clone().unwrap_or_default()
+    }
 }
 
 /// Trade a refresh token for a new pair; the old one is spent.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = Session), (status = 401, body = crate::error::Problem),
+    params(("X-Orgboard-Session" = Option<String>, Header,
+        description = "`cookie`: a browser session. The refresh token is set in the `HttpOnly`, \
+        `SameSite=Strict` cookie `orgboard_refresh` (path `/api/v1/auth`) instead of the body; \
+        refresh and logout read it from there (send `{}`), and only with this header."),
+        ("orgboard_refresh" = Option<String>, Cookie, description = "The refresh token, in a cookie session")),
+    responses((status = 200, body = Session, headers(("Set-Cookie" = String, description = "In a cookie session: `orgboard_refresh=…; Path=/api/v1/auth; HttpOnly; SameSite=Strict`"))), (status = 401, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 async fn refresh(
     axum::extract::State(state): axum::extract::State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     AppJson(body): AppJson<RefreshBody>,
-) -> ApiResult<AppJson<Session>> {
+) -> ApiResult<Response> {
     state.limits.check("refresh", ip, None).await?;
     let invalid = || ApiError::unauthorized("The refresh token is invalid, expired or revoked.");
-    if !body.refresh_token.starts_with(tokens::REFRESH_PREFIX) || body.refresh_token.len() > 200 {
+    let in_cookie = cookie::requested(&headers);
+    let presented = presented_token(&headers, &body);
+    if !presented.starts_with(tokens::REFRESH_PREFIX) || presented.len() > 200 {
         return Err(invalid());
     }
-    let hash = tokens::hash_token(&body.refresh_token);
+    let hash = tokens::hash_token(&presented);
     let now = now();
     let mut tx = state.db.write(Scope::system()).await?;
     let row = on_tx!(&mut tx, |c| sqlx::query_as::<_, TokenRow>(
-        "SELECT user_id, family_id, spent_at, revoked_at, expires_at \
+        "SELECT user_id, family_id, spent_at, revoked_at, expires_at, cookie \
          FROM refresh_tokens WHERE token_hash = $1"
     )
     .bind(&hash)
@@ -380,7 +451,15 @@ async fn refresh(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    if row.spent_at.is_some() || spent == 0 {
+    // A cookie session presenting its token again right after rotating it
+    // (two tabs, or a refresh cut short by a navigation) gets a fresh pair
+    // of the same family; any other reuse means theft.
+    let in_grace = in_cookie
+        && row.cookie
+        && row
+            .spent_at
+            .is_none_or(|t| now - t <= Duration::seconds(cookie::GRACE_SECS));
+    if (row.spent_at.is_some() || spent == 0) && !in_grace {
         revoke_family(&mut tx, row.family_id).await?;
         tx.commit().await?;
         state.live.hub.session_revoked(row.family_id);
@@ -388,10 +467,25 @@ async fn refresh(
             "refresh token reused; family revoked");
         return Err(invalid());
     }
-    let (access, refresh) = issue_tokens(&state, &mut tx, row.user_id, Some(row.family_id)).await?;
+    let (access, refresh) = issue_tokens(
+        &state,
+        &mut tx,
+        row.user_id,
+        Some(row.family_id),
+        // Grace is only ever for tokens that never left a cookie.
+        row.cookie && in_cookie,
+    )
+    .await?;
     let user = load_user(&mut tx, row.user_id).await?.ok_or_else(invalid)?;
     tx.commit().await?;
-    Ok(AppJson(session(&state, user, access, refresh)))
+    Ok(session(
+        &state,
+        StatusCode::OK,
+        user,
+        access,
+        refresh,
+        in_cookie,
+    ))
 }
 
 async fn revoke_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
@@ -409,13 +503,21 @@ async fn revoke_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> 
 /// Sign out: revokes the refresh token's whole family. Answers `204` even
 /// for unknown tokens.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204)))]
+    params(("X-Orgboard-Session" = Option<String>, Header,
+        description = "`cookie`: a browser session. The refresh token is set in the `HttpOnly`, \
+        `SameSite=Strict` cookie `orgboard_refresh` (path `/api/v1/auth`) instead of the body; \
+        refresh and logout read it from there (send `{}`), and only with this header."),
+        ("orgboard_refresh" = Option<String>, Cookie, description = "The refresh token, in a cookie session")),
+    responses((status = 204, description = "Signed out (also for an unknown token)",
+        headers(("Set-Cookie" = String, description = "In a cookie session: clears `orgboard_refresh`")))))]
 async fn logout(
     axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
     AppJson(body): AppJson<RefreshBody>,
-) -> ApiResult<StatusCode> {
-    if body.refresh_token.len() <= 200 {
-        let hash = tokens::hash_token(&body.refresh_token);
+) -> ApiResult<Response> {
+    let presented = presented_token(&headers, &body);
+    if !presented.is_empty() && presented.len() <= 200 {
+        let hash = tokens::hash_token(&presented);
         let mut tx = state.db.write(Scope::system()).await?;
         let family: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
@@ -433,7 +535,13 @@ async fn logout(
             state.live.hub.session_revoked(f);
         }
     }
-    Ok(StatusCode::NO_CONTENT)
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if cookie::requested(&headers)
+        && let Some(v) = cookie::clear(state.config.public_url_is_https())
+    {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
 }
 
 /// The caller.
