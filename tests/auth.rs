@@ -90,6 +90,17 @@ async fn refresh_rotates_and_reuse_revokes_family(app: TestApp) {
     refresh(&second).await.expect_problem(401, "unauthorized");
 }
 
+/// A login that asks for a cookie session.
+fn cookie_login(email: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-orgboard-session", "cookie")
+        .body(axum::body::Body::from(
+            json!({ "email": email, "password": PASSWORD }).to_string(),
+        ))
+        .unwrap()
+}
+
 /// A browser session (`X-Orgboard-Session: cookie`) receives its refresh
 /// token only as an `HttpOnly`, `SameSite=Strict` cookie scoped to the auth
 /// routes; refresh and logout read it only with that header (a cross-site
@@ -98,13 +109,7 @@ async fn cookie_session_keeps_the_refresh_token_out_of_javascript(app: TestApp) 
     use axum::body::Body;
     use axum::http::Request;
     let user = app.signup("cookie").await;
-    let login = Request::post("/api/v1/auth/login")
-        .header("content-type", "application/json")
-        .header("x-orgboard-session", "cookie")
-        .body(Body::from(
-            json!({ "email": user.email, "password": PASSWORD }).to_string(),
-        ))
-        .unwrap();
+    let login = cookie_login(&user.email);
     let r = app.send(login).await.expect(200);
     assert!(
         r.json.get("refresh_token").is_none(),
@@ -177,13 +182,7 @@ async fn cookie_session_keeps_the_refresh_token_out_of_javascript(app: TestApp) 
     })
     .await;
     let u = secure.signup("secure").await;
-    let login = Request::post("/api/v1/auth/login")
-        .header("content-type", "application/json")
-        .header("x-orgboard-session", "cookie")
-        .body(Body::from(
-            json!({ "email": u.email, "password": PASSWORD }).to_string(),
-        ))
-        .unwrap();
+    let login = cookie_login(&u.email);
     let r = secure.send(login).await.expect(200);
     assert!(
         r.headers["set-cookie"]
@@ -201,13 +200,7 @@ async fn cookie_refresh_presented_again_within_the_grace_keeps_the_family(app: T
     use axum::body::Body;
     use axum::http::Request;
     let user = app.signup("tabs").await;
-    let login = Request::post("/api/v1/auth/login")
-        .header("content-type", "application/json")
-        .header("x-orgboard-session", "cookie")
-        .body(Body::from(
-            json!({ "email": user.email, "password": PASSWORD }).to_string(),
-        ))
-        .unwrap();
+    let login = cookie_login(&user.email);
     let r = app.send(login).await.expect(200);
     let first = r.headers["set-cookie"]
         .to_str()

@@ -48,7 +48,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Event, Signal, StreamGuard};
-use crate::auth::AuthUser;
 use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
@@ -114,7 +113,6 @@ async fn token_from_query<B>(mut req: Request<B>) -> Request<B> {
         (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 async fn events(
     State(state): State<AppState>,
-    auth: AuthUser,
     org: OrgRequest,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     headers: HeaderMap,
@@ -140,6 +138,7 @@ async fn events(
                 })?,
         ),
     };
+    let auth = *org.auth();
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     if let Some(board) = query.board_id

@@ -213,7 +213,9 @@ async fn security_headers(
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
+    let docs = path == "/docs" || path.starts_with("/docs/");
+    let api = path.starts_with("/api/");
     let accepts_gzip = req
         .headers()
         .get_all(header::ACCEPT_ENCODING)
@@ -231,7 +233,6 @@ async fn security_headers(
             });
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         });
-    let docs = path == "/docs" || path.starts_with("/docs/");
     let mut res = next.run(req).await;
     if docs && !accepts_gzip {
         res = inflate_gzip(res).await;
@@ -251,7 +252,7 @@ async fn security_headers(
         .or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("same-origin"));
-    if path.starts_with("/api/") {
+    if api {
         h.entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
     }

@@ -30,7 +30,7 @@ use crate::state::AppState;
 /// `{org}` reference from the path.
 #[derive(Debug, Clone)]
 pub struct OrgRequest {
-    user_id: Uuid,
+    auth: AuthUser,
     org_ref: OrgRef,
     request_id: Option<String>,
 }
@@ -64,10 +64,18 @@ impl FromRequestParts<AppState> for OrgRequest {
             Err(_) => OrgRef::Slug(raw.to_owned()),
         };
         Ok(OrgRequest {
-            user_id: auth.user_id,
+            auth,
             org_ref,
             request_id: request_id_of(parts),
         })
+    }
+}
+
+impl OrgRequest {
+    /// The verified access token behind the request (its session and
+    /// expiry), so a handler needs no second extraction to read them.
+    pub fn auth(&self) -> &AuthUser {
+        &self.auth
     }
 }
 
@@ -82,14 +90,14 @@ impl OrgRequest {
     /// Opens a read transaction in the organization; `404` unless the caller
     /// is a member of it.
     pub async fn read(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let tx = state.db.read(Scope::user(self.user_id)).await?;
+        let tx = state.db.read(Scope::user(self.auth.user_id)).await?;
         self.enter(tx).await
     }
 
     /// Opens a write transaction in the organization (`BEGIN IMMEDIATE` on
     /// SQLite); `404` unless the caller is a member of it.
     pub async fn write(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let mut tx = state.db.write(Scope::user(self.user_id)).await?;
+        let mut tx = state.db.write(Scope::user(self.auth.user_id)).await?;
         tx.after_commit(state.after_commit());
         self.enter(tx).await
     }
@@ -103,14 +111,14 @@ impl OrgRequest {
                 OrgKey::Id(id) => q.bind(id),
                 OrgKey::Slug(s) => q.bind(s),
             };
-            q.bind(self.user_id).fetch_optional(c).await
+            q.bind(self.auth.user_id).fetch_optional(c).await
         })?;
         let row = row.ok_or_else(ApiError::not_found)?;
         Ok((
             tx,
             OrgContext {
                 org_id: row.id,
-                user_id: self.user_id,
+                user_id: self.auth.user_id,
                 role: row.role,
                 request_id: self.request_id,
             },
@@ -158,7 +166,7 @@ impl OrgRequest {
 
     /// The caller (bound as `$2` in [`membership_sql`]).
     pub fn user_id(&self) -> Uuid {
-        self.user_id
+        self.auth.user_id
     }
 
     /// [`OrgRequest::write`] inside a job of the SQLite group-commit writer:
@@ -170,12 +178,14 @@ impl OrgRequest {
         let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, Uuid>(0)?, r.get::<_, String>(1)?));
         // By name: `$2` comes first in the text, so positions would not match.
         let row = match key {
-            OrgKey::Id(id) => {
-                stmt.query_row(rusqlite::named_params! {"$1": id, "$2": self.user_id}, map)
-            }
-            OrgKey::Slug(s) => {
-                stmt.query_row(rusqlite::named_params! {"$1": s, "$2": self.user_id}, map)
-            }
+            OrgKey::Id(id) => stmt.query_row(
+                rusqlite::named_params! {"$1": id, "$2": self.auth.user_id},
+                map,
+            ),
+            OrgKey::Slug(s) => stmt.query_row(
+                rusqlite::named_params! {"$1": s, "$2": self.auth.user_id},
+                map,
+            ),
         };
         let (org_id, role) = match row {
             Ok(r) => r,
@@ -185,7 +195,7 @@ impl OrgRequest {
         let role = Role::try_from(role).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
         Ok(OrgContext {
             org_id,
-            user_id: self.user_id,
+            user_id: self.auth.user_id,
             role,
             request_id: self.request_id.clone(),
         })
