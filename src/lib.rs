@@ -38,3 +38,4 @@ pub mod orgs;
 pub mod server;
 pub mod state;
 pub mod tasks;
+pub mod web;

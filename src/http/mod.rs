@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     Router::new()
         .merge(routes)
+        .merge(crate::web::router())
         .merge(
             SwaggerUi::new("/docs")
                 .url("/api/v1/openapi.json", doc)
@@ -216,23 +217,7 @@ async fn security_headers(
     let path = req.uri().path();
     let docs = path == "/docs" || path.starts_with("/docs/");
     let api = path.starts_with("/api/");
-    let accepts_gzip = req
-        .headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        });
+    let accepts_gzip = crate::web::accepts_gzip(req.headers());
     let mut res = next.run(req).await;
     if docs && !accepts_gzip {
         res = inflate_gzip(res).await;
@@ -305,13 +290,21 @@ async fn detach_writes(req: Request<axum::body::Body>, next: axum::middleware::N
     }
 }
 
-async fn not_found() -> ApiError {
+/// `404` for a path no route matches: `problem+json`, or the web
+/// application's "page not found" for a browser asking for HTML.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if !uri.path().starts_with("/api/")
+        && let Some(page) = crate::web::not_found_page(&headers)
+    {
+        return page;
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
         "Not found",
         "No route matches this path.",
     )
+    .into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

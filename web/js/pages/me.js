@@ -1,0 +1,25 @@
+// The account page: name and time zone.
+
+import { api, updateUser } from '../api.js';
+import { announce, field, form, h, select } from '../dom.js';
+
+export async function me(view) {
+  const { data: user } = await api('GET', '/api/v1/me');
+  const name = h('input', { name: 'name', required: true, maxlength: 100, value: user.name, autocomplete: 'name' });
+  let zones = [];
+  try { zones = Intl.supportedValuesOf('timeZone'); } catch { zones = []; }
+  if (!zones.includes(user.time_zone)) zones = [user.time_zone, ...zones];
+  if (!zones.includes('UTC')) zones = ['UTC', ...zones];
+  const zone = select({ name: 'time_zone' }, zones.map((z) => [z, z.replaceAll('_', ' ')]), user.time_zone);
+  view.append(h('h1', null, 'Your account'),
+    h('p', { class: 'muted' }, `Signed in as ${user.email}`),
+    form({ 'aria-label': 'Account' }, [field('Name', name), field('Time zone', zone, 'Daily summaries and due dates follow it.'),
+      h('button', { type: 'submit', class: 'primary' }, 'Save')], async () => {
+      const { data } = await api('PATCH', '/api/v1/me', { body: { name: name.value, time_zone: zone.value } });
+      updateUser(data);
+      announce('Saved');
+      status.textContent = 'Saved.';
+    }));
+  const status = h('p', { role: 'status', class: 'muted' });
+  view.append(status);
+}
