@@ -175,7 +175,16 @@ async fn create_comment(
     {
         return Ok(replay);
     }
-    if !task_exists(&mut tx, ctx.org_id, path.task).await? {
+    // Counts the comment on its task (and finds out whether the task exists).
+    let counted = on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE tasks SET comment_count = comment_count + 1 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(ctx.org_id)
+    .bind(path.task)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if counted == 0 {
         return Err(ApiError::not_found());
     }
     let id = Uuid::now_v7();
@@ -288,11 +297,23 @@ async fn delete_comment(
         Ownership::NotOwn
     };
     ctx.require(Action::DeleteComment, own)?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    let deleted = on_tx!(&mut tx, |c| sqlx::query(
         "DELETE FROM comments WHERE org_id = $1 AND id = $2"
     )
     .bind(ctx.org_id)
     .bind(path.comment)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if deleted == 0 {
+        return Err(ApiError::not_found());
+    }
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE tasks SET comment_count = comment_count - 1 \
+         WHERE org_id = $1 AND id = $2 AND comment_count > 0"
+    )
+    .bind(ctx.org_id)
+    .bind(comment.task_id)
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;

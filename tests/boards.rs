@@ -65,6 +65,63 @@ async fn comments(app: TestApp) {
     comments_are_added_by_members_and_listed_oldest_first(&app).await;
     comments_are_edited_only_by_their_author(&app).await;
     comments_are_deleted_by_their_author_or_an_admin(&app).await;
+    tasks_count_their_comments_without_a_new_version(&app).await;
+}
+
+/// `comment_count` on the task, the board view (also when it was cached)
+/// and the task list follows comments added and deleted; the task's version
+/// does not move (a comment is no edit of the task, so no `412` for others).
+async fn tasks_count_their_comments_without_a_new_version(app: &TestApp) {
+    let (owner, org) = org_and_owner(app).await;
+    let b = new_board(app, org, &owner, "B").await;
+    let l = new_list(app, org, &owner, b, "L").await;
+    let created = new_task(app, org, &owner, l, json!({ "title": "t" })).await;
+    assert_eq!(created["comment_count"], 0, "{created}");
+    let t = id_of(&created);
+    let count = |v: &Value| v["comment_count"].as_i64();
+    let board_count = |v: &Value| count(&v["lists"][0]["tasks"][0]);
+    let view = url(org, &format!("/boards/{b}"));
+    assert_eq!(
+        board_count(&app.get(&view, &owner.token).await.expect(200).json),
+        Some(0)
+    );
+
+    let c1 = id_of(&new_comment(app, org, &owner, t, "one").await);
+    new_comment(app, org, &owner, t, "two").await;
+    let task = app
+        .get(&url(org, &format!("/tasks/{t}")), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(count(&task.json), Some(2), "{}", task.json);
+    assert_eq!(
+        task.json["version"], created["version"],
+        "a comment is no new version"
+    );
+    assert_eq!(
+        board_count(&app.get(&view, &owner.token).await.expect(200).json),
+        Some(2)
+    );
+    let listed = app
+        .get(&url(org, &format!("/tasks?list_id={l}")), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(count(&listed.json["items"][0]), Some(2));
+
+    app.delete(&url(org, &format!("/comments/{c1}")), &owner.token)
+        .await
+        .expect(204);
+    app.delete(&url(org, &format!("/comments/{c1}")), &owner.token)
+        .await
+        .expect(404);
+    assert_eq!(
+        board_count(&app.get(&view, &owner.token).await.expect(200).json),
+        Some(1)
+    );
+    // A comment on a task that does not exist counts nowhere.
+    let nowhere = url(org, &format!("/tasks/{}/comments", Uuid::now_v7()));
+    app.post(&nowhere, &owner.token, json!({ "body": "x" }))
+        .await
+        .expect(404);
 }
 
 // ---------------------------------------------------------------- helpers

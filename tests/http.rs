@@ -1283,6 +1283,92 @@ async fn rate_limit_per_ip(app: TestApp) {
     assert_rate_limited(app.send(req).await);
 }
 
+fn refresh_from(ip: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/refresh")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .body(Body::from(json!({ "refresh_token": token }).to_string()))
+        .unwrap()
+}
+
+/// SPEC §10: refreshing with a valid token (every page load of the web
+/// application) is not limited as tightly as failed attempts. Valid
+/// refreshes count only against a budget ten times the per-address one;
+/// invalid tokens spend the tight budget (3 here) and then get `429`; a
+/// request without any token guesses nothing and counts only loosely.
+async fn refresh_limits_failures_tightly_and_valid_tokens_loosely(app: TestApp) {
+    let ip = "198.51.100.9";
+    let signup = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/signup")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .body(Body::from(
+            signup_body("tabs@example.com", PASSWORD, "Tabs").to_string(),
+        ))
+        .unwrap();
+    let mut token = app.send(signup).await.expect(201).json["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut attempts = 0;
+    for _ in 0..10 {
+        let r = app.send(refresh_from(ip, &token)).await.expect(200);
+        token = r.json["refresh_token"].as_str().unwrap().to_owned();
+        attempts += 1;
+    }
+    for i in 0..3 {
+        let r = app.send(refresh_from(ip, &format!("obr_guess{i}"))).await;
+        problem(r, 401, "unauthorized");
+        attempts += 1;
+    }
+    assert_rate_limited(app.send(refresh_from(ip, "obr_guess9")).await);
+    attempts += 1;
+    // The holder of a valid token is not locked out by someone guessing.
+    let r = app.send(refresh_from(ip, &token)).await.expect(200);
+    token = r.json["refresh_token"].as_str().unwrap().to_owned();
+    attempts += 1;
+    // The loose budget (30) ends too.
+    let mut limited = false;
+    while attempts < 40 {
+        attempts += 1;
+        let r = app.send(refresh_from(ip, "")).await;
+        if r.status == 429 {
+            assert_rate_limited(r);
+            limited = true;
+            break;
+        }
+        problem(r, 401, "unauthorized");
+    }
+    assert!(
+        limited,
+        "the loose budget never ran out in {attempts} attempts"
+    );
+    assert!(
+        attempts > 30,
+        "the loose budget is 30 a minute, ran out at {attempts}"
+    );
+    assert_rate_limited(app.send(refresh_from(ip, &token)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_limits_sqlite() {
+    refresh_limits_failures_tightly_and_valid_tokens_loosely(limited_app(Backend::Sqlite).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn refresh_limits_postgres() {
+    refresh_limits_failures_tightly_and_valid_tokens_loosely(limited_app(Backend::Postgres).await)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_account_sqlite() {
     rate_limit_per_account(limited_app(Backend::Sqlite).await).await;

@@ -415,12 +415,33 @@ async fn refresh(
     headers: HeaderMap,
     AppJson(body): AppJson<RefreshBody>,
 ) -> ApiResult<Response> {
-    state.limits.check("refresh", ip, None).await?;
+    // Refreshing with a valid token is what every page load of the web
+    // application does: it only counts against a loose per-address budget.
+    // Failed attempts (unknown, expired, revoked or reused tokens) are
+    // counted like failed logins, per address and per account, so guessing
+    // stays as slow as before.
+    state.limits.check_loose("refresh", ip).await?;
     let invalid = || ApiError::unauthorized("The refresh token is invalid, expired or revoked.");
     let in_cookie = cookie::requested(&headers);
     let presented = presented_token(&headers, &body);
-    if !presented.starts_with(tokens::REFRESH_PREFIX) || presented.len() > 200 {
+    // A failed attempt: counted (per address, and per account when the
+    // token names one); `429` once the budget is spent, else `401`.
+    let failed = |account: Option<Uuid>| {
+        let limits = state.limits.clone();
+        async move {
+            let account = account.map(|a| a.to_string());
+            match limits.check("refresh", ip, account.as_deref()).await {
+                Err(e) => e,
+                Ok(()) => invalid(),
+            }
+        }
+    };
+    if presented.is_empty() {
+        // Nothing presented (a browser without a session): no guess to count.
         return Err(invalid());
+    }
+    if !presented.starts_with(tokens::REFRESH_PREFIX) || presented.len() > 200 {
+        return Err(failed(None).await);
     }
     let hash = tokens::hash_token(&presented);
     let now = now();
@@ -431,14 +452,12 @@ async fn refresh(
     )
     .bind(&hash)
     .fetch_optional(c)
-    .await)?
-    .ok_or_else(invalid)?;
-    state
-        .limits
-        .check("refresh", ip, Some(&row.user_id.to_string()))
-        .await?;
+    .await)?;
+    let Some(row) = row else {
+        return Err(failed(None).await);
+    };
     if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(invalid());
+        return Err(failed(Some(row.user_id)).await);
     }
     // Spend it atomically: of two concurrent uses only one wins, and the
     // loser is treated as reuse.
@@ -465,7 +484,7 @@ async fn refresh(
         state.live.hub.session_revoked(row.family_id);
         tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
             "refresh token reused; family revoked");
-        return Err(invalid());
+        return Err(failed(Some(row.user_id)).await);
     }
     let (access, refresh) = issue_tokens(
         &state,

@@ -62,10 +62,18 @@ end
 return 0
 ";
 
+/// How many times looser than the per-address budget
+/// [`RateLimits::check_loose`] is: every tab of every person behind one
+/// address refreshes its session, and each page load does.
+pub const LOOSE_FACTOR: u32 = 10;
+
 /// Keyed limiters for the auth routes.
 #[derive(Clone)]
 pub struct RateLimits {
     per_ip: Arc<DefaultKeyedRateLimiter<String>>,
+    /// [`LOOSE_FACTOR`] times the per-address budget, for attempts that are
+    /// mostly legitimate (refreshing with a valid token).
+    per_ip_loose: Arc<DefaultKeyedRateLimiter<String>>,
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
     /// Attempts per minute: per address, per account.
     budgets: (u32, u32),
@@ -89,6 +97,7 @@ impl RateLimits {
         let q = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
             per_ip: Arc::new(RateLimiter::keyed(q(per_ip))),
+            per_ip_loose: Arc::new(RateLimiter::keyed(q(per_ip.saturating_mul(LOOSE_FACTOR)))),
             per_account: Arc::new(RateLimiter::keyed(q(per_account))),
             budgets: (per_ip.max(1), per_account.max(1)),
             shared: None,
@@ -131,6 +140,21 @@ impl RateLimits {
         self.check_local(route, ip, account)
     }
 
+    /// Counts one attempt on `route` from `ip` against a budget
+    /// [`LOOSE_FACTOR`] times the per-address one (no account budget).
+    pub async fn check_loose(&self, route: &str, ip: IpAddr) -> Result<(), ApiError> {
+        let route = format!("{route}-loose");
+        if let Some(shared) = &self.shared {
+            let budget = shared.budgets.0.saturating_mul(LOOSE_FACTOR);
+            match shared.check_with(&route, ip, None, budget).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(too_many(wait)),
+                Err(e) => shared.warn_fallback(&e),
+            }
+        }
+        check_one(&self.per_ip_loose, format!("{route}|ip|{ip}"))
+    }
+
     /// The in-process check.
     fn check_local(&self, route: &str, ip: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
         check_one(&self.per_ip, format!("{route}|ip|{ip}"))?;
@@ -144,6 +168,7 @@ impl RateLimits {
     /// shared keys expire in Redis by themselves).
     pub fn prune(&self) {
         self.per_ip.retain_recent();
+        self.per_ip_loose.retain_recent();
         self.per_account.retain_recent();
     }
 }
@@ -156,9 +181,20 @@ impl Shared {
         ip: IpAddr,
         account: Option<&str>,
     ) -> anyhow::Result<Option<Duration>> {
+        self.check_with(route, ip, account, self.budgets.0).await
+    }
+
+    /// [`Self::check`] with another per-address budget.
+    async fn check_with(
+        &self,
+        route: &str,
+        ip: IpAddr,
+        account: Option<&str>,
+        per_ip: u32,
+    ) -> anyhow::Result<Option<Duration>> {
         let mut call = self.script.prepare_invoke();
         call.key(self.redis.key(&format!("ratelimit:{route}:ip:{ip}")));
-        let (per_ip, per_account) = self.budgets;
+        let per_account = self.budgets.1;
         let mut bursts = vec![per_ip];
         if let Some(a) = account {
             // Hashed: bounded keys, and no email addresses stored in Redis.

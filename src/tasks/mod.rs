@@ -154,6 +154,9 @@ pub struct Task {
     pub completed_at: Option<DateTime<Utc>>,
     /// Increases with every change; send it back in `If-Match`.
     pub version: i64,
+    /// How many comments it has (adding one is not a change of the task:
+    /// `version` stays).
+    pub comment_count: i64,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -162,7 +165,7 @@ pub struct Task {
 
 /// Columns of [`Task`], for `SELECT`s (prefixed with `t.`).
 pub const TASK_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.description, t.status, \
-     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, t.created_at, t.updated_at";
+     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, t.comment_count, t.created_at, t.updated_at";
 
 /// Body of `POST …/lists/{list}/tasks`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -184,6 +184,7 @@ pub fn create(
         created_by: oc.user_id,
         completed_at,
         version: 1,
+        comment_count: 0,
         created_at: now,
         updated_at: now,
     };
@@ -225,7 +226,7 @@ fn load_task(
     let mut stmt = conn.prepare_cached(
         "SELECT t.id, t.org_id, t.board_id, t.list_id, t.title, t.description, t.status, t.priority, \
          t.position, t.due_date, t.created_by, t.completed_at, t.version, t.created_at, t.updated_at, \
-         COALESCE((SELECT group_concat(hex(r.user_id), ',') FROM task_assignees r \
+         t.comment_count, COALESCE((SELECT group_concat(hex(r.user_id), ',') FROM task_assignees r \
                    WHERE r.org_id = t.org_id AND r.task_id = t.id), ''), \
          COALESCE((SELECT group_concat(hex(r.label_id), ',') FROM task_labels r \
                    WHERE r.org_id = t.org_id AND r.task_id = t.id), '') \
@@ -248,8 +249,9 @@ fn load_task(
             version: r.get(12)?,
             created_at: time(r.get(13)?)?,
             updated_at: time(r.get(14)?)?,
-            assignee_ids: super::id_list(&r.get::<_, String>(15)?),
-            label_ids: super::id_list(&r.get::<_, String>(16)?),
+            comment_count: r.get(15)?,
+            assignee_ids: super::id_list(&r.get::<_, String>(16)?),
+            label_ids: super::id_list(&r.get::<_, String>(17)?),
         })
     }))
 }
