@@ -88,6 +88,8 @@ async function render(moved) {
     cleanup = (await fn(view, ctx)) || null;
     if (seq !== renderSeq) { if (cleanup) cleanup(); cleanup = null; return; }
     main.dataset.page = name;
+    // For the browser benchmark (bench/web): when each page was ready.
+    performance.mark(`orgboard:${name}`);
     if (moved) {
       const heading = main.querySelector('h1');
       (heading || main).setAttribute('tabindex', '-1');

@@ -2,7 +2,7 @@
 // drag (pointer events: mouse, pen and touch alike) and keyboard moves, the
 // filters in the URL, live changes by others, and the card dialog.
 //
-// Big boards: each list draws its first CHUNK cards and more as it is
+// Big boards: each list draws its first CHUNK (200) cards and more as it is
 // scrolled (a sentinel watched by an IntersectionObserver), so a board of
 // 10 000 cards paints as fast as one of a few hundred.
 
@@ -11,7 +11,7 @@ import { announce, confirmDialog, field, form, h, localDay, replace, select } fr
 import { subscribe } from '../live.js';
 import { openCard } from './card.js';
 
-const CHUNK = 100;
+const CHUNK = 200;
 const STATUS = [['todo', 'To do'], ['in_progress', 'In progress'], ['done', 'Done']];
 const PRIORITY = [['low', 'Low'], ['medium', 'Medium'], ['high', 'High'], ['urgent', 'Urgent']];
 export const statusName = Object.fromEntries(STATUS);
@@ -515,8 +515,11 @@ export async function board(view, ctx) {
       c.addEventListener(k === 'q' ? 'input' : 'change', () => { clearTimeout(timer); timer = setTimeout(apply, k === 'q' ? 150 : 0); });
     }
     const clear = h('button', { type: 'button', class: 'ghost small', onclick: () => { for (const c of Object.values(controls)) c.value = ''; apply(); } }, 'Clear filters');
-    return h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter cards', onsubmit: (e) => e.preventDefault() },
-      Object.entries(controls).map(([k, c]) => field(names[k], c)), clear);
+    const active = Object.values(filters).some(Boolean);
+    return h('details', { class: 'filter-box', open: active || matchMedia('(min-width: 601px)').matches },
+      h('summary', null, 'Filters'),
+      h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter cards', onsubmit: (e) => e.preventDefault() },
+        Object.entries(controls).map(([k, c]) => field(names[k], c)), clear));
   }
 
   // ---- live ---------------------------------------------------------------
