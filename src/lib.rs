@@ -11,7 +11,8 @@
 //!
 //! Beside the domain: [`jobs`] (durable queue, schedules) and [`email`];
 //! [`events`] (outbox, dispatch, live streams) and [`cache`] (board views),
-//! shared across nodes through Redis ([`cluster`]); [`metrics`].
+//! shared across nodes through Redis ([`cluster`]); [`metrics`]; [`web`],
+//! the browser application (embedded assets over the same public API).
 
 pub mod audit;
 pub mod auth;
