@@ -120,17 +120,19 @@ export async function board(view, ctx) {
     if (focused) l.ul.querySelector(`[data-task-id="${focused}"]`)?.focus({ preventScroll: true });
   }
 
+  /** Builds a list's column once; later changes update it in place, so a
+   * half-typed card title (and its focus) survives live updates. */
   function listEl(l) {
-    l.ul = h('ul', { class: 'cards', 'aria-label': `Cards in ${l.name}` });
+    l.ul = h('ul', { class: 'cards' });
     l.count = h('span', { class: 'count' });
     l.more = h('button', { type: 'button', class: 'ghost small more', onclick: () => { l.shown += CHUNK; drawList(l); } });
-    const heading = h('h2', { id: `list-${l.id}` }, l.name);
-    const handle = can.moveList
-      ? h('button', { type: 'button', class: 'handle ghost small', 'aria-label': `Move list ${l.name}`, title: 'Drag, or Alt+Arrow keys', onkeydown: (e) => keyMoveList(e, l) }, '⠿')
+    l.heading = h('h2', { id: `list-${l.id}` });
+    l.handle = can.moveList
+      ? h('button', { type: 'button', class: 'handle ghost small', title: 'Drag, or Alt+Arrow keys', onkeydown: (e) => keyMoveList(e, l) }, '⠿')
       : null;
-    const menu = h('div', { class: 'list-actions' },
-      can.renameList ? h('button', { type: 'button', class: 'ghost small', 'aria-label': `Rename list ${l.name}`, onclick: () => renameList(l) }, 'Rename') : null,
-      can.deleteList ? h('button', { type: 'button', class: 'ghost small danger', 'aria-label': `Delete list ${l.name}`, onclick: () => deleteList(l) }, 'Delete') : null);
+    l.renameBtn = can.renameList ? h('button', { type: 'button', class: 'ghost small', onclick: () => renameList(l) }, 'Rename') : null;
+    l.deleteBtn = can.deleteList ? h('button', { type: 'button', class: 'ghost small danger', onclick: () => deleteList(l) }, 'Delete') : null;
+    l.head = h('header', { class: 'list-head' }, l.handle, l.heading, l.count, h('div', { class: 'list-actions' }, l.renameBtn, l.deleteBtn));
     const input = h('input', { name: 'title', maxlength: 500, autocomplete: 'off', placeholder: 'New card' });
     const add = can.addCard ? form({ class: 'add-card' }, [field('Card title', input),
       h('button', { type: 'submit', class: 'ghost' }, 'Add card')], async () => {
@@ -141,12 +143,22 @@ export async function board(view, ctx) {
       announce(`Card ${data.title} added to ${l.name}`);
       input.focus();
     }) : null;
-    l.el = h('section', { class: 'list', role: 'listitem', dataset: { listId: l.id }, 'aria-label': l.name },
-      h('header', { class: 'list-head' }, handle, heading, l.count, menu), l.ul, l.more, add);
-    if (handle) handle.addEventListener('pointerdown', (e) => startListDrag(e, l));
+    l.el = h('section', { class: 'list', role: 'listitem', dataset: { listId: l.id } }, l.head, l.ul, l.more, add);
+    if (l.handle) l.handle.addEventListener('pointerdown', (e) => startListDrag(e, l));
     observeMore(l);
+    nameListEl(l);
     drawList(l);
     return l.el;
+  }
+
+  /** Puts the list's name everywhere its column shows or says it. */
+  function nameListEl(l) {
+    l.el.setAttribute('aria-label', l.name);
+    l.ul.setAttribute('aria-label', `Cards in ${l.name}`);
+    l.heading.textContent = l.name;
+    l.handle?.setAttribute('aria-label', `Move list ${l.name}`);
+    l.renameBtn?.setAttribute('aria-label', `Rename list ${l.name}`);
+    l.deleteBtn?.setAttribute('aria-label', `Delete list ${l.name}`);
   }
 
   const observer = new IntersectionObserver((entries) => {
@@ -164,10 +176,19 @@ export async function board(view, ctx) {
     addListInput.focus();
   })) : null;
 
+  /** Brings the columns in line with `lists`, moving only what moved. */
   function drawAll() {
-    replace(columns, lists.map(listEl), addList);
-    if (!lists.length && !addList) columns.append(h('p', { class: 'empty' }, 'This board has no lists yet.'));
+    const want = lists.map((l) => { if (l.el) nameListEl(l); else listEl(l); return l.el; });
+    if (addList) want.push(addList);
+    if (!want.length) want.push(emptyNote);
+    for (const child of [...columns.children]) if (!want.includes(child)) child.remove();
+    let at = columns.firstChild;
+    for (const el of want) {
+      if (el === at) at = at.nextSibling;
+      else columns.insertBefore(el, at);
+    }
   }
+  const emptyNote = h('p', { class: 'empty' }, 'This board has no lists yet.');
 
   // ---- local state changes -------------------------------------------------
   const listOf = (id) => lists.find((l) => l.id === id);
@@ -466,16 +487,16 @@ export async function board(view, ctx) {
 
   async function renameList(l) {
     const input = h('input', { name: 'name', value: l.name, maxlength: 100, required: true });
-    const head = l.el.querySelector('.list-head');
+    const done = () => { f.replaceWith(l.head); nameListEl(l); l.renameBtn?.focus(); };
     const f = form({ class: 'rename-list' }, [field('List name', input),
       h('button', { type: 'submit', class: 'primary small' }, 'Save'),
-      h('button', { type: 'button', class: 'ghost small', onclick: () => drawAll() }, 'Cancel')], async () => {
+      h('button', { type: 'button', class: 'ghost small', onclick: done }, 'Cancel')], async () => {
       const { data } = await api('PATCH', `${base}/lists/${l.id}`, { body: { name: input.value } });
       l.name = data.name;
-      drawAll();
+      done();
       announce(`List renamed to ${data.name}`);
     });
-    head.replaceWith(f);
+    l.head.replaceWith(f);
     input.select();
   }
 
