@@ -228,9 +228,9 @@ fn summary_body(config: &Config, m: &SummaryEmail) -> String {
         );
     }
     out.push_str(&format!(
-        "\nopen orgboard: {}\n\nYou get this mail at 08:00 your time on days with \
-         something to report; change your time zone with PATCH /api/v1/me.\n",
-        config.public_url()
+        "\nopen orgboard: {url}/\n\nYou get this mail at 08:00 your time on days with \
+         something to report; change your time zone at {url}/me.\n",
+        url = config.public_url()
     ));
     out
 }
