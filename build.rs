@@ -1,19 +1,27 @@
 //! Tells the test binaries which external services this build may use, so a
-//! test that needs PostgreSQL or Redis is reported as *ignored* (with the
-//! reason) when its URL is not set, instead of passing without testing
-//! anything. Under CI (`CI` set) nothing is marked ignored: such a test then
-//! fails on the missing URL (`tests/common`), since CI never skips. (The
-//! build itself never fails here: release builds under CI must work.)
+//! test that needs PostgreSQL, Redis or Chromium is reported as *ignored*
+//! (with the reason) when it is not available, instead of passing without
+//! testing anything. Under CI (`CI` set) nothing is marked ignored: such a
+//! test then fails on the missing service (`tests/common`,
+//! `tests/browser.rs`), since CI never skips. (The build itself never fails
+//! here: release builds under CI must work.)
 //!
 //! `orgboard_no_postgres` is set when `ORGBOARD_TEST_POSTGRES_URL` is unset
-//! or empty, `orgboard_no_redis` likewise for `ORGBOARD_TEST_REDIS_URL`. The
+//! or empty, `orgboard_no_redis` likewise for `ORGBOARD_TEST_REDIS_URL`, and
+//! `orgboard_no_chromium` when no `chromedriver` is found: the file named by
+//! `ORGBOARD_CHROMEDRIVER`, else `chromedriver` on `PATH`, else
+//! `/usr/bin/chromedriver` (the browser tests look it up the same way). The
 //! server itself never reads these flags.
+
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(orgboard_no_postgres)");
     println!("cargo::rustc-check-cfg=cfg(orgboard_no_redis)");
+    println!("cargo::rustc-check-cfg=cfg(orgboard_no_chromium)");
     println!("cargo::rerun-if-env-changed=ORGBOARD_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=ORGBOARD_TEST_REDIS_URL");
+    println!("cargo::rerun-if-env-changed=ORGBOARD_CHROMEDRIVER");
     println!("cargo::rerun-if-env-changed=CI");
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     for (var, cfg) in [
@@ -25,4 +33,34 @@ fn main() {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+    match chromedriver() {
+        // Look again if it goes away (or is replaced).
+        Some(found) => println!("cargo::rerun-if-changed={}", found.display()),
+        None => {
+            // Look again once something is installed (`apt-get install
+            // chromium-driver` adds it to /usr/bin); `PATH` itself is not
+            // watched, as editors and shells often differ in it and every
+            // change would rebuild the crate.
+            if Path::new("/usr/bin").is_dir() {
+                println!("cargo::rerun-if-changed=/usr/bin");
+            }
+            if !ci {
+                println!("cargo::rustc-cfg=orgboard_no_chromium");
+            }
+        }
+    }
+}
+
+/// The chromedriver the browser tests will start, if there is one.
+fn chromedriver() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORGBOARD_CHROMEDRIVER").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("chromedriver"))
+        .chain([PathBuf::from("/usr/bin/chromedriver")])
+        .find(|p| p.is_file())
 }
