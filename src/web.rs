@@ -327,6 +327,85 @@ mod tests {
         }
     }
 
+    /// The colour pairs the stylesheet puts text on, in both schemes, keep
+    /// WCAG AA contrast (4.5:1). Reads the custom properties of app.css.
+    #[test]
+    fn text_colours_pass_wcag_aa_in_both_schemes() {
+        let css = String::from_utf8_lossy(
+            FILES
+                .iter()
+                .find(|(n, _)| *n == "app.css")
+                .map(|(_, b)| *b)
+                .unwrap_or_default(),
+        )
+        .into_owned();
+        let dark_at = css
+            .find("prefers-color-scheme: dark")
+            .expect("a dark scheme");
+        let vars = |block: &str| -> HashMap<String, [f64; 3]> {
+            block
+                .split(';')
+                .filter_map(|decl| {
+                    let (name, value) = decl.rsplit_once(':')?;
+                    let name = name
+                        .split(|c: char| c.is_whitespace() || c == '{')
+                        .next_back()?;
+                    let hex = value.trim().strip_prefix('#')?;
+                    if !name.starts_with("--") || hex.len() != 6 {
+                        return None;
+                    }
+                    let c =
+                        |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0));
+                    Some((name.to_owned(), [c(0), c(2), c(4)]))
+                })
+                .collect()
+        };
+        let light = vars(&css[..dark_at]);
+        let mut dark = light.clone();
+        dark.extend(vars(
+            &css[dark_at
+                ..css[dark_at..]
+                    .find("}\n}")
+                    .map_or(css.len(), |e| dark_at + e)],
+        ));
+        let luminance = |c: [f64; 3]| {
+            let f = |v: f64| {
+                let v = v / 255.0;
+                if v <= 0.03928 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2])
+        };
+        let pairs = [
+            ("--text", "--bg"),
+            ("--text", "--surface"),
+            ("--text", "--surface-2"),
+            ("--muted", "--bg"),
+            ("--muted", "--surface"),
+            ("--muted", "--surface-2"),
+            ("--accent", "--bg"),
+            ("--accent", "--surface"),
+            ("--accent-text", "--accent"),
+            ("--danger", "--surface"),
+            ("--danger", "--surface-2"),
+            ("--surface", "--danger"),
+            ("--ok", "--bg"),
+            ("--ok", "--surface-2"),
+            ("--warn-text", "--warn-bg"),
+        ];
+        for (scheme, vars) in [("light", &light), ("dark", &dark)] {
+            for (fg, bg) in pairs {
+                let (a, b) = (luminance(vars[fg]), luminance(vars[bg]));
+                let ratio = (a.max(b) + 0.05) / (a.min(b) + 0.05);
+                assert!(ratio >= 4.5, "{scheme}: {fg} on {bg} is {ratio:.2}:1");
+            }
+        }
+        assert_ne!(light["--bg"], dark["--bg"], "the dark scheme was read");
+    }
+
     #[test]
     fn gzip_negotiation() {
         let mut h = HeaderMap::new();
