@@ -851,3 +851,714 @@ async fn typing_survives_a_live_update() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Sessions, permissions, outages, comments, list drags, small screens.
+
+/// Someone else joins `w`'s organization with `role` (sign-up, invite,
+/// accept, through the API): (email, access token, user id).
+async fn join(ui: &Ui, w: &World, name: &str, role: &str) -> (String, String, String) {
+    let s = &ui.server;
+    let who = email(&name.to_lowercase().replace(' ', "-"));
+    let token = s.signup(name, &who).await;
+    let invite = s
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{}/invites", w.org_id),
+            &w.owner_token,
+            Some(json!({"email": who, "role": role})),
+            201,
+        )
+        .await;
+    s.call(
+        "POST",
+        "/api/v1/invites/accept",
+        &token,
+        Some(json!({"token": invite["token"]})),
+        200,
+    )
+    .await;
+    let me = s.call("GET", "/api/v1/me", &token, None, 200).await;
+    let id = me["id"].as_str().unwrap().to_owned();
+    (who, token, id)
+}
+
+impl World {
+    fn board_path(&self) -> String {
+        format!("/o/{}/b/{}", self.org_slug, self.board_id)
+    }
+
+    /// The id of the card titled `title` (through the API).
+    async fn task_id(&self, ui: &Ui, title: &str) -> String {
+        let view = ui
+            .server
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/{}/boards/{}", self.org_id, self.board_id),
+                &self.owner_token,
+                None,
+                200,
+            )
+            .await;
+        view["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["tasks"].as_array().unwrap())
+            .find(|t| t["title"] == title)
+            .unwrap_or_else(|| panic!("no card {title:?} on the board: {view}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits until the server has the board `expected`.
+    async fn server_has(&self, ui: &Ui, expected: &harness::BoardState) {
+        poll(&format!("the server to have {expected:?}"), || async {
+            let seen = ui
+                .server
+                .board_state(&self.owner_token, &self.org_id, &self.board_id)
+                .await;
+            if &seen == expected {
+                Ok(())
+            } else {
+                Err(format!("it has {seen:?}"))
+            }
+        })
+        .await;
+    }
+}
+
+/// Marks the current document, to tell later that it was not reloaded.
+async fn mark_document(b: &harness::Browser) {
+    b.js("window.__orgboardTestMark = 'same document';", vec![])
+        .await;
+}
+
+async fn assert_same_document(b: &harness::Browser) {
+    let mark = b
+        .js("return window.__orgboardTestMark || null;", vec![])
+        .await;
+    assert_eq!(mark, json!("same document"), "the page was reloaded");
+}
+
+/// Waits until the board page's event stream is open (`Live`).
+async fn live(b: &harness::Browser) {
+    b.find(".live-state.live").await;
+}
+
+/// Waits until the server refuses `token` (an access token) as expired.
+async fn refused(ui: &Ui, token: &str) {
+    poll_for(
+        Duration::from_secs(15),
+        "the access token to expire",
+        || async {
+            match ui.server.api("GET", "/api/v1/me", Some(token), None).await {
+                (401, _) => Ok(()),
+                (status, body) => Err(format!("GET /me answered {status}: {body}")),
+            }
+        },
+    )
+    .await;
+}
+
+/// A member has the board open; the owner removes them from the
+/// organization through the API. The page says so within a few seconds,
+/// without a reload, and shows the board no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_removed_member_is_told_and_leaves_the_board() {
+    run(
+        "a_removed_member_is_told_and_leaves_the_board",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(&ui, "Leavers", "Shared plans", &[("Inbox", &["Stay"])]).await;
+            let (member_email, _, member_id) = join(&ui, &w, "Bob Member", "member").await;
+            let b = ui.browser().await;
+            log_in(&b, &member_email, &w.board_path(), "board").await;
+            b.board_is(&board(&[("Inbox", &["Stay"])])).await;
+            live(&b).await;
+            mark_document(&b).await;
+
+            ui.server
+                .call(
+                    "DELETE",
+                    &format!("/api/v1/orgs/{}/members/{member_id}", w.org_id),
+                    &w.owner_token,
+                    None,
+                    204,
+                )
+                .await;
+            b.alert_with(None, &["no longer a member"]).await;
+            assert_same_document(&b).await;
+            assert_eq!(b.path().await, w.board_path(), "no navigation happened");
+            assert_eq!(
+                b.board_state().await,
+                board(&[]),
+                "the board is still shown"
+            );
+        },
+    )
+    .await;
+}
+
+/// The board is open; the owner deletes it through the API; the page says
+/// so, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_board_deleted_while_open_says_so() {
+    run(
+        "a_board_deleted_while_open_says_so",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(&ui, "Ephemeral", "Doomed", &[("Inbox", &["Soon gone"])]).await;
+            let b = ui.browser().await;
+            log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+            b.board_is(&board(&[("Inbox", &["Soon gone"])])).await;
+            live(&b).await;
+            mark_document(&b).await;
+
+            ui.server
+                .call(
+                    "DELETE",
+                    &format!("/api/v1/orgs/{}/boards/{}", w.org_id, w.board_id),
+                    &w.owner_token,
+                    None,
+                    204,
+                )
+                .await;
+            b.alert_with(None, &["This board was deleted."]).await;
+            assert_same_document(&b).await;
+            assert_eq!(b.board_state().await, board(&[]), "the lists are gone");
+            b.link("Back to the boards").await;
+        },
+    )
+    .await;
+}
+
+/// With a one-second access token (the smallest allowed), an action after
+/// the token expired still works: the app renews the session through its
+/// HttpOnly cookie, without showing the login page, and its event stream
+/// (which ends with each token) reconnects about once per token rather than
+/// in a tight loop with the spent one. Once that session is
+/// revoked (logged out elsewhere with the cookie's refresh token) and the
+/// last token expired, the next action leads to `/login?next=<the board>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn an_expired_access_token_is_renewed_silently() {
+    harness::run_with(
+        "an_expired_access_token_is_renewed_silently",
+        Backend::Sqlite,
+        &[("ORGBOARD_ACCESS_TOKEN_TTL_SECS", "1")],
+        |ui: Arc<Ui>| async move {
+            let mut w = world(&ui, "Short lived", "Tokens", &[("Inbox", &[])]).await;
+            let b = ui.browser().await;
+            log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+            mark_document(&b).await;
+            // Count the event streams the page opens from now on.
+            b.js(
+                "window.__streams = 0;
+                 const Original = window.EventSource;
+                 window.EventSource = function (...args) {
+                   window.__streams += 1;
+                   return new Original(...args);
+                 };
+                 window.EventSource.CLOSED = Original.CLOSED;",
+                vec![],
+            )
+            .await;
+            let counting = std::time::Instant::now();
+            // Issued after the page's token: it expires no earlier.
+            let probe = ui.server.login(&w.owner_email).await;
+            refused(&ui, &probe).await;
+            // A stream ends with its token; the page renews the token before
+            // it reconnects, rather than retrying with the spent one.
+            let streams = b.js("return window.__streams;", vec![]).await;
+            let bound = 2 + 2 * counting.elapsed().as_secs();
+            assert!(
+                streams.as_u64().unwrap() <= bound,
+                "the page opened {streams} event streams in {:?} (at most {bound} expected)",
+                counting.elapsed()
+            );
+
+            b.add_card("Inbox", "After expiry").await;
+            w.owner_token = ui.server.login(&w.owner_email).await;
+            w.server_has(&ui, &board(&[("Inbox", &["After expiry"])]))
+                .await;
+            assert_eq!(b.path().await, w.board_path(), "no login page");
+            assert_same_document(&b).await;
+
+            // Log the browser's session out elsewhere, with the refresh
+            // token of its cookie.
+            let cookies = b
+                .cdp(
+                    "Network.getCookies",
+                    json!({"urls": [ui.server.url("/api/v1/auth/refresh")]}),
+                )
+                .await;
+            let refresh = cookies["cookies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "orgboard_refresh")
+                .unwrap_or_else(|| panic!("no refresh cookie: {cookies}"));
+            assert_eq!(refresh["httpOnly"], json!(true), "{refresh}");
+            let (status, body) = ui
+                .server
+                .api(
+                    "POST",
+                    "/api/v1/auth/logout",
+                    None,
+                    Some(json!({"refresh_token": refresh["value"]})),
+                )
+                .await;
+            assert_eq!(status, 204, "logout: {body}");
+            let probe = ui.server.login(&w.owner_email).await;
+            refused(&ui, &probe).await;
+            assert_eq!(b.path().await, w.board_path(), "left the board by itself");
+
+            let inbox = b.list("Inbox").await;
+            b.fill_in(Some(&inbox), "Card title", "Too late").await;
+            b.click_button_in(Some(&inbox), "Add card").await;
+            poll("the login page, leading back to the board", || async {
+                let path = b.path().await;
+                if path.starts_with("/login?")
+                    && next_of(&path).as_deref() == Some(w.board_path().as_str())
+                {
+                    Ok(())
+                } else {
+                    Err(format!("at {path}"))
+                }
+            })
+            .await;
+            b.page("login").await;
+            w.owner_token = ui.server.login(&w.owner_email).await;
+            assert_eq!(
+                ui.server
+                    .board_state(&w.owner_token, &w.org_id, &w.board_id)
+                    .await,
+                board(&[("Inbox", &["After expiry"])]),
+                "nothing was saved without a session"
+            );
+        },
+    )
+    .await;
+}
+
+/// The server goes away while a card is being added: a banner says the
+/// server cannot be reached and the typed title stays. Once the server is
+/// back (same port and data), `Add card` again creates the card, once.
+async fn server_down(ui: Arc<Ui>) {
+    const TITLE: &str = "Typed while offline";
+    let w = world(&ui, "Outage", "Unplugged", &[("Inbox", &["Before"])]).await;
+    let b = ui.browser().await;
+    log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+    b.board_is(&board(&[("Inbox", &["Before"])])).await;
+    live(&b).await;
+    let banner = b.find("#banner[role=alert]").await;
+    assert!(
+        !banner.is_displayed().await.unwrap(),
+        "a banner at the start"
+    );
+
+    ui.server.stop().await;
+    let inbox = b.list("Inbox").await;
+    b.fill_in(Some(&inbox), "Card title", TITLE).await;
+    b.click_button_in(Some(&inbox), "Add card").await;
+    let banner_says = |needle: &'static str| {
+        let banner = banner.clone();
+        async move {
+            let shown = banner.is_displayed().await.map_err(|e| e.to_string())?;
+            let text = banner.text().await.map_err(|e| e.to_string())?;
+            if shown && text.contains(needle) {
+                Ok(())
+            } else {
+                Err(format!("#banner shown: {shown}, says {text:?}"))
+            }
+        }
+    };
+    poll("the banner", || banner_says("Cannot reach the server")).await;
+    assert_eq!(b.value_in(Some(&inbox), "Card title").await, TITLE);
+    // The retries (about 7.5 s of backoff) give up; the text stays.
+    poll_for(Duration::from_secs(20), "the retries to give up", || {
+        banner_says("not saved")
+    })
+    .await;
+    assert_eq!(b.value_in(Some(&inbox), "Card title").await, TITLE);
+
+    ui.server.restart().await;
+    b.click_button_in(Some(&inbox), "Add card").await;
+    let expected = board(&[("Inbox", &["Before", TITLE])]);
+    b.board_is(&expected).await;
+    poll("the banner to go", || async {
+        match banner.is_displayed().await {
+            Ok(false) => Ok(()),
+            other => Err(format!("#banner displayed: {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(b.value_in(Some(&inbox), "Card title").await, "");
+    w.server_has(&ui, &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_server_that_is_down_shows_a_banner_and_keeps_the_typing() {
+    run(
+        "a_server_that_is_down_shows_a_banner_and_keeps_the_typing",
+        Backend::Sqlite,
+        server_down,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_server_that_is_down_shows_a_banner_and_keeps_the_typing_on_postgres() {
+    run(
+        "a_server_that_is_down_shows_a_banner_and_keeps_the_typing_on_postgres",
+        Backend::Postgres,
+        server_down,
+    )
+    .await;
+}
+
+/// The comment count on a card, as the board shows it (0 without a badge).
+async fn comment_badge(b: &harness::Browser, task_id: &str) -> Result<String, String> {
+    let v = b
+        .try_js(
+            "const c = document.querySelector(`li.card[data-task-id=\"${arguments[0]}\"]`);
+             if (!c) return 'no card';
+             const badge = c.querySelector('.badge.comments');
+             return badge ? badge.getAttribute('aria-label') : 'no badge';",
+            vec![json!(task_id)],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+/// In the card dialog a comment is added (the card on the board then shows
+/// one comment), edited, and deleted after confirming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn comments_are_added_edited_and_deleted_in_the_card_dialog() {
+    run(
+        "comments_are_added_edited_and_deleted_in_the_card_dialog",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(&ui, "Talkers", "Discussed", &[("Inbox", &["Topic"])]).await;
+            let task_id = w.task_id(&ui, "Topic").await;
+            let comments_path = format!("/api/v1/orgs/{}/tasks/{task_id}/comments", w.org_id);
+            let bodies = || async {
+                let page = ui
+                    .server
+                    .call("GET", &comments_path, &w.owner_token, None, 200)
+                    .await;
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["body"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            let b = ui.browser().await;
+            log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+            live(&b).await;
+            assert_eq!(comment_badge(&b, &task_id).await.unwrap(), "no badge");
+
+            b.click_card("Topic").await;
+            let dialog = b.find("dialog#card-dialog[open]").await;
+            b.fill_in(Some(&dialog), "Comment", "First thought").await;
+            b.click_button_in(Some(&dialog), "Add comment").await;
+            let shown = |expected: &'static str| {
+                let dialog = dialog.clone();
+                let b = b.clone();
+                async move {
+                    let texts = b
+                        .try_js(
+                            "return [...arguments[0].querySelectorAll('#comments > li')]
+                               .map(li => li.textContent.replace(/\\s+/g, ' ').trim());",
+                            vec![serde_json::to_value(&dialog).unwrap()],
+                        )
+                        .await?;
+                    let texts: Vec<String> = serde_json::from_value(texts).unwrap();
+                    if texts.len() == 1 && texts[0].contains(expected) {
+                        Ok(texts)
+                    } else {
+                        Err(format!("the comments show {texts:?}"))
+                    }
+                }
+            };
+            poll("the new comment in the dialog", || shown("First thought")).await;
+            assert_eq!(
+                b.value_in(Some(&dialog), "Comment").await,
+                "",
+                "the field is emptied"
+            );
+            poll("the card to show one comment", || async {
+                match comment_badge(&b, &task_id).await? {
+                    s if s == "1 comments" => Ok(()),
+                    s => Err(s),
+                }
+            })
+            .await;
+            assert_eq!(bodies().await, ["First thought"]);
+
+            b.click_button_in(Some(&dialog), "Edit comment").await;
+            b.fill_in(Some(&dialog), "Edit comment", "Second thought")
+                .await;
+            b.click_button_in(Some(&dialog), "Save comment").await;
+            let texts = poll("the edited comment", || shown("Second thought")).await;
+            assert!(texts[0].contains("(edited)"), "{texts:?}");
+            assert_eq!(bodies().await, ["Second thought"]);
+
+            b.click_button_in(Some(&dialog), "Delete comment").await;
+            let confirm = b.find("dialog.confirm[open]").await;
+            b.click_button_in(Some(&confirm), "Delete comment").await;
+            poll("the comment to go", || shown("No comments yet.")).await;
+            assert!(bodies().await.is_empty(), "the comment is still saved");
+            poll("the card to show no comments", || async {
+                match comment_badge(&b, &task_id).await? {
+                    s if s == "no badge" => Ok(()),
+                    s => Err(s),
+                }
+            })
+            .await;
+        },
+    )
+    .await;
+}
+
+/// A `member` sees the owner's card (not assigned to them) read-only: the
+/// dialog's `Title` is disabled, there is no `Save`; dragging it sends no
+/// move. Their own card can be dragged and edited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_member_cannot_drag_or_edit_someone_elses_card() {
+    run(
+        "a_member_cannot_drag_or_edit_someone_elses_card",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(
+                &ui,
+                "Crew",
+                "Shared",
+                &[("Todo", &["Olive's card"]), ("Done", &[])],
+            )
+            .await;
+            let (member_email, _, _) = join(&ui, &w, "Bob Member", "member").await;
+            let b = ui.browser().await;
+            log_in(&b, &member_email, &w.board_path(), "board").await;
+            b.add_card("Todo", "Bob's card").await;
+            let start = board(&[("Todo", &["Olive's card", "Bob's card"]), ("Done", &[])]);
+            w.server_has(&ui, &start).await;
+
+            b.click_card("Olive's card").await;
+            let dialog = b.find("dialog#card-dialog[open]").await;
+            let title = b.field_in(Some(&dialog), "Title").await;
+            assert!(!title.is_enabled().await.unwrap(), "Title is editable");
+            assert_eq!(b.count_visible_buttons_in(&dialog, "Save").await, 0);
+            assert_eq!(b.count_visible_buttons_in(&dialog, "Delete card").await, 0);
+            b.click_button_in(Some(&dialog), "Close").await;
+            poll("the dialog to close", || async {
+                let open = b
+                    .try_js("return !!document.querySelector('dialog[open]');", vec![])
+                    .await?;
+                if open == json!(false) {
+                    Ok(())
+                } else {
+                    Err("a dialog is open".into())
+                }
+            })
+            .await;
+
+            // Every request the page makes from now on.
+            b.js(
+                "window.__requests = [];
+                 const send = window.fetch;
+                 window.fetch = (...args) => {
+                   window.__requests.push(String(args[0]));
+                   return send(...args);
+                 };",
+                vec![],
+            )
+            .await;
+            b.drag("Olive's card", DropAt::EndOf("Done")).await;
+            // Their own card moves (after the refused drag, so a move sent
+            // by that one would be recorded first).
+            b.drag("Bob's card", DropAt::EndOf("Done")).await;
+            let moved = board(&[("Todo", &["Olive's card"]), ("Done", &["Bob's card"])]);
+            b.board_is(&moved).await;
+            w.server_has(&ui, &moved).await;
+            let bob = w.task_id(&ui, "Bob's card").await;
+            let moves: Vec<String> =
+                serde_json::from_value(b.js("return window.__requests;", vec![]).await).unwrap();
+            let moves: Vec<&String> = moves.iter().filter(|u| u.ends_with("/move")).collect();
+            assert_eq!(moves.len(), 1, "moves sent: {moves:?}");
+            assert!(moves[0].contains(&bob), "moves sent: {moves:?}");
+
+            b.click_card("Bob's card").await;
+            let dialog = b.find("dialog#card-dialog[open]").await;
+            assert!(
+                b.field_in(Some(&dialog), "Title")
+                    .await
+                    .is_enabled()
+                    .await
+                    .unwrap()
+            );
+            b.fill_in(Some(&dialog), "Title", "Bob's card, edited")
+                .await;
+            b.click_button_in(Some(&dialog), "Save").await;
+            let edited = board(&[
+                ("Todo", &["Olive's card"]),
+                ("Done", &["Bob's card, edited"]),
+            ]);
+            b.board_is(&edited).await;
+            w.server_has(&ui, &edited).await;
+        },
+    )
+    .await;
+}
+
+/// The first list, dragged by its handle past the second, goes after it:
+/// on the page, on the server, and after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn lists_are_reordered_by_dragging_their_handle() {
+    run(
+        "lists_are_reordered_by_dragging_their_handle",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(
+                &ui,
+                "Columns",
+                "Reordered",
+                &[("Alpha", &["A1"]), ("Beta", &[]), ("Gamma", &[])],
+            )
+            .await;
+            let b = ui.browser().await;
+            log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+            b.board_is(&board(&[("Alpha", &["A1"]), ("Beta", &[]), ("Gamma", &[])]))
+                .await;
+
+            b.drag_list("Alpha", DropAt::After("Beta")).await;
+            let expected = board(&[("Beta", &[]), ("Alpha", &["A1"]), ("Gamma", &[])]);
+            b.board_is(&expected).await;
+            w.server_has(&ui, &expected).await;
+            let lists = ui
+                .server
+                .call(
+                    "GET",
+                    &format!("/api/v1/orgs/{}/boards/{}/lists", w.org_id, w.board_id),
+                    &w.owner_token,
+                    None,
+                    200,
+                )
+                .await;
+            let names: Vec<&str> = lists["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["Beta", "Alpha", "Gamma"], "{lists}");
+
+            b.reload().await;
+            b.page("board").await;
+            b.board_is(&expected).await;
+        },
+    )
+    .await;
+}
+
+/// On a 375 px wide phone the lists scroll sideways inside their row, the
+/// page itself does not, and `Add card` works in the first list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn the_board_is_usable_375_px_wide() {
+    run(
+        "the_board_is_usable_375_px_wide",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let w = world(
+                &ui,
+                "Pocket",
+                "Small screen",
+                &[("One", &[]), ("Two", &[]), ("Three", &[]), ("Four", &[])],
+            )
+            .await;
+            let b = ui.phone(375, 800).await;
+            log_in(&b, &w.owner_email, &w.board_path(), "board").await;
+            b.board_is(&board(&[("One", &[]), ("Two", &[]), ("Three", &[]), ("Four", &[])]))
+                .await;
+            let widths = b
+                .js(
+                    "const l = document.querySelector('.lists');
+                     return {screen: screen.width, lists: l.scrollWidth, listsClient: l.clientWidth,
+                             page: document.documentElement.scrollWidth,
+                             outside: [...document.querySelectorAll('body *')]
+                               .filter(e => e.getBoundingClientRect().right > 375
+                                            && !(l.contains(e) && getComputedStyle(e).position === 'static'))
+                               .map(e => `${e.tagName.toLowerCase()}${e.className ? '.' + e.className : ''} \
+                                          \"${e.textContent.trim().slice(0, 30)}\" ends at ${Math.round(e.getBoundingClientRect().right)}`)};",
+                    vec![],
+                )
+                .await;
+            assert_eq!(widths["screen"], json!(375), "the emulated phone: {widths}");
+            assert!(
+                widths["lists"].as_i64() > widths["listsClient"].as_i64(),
+                "the lists do not scroll sideways: {widths}"
+            );
+            assert!(
+                widths["page"].as_i64().unwrap() <= 375,
+                "the page scrolls sideways ({} px wide); sticking out: {:#}",
+                widths["page"],
+                widths["outside"]
+            );
+
+            b.add_card("One", "From the phone").await;
+            w.server_has(
+                &ui,
+                &board(&[
+                    ("One", &["From the phone"]),
+                    ("Two", &[]),
+                    ("Three", &[]),
+                    ("Four", &[]),
+                ]),
+            )
+            .await;
+        },
+    )
+    .await;
+}

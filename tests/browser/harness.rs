@@ -217,16 +217,21 @@ pub enum Backend {
 }
 
 /// The real `orgboard` binary on a free port with a fresh data directory
-/// (and, for PostgreSQL, a fresh database), killed when dropped.
+/// (and, for PostgreSQL, a fresh database), killed when dropped. It can be
+/// stopped and started again on the same port, data directory and database
+/// ([`Server::stop`], [`Server::restart`]).
 pub struct Server {
-    child: Child,
+    child: Mutex<Option<Child>>,
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
+    db_url: Option<String>,
+    /// Extra environment (overrides the defaults below).
+    env: Vec<(String, String)>,
     _pg: Option<common::PgDatabase>,
 }
 
 impl Server {
-    async fn start(backend: Backend) -> Self {
+    async fn start(backend: Backend, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (pg, db_url) = match backend {
             Backend::Sqlite => (None, None),
@@ -235,13 +240,33 @@ impl Server {
                 (Some(db), Some(url))
             }
         };
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
+        let server = Self {
+            child: Mutex::new(None),
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            dir,
+            db_url,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            _pg: pg,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Starts the process and waits until it answers `/readyz`.
+    async fn spawn(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("server log");
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("ORGBOARD_ADDR", addr.to_string())
-            .env("ORGBOARD_DATA_DIR", dir.path().join("data"))
+            .env("ORGBOARD_ADDR", self.addr.to_string())
+            .env("ORGBOARD_DATA_DIR", self.dir.path().join("data"))
             .env("ORGBOARD_ARGON2_MEMORY_KIB", "64")
             .env("ORGBOARD_ARGON2_ITERATIONS", "1")
             // Every browser comes from 127.0.0.1.
@@ -251,34 +276,61 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("server log")))
             .stderr(Stdio::from(log));
-        if let Some(url) = &db_url {
+        if let Some(url) = &self.db_url {
             cmd.env("ORGBOARD_DATABASE_URL", url);
         }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         let child = cmd.spawn().expect("start orgboard");
-        let mut server = Self {
-            child,
-            addr,
-            dir,
-            _pg: pg,
-        };
+        *self.child.lock().expect("server child") = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = http_json(addr, "GET", "/readyz", None) {
-                return server;
+            if let Ok((200, _)) = http_json(self.addr, "GET", "/readyz", None) {
+                return;
             }
-            if let Ok(Some(exit)) = server.child.try_wait() {
-                panic!(
-                    "orgboard exited at start ({exit}):\n{}",
-                    server.log_tail(40)
-                );
+            let exited = self
+                .child
+                .lock()
+                .expect("server child")
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(exit) = exited {
+                panic!("orgboard exited at start ({exit}):\n{}", self.log_tail(40));
             }
             assert!(
                 Instant::now() < deadline,
                 "orgboard not ready within 30 s:\n{}",
-                server.log_tail(40)
+                self.log_tail(40)
             );
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Kills the server (as a crash or a pulled cable would: no goodbye to
+    /// open connections) and waits until its port refuses connections.
+    pub async fn stop(&self) {
+        let child = self.child.lock().expect("server child").take();
+        let mut child = child.expect("the server is running");
+        let _ = child.kill();
+        let _ = child.wait();
+        poll("the server's port to refuse connections", || async {
+            match TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)) {
+                Ok(_) => Err(format!("{} still accepts", self.addr)),
+                Err(_) => Ok(()),
+            }
+        })
+        .await;
+    }
+
+    /// Starts the stopped server again: same port, data directory (and so
+    /// signing secret) and database.
+    pub async fn restart(&self) {
+        assert!(
+            self.child.lock().expect("server child").is_none(),
+            "restart: the server is still running"
+        );
+        self.spawn().await;
     }
 
     /// The absolute URL of `path` on this server.
@@ -433,8 +485,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.get_mut().ok().and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -586,7 +640,17 @@ where
     F: FnOnce(Arc<Ui>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (driver, server) = tokio::join!(Chromedriver::start(), Server::start(backend));
+    run_with(name, backend, &[], body).await;
+}
+
+/// [`run`] with extra environment for the server (e.g.
+/// `ORGBOARD_ACCESS_TOKEN_TTL_SECS`), kept across [`Server::restart`].
+pub async fn run_with<F, Fut>(name: &str, backend: Backend, env: &[(&str, &str)], body: F)
+where
+    F: FnOnce(Arc<Ui>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (driver, server) = tokio::join!(Chromedriver::start(), Server::start(backend, env));
     let ui = Arc::new(Ui {
         server,
         driver,
@@ -615,6 +679,20 @@ where
 impl Ui {
     /// A new browser session (a fresh profile: no cookies, no storage).
     pub async fn browser(&self) -> Browser {
+        self.open_browser(None).await
+    }
+
+    /// A new browser session emulating a phone whose viewport is
+    /// `width`×`height` CSS pixels (Chromium's mobile emulation: a desktop
+    /// window cannot be made that narrow).
+    pub async fn phone(&self, width: u32, height: u32) -> Browser {
+        self.open_browser(Some(json!({
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}
+        })))
+        .await
+    }
+
+    async fn open_browser(&self, mobile_emulation: Option<Value>) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let args = [
             "--headless".to_owned(),
@@ -629,10 +707,11 @@ impl Ui {
         ];
         let mut caps = Capabilities::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": chromium_path(), "args": args}),
-        );
+        let mut chrome = json!({"binary": chromium_path(), "args": args});
+        if let Some(m) = mobile_emulation {
+            chrome["mobileEmulation"] = m;
+        }
+        caps.insert("goog:chromeOptions".into(), chrome);
         caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         // An alert stays open (and is reported), rather than being dismissed.
         caps.insert("unhandledPromptBehavior".into(), json!("ignore"));
@@ -660,6 +739,7 @@ impl Ui {
         Browser {
             client,
             base: self.server.url(""),
+            driver: self.driver.addr,
         }
     }
 
@@ -787,6 +867,8 @@ const BUTTONS: &str = "button, [role=button], input[type=submit], input[type=but
 pub struct Browser {
     pub client: Client,
     base: String,
+    /// The chromedriver's address (for its Chromium-specific commands).
+    driver: SocketAddr,
 }
 
 fn element(client: &Client, value: &Value) -> Option<Element> {
@@ -808,6 +890,27 @@ impl Browser {
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// Runs a Chrome DevTools Protocol command (chromedriver's
+    /// `goog/cdp/execute`) and returns its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let addr = self.driver;
+        let path = format!("/session/{session}/goog/cdp/execute");
+        let body = json!({"cmd": cmd, "params": params});
+        let (status, answer) =
+            tokio::task::spawn_blocking(move || http_json(addr, "POST", &path, Some(&body)))
+                .await
+                .expect("CDP call")
+                .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"));
+        assert_eq!(status, 200, "CDP {cmd} answered {status}: {answer}");
+        answer["value"].clone()
     }
 
     /// Reloads the page.
@@ -1026,6 +1129,12 @@ impl Browser {
     /// How many visible buttons named `name` there are.
     pub async fn count_visible_buttons(&self, name: &str) -> usize {
         let found = self.try_named(BUTTONS, name, None, true).await;
+        found.unwrap_or_else(|e| panic!("{e}")).len()
+    }
+
+    /// How many visible buttons named `name` there are inside `scope`.
+    pub async fn count_visible_buttons_in(&self, scope: &Element, name: &str) -> usize {
+        let found = self.try_named(BUTTONS, name, Some(scope), true).await;
         found.unwrap_or_else(|e| panic!("{e}")).len()
     }
 
@@ -1265,6 +1374,76 @@ impl Browser {
                 duration: step,
                 x: 1.0,
                 y: dy,
+            })
+            .pause(Duration::from_millis(50))
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Drags the list `name` by its handle (`Move list <name>`) with
+    /// pointer actions onto the near (`Before`) or far (`After`) side of the
+    /// list `other`, and drops it there. Like [`Browser::drag`], a stale
+    /// element starts the drag over; the caller checks where the list went.
+    pub async fn drag_list(&self, name: &str, to: DropAt<'_>) {
+        self.idle().await;
+        poll(&format!("dragging the list {name:?} to {to:?}"), || async {
+            let result = self.try_drag_list(name, to).await;
+            let _ = self.client.release_actions().await;
+            result
+        })
+        .await;
+    }
+
+    async fn try_drag_list(&self, name: &str, to: DropAt<'_>) -> Result<(), String> {
+        let handle = self
+            .try_first(BUTTONS, &format!("Move list {name}"), None)
+            .await?;
+        let (other, before) = match to {
+            DropAt::Before(other) => (other, true),
+            DropAt::After(other) => (other, false),
+            DropAt::EndOf(_) => panic!("a list is dropped before or after another list"),
+        };
+        let target = self.try_list(other).await?;
+        let (_, _, w, _) = target.rectangle().await.map_err(|e| e.to_string())?;
+        let dx = if before { -w / 4.0 } else { w / 4.0 };
+        let step = Some(Duration::from_millis(20));
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveToElement {
+                element: handle,
+                duration: None,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveBy {
+                duration: step,
+                x: 8.0,
+                y: 0.0,
+            })
+            .then(PointerAction::MoveBy {
+                duration: step,
+                x: 8.0,
+                y: 0.0,
+            })
+            .then(PointerAction::MoveToElement {
+                element: target.clone(),
+                duration: Some(Duration::from_millis(150)),
+                x: dx,
+                y: 0.0,
+            })
+            // Again: the placeholder may have shifted the target meanwhile.
+            .then(PointerAction::MoveToElement {
+                element: target,
+                duration: step,
+                x: dx + 1.0,
+                y: 0.0,
             })
             .pause(Duration::from_millis(50))
             .then(PointerAction::Up {

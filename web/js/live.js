@@ -70,7 +70,15 @@ export function subscribe(orgId, boardId, onEvent, onState = () => {}) {
   const reopen = async (fresh) => {
     if (stopped) return;
     onState('reconnecting');
-    if (!fresh) {
+    if (fresh) {
+      // `end`: the token that opened the stream expired, or its session was
+      // revoked. The server still accepts an expired token for a few seconds
+      // (clock leeway), so reconnecting with it would end again at once, in
+      // a tight loop: renew it first. Signed out: stay closed.
+      const renewed = await refresh();
+      if (stopped || !accessToken()) return;
+      if (!renewed) { failures += 1; fresh = false; }
+    } else {
       failures += 1;
       // Refused: ask why. A 404 means the membership or organization is gone.
       try {

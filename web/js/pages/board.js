@@ -9,6 +9,7 @@
 import { ApiError, all, api, get, session } from '../api.js';
 import { announce, confirmDialog, field, form, h, localDay, replace, select } from '../dom.js';
 import { subscribe } from '../live.js';
+import { navigate, reloadOrgs } from '../main.js';
 import { openCard } from './card.js';
 
 const CHUNK = 200;
@@ -583,8 +584,35 @@ export async function board(view, ctx) {
 
   function handle(ev) {
     if (dragging) { queued.push(ev); return; }
+    // The stream is the organization's: other boards' events are skipped,
+    // events of no board (labels, members) concern this one too.
+    if (ev.board_id && ev.board_id !== boardId) return;
     const id = ev.entity?.id;
     const changes = ev.entity?.changes || {};
+    switch (ev.type) {
+      case 'label.created': case 'label.updated': case 'label.deleted':
+        all(`${base}/labels`).then((fresh) => {
+          labels.clear();
+          for (const l of fresh) labels.set(l.id, l);
+          if (ev.type === 'label.deleted') for (const t of tasks.values()) t.label_ids = t.label_ids.filter((x) => x !== id);
+          for (const l of lists) drawList(l);
+        });
+        return;
+      case 'member.joined': case 'member.left': case 'member.removed': case 'member.role_changed':
+        if (id === can.me && ev.type === 'member.role_changed') {
+          // My role changed: what I may do changed; draw the page again.
+          reloadOrgs().then(() => navigate(location.pathname + location.search, { replace: true }));
+          return;
+        }
+        all(`${base}/members`).then((fresh) => {
+          members.clear();
+          for (const m of fresh) members.set(m.user_id, m);
+          for (const l of lists) drawList(l);
+        });
+        return;
+      case 'org.deleted': handle({ type: 'gone' }); return;
+      default: break;
+    }
     switch (ev.type) {
       case 'reset': refetch(); break;
       case 'gone':
@@ -610,7 +638,7 @@ export async function board(view, ctx) {
     if (boardInfo.archived) { note.textContent = 'This board is archived.'; note.hidden = false; note.setAttribute('role', 'status'); }
   }
 
-  const stop = subscribe(org.id, boardId, handle, (state) => {
+  const stop = subscribe(org.id, null, handle, (state) => {
     liveDot.textContent = state === 'live' ? 'Live' : 'Reconnecting…';
     liveDot.className = `live-state ${state}`;
   });
