@@ -26,7 +26,7 @@ use crate::lists::{self, List, lock_suffix};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
-use crate::tasks::{self, Task};
+use crate::tasks::{self, Task, TaskSummary};
 
 /// Longest board description.
 pub const DESCRIPTION_MAX: usize = 10_000;
@@ -62,14 +62,19 @@ impl Board {
     }
 }
 
-/// A list of the board view, with its tasks in order.
+/// A list of the board view, with its first tasks in order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListWithTasks {
     /// The list.
     #[serde(flatten)]
     pub list: List,
-    /// Its tasks, in order.
-    pub tasks: Vec<Task>,
+    /// Its first `per_list` tasks, in order (summaries: every field but the
+    /// description).
+    pub tasks: Vec<TaskSummary>,
+    /// When the list has more: the cursor of
+    /// `GET …/tasks?list_id=<this list>&sort=position` for the rest, in
+    /// board order; `null` when every task of the list is here.
+    pub next_cursor: Option<String>,
 }
 
 /// The board view: the board, its lists in order, each with its tasks in order.
@@ -298,63 +303,128 @@ async fn create_board(
     Ok((StatusCode::CREATED, AppJson(board)).into_response())
 }
 
-/// Builds the board view inside `tx`: four queries whatever the size.
+/// Builds the board view inside `tx`, three statements whatever the size:
+/// the board, its lists, and the first `per_list` tasks of every list (one
+/// `LIMIT`ed index range each, in one statement). `cursor` makes the
+/// `next_cursor` of a list from its last task shown.
 pub async fn board_view(
     tx: &mut Tx,
     org_id: Uuid,
     board_id: Uuid,
+    per_list: u32,
+    cursor: impl Fn(&Task) -> String,
 ) -> Result<Option<BoardView>, sqlx::Error> {
     let Some(board) = load_board(tx, org_id, board_id).await? else {
         return Ok(None);
     };
     let lists = lists::lists_of_board(tx, org_id, board_id).await?;
-    let tasks = tasks::tasks_of_board(tx, org_id, board_id).await?;
+    let ids: Vec<Uuid> = lists.iter().map(|l| l.id).collect();
+    let tasks = tasks::first_tasks_of_lists(tx, org_id, &ids, per_list).await?;
     let mut by_list: std::collections::HashMap<Uuid, Vec<Task>> = std::collections::HashMap::new();
     for t in tasks {
         by_list.entry(t.list_id).or_default().push(t);
     }
     let lists = lists
         .into_iter()
-        .map(|l| ListWithTasks {
-            tasks: by_list.remove(&l.id).unwrap_or_default(),
-            list: l,
+        .map(|l| {
+            let mut tasks = by_list.remove(&l.id).unwrap_or_default();
+            let more = tasks.len() > per_list as usize;
+            tasks.truncate(per_list as usize);
+            ListWithTasks {
+                next_cursor: tasks.last().filter(|_| more).map(&cursor),
+                tasks: tasks.into_iter().map(TaskSummary::from).collect(),
+                list: l,
+            }
         })
         .collect();
     Ok(Some(BoardView { board, lists }))
 }
 
-/// The board view: the board, its lists in order, each with its tasks in
-/// order. Served from the board-view cache when no write to the organization
-/// has been acknowledged since it was stored; `Cache-Control: no-cache`
-/// reads it from the database.
+/// Cards per list in the board view when `per_list` is not given.
+pub const DEFAULT_PER_LIST: u32 = 200;
+/// Most cards per list a board view carries.
+pub const MAX_PER_LIST: u32 = 1000;
+
+/// Query of `GET …/boards/{board}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoardViewQuery {
+    /// Cards per list, 1–1000 (default 200); each list's `next_cursor`
+    /// pages the rest.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub per_list: Option<String>,
+}
+
+impl BoardViewQuery {
+    /// `per_list` checked: a whole number from 1 to [`MAX_PER_LIST`], else `422`.
+    pub fn per_list(&self) -> Result<u32, ApiError> {
+        match self.per_list.as_deref() {
+            None => Ok(DEFAULT_PER_LIST),
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PER_LIST).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "per_list",
+                        format!("must be a whole number from 1 to {MAX_PER_LIST}"),
+                    )
+                }),
+        }
+    }
+}
+
+/// The board view: the board, its lists in order, each with its first
+/// `per_list` tasks in order (summaries, without descriptions) and a
+/// `next_cursor` for the rest (`GET …/tasks?list_id=…&sort=position&cursor=…`).
+/// Served from the board-view cache when no write to the organization has
+/// been acknowledged since it was stored (gzipped once, when stored);
+/// `If-None-Match` with its `ETag` answers `304` without reading the view;
+/// `Cache-Control: no-cache` reads it from the database.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
-    params(BoardPath, ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read from the database, not the cache")),
+    params(BoardPath, BoardViewQuery,
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read from the database, not the cache (never `304`)"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this view: `304` when nothing was acknowledged since")),
     security(("bearer" = [])),
-    responses((status = 200, body = BoardView), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = BoardView, headers(("ETag" = String, description = "The view's version (with `per_list`)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn get_board(
     State(state): State<AppState>,
     org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
+    AppQuery(query): AppQuery<BoardViewQuery>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
+    use axum::http::header;
     // `Cache-Control: no-cache` asks for a view read from the database now
-    // (it still refreshes the cache).
-    let fresh = headers
-        .get_all(axum::http::header::CACHE_CONTROL)
-        .iter()
-        .any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
-        });
+    // (it still refreshes the cache, and is never answered 304).
+    let fresh = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
+    });
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+    let per_list = query.per_list()?;
+    let gzip = crate::web::accepts_gzip(&headers);
     // The version is read before the view (see crate::cache); SQLite's read
     // snapshot began with the membership check, so it starts over after it.
     let cache = &state.live.cache;
     let version = cache.version(ctx.org_id).await;
+    let etag = version.map(|v| v.etag(path.board, per_list));
     if let Some(v) = version {
-        if !fresh && let Some(body) = cache.get(ctx.org_id, path.board, v).await {
-            return Ok(json_bytes(body));
+        if !fresh {
+            if etag
+                .as_ref()
+                .is_some_and(|tag| crate::cache::if_none_match(&headers, tag))
+            {
+                // Nothing acknowledged since: no view is read or built.
+                return Ok(not_modified(etag));
+            }
+            if let Some(hit) = cache.get(ctx.org_id, path.board, per_list, v).await {
+                return Ok(view_response(&hit, gzip, etag));
+            }
         }
         if tx.backend() == crate::db::Backend::Sqlite {
             drop(tx);
@@ -364,29 +434,56 @@ async fn get_board(
                 .await?;
         }
     }
-    let view = board_view(&mut tx, ctx.org_id, path.board)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let org_id = ctx.org_id;
+    let view = board_view(&mut tx, org_id, path.board, per_list, |last| {
+        tasks::filter::position_cursor(&state, org_id, last)
+    })
+    .await?
+    .ok_or_else(ApiError::not_found)?;
     drop(tx);
     let body = axum::body::Bytes::from(
         serde_json::to_vec(&view).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
     );
+    let stored = crate::cache::CachedView::new(body);
     if let Some(v) = version {
-        cache.put(ctx.org_id, path.board, v, body.clone()).await;
+        cache
+            .put(ctx.org_id, path.board, per_list, v, stored.clone())
+            .await;
     }
-    Ok(json_bytes(body))
+    Ok(view_response(&stored, gzip, etag))
 }
 
-/// A JSON response from serialized bytes.
-fn json_bytes(body: axum::body::Bytes) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+/// `304 Not Modified` with the current `ETag`.
+fn not_modified(etag: Option<String>) -> Response {
+    let mut res = StatusCode::NOT_MODIFIED.into_response();
+    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+        res.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    res
+}
+
+/// A board view: gzipped as stored (never compressed again) when the client
+/// accepts gzip, else plain; with its `ETag` when it has one.
+fn view_response(view: &crate::cache::CachedView, gzip: bool, etag: Option<String>) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut res = if gzip {
+        let mut res = view.gzip.clone().into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        res
+    } else {
+        view.body.clone().into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Some(v) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        h.insert(header::ETAG, v);
+    }
+    res
 }
 
 /// Rename, describe, archive or restore a board (admin+).

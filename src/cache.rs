@@ -13,6 +13,13 @@
 //! recent entries in memory (moka, bounded by bytes): an entry found under
 //! the current version is fresh wherever it came from.
 //!
+//! Entries are keyed by board and `per_list` and hold the JSON and its gzip
+//! form, compressed once when stored. A version also names the view for
+//! HTTP: [`Version::etag`] is `"<epoch>-<n>-<board>-<per_list>"`, where the
+//! epoch is random per process (in process) or per Redis data set (a key
+//! set once; a flushed Redis gets a new one), so a counter that starts over
+//! never repeats an ETag of other content.
+//!
 //! If Redis fails, readers bypass the cache (served from the database) and
 //! a failed invalidation is logged; entries in Redis expire after
 //! [`REDIS_TTL_SECS`], which bounds any staleness such a failure could cause.
@@ -31,16 +38,78 @@ pub const REDIS_TTL_SECS: u64 = 30;
 /// Memory budget of the in-process layer.
 const LOCAL_BYTES: u64 = 64 * 1024 * 1024;
 
+/// An organization's version: a counter bumped by every acknowledged write,
+/// and the epoch the counter lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    epoch: u64,
+    n: u64,
+}
+
+impl Version {
+    /// The `ETag` of the view of `board` with `per_list` cards per list at
+    /// this version.
+    pub fn etag(&self, board: Uuid, per_list: u32) -> String {
+        format!(
+            "\"{:x}-{}-{}-{per_list}\"",
+            self.epoch,
+            self.n,
+            board.simple()
+        )
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`); weak tags compare too.
+pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// A serialized board view and its gzip form.
+#[derive(Clone)]
+pub struct CachedView {
+    /// The JSON.
+    pub body: Bytes,
+    /// The JSON gzipped (fast level: stored once, served many times).
+    pub gzip: Bytes,
+}
+
+impl CachedView {
+    /// Compresses `body` once.
+    pub fn new(body: Bytes) -> Self {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 6),
+            flate2::Compression::new(4),
+        );
+        let gzip = enc
+            .write_all(&body)
+            .and_then(|()| enc.finish())
+            .unwrap_or_default();
+        Self {
+            body,
+            gzip: Bytes::from(gzip),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Entry {
-    version: u64,
-    body: Bytes,
+    version: Version,
+    view: CachedView,
 }
 
 /// Cached board views, in process and (when configured) in Redis.
 pub struct BoardCache {
-    local: moka::sync::Cache<(Uuid, Uuid), Entry>,
+    local: moka::sync::Cache<(Uuid, Uuid, u32), Entry>,
     versions: Mutex<HashMap<Uuid, u64>>,
+    /// The epoch of in-process versions.
+    epoch: u64,
     redis: Option<Redis>,
 }
 
@@ -53,7 +122,9 @@ impl BoardCache {
             // the shared ones do, so a lost invalidation stays bounded.
             local: moka::sync::Cache::builder()
                 .max_capacity(LOCAL_BYTES)
-                .weigher(|_, e: &Entry| u32::try_from(e.body.len()).unwrap_or(u32::MAX))
+                .weigher(|_, e: &Entry| {
+                    u32::try_from(e.view.body.len() + e.view.gzip.len()).unwrap_or(u32::MAX)
+                })
                 .time_to_live(Duration::from_secs(if redis.is_some() {
                     REDIS_TTL_SECS
                 } else {
@@ -61,65 +132,112 @@ impl BoardCache {
                 }))
                 .build(),
             versions: Mutex::new(HashMap::new()),
+            epoch: rand::random(),
             redis,
         }
+    }
+
+    fn epoch_key(redis: &Redis) -> String {
+        redis.key("bv:epoch")
     }
 
     fn version_key(redis: &Redis, org: Uuid) -> String {
         redis.key(&format!("bv:v:{}", org.simple()))
     }
 
-    fn entry_key(redis: &Redis, org: Uuid, board: Uuid, version: u64) -> String {
-        redis.key(&format!("bv:{}:{}:{version}", org.simple(), board.simple()))
+    fn entry_key(redis: &Redis, org: Uuid, board: Uuid, per_list: u32, v: Version) -> String {
+        redis.key(&format!(
+            "bv:{}:{}:{per_list}:{:x}:{}",
+            org.simple(),
+            board.simple(),
+            v.epoch,
+            v.n
+        ))
+    }
+
+    /// The epoch of the Redis data set: read with the version; set once
+    /// (`SET NX`) when missing, i.e. first use or a flushed Redis.
+    async fn redis_epoch(redis: &Redis, found: Option<u64>) -> redis::RedisResult<u64> {
+        if let Some(e) = found {
+            return Ok(e);
+        }
+        let mut c = redis.conn.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(Self::epoch_key(redis))
+            .arg(rand::random::<u32>())
+            .arg("NX")
+            .query_async(&mut c)
+            .await?;
+        redis::cmd("GET")
+            .arg(Self::epoch_key(redis))
+            .query_async(&mut c)
+            .await
     }
 
     /// The organization's current version; `None` (do not cache) when Redis
     /// does not answer.
-    pub async fn version(&self, org: Uuid) -> Option<u64> {
+    pub async fn version(&self, org: Uuid) -> Option<Version> {
         match &self.redis {
-            None => Some(
-                *self
+            None => Some(Version {
+                epoch: self.epoch,
+                n: *self
                     .versions
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&org)
                     .unwrap_or(&0),
-            ),
+            }),
             Some(redis) => {
                 let mut c = redis.conn.clone();
-                let got: Result<Option<u64>, _> = redis::cmd("GET")
+                let got: redis::RedisResult<(Option<u64>, Option<u64>)> = redis::cmd("MGET")
                     .arg(Self::version_key(redis, org))
+                    .arg(Self::epoch_key(redis))
                     .query_async(&mut c)
                     .await;
-                got.map(|v| v.unwrap_or(0))
-                    .inspect_err(|e| tracing::warn!(error = %e, "board cache: Redis GET failed"))
+                let got = match got {
+                    Ok((n, epoch)) => Self::redis_epoch(redis, epoch).await.map(|epoch| Version {
+                        epoch,
+                        n: n.unwrap_or(0),
+                    }),
+                    Err(e) => Err(e),
+                };
+                got.inspect_err(|e| tracing::warn!(error = %e, "board cache: Redis read failed"))
                     .ok()
             }
         }
     }
 
-    /// The view of `board` stored under `version`, counted as a hit or miss.
-    pub async fn get(&self, org: Uuid, board: Uuid, version: u64) -> Option<Bytes> {
-        let found = match self.local.get(&(org, board)) {
-            Some(e) if e.version == version => Some(e.body),
+    /// The view of `board` with `per_list` cards per list stored under
+    /// `version`, counted as a hit or miss.
+    pub async fn get(
+        &self,
+        org: Uuid,
+        board: Uuid,
+        per_list: u32,
+        version: Version,
+    ) -> Option<CachedView> {
+        let key = (org, board, per_list);
+        let found = match self.local.get(&key) {
+            Some(e) if e.version == version => Some(e.view),
             _ => match &self.redis {
                 None => None,
                 Some(redis) => {
                     let mut c = redis.conn.clone();
                     let got: Result<Option<Vec<u8>>, _> = redis::cmd("GET")
-                        .arg(Self::entry_key(redis, org, board, version))
+                        .arg(Self::entry_key(redis, org, board, per_list, version))
                         .query_async(&mut c)
                         .await;
                     got.ok().flatten().map(|body| {
-                        let body = Bytes::from(body);
+                        // Redis holds the JSON; this node compresses its copy once.
+                        let view = CachedView::new(Bytes::from(body));
                         self.local.insert(
-                            (org, board),
+                            key,
                             Entry {
                                 version,
-                                body: body.clone(),
+                                view: view.clone(),
                             },
                         );
-                        body
+                        view
                     })
                 }
             },
@@ -132,13 +250,20 @@ impl BoardCache {
         found
     }
 
-    /// Stores the view of `board` read after `version` was.
-    pub async fn put(&self, org: Uuid, board: Uuid, version: u64, body: Bytes) {
+    /// Stores the view of `board` (with `per_list`) read after `version` was.
+    pub async fn put(
+        &self,
+        org: Uuid,
+        board: Uuid,
+        per_list: u32,
+        version: Version,
+        view: CachedView,
+    ) {
         if let Some(redis) = &self.redis {
             let mut c = redis.conn.clone();
             let set: Result<(), _> = redis::cmd("SET")
-                .arg(Self::entry_key(redis, org, board, version))
-                .arg(body.as_ref())
+                .arg(Self::entry_key(redis, org, board, per_list, version))
+                .arg(view.body.as_ref())
                 .arg("EX")
                 .arg(REDIS_TTL_SECS)
                 .query_async(&mut c)
@@ -147,7 +272,8 @@ impl BoardCache {
                 tracing::warn!(error = %e, "board cache: Redis SET failed");
             }
         }
-        self.local.insert((org, board), Entry { version, body });
+        self.local
+            .insert((org, board, per_list), Entry { version, view });
     }
 
     /// Bumps the version of every organization in `orgs` (after a commit,

@@ -1562,3 +1562,66 @@ async fn the_board_is_usable_375_px_wide() {
     )
     .await;
 }
+
+/// A list longer than the board view's first page (200 cards): the page
+/// shows 200 and "200+", scrolling to the list's end loads the rest through
+/// the list's cursor (each card once), and a search finds a card that was
+/// not loaded yet (a filter loads every page first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_long_list_pages_in_as_it_scrolls() {
+    run(
+        "a_long_list_pages_in_as_it_scrolls",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let titles: Vec<String> = (0..230).map(|i| format!("Card {i:03}")).collect();
+            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+            let w = world(&ui, "Long", "Long board", &[("Long", &refs)]).await;
+            let board_path = format!("/o/{}/b/{}", w.org_slug, w.board_id);
+            let b = ui.browser().await;
+            log_in(&b, &w.owner_email, &board_path, "board").await;
+            let count = || async {
+                b.js(
+                    "return [document.querySelectorAll('.card').length, \
+                     document.querySelector('section.list .count').textContent]",
+                    vec![],
+                )
+                .await
+            };
+            assert_eq!(count().await, json!([200, "200+"]));
+            // Scroll the list to its end: the next page comes in.
+            poll("the rest of the list", || async {
+                b.js(
+                    "const ul = document.querySelector('section.list ul.cards'); \
+                     ul.scrollTop = ul.scrollHeight; return true;",
+                    vec![],
+                )
+                .await;
+                let c = count().await;
+                if c == json!([230, "230"]) {
+                    Ok(())
+                } else {
+                    Err(format!("{c}"))
+                }
+            })
+            .await;
+            let shown: Vec<String> = serde_json::from_value(
+                b.js(
+                    "return [...document.querySelectorAll('.card-title')].map(e => e.textContent)",
+                    vec![],
+                )
+                .await,
+            )
+            .unwrap();
+            assert_eq!(shown, titles, "every card once, in order");
+            // A fresh page: searching finds a card beyond the first 200.
+            b.goto(&format!("{board_path}?q=Card%20229")).await;
+            b.page("board").await;
+            b.board_is(&board(&[("Long", &["Card 229"])])).await;
+        },
+    )
+    .await;
+}

@@ -649,8 +649,9 @@ async fn board_view_cache_is_never_stale(app: TestApp) {
         .put(
             o.org,
             o.board,
+            orgboard::boards::DEFAULT_PER_LIST,
             v,
-            axum::body::Bytes::from_static(b"{\"planted\":true}"),
+            orgboard::cache::CachedView::new(axum::body::Bytes::from_static(b"{\"planted\":true}")),
         )
         .await;
     let planted = app.get(&path, &o.owner.token).await.expect(200).json;
@@ -700,5 +701,8 @@ async fn board_view_cache_is_never_stale(app: TestApp) {
 async fn cached(app: &TestApp, org: Uuid, board: Uuid) -> bool {
     let cache = &app.state.live.cache;
     let v = cache.version(org).await.unwrap();
-    cache.get(org, board, v).await.is_some()
+    cache
+        .get(org, board, orgboard::boards::DEFAULT_PER_LIST, v)
+        .await
+        .is_some()
 }

@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
                     .on_failure(log_failure),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(compression())
                 .layer(axum::middleware::from_fn(security_headers))
                 // Outside the panic catcher, so a panic counts as its 500.
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
@@ -131,6 +132,29 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
 }
+
+/// Answers above [`COMPRESS_ABOVE`] bytes are compressed (gzip, br or zstd,
+/// as the client prefers) unless they are an event stream, an image, or
+/// carry a `Content-Encoding` already (the board-view cache and the
+/// embedded assets are stored compressed). Levels are the fast defaults:
+/// on two cores, compressing costs more than the bytes it saves on a LAN
+/// at the best levels.
+fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::Predicate as _;
+    use tower_http::compression::predicate::{NotForContentType, SizeAbove};
+    tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(
+            SizeAbove::new(COMPRESS_ABOVE)
+                .and(NotForContentType::GRPC)
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::SSE),
+        )
+}
+
+/// Smallest answer worth compressing, in bytes.
+pub const COMPRESS_ABOVE: u16 = 2048;
 
 /// `503` answers (load shed: hashing slots full, the database busy, a
 /// dependency away) not yet logged.

@@ -49,7 +49,8 @@ pub struct TaskQuery {
     pub due_after: Option<DateTime<Utc>>,
     /// Title contains this text (case-insensitive).
     pub q: Option<String>,
-    /// `created_at` (default), `updated_at`, `due_date`, `priority`; prefix `-` for descending.
+    /// `created_at` (default), `updated_at`, `due_date`, `priority`, or
+    /// `position` (board order; needs `list_id`); prefix `-` for descending.
     pub sort: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
@@ -63,6 +64,7 @@ enum SortKey {
     Updated,
     Due,
     Priority,
+    Position,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,10 +85,11 @@ impl Sort {
             "updated_at" => SortKey::Updated,
             "due_date" => SortKey::Due,
             "priority" => SortKey::Priority,
+            "position" => SortKey::Position,
             _ => {
                 return Err(ApiError::invalid_field(
                     "sort",
-                    "must be created_at, updated_at, due_date or priority, optionally prefixed with '-'",
+                    "must be created_at, updated_at, due_date, priority or position, optionally prefixed with '-'",
                 ));
             }
         };
@@ -99,6 +102,7 @@ impl Sort {
             SortKey::Updated => Some("t.updated_at"),
             SortKey::Due => Some("t.due_date"),
             SortKey::Priority => Some("t.priority"),
+            SortKey::Position => Some("t.position"),
         }
     }
 
@@ -114,6 +118,8 @@ impl Sort {
 enum KeyValue {
     Time(DateTime<Utc>),
     Rank(i16),
+    /// A position (`sort=position`; never parses as a time or a number).
+    Text(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,7 +134,34 @@ fn sort_value(sort: Sort, t: &Task) -> Option<KeyValue> {
         SortKey::Updated => Some(KeyValue::Time(t.updated_at)),
         SortKey::Due => t.due_date.map(KeyValue::Time),
         SortKey::Priority => Some(KeyValue::Rank(t.priority.rank())),
+        SortKey::Position => Some(KeyValue::Text(t.position.clone())),
     }
+}
+
+/// What a cursor of `GET …/tasks` is bound to: the organization, the sort,
+/// and for `sort=position` the list (positions order one list only).
+fn cursor_scope(org_id: Uuid, sort: Sort, list_id: Option<Uuid>) -> String {
+    match (sort.key, list_id) {
+        (SortKey::Position, Some(list)) => format!("tasks:{org_id}:{}:{list}", sort.tag()),
+        _ => format!("tasks:{org_id}:{}", sort.tag()),
+    }
+}
+
+/// The cursor of `GET …/tasks?list_id=…&sort=position` for the page after
+/// `last` (the board view hands it out for each list that has more).
+pub fn position_cursor(state: &AppState, org_id: Uuid, last: &Task) -> String {
+    let sort = Sort {
+        key: SortKey::Position,
+        desc: false,
+    };
+    seal(
+        state,
+        &cursor_scope(org_id, sort, Some(last.list_id)),
+        &Position {
+            k: sort_value(sort, last),
+            id: last.id,
+        },
+    )
 }
 
 /// A bind parameter of a built query.
@@ -289,7 +322,13 @@ pub(super) async fn list_tasks(
             "must not contain NUL characters",
         ));
     }
-    let scope = format!("tasks:{}:{}", ctx.org_id, sort.tag());
+    if sort.key == SortKey::Position && q.list_id.is_none() {
+        return Err(ApiError::invalid_field(
+            "sort",
+            "position orders the tasks of one list: give list_id too",
+        ));
+    }
+    let scope = cursor_scope(ctx.org_id, sort, q.list_id);
     let from: Option<Position> = q
         .cursor
         .as_deref()
@@ -363,6 +402,7 @@ pub(super) async fn list_tasks(
                 let v = match &p.k {
                     Some(KeyValue::Time(t)) => Arg::Time(*t),
                     Some(KeyValue::Rank(r)) => Arg::Rank(*r),
+                    Some(KeyValue::Text(t)) => Arg::Text(t.clone()),
                     None => {
                         return Err(ApiError::bad_request(
                             "invalid_cursor",

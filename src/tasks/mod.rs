@@ -11,7 +11,7 @@
 pub mod filter;
 pub mod sqlite;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -254,68 +254,110 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Hands each task its assignee and label ids (sorted) from `(task, id)` rows.
-fn fill_relations(tasks: &mut [Task], assignees: Vec<(Uuid, Uuid)>, labels: Vec<(Uuid, Uuid)>) {
-    let group = |rows: Vec<(Uuid, Uuid)>| {
-        let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for (task, other) in rows {
-            map.entry(task).or_default().push(other);
-        }
-        map
-    };
-    let (mut assignees, mut labels) = (group(assignees), group(labels));
-    for t in tasks.iter_mut() {
-        t.assignee_ids = assignees.remove(&t.id).unwrap_or_default();
-        t.assignee_ids.sort_unstable();
-        t.label_ids = labels.remove(&t.id).unwrap_or_default();
-        t.label_ids.sort_unstable();
-    }
-}
-
-/// Every task of a board, ordered by list then position, with relations
-/// (three queries, whatever the size). The relation queries are written as
-/// `tasks CROSS JOIN …`: SQLite (which keeps no statistics here) then walks
-/// the board's tasks and probes each task's rows by primary key, instead of
-/// scanning every assignee of every organization; PostgreSQL plans the
-/// join freely either way. Relation ids are sorted in Rust.
-pub async fn tasks_of_board(
+/// The first `per_list + 1` tasks of each list, in one statement: each
+/// list's tasks by position through the `(org_id, list_id, position)`
+/// index, `LIMIT`ed per list, with their relation ids; descriptions are left
+/// out (read as empty: the board view carries summaries). Ordered by list,
+/// then position. The extra task tells whether a list has more.
+pub async fn first_tasks_of_lists(
     tx: &mut Tx,
     org_id: Uuid,
-    board_id: Uuid,
+    lists: &[Uuid],
+    per_list: u32,
 ) -> Result<Vec<Task>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.board_id = $2 ORDER BY t.list_id, t.position"
-    );
-    let mut tasks = on_tx!(&mut *tx, |c| sqlx::query_as::<_, Task>(
-        sqlx::AssertSqlSafe(sql.as_str())
-    )
-    .bind(org_id)
-    .bind(board_id)
-    .fetch_all(c)
-    .await)?;
-    let (mut assignees, mut labels) = (Vec::new(), Vec::new());
-    for (sql, rows) in [
-        (
-            "SELECT a.task_id, a.user_id FROM tasks t CROSS JOIN task_assignees a \
-             WHERE t.org_id = $1 AND t.board_id = $2 AND a.org_id = t.org_id AND a.task_id = t.id",
-            &mut assignees,
-        ),
-        (
-            "SELECT l.task_id, l.label_id FROM tasks t CROSS JOIN task_labels l \
-             WHERE t.org_id = $1 AND t.board_id = $2 AND l.org_id = t.org_id AND l.task_id = t.id",
-            &mut labels,
-        ),
-    ] {
-        let found: Vec<(Uuid, Uuid)> =
-            on_tx!(&mut *tx, |c| sqlx::query_as::<_, (Uuid, Uuid)>(sql)
-                .bind(org_id)
-                .bind(board_id)
-                .fetch_all(c)
-                .await)?;
-        rows.extend(found);
+    if lists.is_empty() {
+        return Ok(Vec::new());
     }
-    fill_relations(&mut tasks, assignees, labels);
+    let cols = TASK_COLUMNS.replace("t.description", "'' AS description");
+    let take = u64::from(per_list) + 1;
+    let parts: Vec<String> = (0..lists.len())
+        .map(|i| {
+            format!(
+                "SELECT * FROM (SELECT {cols} FROM tasks t WHERE t.org_id = $1 AND t.list_id = ${} \
+                 ORDER BY t.position LIMIT {take}) p{i}",
+                i + 2
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT t.*{} FROM ({}) t",
+        relation_columns(tx.backend()),
+        parts.join(" UNION ALL ")
+    );
+    let rows = on_tx!(&mut *tx, |c| {
+        let mut q = sqlx::query_as::<_, TaskRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
+        for id in lists {
+            q = q.bind(*id);
+        }
+        q.fetch_all(c).await
+    })?;
+    let mut tasks: Vec<Task> = rows.into_iter().map(TaskRow::into_task).collect();
+    tasks.sort_unstable_by(|a, b| (a.list_id, &a.position).cmp(&(b.list_id, &b.position)));
     Ok(tasks)
+}
+
+/// A task as the board view carries it: every field but the description
+/// (`GET …/tasks/{task}` has it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskSummary {
+    /// Task id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// The board.
+    pub board_id: Uuid,
+    /// The list.
+    pub list_id: Uuid,
+    /// Title, 1–500 characters.
+    pub title: String,
+    /// Status.
+    pub status: Status,
+    /// Priority.
+    pub priority: Priority,
+    /// Order key within the list (compare as bytes).
+    pub position: String,
+    /// Assigned members.
+    pub assignee_ids: Vec<Uuid>,
+    /// Labels.
+    pub label_ids: Vec<Uuid>,
+    /// Due time.
+    pub due_date: Option<DateTime<Utc>>,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// When it was last set to `done`; cleared on reopening.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Increases with every change; send it back in `If-Match`.
+    pub version: i64,
+    /// How many comments it has.
+    pub comment_count: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Task> for TaskSummary {
+    fn from(t: Task) -> Self {
+        Self {
+            id: t.id,
+            org_id: t.org_id,
+            board_id: t.board_id,
+            list_id: t.list_id,
+            title: t.title,
+            status: t.status,
+            priority: t.priority,
+            position: t.position,
+            assignee_ids: t.assignee_ids,
+            label_ids: t.label_ids,
+            due_date: t.due_date,
+            created_by: t.created_by,
+            completed_at: t.completed_at,
+            version: t.version,
+            comment_count: t.comment_count,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
 }
 
 /// Loads one task with its relations (`lock`: and locks its row).

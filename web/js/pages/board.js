@@ -2,9 +2,11 @@
 // drag (pointer events: mouse, pen and touch alike) and keyboard moves, the
 // filters in the URL, live changes by others, and the card dialog.
 //
-// Big boards: each list draws its first CHUNK (200) cards and more as it is
-// scrolled (a sentinel watched by an IntersectionObserver), so a board of
-// 10 000 cards paints as fast as one of a few hundred.
+// Big boards: the board view carries each list's first 200 cards and a
+// cursor; a list draws what it has and, scrolled to its end (a sentinel
+// watched by an IntersectionObserver), asks for its next page, so a board of
+// 100 000 cards opens as fast as one of a few hundred. A filter loads every
+// page first (it must see every card).
 
 import { ApiError, all, api, get, session } from '../api.js';
 import { announce, confirmDialog, field, form, h, localDay, replace, select } from '../dom.js';
@@ -114,11 +116,41 @@ export async function board(view, ctx) {
   function drawList(l) {
     const visible = l.tasks.filter(matches);
     const focused = document.activeElement?.closest?.('.card')?.dataset.taskId;
-    replace(l.ul, visible.slice(0, l.shown).map(cardEl));
-    l.count.textContent = `${visible.length}`;
-    l.more.hidden = visible.length <= l.shown;
-    l.more.textContent = `Show ${Math.min(CHUNK, visible.length - l.shown)} more`;
+    replace(l.ul, visible.slice(0, l.shown).map(cardEl), l.moreRow);
+    l.count.textContent = `${visible.length}${l.next_cursor ? '+' : ''}`;
+    l.moreRow.hidden = visible.length <= l.shown && !l.next_cursor;
+    l.more.textContent = visible.length > l.shown ? `Show ${Math.min(CHUNK, visible.length - l.shown)} more` : 'Load more cards';
     if (focused) l.ul.querySelector(`[data-task-id="${focused}"]`)?.focus({ preventScroll: true });
+  }
+
+  /** The next page of a list's cards (the board view carries the first
+   * `per_list`; its cursor pages the rest in board order). */
+  async function loadMore(l) {
+    if (!l.next_cursor || l.loading) return;
+    l.loading = true;
+    try {
+      const q = new URLSearchParams({ list_id: l.id, sort: 'position', limit: '200', cursor: l.next_cursor });
+      const page = await get(`${base}/tasks?${q}`);
+      for (const t of page.items) {
+        if (tasks.has(t.id) || t.list_id !== l.id) continue;
+        tasks.set(t.id, t);
+        l.tasks.push(t);
+      }
+      l.tasks.sort(byPosition);
+      l.next_cursor = page.next_cursor;
+      // They were asked for by scrolling to the end: draw them.
+      l.shown = Math.max(l.shown, l.tasks.filter(matches).length);
+    } catch (err) {
+      flash(`Cannot load more cards: ${err.message}`);
+    } finally {
+      l.loading = false;
+    }
+    drawList(l);
+  }
+
+  /** Every card of every list (a filter looks at all of them). */
+  async function loadAll() {
+    for (const l of lists) while (l.next_cursor && !l.loading) await loadMore(l);
   }
 
   /** Builds a list's column once; later changes update it in place, so a
@@ -126,7 +158,11 @@ export async function board(view, ctx) {
   function listEl(l) {
     l.ul = h('ul', { class: 'cards' });
     l.count = h('span', { class: 'count' });
-    l.more = h('button', { type: 'button', class: 'ghost small more', onclick: () => { l.shown += CHUNK; drawList(l); } });
+    l.more = h('button', { type: 'button', class: 'ghost small more', onclick: () => {
+      if (l.tasks.filter(matches).length > l.shown) { l.shown += CHUNK; drawList(l); } else loadMore(l);
+    } });
+    // The last row of the list: when it scrolls into view, more come.
+    l.moreRow = h('li', { class: 'more-row' }, l.more);
     l.heading = h('h2', { id: `list-${l.id}` });
     l.handle = can.moveList
       ? h('button', { type: 'button', class: 'handle ghost small', title: 'Drag, or Alt+Arrow keys', onkeydown: (e) => keyMoveList(e, l) }, '⠿')
@@ -144,7 +180,7 @@ export async function board(view, ctx) {
       announce(`Card ${data.title} added to ${l.name}`);
       input.focus();
     }) : null;
-    l.el = h('section', { class: 'list', role: 'listitem', dataset: { listId: l.id } }, l.head, l.ul, l.more, add);
+    l.el = h('section', { class: 'list', role: 'listitem', dataset: { listId: l.id } }, l.head, l.ul, add);
     if (l.handle) l.handle.addEventListener('pointerdown', (e) => startListDrag(e, l));
     observeMore(l);
     nameListEl(l);
@@ -162,10 +198,14 @@ export async function board(view, ctx) {
     l.deleteBtn?.setAttribute('aria-label', `Delete list ${l.name}`);
   }
 
-  const observer = new IntersectionObserver((entries) => {
-    for (const e of entries) if (e.isIntersecting && !e.target.hidden) e.target.click();
-  }, { rootMargin: '400px' });
-  const observeMore = (l) => observer.observe(l.more);
+  const observers = [];
+  const observeMore = (l) => {
+    const o = new IntersectionObserver((entries) => {
+      for (const e of entries) if (e.isIntersecting && !e.target.hidden && !dragging) l.more.click();
+    }, { root: l.ul, rootMargin: '0px 0px 300px 0px' });
+    o.observe(l.moreRow);
+    observers.push(o);
+  };
 
   const addListInput = h('input', { name: 'name', maxlength: 100, autocomplete: 'off', placeholder: 'New list' });
   const addList = can.addList ? h('div', { class: 'list add-list' }, form({}, [field('List name', addListInput),
@@ -205,6 +245,13 @@ export async function board(view, ctx) {
     }
     const to = listOf(t.list_id);
     if (!to) { tasks.delete(t.id); return; }
+    const last = to.tasks[to.tasks.length - 1];
+    if (to.next_cursor && last && t.position > last.position) {
+      // Beyond the cards loaded so far: it comes with the list's next page.
+      tasks.delete(t.id);
+      drawList(to);
+      return;
+    }
     tasks.set(t.id, t);
     to.tasks.push(t);
     to.tasks.sort(byPosition);
@@ -532,6 +579,9 @@ export async function board(view, ctx) {
       for (const l of lists) drawList(l);
       const n = lists.reduce((s, l) => s + l.tasks.filter(matches).length, 0);
       announce(`${n} cards shown`);
+      if (Object.values(filters).some(Boolean) && lists.some((l) => l.next_cursor)) {
+        loadAll().then(() => announce(`${lists.reduce((s, l) => s + l.tasks.filter(matches).length, 0)} cards shown`));
+      }
     };
     for (const [k, c] of Object.entries(controls)) {
       c.addEventListener(k === 'q' ? 'input' : 'change', () => { clearTimeout(timer); timer = setTimeout(apply, k === 'q' ? 150 : 0); });
@@ -646,7 +696,8 @@ export async function board(view, ctx) {
   view.append(h('div', { class: 'board-head' }, title, liveDot), note, filterBar, columns);
   archivedNote();
   drawAll();
-  return () => { stop(); observer.disconnect(); };
+  if (Object.values(filters).some(Boolean)) loadAll();
+  return () => { stop(); for (const o of observers) o.disconnect(); };
 }
 
 function readFilters(query) {

@@ -1,0 +1,439 @@
+//! The paged board view (SPEC §5): each list carries at most `per_list`
+//! card summaries (every field but the description) and a `next_cursor`
+//! that `GET …/tasks?list_id=…&sort=position` pages on, in board order;
+//! `ETag` / `If-None-Match` → `304` (no view read); compressed answers for
+//! clients that accept them; bad `per_list`, cursors and `If-None-Match`
+//! answered as documented. On SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use common::{Resp, TestApp, TestUser};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+backend_tests!(
+    per_list_bounds_each_list_and_cursors_reach_every_card_once,
+    paging_while_cards_move_never_repeats_or_loses_an_unmoved_card,
+    bad_per_list_and_cursors_are_refused,
+    etag_answers_304_until_a_write,
+    large_answers_are_compressed,
+);
+
+fn url(org: Uuid, rest: &str) -> String {
+    format!("/api/v1/orgs/{org}{rest}")
+}
+
+fn id_of(v: &Value) -> Uuid {
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+struct Board {
+    owner: TestUser,
+    org: Uuid,
+    board: Uuid,
+    /// Lists in order, each with its task ids in order.
+    lists: Vec<(Uuid, Vec<Uuid>)>,
+}
+
+/// A board whose lists hold `sizes[i]` tasks each (with a description, a
+/// label and an assignee on the first task).
+async fn board(app: &TestApp, sizes: &[usize]) -> Board {
+    let owner = app.signup("owner").await;
+    let org = app.create_org(&owner, "Acme").await;
+    let board = id_of(
+        &app.post(&url(org, "/boards"), &owner.token, json!({"name": "B"}))
+            .await
+            .expect(201)
+            .json,
+    );
+    let label = id_of(
+        &app.post(&url(org, "/labels"), &owner.token, json!({"name": "L"}))
+            .await
+            .expect(201)
+            .json,
+    );
+    let mut lists = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let list = id_of(
+            &app.post(
+                &url(org, &format!("/boards/{board}/lists")),
+                &owner.token,
+                json!({"name": format!("L{i}")}),
+            )
+            .await
+            .expect(201)
+            .json,
+        );
+        let mut ids = Vec::new();
+        for j in 0..*n {
+            let body = if j == 0 {
+                json!({"title": format!("{i}-{j}"), "description": "long text", "label_ids": [label],
+                       "assignee_ids": [owner.id]})
+            } else {
+                json!({"title": format!("{i}-{j}")})
+            };
+            ids.push(id_of(
+                &app.post(
+                    &url(org, &format!("/lists/{list}/tasks")),
+                    &owner.token,
+                    body,
+                )
+                .await
+                .expect(201)
+                .json,
+            ));
+        }
+        lists.push((list, ids));
+    }
+    Board {
+        owner,
+        org,
+        board,
+        lists,
+    }
+}
+
+fn ids(items: &Value) -> Vec<Uuid> {
+    items.as_array().unwrap().iter().map(id_of).collect()
+}
+
+async fn get_with(app: &TestApp, path: &str, token: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    app.send(req.body(Body::empty()).unwrap()).await
+}
+
+/// Follows a list's cursor through `GET …/tasks` to the end.
+async fn rest_of(app: &TestApp, b: &Board, list: Uuid, mut cursor: Option<String>) -> Vec<Uuid> {
+    let mut seen = Vec::new();
+    while let Some(c) = cursor {
+        let page = app
+            .get(
+                &url(
+                    b.org,
+                    &format!("/tasks?list_id={list}&sort=position&limit=4&cursor={c}"),
+                ),
+                &b.owner.token,
+            )
+            .await
+            .expect(200)
+            .json;
+        seen.extend(ids(&page["items"]));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    seen
+}
+
+async fn per_list_bounds_each_list_and_cursors_reach_every_card_once(app: TestApp) {
+    let b = board(&app, &[7, 0, 3, 12]).await;
+    let view = app
+        .get(
+            &url(b.org, &format!("/boards/{}?per_list=3", b.board)),
+            &b.owner.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    let lists = view["lists"].as_array().unwrap();
+    assert_eq!(lists.len(), 4);
+    for (l, (list, expected)) in lists.iter().zip(&b.lists) {
+        assert_eq!(id_of(l), *list);
+        let first = ids(&l["tasks"]);
+        assert_eq!(first.len(), expected.len().min(3), "{l}");
+        // A cursor exactly when the list has more.
+        assert_eq!(l["next_cursor"].is_string(), expected.len() > 3, "{l}");
+        for t in l["tasks"].as_array().unwrap() {
+            assert!(t.get("description").is_none(), "a summary: {t}");
+            assert!(t["position"].is_string() && t["version"].is_i64() && t["comment_count"] == 0);
+        }
+        let mut all = first;
+        all.extend(
+            rest_of(
+                &app,
+                &b,
+                *list,
+                l["next_cursor"].as_str().map(str::to_owned),
+            )
+            .await,
+        );
+        assert_eq!(&all, expected, "every card once, in board order");
+    }
+    // The summary equals the task minus its description.
+    let first = &lists[0]["tasks"][0];
+    let mut full = app
+        .get(
+            &url(b.org, &format!("/tasks/{}", id_of(first))),
+            &b.owner.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(full["description"], "long text");
+    full.as_object_mut().unwrap().remove("description");
+    assert_eq!(&full, first);
+    // Default: 200 per list; a list of 12 then has no cursor.
+    let view = app
+        .get(&url(b.org, &format!("/boards/{}", b.board)), &b.owner.token)
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(ids(&view["lists"][3]["tasks"]), b.lists[3].1);
+    assert_eq!(view["lists"][3]["next_cursor"], Value::Null);
+    // per_list = 1000 is allowed; 1 leaves one card per list.
+    for n in ["1", "1000"] {
+        app.get(
+            &url(b.org, &format!("/boards/{}?per_list={n}", b.board)),
+            &b.owner.token,
+        )
+        .await
+        .expect(200);
+    }
+}
+
+/// Keyset paging by position: while cards move (within and across lists),
+/// every card that did not move is seen exactly once, nothing from another
+/// list appears, and a moved card appears at most twice (before and after
+/// its move), never as a stranger.
+async fn paging_while_cards_move_never_repeats_or_loses_an_unmoved_card(app: TestApp) {
+    let b = board(&app, &[30, 5]).await;
+    let (list, cards) = &b.lists[0];
+    let view = app
+        .get(
+            &url(b.org, &format!("/boards/{}?per_list=5", b.board)),
+            &b.owner.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    let mut seen = ids(&view["lists"][0]["tasks"]);
+    let mut cursor = view["lists"][0]["next_cursor"].as_str().map(str::to_owned);
+    let mut moved = HashSet::new();
+    let mut round = 0;
+    while let Some(c) = cursor {
+        // Between pages: one card to the top of the list, one to the other
+        // list, one from far back to just behind the cursor.
+        let pick = cards[(round * 7 + 3) % cards.len()];
+        let to_top = json!({"list_id": list, "before_id": cards[0]});
+        let away = json!({"list_id": b.lists[1].0});
+        let body = if round % 2 == 0 { to_top } else { away };
+        if !moved.contains(&pick) {
+            app.post(
+                &url(b.org, &format!("/tasks/{pick}/move")),
+                &b.owner.token,
+                body,
+            )
+            .await
+            .expect(200);
+            moved.insert(pick);
+        }
+        round += 1;
+        let page = app
+            .get(
+                &url(
+                    b.org,
+                    &format!("/tasks?list_id={list}&sort=position&limit=5&cursor={c}"),
+                ),
+                &b.owner.token,
+            )
+            .await
+            .expect(200)
+            .json;
+        for t in page["items"].as_array().unwrap() {
+            assert_eq!(t["list_id"], list.to_string(), "only this list's cards");
+        }
+        seen.extend(ids(&page["items"]));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    let mut counts: HashMap<Uuid, usize> = HashMap::new();
+    for id in &seen {
+        *counts.entry(*id).or_default() += 1;
+    }
+    for id in cards {
+        let n = counts.get(id).copied().unwrap_or(0);
+        if moved.contains(id) {
+            assert!(n <= 2, "a moved card at most twice ({n})");
+        } else {
+            assert_eq!(n, 1, "an unmoved card exactly once");
+        }
+    }
+    assert!(seen.iter().all(|id| cards.contains(id)));
+}
+
+async fn bad_per_list_and_cursors_are_refused(app: TestApp) {
+    let b = board(&app, &[4, 4]).await;
+    let view_path = url(b.org, &format!("/boards/{}", b.board));
+    for bad in ["0", "-1", "1001", "4294967296", "abc", "", "2.5", "%00"] {
+        let r = app
+            .get(&format!("{view_path}?per_list={bad}"), &b.owner.token)
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(
+            r.json["errors"][0]["field"], "per_list",
+            "{bad}: {}",
+            r.json
+        );
+    }
+    let view = app
+        .get(&format!("{view_path}?per_list=2"), &b.owner.token)
+        .await
+        .expect(200)
+        .json;
+    let cursor = view["lists"][0]["next_cursor"].as_str().unwrap().to_owned();
+    let (a, other) = (b.lists[0].0, b.lists[1].0);
+    // Its own list and sort: fine.
+    app.get(
+        &url(
+            b.org,
+            &format!("/tasks?list_id={a}&sort=position&cursor={cursor}"),
+        ),
+        &b.owner.token,
+    )
+    .await
+    .expect(200);
+    // Another list, another sort, no list, another organization: refused.
+    for q in [
+        format!("list_id={other}&sort=position&cursor={cursor}"),
+        format!("list_id={a}&sort=-position&cursor={cursor}"),
+        format!("list_id={a}&sort=created_at&cursor={cursor}"),
+        format!("list_id={a}&cursor={cursor}"),
+        format!("board_id={}&cursor={cursor}", b.board),
+    ] {
+        app.get(&url(b.org, &format!("/tasks?{q}")), &b.owner.token)
+            .await
+            .expect_problem(400, "invalid_cursor");
+    }
+    app.get(&url(b.org, "/tasks?sort=position"), &b.owner.token)
+        .await
+        .expect_problem(422, "validation_failed");
+    let stranger = app.signup("stranger").await;
+    let theirs = app.create_org(&stranger, "Theirs").await;
+    let their_list = app.new_list(&stranger, theirs).await;
+    let their_list = their_list.split('/').nth(6).unwrap().to_owned();
+    app.get(
+        &url(
+            theirs,
+            &format!("/tasks?list_id={their_list}&sort=position&cursor={cursor}"),
+        ),
+        &stranger.token,
+    )
+    .await
+    .expect_problem(400, "invalid_cursor");
+    // A stranger never gets this board, whatever the query.
+    app.get(&format!("{view_path}?per_list=0"), &stranger.token)
+        .await
+        .expect_problem(404, "not_found");
+}
+
+async fn etag_answers_304_until_a_write(app: TestApp) {
+    let b = board(&app, &[3]).await;
+    let path = url(b.org, &format!("/boards/{}", b.board));
+    let first = get_with(&app, &path, &b.owner.token, &[]).await.expect(200);
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let same = get_with(&app, &path, &b.owner.token, &[("if-none-match", &etag)])
+        .await
+        .expect(304);
+    assert!(same.text.is_empty());
+    assert_eq!(same.headers["etag"].to_str().unwrap(), etag);
+    // Weak comparison and lists of tags.
+    let weak = format!("\"x\", W/{etag}");
+    get_with(&app, &path, &b.owner.token, &[("if-none-match", &weak)])
+        .await
+        .expect(304);
+    // Garbage is no match.
+    for junk in ["garbage", "\"\"", "W/", ",,,", &"x".repeat(4000)] {
+        get_with(&app, &path, &b.owner.token, &[("if-none-match", junk)])
+            .await
+            .expect(200);
+    }
+    // Another per_list is another representation.
+    get_with(
+        &app,
+        &format!("{path}?per_list=2"),
+        &b.owner.token,
+        &[("if-none-match", &etag)],
+    )
+    .await
+    .expect(200);
+    // `no-cache` reads the database: never 304.
+    get_with(
+        &app,
+        &path,
+        &b.owner.token,
+        &[("if-none-match", &etag), ("cache-control", "no-cache")],
+    )
+    .await
+    .expect(200);
+    // A stranger with the tag gets 404, not 304.
+    let stranger = app.signup("stranger").await;
+    get_with(&app, &path, &stranger.token, &[("if-none-match", &etag)])
+        .await
+        .expect_problem(404, "not_found");
+    // Any acknowledged write of the organization: a new tag and the change.
+    app.post(
+        &url(b.org, &format!("/lists/{}/tasks", b.lists[0].0)),
+        &b.owner.token,
+        json!({"title": "new"}),
+    )
+    .await
+    .expect(201);
+    let after = get_with(&app, &path, &b.owner.token, &[("if-none-match", &etag)])
+        .await
+        .expect(200);
+    assert_ne!(after.headers["etag"].to_str().unwrap(), etag);
+    assert_eq!(after.json["lists"][0]["tasks"].as_array().unwrap().len(), 4);
+}
+
+async fn large_answers_are_compressed(app: TestApp) {
+    let b = board(&app, &[40]).await;
+    let path = url(b.org, &format!("/boards/{}", b.board));
+    // Uncached, then cached: gzip either way, and the same JSON as plain.
+    let plain = get_with(&app, &path, &b.owner.token, &[]).await.expect(200);
+    assert!(!plain.headers.contains_key("content-encoding"));
+    for _ in 0..2 {
+        let gz = get_with(
+            &app,
+            &path,
+            &b.owner.token,
+            &[("accept-encoding", "gzip"), ("cache-control", "no-cache")],
+        )
+        .await
+        .expect(200);
+        assert_eq!(gz.headers["content-encoding"], "gzip");
+        assert_eq!(gz.json, plain.json);
+        let cached = get_with(&app, &path, &b.owner.token, &[("accept-encoding", "gzip")])
+            .await
+            .expect(200);
+        assert_eq!(cached.headers["content-encoding"], "gzip");
+        assert_eq!(cached.json, plain.json);
+    }
+    // Other JSON answers above 2 KB: compressed as the client prefers.
+    let tasks = url(b.org, &format!("/tasks?list_id={}&limit=40", b.lists[0].0));
+    for (accept, expected) in [("br", "br"), ("zstd", "zstd"), ("gzip", "gzip")] {
+        let r = get_with(&app, &tasks, &b.owner.token, &[("accept-encoding", accept)])
+            .await
+            .expect(200);
+        assert_eq!(r.headers["content-encoding"], expected, "{accept}");
+    }
+    // Small answers are not.
+    let small = get_with(
+        &app,
+        &url(b.org, ""),
+        &b.owner.token,
+        &[("accept-encoding", "gzip")],
+    )
+    .await
+    .expect(200);
+    assert!(!small.headers.contains_key("content-encoding"));
+}
