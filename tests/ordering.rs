@@ -163,29 +163,53 @@ async fn move_before(app: &TestApp, f: &Fixture, task: Uuid, list: Uuid, before:
 /// The board view: every list in order, each with its tasks `(id, position)`
 /// in the order the server gives them.
 async fn board_view(app: &TestApp, f: &Fixture) -> Vec<(Uuid, Vec<(Uuid, String)>)> {
+    // The board view carries the first `per_list` tasks of each list; each
+    // list's cursor pages the rest, in the same order.
     let v = app
-        .get(&f.url(&format!("/boards/{}", f.board)), f.token())
+        .get(
+            &f.url(&format!("/boards/{}?per_list=1000", f.board)),
+            f.token(),
+        )
         .await
         .expect(200)
         .json;
-    v["lists"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let list = uuid(&l["id"]);
-            let tasks = l["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    assert_eq!(uuid(&t["list_id"]), list, "task listed under another list");
-                    (uuid(&t["id"]), t["position"].as_str().unwrap().to_owned())
-                })
-                .collect();
-            (list, tasks)
-        })
-        .collect()
+    let entry = |t: &Value, list: Uuid| {
+        assert_eq!(uuid(&t["list_id"]), list, "task listed under another list");
+        (uuid(&t["id"]), t["position"].as_str().unwrap().to_owned())
+    };
+    let mut out = Vec::new();
+    for l in v["lists"].as_array().unwrap() {
+        let list = uuid(&l["id"]);
+        let mut tasks: Vec<(Uuid, String)> = l["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| entry(t, list))
+            .collect();
+        let mut cursor = l["next_cursor"].as_str().map(str::to_owned);
+        while let Some(c) = cursor {
+            let page = app
+                .get(
+                    &f.url(&format!(
+                        "/tasks?list_id={list}&sort=position&limit=200&cursor={c}"
+                    )),
+                    f.token(),
+                )
+                .await
+                .expect(200)
+                .json;
+            tasks.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| entry(t, list)),
+            );
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+        }
+        out.push((list, tasks));
+    }
+    out
 }
 
 /// The tasks of `list` as the database orders them (`ORDER BY position`).

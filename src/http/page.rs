@@ -15,7 +15,10 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 200;
 /// Longest cursor worth opening (longer ones are `400 invalid_cursor`).
-pub const MAX_CURSOR_LEN: usize = 1024;
+/// A `sort=position` cursor carries a position, which may grow up to
+/// [`crate::domain::ordering::MAX_KEY_LEN`] (4 096) bytes after very many
+/// inserts at one spot; sealed and encoded that is under 6 KB.
+pub const MAX_CURSOR_LEN: usize = 8192;
 
 /// `limit` and `cursor` query parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
