@@ -13,7 +13,7 @@ import uuid
 
 import schemathesis
 
-CURSOR_MAX = 1024
+CURSOR_MAX = 8192  # src/http/page.rs MAX_CURSOR_LEN
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 
 
