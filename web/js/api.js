@@ -30,9 +30,24 @@ export function onSession(fn) { listeners.add(fn); }
 /** The current access token (for the events stream). */
 export function accessToken() { return access; }
 
+// A hint (not a secret: the token stays in its HttpOnly cookie) that this
+// browser holds a session, so a page load of someone signed out does not
+// ask the server for one it cannot have (a 401 in the console, a request on
+// the login page's critical path). A stale hint costs one refresh, after
+// which it is gone.
+const HINT = 'orgboard:signed-in';
+const hint = {
+  get: () => { try { return localStorage.getItem(HINT) === '1'; } catch { return true; } },
+  set: (on) => { try { if (on) localStorage.setItem(HINT, '1'); else localStorage.removeItem(HINT); } catch { /* private mode */ } },
+};
+
+/** Whether a page load should try to resume a session. */
+export const maybeSignedIn = () => hint.get();
+
 function setSession(s) {
   access = s.access_token;
   session.user = s.user;
+  hint.set(true);
   clearTimeout(refreshTimer);
   // Renew silently at 80 % of the token's life.
   refreshTimer = setTimeout(() => { refresh(); }, Math.max(5, s.expires_in * 0.8) * 1000);
@@ -43,6 +58,7 @@ function clearSession() {
   const had = access !== null || session.user !== null;
   access = null;
   session.user = null;
+  hint.set(false);
   clearTimeout(refreshTimer);
   if (had) listeners.forEach((fn) => fn(null));
 }

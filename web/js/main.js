@@ -2,7 +2,7 @@
 // "New organization", account, log out), client-side routing over the page
 // paths of SPEC §10, and the page life cycle.
 
-import { ApiError, all, api, logout, onSession, onSessionLost, refresh, session } from './api.js';
+import { ApiError, all, api, logout, maybeSignedIn, onSession, onSessionLost, refresh, session } from './api.js';
 import { announce, dialog, field, form, h, replace, select } from './dom.js';
 
 const main = document.getElementById('main');
@@ -65,7 +65,7 @@ async function render(moved) {
       page = await import('./pages/auth.js');
       name = 'accept';
     } else if (!session.user) {
-      return navigate(`/login?next=${encodeURIComponent(here)}`, { replace: true });
+      return navigate(path === '/' ? '/login' : `/login?next=${encodeURIComponent(here)}`, { replace: true });
     } else if (path === '/') {
       const list = await orgs();
       return navigate(list.length ? `/o/${list[0].slug}` : '/me', { replace: true });
@@ -194,6 +194,6 @@ onSessionLost(() => {
 onSession((user) => { if (!user) app.orgs = null; });
 
 (async () => {
-  await refresh();
+  if (maybeSignedIn()) await refresh();
   render(false);
 })();
