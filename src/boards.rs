@@ -417,7 +417,7 @@ async fn get_board(
         if !fresh {
             if etag
                 .as_ref()
-                .is_some_and(|tag| crate::cache::if_none_match(&headers, tag))
+                .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
             {
                 // Nothing acknowledged since: no view is read or built.
                 return Ok(not_modified(etag));

@@ -59,17 +59,6 @@ impl Version {
     }
 }
 
-/// Whether `If-None-Match` names `etag` (or is `*`); weak tags compare too.
-pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(axum::http::header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
-}
-
 /// A serialized board view and its gzip form.
 #[derive(Clone)]
 pub struct CachedView {

@@ -28,7 +28,7 @@ use std::io::Write as _;
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -69,8 +69,9 @@ const SHELL: &str = include_str!("../web/index.html");
 /// One servable file, ready in both encodings.
 struct Asset {
     content_type: &'static str,
-    plain: Vec<u8>,
-    gzip: Vec<u8>,
+    /// Shared buffers: an answer takes a reference, never a copy.
+    plain: Bytes,
+    gzip: Bytes,
     etag: HeaderValue,
 }
 
@@ -85,8 +86,8 @@ impl Asset {
             .unwrap_or_default();
         Self {
             content_type: content_type(name),
-            plain,
-            gzip,
+            plain: Bytes::from(plain),
+            gzip: Bytes::from(gzip),
             etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
         }
     }
@@ -212,7 +213,12 @@ enum CacheFor {
 }
 
 fn serve(file: &Asset, headers: &HeaderMap, status: StatusCode, cache: CacheFor) -> Response {
-    let mut res = if status == StatusCode::OK && if_none_match(headers, &file.etag) {
+    let mut res = if status == StatusCode::OK
+        && file
+            .etag
+            .to_str()
+            .is_ok_and(|tag| crate::http::if_none_match(headers, tag))
+    {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let (body, gzip) = if accepts_gzip(headers) {
@@ -253,18 +259,6 @@ fn serve(file: &Asset, headers: &HeaderMap, status: StatusCode, cache: CacheFor)
     res
 }
 
-/// Whether `If-None-Match` names `etag` (or is `*`).
-fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let tag = etag.as_bytes();
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t.as_bytes() == tag)
-}
-
 /// Whether the client accepts gzip (`gzip` or `*` without `q=0`).
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
@@ -299,14 +293,14 @@ mod tests {
                 .expect("inflate");
             assert_eq!(out, file.plain, "{name} round-trips");
         }
-        let shell = String::from_utf8(b.shell.plain.clone()).expect("utf-8");
+        let shell = String::from_utf8(b.shell.plain.to_vec()).expect("utf-8");
         assert!(shell.contains(&format!("/assets/{}/js/main.js", b.build)));
         assert!(!shell.contains("{{"), "every placeholder is filled");
     }
 
     #[test]
     fn no_asset_needs_unsafe_inline_or_eval() {
-        let shell = String::from_utf8(BUNDLE.shell.plain.clone()).expect("utf-8");
+        let shell = String::from_utf8(BUNDLE.shell.plain.to_vec()).expect("utf-8");
         assert!(!shell.contains("style="), "no inline style attribute");
         // Every <script> of the shell loads a file.
         for tag in shell.split("<script").skip(1) {

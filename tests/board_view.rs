@@ -169,6 +169,22 @@ async fn per_list_bounds_each_list_and_cursors_reach_every_card_once(app: TestAp
         );
         assert_eq!(&all, expected, "every card once, in board order");
     }
+    // `-position`: the same list from its end.
+    let (list, expected) = &b.lists[3];
+    let back = app
+        .get(
+            &url(
+                b.org,
+                &format!("/tasks?list_id={list}&sort=-position&limit=200"),
+            ),
+            &b.owner.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    let mut reversed = expected.clone();
+    reversed.reverse();
+    assert_eq!(ids(&back["items"]), reversed);
     // The summary equals the task minus its description.
     let first = &lists[0]["tasks"][0];
     let mut full = app

@@ -352,8 +352,10 @@ fn finish_parameter(p: &mut Value) {
         }
         ("query", "last_event_id") => json!({ "pattern": "^[0-9]{1,18}$" }),
         ("query", "sort") => json!({
-            "enum": ["created_at", "-created_at", "updated_at", "-updated_at",
-                     "due_date", "-due_date", "priority", "-priority"],
+            "enum": crate::tasks::filter::SORT_NAMES
+                .iter()
+                .flat_map(|n| [(*n).to_owned(), format!("-{n}")])
+                .collect::<Vec<_>>(),
             "default": "created_at"
         }),
         ("query", "status" | "priority") => {

@@ -153,6 +153,18 @@ fn compression()
         )
 }
 
+/// Whether `If-None-Match` names `etag` (a quoted tag) or is `*`; weak
+/// tags and comma-separated lists compare too.
+pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
 /// Smallest answer worth compressing, in bytes.
 pub const COMPRESS_ABOVE: u16 = 2048;
 

@@ -58,6 +58,16 @@ pub struct TaskQuery {
     pub cursor: Option<String>,
 }
 
+/// The sort keys `GET …/tasks` takes (each also with a `-` prefix); the
+/// OpenAPI document's enum is made from this list.
+pub const SORT_NAMES: [&str; 5] = [
+    "created_at",
+    "updated_at",
+    "due_date",
+    "priority",
+    "position",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SortKey {
     Created,
@@ -468,6 +478,17 @@ pub(super) async fn list_tasks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_documented_sort_parses_in_both_directions() {
+        for name in SORT_NAMES {
+            for s in [name.to_owned(), format!("-{name}")] {
+                let sort = Sort::parse(Some(&s)).expect(&s);
+                assert_eq!(sort.desc, s.starts_with('-'));
+            }
+        }
+        assert!(Sort::parse(Some("title")).is_err());
+    }
 
     #[test]
     fn sorts_parse_and_refuse_unknowns() {

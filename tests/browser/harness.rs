@@ -1342,47 +1342,7 @@ impl Browser {
                 }
             }
         };
-        let step = Some(Duration::from_millis(20));
-        let mouse = MouseActions::new("mouse".to_owned())
-            .then(PointerAction::MoveToElement {
-                element: card,
-                duration: None,
-                x: 0.0,
-                y: 0.0,
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .then(PointerAction::MoveBy {
-                duration: step,
-                x: 6.0,
-                y: 6.0,
-            })
-            .then(PointerAction::MoveBy {
-                duration: step,
-                x: 6.0,
-                y: 6.0,
-            })
-            .then(PointerAction::MoveToElement {
-                element: target.clone(),
-                duration: Some(Duration::from_millis(150)),
-                x: 0.0,
-                y: dy,
-            })
-            .then(PointerAction::MoveToElement {
-                element: target,
-                duration: step,
-                x: 1.0,
-                y: dy,
-            })
-            .pause(Duration::from_millis(50))
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        self.client
-            .perform_actions(mouse)
-            .await
-            .map_err(|e| e.to_string())
+        self.pointer_drag(card, target, (6.0, 6.0), (0.0, dy)).await
     }
 
     /// Drags the list `name` by its handle (`Move list <name>`) with
@@ -1411,10 +1371,25 @@ impl Browser {
         let target = self.try_list(other).await?;
         let (_, _, w, _) = target.rectangle().await.map_err(|e| e.to_string())?;
         let dx = if before { -w / 4.0 } else { w / 4.0 };
+        self.pointer_drag(handle, target, (8.0, 0.0), (dx, 0.0))
+            .await
+    }
+
+    /// Presses on `grab`, moves twice by `nudge` (past the page's 4 px drag
+    /// threshold), glides to `at` from `target`'s centre, moves there once
+    /// more (a placeholder may have shifted the target meanwhile), pauses and
+    /// releases.
+    async fn pointer_drag(
+        &self,
+        grab: Element,
+        target: Element,
+        nudge: (f64, f64),
+        at: (f64, f64),
+    ) -> Result<(), String> {
         let step = Some(Duration::from_millis(20));
         let mouse = MouseActions::new("mouse".to_owned())
             .then(PointerAction::MoveToElement {
-                element: handle,
+                element: grab,
                 duration: None,
                 x: 0.0,
                 y: 0.0,
@@ -1424,26 +1399,25 @@ impl Browser {
             })
             .then(PointerAction::MoveBy {
                 duration: step,
-                x: 8.0,
-                y: 0.0,
+                x: nudge.0,
+                y: nudge.1,
             })
             .then(PointerAction::MoveBy {
                 duration: step,
-                x: 8.0,
-                y: 0.0,
+                x: nudge.0,
+                y: nudge.1,
             })
             .then(PointerAction::MoveToElement {
                 element: target.clone(),
                 duration: Some(Duration::from_millis(150)),
-                x: dx,
-                y: 0.0,
+                x: at.0,
+                y: at.1,
             })
-            // Again: the placeholder may have shifted the target meanwhile.
             .then(PointerAction::MoveToElement {
                 element: target,
                 duration: step,
-                x: dx + 1.0,
-                y: 0.0,
+                x: at.0 + 1.0,
+                y: at.1,
             })
             .pause(Duration::from_millis(50))
             .then(PointerAction::Up {
