@@ -30,11 +30,11 @@ export async function signup(view, { query }) {
   const next = safeNext(query.get('next'));
   const name = h('input', { name: 'name', autocomplete: 'name', required: true, maxlength: 100 });
   const email = h('input', { name: 'email', type: 'email', autocomplete: 'email', required: true, maxlength: 254 });
-  const password = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8, maxlength: 1024 });
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 10, maxlength: 1024 });
   view.append(card('Create your account',
     invitedNote(next),
     form({ 'aria-label': 'Sign up' }, [field('Name', name), field('Email', email),
-      field('Password', password, 'At least 8 characters.'),
+      field('Password', password, 'At least 10 characters.'),
       h('button', { type: 'submit', class: 'primary wide' }, 'Sign up')], async () => {
       await apiSignup(name.value, email.value.trim(), password.value);
       await orgs(true);
