@@ -51,11 +51,12 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, actor_
 
 /// Appends `entry` inside `tx`, with its live event (see [`crate::events`];
 /// on PostgreSQL both rows go in one statement), and notes the organization
-/// as changed, so that the transaction's after-commit hook invalidates its
-/// cached board views.
+/// (and the event's board, when it has one) as changed, so that the
+/// transaction's after-commit hook invalidates its cached board views.
 pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<(), sqlx::Error> {
-    tx.changed(entry.org_id);
-    crate::events::record(tx, &entry).await
+    let board = crate::events::record(tx, &entry).await?;
+    tx.changed(entry.org_id, board);
+    Ok(())
 }
 
 /// `{"from": a, "to": b}` when they differ.

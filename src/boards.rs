@@ -78,6 +78,8 @@ pub struct ListWithTasks {
 }
 
 /// The board view: the board, its lists in order, each with its tasks in order.
+// The handler writes this shape as the rows arrive (`board_view_json`);
+// the type gives its schema and `tests/board_view.rs` checks the two agree.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BoardView {
     /// The board.
@@ -303,41 +305,153 @@ async fn create_board(
     Ok((StatusCode::CREATED, AppJson(board)).into_response())
 }
 
-/// Builds the board view inside `tx`, three statements whatever the size:
-/// the board, its lists, and the first `per_list` tasks of every list (one
-/// `LIMIT`ed index range each, in one statement). `cursor` makes the
-/// `next_cursor` of a list from its last task shown.
-pub async fn board_view(
+/// Writes the board view's JSON (the shape of [`BoardView`]) inside `tx`,
+/// three statements whatever the size: the board, its lists, and the first
+/// `per_list` tasks of every list (one `LIMIT`ed index range each, in one
+/// statement), each task written as its row arrives. `cursor` makes the
+/// `next_cursor` of a list from its last task shown (list, id, position).
+pub async fn board_view_json(
     tx: &mut Tx,
     org_id: Uuid,
     board_id: Uuid,
     per_list: u32,
-    cursor: impl Fn(&Task) -> String,
-) -> Result<Option<BoardView>, sqlx::Error> {
+    cursor: impl Fn(Uuid, Uuid, &str) -> String,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let Some(board) = load_board(tx, org_id, board_id).await? else {
         return Ok(None);
     };
     let lists = lists::lists_of_board(tx, org_id, board_id).await?;
     let ids: Vec<Uuid> = lists.iter().map(|l| l.id).collect();
-    let tasks = tasks::first_tasks_of_lists(tx, org_id, &ids, per_list).await?;
-    let mut by_list: std::collections::HashMap<Uuid, Vec<Task>> = std::collections::HashMap::new();
-    for t in tasks {
-        by_list.entry(t.list_id).or_default().push(t);
-    }
-    let lists = lists
-        .into_iter()
-        .map(|l| {
-            let mut tasks = by_list.remove(&l.id).unwrap_or_default();
-            let more = tasks.len() > per_list as usize;
-            tasks.truncate(per_list as usize);
-            ListWithTasks {
-                next_cursor: tasks.last().filter(|_| more).map(&cursor),
-                tasks: tasks.into_iter().map(TaskSummary::from).collect(),
-                list: l,
-            }
+    // About 400 bytes a card.
+    let guess = 1024 + lists.len() * (256 + per_list.min(200) as usize * 400);
+    let mut view = ViewJson::start(Vec::with_capacity(guess), &board, &lists, per_list, cursor)?;
+    tasks::each_first_task_of_lists(tx, org_id, &ids, per_list, |t| view.task(t)).await?;
+    view.finish().map(Some)
+}
+
+/// The board view's JSON written as it is read: the board's fields, then
+/// each list's fields with `tasks` and `next_cursor` (what serializing
+/// [`BoardView`] gives, without holding every task first).
+struct ViewJson<'a, F> {
+    out: Vec<u8>,
+    lists: &'a [List],
+    /// The list being written (tasks go to it), and how many it shows.
+    open: Option<usize>,
+    shown: u32,
+    /// The open list has more tasks than it shows.
+    more: bool,
+    /// The last task shown in the open list: id and position.
+    last: Option<(Uuid, String)>,
+    per_list: u32,
+    cursor: F,
+}
+
+fn json_err(e: serde_json::Error) -> ApiError {
+    ApiError::internal(anyhow::Error::new(e))
+}
+
+impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewJson<'a, F> {
+    fn start(
+        mut out: Vec<u8>,
+        board: &Board,
+        lists: &'a [List],
+        per_list: u32,
+        cursor: F,
+    ) -> Result<Self, ApiError> {
+        Self::open_object(&mut out, board)?;
+        out.extend_from_slice(b",\"lists\":[");
+        Ok(Self {
+            out,
+            lists,
+            open: None,
+            shown: 0,
+            more: false,
+            last: None,
+            per_list,
+            cursor,
         })
-        .collect();
-    Ok(Some(BoardView { board, lists }))
+    }
+
+    /// Writes `value` (an object with fields) without its closing brace.
+    fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
+        serde_json::to_writer(&mut *out, value).map_err(json_err)?;
+        match out.pop() {
+            Some(b'}') => Ok(()),
+            _ => Err(ApiError::internal(anyhow::anyhow!(
+                "board view: expected an object with fields"
+            ))),
+        }
+    }
+
+    /// Closes the open list (if any) and opens the next one.
+    fn next_list(&mut self) -> Result<(), ApiError> {
+        let i = match self.open {
+            Some(i) => {
+                self.close_list()?;
+                i + 1
+            }
+            None => 0,
+        };
+        if i > 0 {
+            self.out.push(b',');
+        }
+        Self::open_object(&mut self.out, &self.lists[i])?;
+        self.out.extend_from_slice(b",\"tasks\":[");
+        self.open = Some(i);
+        self.shown = 0;
+        self.more = false;
+        self.last = None;
+        Ok(())
+    }
+
+    fn close_list(&mut self) -> Result<(), ApiError> {
+        self.out.extend_from_slice(b"],\"next_cursor\":");
+        let next = match (&self.last, self.open) {
+            (Some((id, position)), Some(i)) if self.more => {
+                Some((self.cursor)(self.lists[i].id, *id, position))
+            }
+            _ => None,
+        };
+        serde_json::to_writer(&mut self.out, &next).map_err(json_err)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    /// A task of the rows (ordered by list, then position).
+    fn task(&mut self, task: Task) -> Result<(), ApiError> {
+        while self.open.is_none_or(|i| self.lists[i].id != task.list_id) {
+            if self.open.is_some_and(|i| i + 1 >= self.lists.len()) {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "board view: a task of no list, or out of order"
+                )));
+            }
+            self.next_list()?;
+        }
+        if self.shown == self.per_list {
+            self.more = true;
+            return Ok(());
+        }
+        if self.shown > 0 {
+            self.out.push(b',');
+        }
+        self.shown += 1;
+        let summary = TaskSummary::from(task);
+        serde_json::to_writer(&mut self.out, &summary).map_err(json_err)?;
+        self.last = Some((summary.id, summary.position));
+        Ok(())
+    }
+
+    /// Writes the lists without tasks left and closes the view.
+    fn finish(mut self) -> Result<Vec<u8>, ApiError> {
+        while self.open.map_or(0, |i| i + 1) < self.lists.len() {
+            self.next_list()?;
+        }
+        if self.open.is_some() {
+            self.close_list()?;
+        }
+        self.out.extend_from_slice(b"]}");
+        Ok(self.out)
+    }
 }
 
 /// Cards per list in the board view when `per_list` is not given.
@@ -378,8 +492,9 @@ impl BoardViewQuery {
 /// The board view: the board, its lists in order, each with its first
 /// `per_list` tasks in order (summaries, without descriptions) and a
 /// `next_cursor` for the rest (`GET …/tasks?list_id=…&sort=position&cursor=…`).
-/// Served from the board-view cache when no write to the organization has
-/// been acknowledged since it was stored (gzipped once, when stored);
+/// Served from the board-view cache when no write touching the board (its
+/// tasks, lists, comments, or labels and members of the organization) has
+/// been acknowledged since it was stored (gzipped once, when first asked for);
 /// `If-None-Match` with its `ETag` answers `304` without reading the view;
 /// `Cache-Control: no-cache` reads it from the database.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
@@ -411,7 +526,7 @@ async fn get_board(
     // The version is read before the view (see crate::cache); SQLite's read
     // snapshot began with the membership check, so it starts over after it.
     let cache = &state.live.cache;
-    let version = cache.version(ctx.org_id).await;
+    let version = cache.version(ctx.org_id, path.board).await;
     let etag = version.map(|v| v.etag(path.board, per_list));
     if let Some(v) = version {
         if !fresh {
@@ -435,15 +550,17 @@ async fn get_board(
         }
     }
     let org_id = ctx.org_id;
-    let view = board_view(&mut tx, org_id, path.board, per_list, |last| {
-        tasks::filter::position_cursor(&state, org_id, last)
-    })
+    let body = board_view_json(
+        &mut tx,
+        org_id,
+        path.board,
+        per_list,
+        |list, id, position| tasks::filter::position_cursor(&state, org_id, list, id, position),
+    )
     .await?
     .ok_or_else(ApiError::not_found)?;
     drop(tx);
-    let body = axum::body::Bytes::from(
-        serde_json::to_vec(&view).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
-    );
+    let body = axum::body::Bytes::from(body);
     let stored = crate::cache::CachedView::new(body);
     if let Some(v) = version {
         cache
@@ -467,7 +584,7 @@ fn not_modified(etag: Option<String>) -> Response {
 fn view_response(view: &crate::cache::CachedView, gzip: bool, etag: Option<String>) -> Response {
     use axum::http::{HeaderValue, header};
     let mut res = if gzip {
-        let mut res = view.gzip.clone().into_response();
+        let mut res = view.gzip().into_response();
         res.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         res

@@ -1,12 +1,17 @@
 //! The board-view cache: serialized board views keyed by (organization,
-//! board) and by the organization's *version*, a counter that every write
-//! transaction of the organization bumps after it commits and before it is
-//! acknowledged ([`crate::events::Live`] is the after-commit hook).
+//! board) and by the board's *version*: two counters, the organization's
+//! and the board's, that every write transaction bumps after it commits and
+//! before it is acknowledged ([`crate::events::Live`] is the after-commit
+//! hook). A change whose event names its board (a task, a list, a comment,
+//! the board itself) bumps that board's counter only, so writes to one
+//! board leave the other boards' views cached; a change without a board (a
+//! label or member removed, the organization renamed: they may touch every
+//! board) bumps the organization's.
 //!
 //! A reader reads the version *before* it reads the database, so an entry
 //! stored under version `v` holds at least every write acknowledged before
-//! `v` was read; once a write is acknowledged every reader sees a newer
-//! version and can never be served the older entry. In process the versions
+//! `v` was read; once a write is acknowledged every reader of its board sees
+//! a newer version and can never be served the older entry. In process the versions
 //! live in a map; with Redis they are Redis counters (`INCR`), so a write
 //! through node A invalidates node B's entries as well, and entries are
 //! shared through Redis too (with a short expiry). Each node also keeps
@@ -14,8 +19,8 @@
 //! the current version is fresh wherever it came from.
 //!
 //! Entries are keyed by board and `per_list` and hold the JSON and its gzip
-//! form, compressed once when stored. A version also names the view for
-//! HTTP: [`Version::etag`] is `"<epoch>-<n>-<board>-<per_list>"`, where the
+//! form, compressed once, when first asked for. A version also names the view for
+//! HTTP: [`Version::etag`] is `"<epoch>-<org n>.<board n>-<board>-<per_list>"`, where the
 //! epoch is random per process (in process) or per Redis data set (a key
 //! set once; a flushed Redis gets a new one), so a counter that starts over
 //! never repeats an ETag of other content.
@@ -38,52 +43,69 @@ pub const REDIS_TTL_SECS: u64 = 30;
 /// Memory budget of the in-process layer.
 const LOCAL_BYTES: u64 = 64 * 1024 * 1024;
 
-/// An organization's version: a counter bumped by every acknowledged write,
-/// and the epoch the counter lives in.
+/// A board's version: the counters of its organization and of itself,
+/// bumped by acknowledged writes, and the epoch the counters live in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     epoch: u64,
-    n: u64,
+    org: u64,
+    board: u64,
 }
+
+/// What a committed change touched, for invalidation: its organization and,
+/// when the change concerns one board only, that board.
+pub type Touched = (Uuid, Option<Uuid>);
 
 impl Version {
     /// The `ETag` of the view of `board` with `per_list` cards per list at
     /// this version.
     pub fn etag(&self, board: Uuid, per_list: u32) -> String {
         format!(
-            "\"{:x}-{}-{}-{per_list}\"",
+            "\"{:x}-{}.{}-{}-{per_list}\"",
             self.epoch,
-            self.n,
+            self.org,
+            self.board,
             board.simple()
         )
     }
 }
 
-/// A serialized board view and its gzip form.
+/// A serialized board view and its gzip form, made once, the first time a
+/// client that accepts gzip asks for it (an uncached read for a client that
+/// does not, e.g. `Cache-Control: no-cache` from a script, never pays for
+/// compression).
 #[derive(Clone)]
 pub struct CachedView {
     /// The JSON.
     pub body: Bytes,
-    /// The JSON gzipped (fast level: stored once, served many times).
-    pub gzip: Bytes,
+    gzip: std::sync::Arc<std::sync::OnceLock<Bytes>>,
 }
 
 impl CachedView {
-    /// Compresses `body` once.
+    /// A view of `body` (not compressed yet).
     pub fn new(body: Bytes) -> Self {
-        use std::io::Write as _;
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 6),
-            flate2::Compression::new(4),
-        );
-        let gzip = enc
-            .write_all(&body)
-            .and_then(|()| enc.finish())
-            .unwrap_or_default();
         Self {
             body,
-            gzip: Bytes::from(gzip),
+            gzip: std::sync::Arc::default(),
         }
+    }
+
+    /// The JSON gzipped (fast level), compressed on first use and kept.
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write as _;
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.body.len() / 6),
+                    flate2::Compression::new(4),
+                );
+                let gzip = enc
+                    .write_all(&self.body)
+                    .and_then(|()| enc.finish())
+                    .unwrap_or_default();
+                Bytes::from(gzip)
+            })
+            .clone()
     }
 }
 
@@ -96,7 +118,7 @@ struct Entry {
 /// Cached board views, in process and (when configured) in Redis.
 pub struct BoardCache {
     local: moka::sync::Cache<(Uuid, Uuid, u32), Entry>,
-    versions: Mutex<HashMap<Uuid, u64>>,
+    versions: Mutex<HashMap<Touched, u64>>,
     /// The epoch of in-process versions.
     epoch: u64,
     redis: Option<Redis>,
@@ -112,7 +134,8 @@ impl BoardCache {
             local: moka::sync::Cache::builder()
                 .max_capacity(LOCAL_BYTES)
                 .weigher(|_, e: &Entry| {
-                    u32::try_from(e.view.body.len() + e.view.gzip.len()).unwrap_or(u32::MAX)
+                    // The gzip form (made later) is about a tenth of the JSON.
+                    u32::try_from(e.view.body.len() + e.view.body.len() / 8).unwrap_or(u32::MAX)
                 })
                 .time_to_live(Duration::from_secs(if redis.is_some() {
                     REDIS_TTL_SECS
@@ -130,17 +153,21 @@ impl BoardCache {
         redis.key("bv:epoch")
     }
 
-    fn version_key(redis: &Redis, org: Uuid) -> String {
-        redis.key(&format!("bv:v:{}", org.simple()))
+    fn version_key(redis: &Redis, (org, board): Touched) -> String {
+        match board {
+            None => redis.key(&format!("bv:v:{}", org.simple())),
+            Some(b) => redis.key(&format!("bv:v:{}:{}", org.simple(), b.simple())),
+        }
     }
 
     fn entry_key(redis: &Redis, org: Uuid, board: Uuid, per_list: u32, v: Version) -> String {
         redis.key(&format!(
-            "bv:{}:{}:{per_list}:{:x}:{}",
+            "bv:{}:{}:{per_list}:{:x}:{}.{}",
             org.simple(),
             board.simple(),
             v.epoch,
-            v.n
+            v.org,
+            v.board
         ))
     }
 
@@ -163,31 +190,35 @@ impl BoardCache {
             .await
     }
 
-    /// The organization's current version; `None` (do not cache) when Redis
+    /// The current version of `board`; `None` (do not cache) when Redis
     /// does not answer.
-    pub async fn version(&self, org: Uuid) -> Option<Version> {
+    pub async fn version(&self, org: Uuid, board: Uuid) -> Option<Version> {
         match &self.redis {
-            None => Some(Version {
-                epoch: self.epoch,
-                n: *self
-                    .versions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&org)
-                    .unwrap_or(&0),
-            }),
+            None => {
+                let map = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+                Some(Version {
+                    epoch: self.epoch,
+                    org: *map.get(&(org, None)).unwrap_or(&0),
+                    board: *map.get(&(org, Some(board))).unwrap_or(&0),
+                })
+            }
             Some(redis) => {
                 let mut c = redis.conn.clone();
-                let got: redis::RedisResult<(Option<u64>, Option<u64>)> = redis::cmd("MGET")
-                    .arg(Self::version_key(redis, org))
-                    .arg(Self::epoch_key(redis))
-                    .query_async(&mut c)
-                    .await;
+                let got: redis::RedisResult<(Option<u64>, Option<u64>, Option<u64>)> =
+                    redis::cmd("MGET")
+                        .arg(Self::version_key(redis, (org, None)))
+                        .arg(Self::version_key(redis, (org, Some(board))))
+                        .arg(Self::epoch_key(redis))
+                        .query_async(&mut c)
+                        .await;
                 let got = match got {
-                    Ok((n, epoch)) => Self::redis_epoch(redis, epoch).await.map(|epoch| Version {
-                        epoch,
-                        n: n.unwrap_or(0),
-                    }),
+                    Ok((n_org, n_board, epoch)) => {
+                        Self::redis_epoch(redis, epoch).await.map(|epoch| Version {
+                            epoch,
+                            org: n_org.unwrap_or(0),
+                            board: n_board.unwrap_or(0),
+                        })
+                    }
                     Err(e) => Err(e),
                 };
                 got.inspect_err(|e| tracing::warn!(error = %e, "board cache: Redis read failed"))
@@ -217,7 +248,8 @@ impl BoardCache {
                         .query_async(&mut c)
                         .await;
                     got.ok().flatten().map(|body| {
-                        // Redis holds the JSON; this node compresses its copy once.
+                        // Redis holds the JSON; this node compresses its copy once
+                        // (when a client first asks for gzip).
                         let view = CachedView::new(Bytes::from(body));
                         self.local.insert(
                             key,
@@ -265,22 +297,24 @@ impl BoardCache {
             .insert((org, board, per_list), Entry { version, view });
     }
 
-    /// Bumps the version of every organization in `orgs` (after a commit,
-    /// before the acknowledgement).
-    pub async fn invalidate(&self, orgs: &[Uuid]) {
+    /// Bumps the version of everything in `touched` (after a commit, before
+    /// the acknowledgement): each board named, and each organization whose
+    /// change named no board.
+    pub async fn invalidate(&self, touched: &[Touched]) {
         match &self.redis {
             None => {
                 let mut map = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-                for org in orgs {
-                    *map.entry(*org).or_insert(0) += 1;
+                for t in touched {
+                    *map.entry(*t).or_insert(0) += 1;
                 }
             }
             Some(redis) => {
                 let mut pipe = redis::pipe();
-                for org in orgs {
-                    pipe.cmd("INCR")
-                        .arg(Self::version_key(redis, *org))
-                        .ignore();
+                // Counters never expire (one small key per organization and
+                // per board ever written): a counter that started over would
+                // repeat ETags of other content.
+                for t in touched {
+                    pipe.cmd("INCR").arg(Self::version_key(redis, *t)).ignore();
                 }
                 let mut c = redis.conn.clone();
                 let mut result: Result<(), _> = pipe.query_async(&mut c).await;

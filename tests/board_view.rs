@@ -147,6 +147,30 @@ async fn per_list_bounds_each_list_and_cursors_reach_every_card_once(app: TestAp
         .json;
     let lists = view["lists"].as_array().unwrap();
     assert_eq!(lists.len(), 4);
+    // The view (written as its rows arrive) is the board as the boards
+    // collection shows it plus `lists`, each the list as the lists
+    // collection shows it plus `tasks` and `next_cursor`.
+    let boards = app
+        .get(&url(b.org, "/boards"), &b.owner.token)
+        .await
+        .expect(200)
+        .json;
+    let mut head = view.as_object().unwrap().clone();
+    assert!(head.remove("lists").is_some());
+    assert_eq!(Value::Object(head), boards["items"][0]);
+    let plain = app
+        .get(
+            &url(b.org, &format!("/boards/{}/lists", b.board)),
+            &b.owner.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    for (l, p) in lists.iter().zip(plain["items"].as_array().unwrap()) {
+        let mut l = l.as_object().unwrap().clone();
+        assert!(l.remove("tasks").is_some() && l.remove("next_cursor").is_some());
+        assert_eq!(&Value::Object(l), p);
+    }
     for (l, (list, expected)) in lists.iter().zip(&b.lists) {
         assert_eq!(id_of(l), *list);
         let first = ids(&l["tasks"]);

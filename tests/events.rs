@@ -25,6 +25,7 @@ backend_tests!(
     removed_member_is_disconnected_within_a_second,
     streams_per_user_are_capped,
     board_view_cache_is_never_stale,
+    board_view_cache_is_invalidated_per_board,
     stream_ends_when_its_token_expires,
     stream_ends_when_its_session_is_revoked,
 );
@@ -144,6 +145,19 @@ async fn setup(app: &TestApp) -> Org {
         board,
         list,
     }
+}
+
+/// A second board of the organization.
+async fn other_board(app: &TestApp, o: &Org) -> Uuid {
+    id(&app
+        .post(
+            &url(o.org, "/boards"),
+            &o.owner.token,
+            json!({"name": "Other"}),
+        )
+        .await
+        .expect(201)
+        .json)
 }
 
 async fn new_task(app: &TestApp, o: &Org, title: &str) -> Value {
@@ -319,15 +333,7 @@ async fn streams_see_only_their_organization(app: TestApp) {
 
 async fn board_filter_narrows_the_stream(app: TestApp) {
     let o = setup(&app).await;
-    let other = id(&app
-        .post(
-            &url(o.org, "/boards"),
-            &o.owner.token,
-            json!({"name": "Other"}),
-        )
-        .await
-        .expect(201)
-        .json);
+    let other = other_board(&app, &o).await;
     let addr = live::serve(&app).await;
     let mut s = live::sse(
         addr,
@@ -644,7 +650,7 @@ async fn board_view_cache_is_never_stale(app: TestApp) {
     // Reads are served from the cache: a planted entry under the current
     // version is what the next read returns.
     let cache = &app.state.live.cache;
-    let v = cache.version(o.org).await.unwrap();
+    let v = cache.version(o.org, o.board).await.unwrap();
     cache
         .put(
             o.org,
@@ -697,10 +703,111 @@ async fn board_view_cache_is_never_stale(app: TestApp) {
     }
 }
 
+/// A change of one board (a task, a comment, a list) leaves the other
+/// boards' views cached; a change that may touch every board (a label or a
+/// member removed) invalidates them all, and no view is ever stale.
+async fn board_view_cache_is_invalidated_per_board(app: TestApp) {
+    let o = setup(&app).await;
+    let other = other_board(&app, &o).await;
+    let other_list = id(&app
+        .post(
+            &url(o.org, &format!("/boards/{other}/lists")),
+            &o.owner.token,
+            json!({"name": "Doing"}),
+        )
+        .await
+        .expect(201)
+        .json);
+    let label = id(&app
+        .post(&url(o.org, "/labels"), &o.owner.token, json!({"name": "L"}))
+        .await
+        .expect(201)
+        .json);
+    let member = app.member(o.org, &o.owner, "member").await;
+    let on_other = id(&app
+        .post(
+            &url(o.org, &format!("/lists/{other_list}/tasks")),
+            &o.owner.token,
+            json!({"title": "there", "label_ids": [label], "assignee_ids": [member.id]}),
+        )
+        .await
+        .expect(201)
+        .json);
+    let view_of = |board: Uuid| url(o.org, &format!("/boards/{board}"));
+    let read = |board: Uuid| {
+        let path = view_of(board);
+        let app = &app;
+        let token = o.owner.token.clone();
+        async move { app.get(&path, &token).await.expect(200).json }
+    };
+    let other_before = read(other).await;
+    read(o.board).await;
+    assert!(cached(&app, o.org, other).await && cached(&app, o.org, o.board).await);
+
+    // A task, a comment and a list on the first board: the other stays.
+    let task = new_task(&app, &o, "here").await;
+    app.post(
+        &url(o.org, &format!("/tasks/{}/comments", id(&task))),
+        &o.owner.token,
+        json!({"body": "hi"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &url(o.org, &format!("/boards/{}/lists", o.board)),
+        &o.owner.token,
+        json!({"name": "More"}),
+    )
+    .await
+    .expect(201);
+    assert!(!cached(&app, o.org, o.board).await, "its own view went");
+    assert!(cached(&app, o.org, other).await, "the other board's stayed");
+    assert_eq!(read(other).await, other_before);
+    let mine = read(o.board).await;
+    assert_eq!(mine["lists"][0]["tasks"][0]["comment_count"], 1);
+    assert_eq!(mine["lists"].as_array().unwrap().len(), 2);
+
+    // A change of the other board's task invalidates that board only.
+    app.patch(
+        &url(o.org, &format!("/tasks/{on_other}")),
+        &o.owner.token,
+        json!({"title": "renamed"}),
+    )
+    .await
+    .expect(200);
+    assert!(cached(&app, o.org, o.board).await);
+    assert_eq!(
+        read(other).await["lists"][0]["tasks"][0]["title"],
+        "renamed"
+    );
+
+    // Deleting the label or removing the member changes tasks on any board.
+    app.delete(&url(o.org, &format!("/labels/{label}")), &o.owner.token)
+        .await
+        .expect(204);
+    assert!(!cached(&app, o.org, other).await && !cached(&app, o.org, o.board).await);
+    assert_eq!(
+        read(other).await["lists"][0]["tasks"][0]["label_ids"],
+        json!([])
+    );
+    read(o.board).await;
+    app.delete(
+        &url(o.org, &format!("/members/{}", member.id)),
+        &o.owner.token,
+    )
+    .await
+    .expect(204);
+    assert!(!cached(&app, o.org, other).await && !cached(&app, o.org, o.board).await);
+    assert_eq!(
+        read(other).await["lists"][0]["tasks"][0]["assignee_ids"],
+        json!([])
+    );
+}
+
 /// Whether the cache holds this board view for the current version.
 async fn cached(app: &TestApp, org: Uuid, board: Uuid) -> bool {
     let cache = &app.state.live.cache;
-    let v = cache.version(org).await.unwrap();
+    let v = cache.version(org, board).await.unwrap();
     cache
         .get(org, board, orgboard::boards::DEFAULT_PER_LIST, v)
         .await

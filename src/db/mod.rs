@@ -123,12 +123,12 @@ pub enum TxConn {
 /// before the change is acknowledged: invalidate cached board views, wake
 /// the event dispatcher. Installed with [`Tx::after_commit`].
 pub trait AfterCommit: Send + Sync {
-    /// Called after a successful commit with every organization the
-    /// transaction changed (see [`Tx::changed`]) and the events it numbered
-    /// itself (SQLite; on PostgreSQL the dispatcher numbers them).
+    /// Called after a successful commit with every organization (and board)
+    /// the transaction changed (see [`Tx::changed`]) and the events it
+    /// numbered itself (SQLite; on PostgreSQL the dispatcher numbers them).
     fn committed<'a>(
         &'a self,
-        orgs: &'a [Uuid],
+        touched: &'a [crate::cache::Touched],
         events: Vec<crate::events::Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
@@ -137,7 +137,7 @@ pub trait AfterCommit: Send + Sync {
 pub struct Tx {
     /// The connection; use [`on_tx!`](crate::on_tx) to run statements on it.
     pub conn: TxConn,
-    changed: Vec<Uuid>,
+    changed: Vec<crate::cache::Touched>,
     after: Option<std::sync::Arc<dyn AfterCommit>>,
     /// Events this transaction numbered itself (SQLite), published after commit.
     pub(crate) committed_events: Vec<crate::events::Event>,
@@ -407,11 +407,12 @@ impl Tx {
         }
     }
 
-    /// Notes that this transaction changed `org_id` (the audit log calls it
-    /// for every recorded change).
-    pub fn changed(&mut self, org_id: Uuid) {
-        if !self.changed.contains(&org_id) {
-            self.changed.push(org_id);
+    /// Notes that this transaction changed `org_id`, in `board` only when
+    /// given (the audit log calls it for every recorded change, with the
+    /// board of its event).
+    pub fn changed(&mut self, org_id: Uuid, board: Option<Uuid>) {
+        if !self.changed.contains(&(org_id, board)) {
+            self.changed.push((org_id, board));
         }
     }
 

@@ -28,7 +28,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, oneshot};
-use uuid::Uuid;
 
 use super::AfterCommit;
 use crate::error::ApiError;
@@ -52,17 +51,19 @@ pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 20_000;
 pub struct WriteCtx<'c> {
     /// The connection; the job's statements run on it.
     pub conn: &'c rusqlite::Connection,
-    changed: Vec<Uuid>,
+    changed: Vec<crate::cache::Touched>,
     events: Vec<Event>,
     hook: Option<Arc<dyn AfterCommit>>,
 }
 
 impl WriteCtx<'_> {
-    /// Notes that the job changed `org_id` and produced `event` (the audit
-    /// log's SQLite writer calls it for every recorded change).
-    pub fn changed(&mut self, org_id: Uuid, event: Event) {
-        if !self.changed.contains(&org_id) {
-            self.changed.push(org_id);
+    /// Notes that the job produced `event`, a change of its organization
+    /// (in its board only, when it has one); the audit log's SQLite writer
+    /// calls it for every recorded change.
+    pub fn changed(&mut self, event: Event) {
+        let touched = (event.org_id, event.board_id);
+        if !self.changed.contains(&touched) {
+            self.changed.push(touched);
         }
         self.events.push(event);
     }
@@ -182,7 +183,7 @@ fn run(
         }
         let guard = gate.blocking_lock();
         let mut finishes = Vec::with_capacity(batch.len());
-        let mut changed: Vec<Uuid> = Vec::new();
+        let mut changed: Vec<crate::cache::Touched> = Vec::new();
         let mut events = Vec::new();
         let mut hook: Option<Arc<dyn AfterCommit>> = None;
         let outcome = (|| -> rusqlite::Result<()> {
@@ -209,9 +210,9 @@ fn run(
                 };
                 if ok {
                     conn.execute_batch("RELEASE job")?;
-                    for org in ctx.changed {
-                        if !changed.contains(&org) {
-                            changed.push(org);
+                    for t in ctx.changed {
+                        if !changed.contains(&t) {
+                            changed.push(t);
                         }
                     }
                     events.extend(ctx.events);

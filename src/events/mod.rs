@@ -107,8 +107,9 @@ fn board_of(
 }
 
 /// Writes the audit row of a change and its event inside `tx` (called by
-/// [`crate::audit::record`], so every audited change has its event).
-pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
+/// [`crate::audit::record`], so every audited change has its event); returns
+/// the event's board (`None`: the change is not one board's).
+pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<Option<Uuid>, sqlx::Error> {
     let (board, via_task) = board_of(entry.entity_type, entry.entity_id, &entry.payload);
     let entity = Json(entity(
         entry.action,
@@ -142,15 +143,16 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
             // One round trip: the audit row in a data-modifying CTE.
             let sql = format!(
                 "WITH audit AS ({AUDIT_INSERT}) INSERT INTO events \
-                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {}, $12, $3, $9)",
+                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {}, $12, $3, $9) \
+                 RETURNING board_id",
                 board_sql(10, 11)
             );
-            bind_audit!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            Ok(bind_audit!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)))
                 .bind(board)
                 .bind(via_task)
                 .bind(&entity)
-                .execute(&mut **c)
-                .await?;
+                .fetch_one(&mut **c)
+                .await?)
         }
         TxConn::Sqlite(c) => {
             bind_audit!(sqlx::query(AUDIT_INSERT))
@@ -168,10 +170,11 @@ pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<(), sqlx::Error> {
             .bind(at)
             .fetch_one(&mut **c)
             .await?;
+            let board = event.board_id;
             tx.committed_events.push(event);
+            Ok(board)
         }
     }
-    Ok(())
 }
 
 /// SQLite's event row ($1 org, $2 type, $3 board or `NULL`, $4 the task
@@ -224,18 +227,15 @@ pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> ru
             ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-    ctx.changed(
-        entry.org_id,
-        Event {
-            id,
-            org_id: entry.org_id,
-            board_id,
-            kind: entry.action.to_owned(),
-            entity: Json(entity),
-            actor_id: entry.actor_id,
-            at,
-        },
-    );
+    ctx.changed(Event {
+        id,
+        org_id: entry.org_id,
+        board_id,
+        kind: entry.action.to_owned(),
+        entity: Json(entity),
+        actor_id: entry.actor_id,
+        at,
+    });
     Ok(())
 }
 
@@ -520,13 +520,13 @@ impl Drop for StreamGuard {
 impl AfterCommit for Live {
     fn committed<'a>(
         &'a self,
-        orgs: &'a [Uuid],
+        touched: &'a [crate::cache::Touched],
         events: Vec<Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             // Before the change is acknowledged: no node may serve a board
             // view from before it.
-            self.cache.invalidate(orgs).await;
+            self.cache.invalidate(touched).await;
             if self.postgres {
                 self.dispatch.notify_one();
             } else {

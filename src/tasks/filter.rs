@@ -158,18 +158,25 @@ fn cursor_scope(org_id: Uuid, sort: Sort, list_id: Option<Uuid>) -> String {
 }
 
 /// The cursor of `GET …/tasks?list_id=…&sort=position` for the page after
-/// `last` (the board view hands it out for each list that has more).
-pub fn position_cursor(state: &AppState, org_id: Uuid, last: &Task) -> String {
+/// the task `id` at `position` in `list` (the board view hands it out for
+/// each list that has more).
+pub fn position_cursor(
+    state: &AppState,
+    org_id: Uuid,
+    list: Uuid,
+    id: Uuid,
+    position: &str,
+) -> String {
     let sort = Sort {
         key: SortKey::Position,
         desc: false,
     };
     seal(
         state,
-        &cursor_scope(org_id, sort, Some(last.list_id)),
+        &cursor_scope(org_id, sort, Some(list)),
         &Position {
-            k: sort_value(sort, last),
-            id: last.id,
+            k: Some(KeyValue::Text(position.to_owned())),
+            id,
         },
     )
 }

@@ -254,46 +254,51 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The first `per_list + 1` tasks of each list, in one statement: each
-/// list's tasks by position through the `(org_id, list_id, position)`
+/// The first `per_list + 1` tasks of each list of `lists`, in one statement:
+/// each list's tasks by position through the `(org_id, list_id, position)`
 /// index, `LIMIT`ed per list, with their relation ids; descriptions are left
-/// out (read as empty: the board view carries summaries). Ordered by list,
-/// then position. The extra task tells whether a list has more.
-pub async fn first_tasks_of_lists(
+/// out (read as empty: the board view carries summaries). The rows come
+/// ordered by list (in the order of `lists`), then position, and go to
+/// `each` as they arrive: nothing holds them all. The extra task of a list
+/// tells whether it has more.
+pub async fn each_first_task_of_lists<E: From<sqlx::Error>>(
     tx: &mut Tx,
     org_id: Uuid,
     lists: &[Uuid],
     per_list: u32,
-) -> Result<Vec<Task>, sqlx::Error> {
+    mut each: impl FnMut(Task) -> Result<(), E>,
+) -> Result<(), E> {
+    use futures_util::TryStreamExt as _;
     if lists.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let cols = TASK_COLUMNS.replace("t.description", "'' AS description");
     let take = u64::from(per_list) + 1;
     let parts: Vec<String> = (0..lists.len())
         .map(|i| {
             format!(
-                "SELECT * FROM (SELECT {cols} FROM tasks t WHERE t.org_id = $1 AND t.list_id = ${} \
-                 ORDER BY t.position LIMIT {take}) p{i}",
+                "SELECT * FROM (SELECT {cols}, {i} AS part FROM tasks t \
+                 WHERE t.org_id = $1 AND t.list_id = ${} ORDER BY t.position LIMIT {take}) p{i}",
                 i + 2
             )
         })
         .collect();
     let sql = format!(
-        "SELECT t.*{} FROM ({}) t",
+        "SELECT t.*{} FROM ({}) t ORDER BY t.part, t.position",
         relation_columns(tx.backend()),
         parts.join(" UNION ALL ")
     );
-    let rows = on_tx!(&mut *tx, |c| {
+    on_tx!(&mut *tx, |c| {
         let mut q = sqlx::query_as::<_, TaskRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
         for id in lists {
             q = q.bind(*id);
         }
-        q.fetch_all(c).await
-    })?;
-    let mut tasks: Vec<Task> = rows.into_iter().map(TaskRow::into_task).collect();
-    tasks.sort_unstable_by(|a, b| (a.list_id, &a.position).cmp(&(b.list_id, &b.position)));
-    Ok(tasks)
+        let mut rows = q.fetch(c);
+        while let Some(row) = rows.try_next().await? {
+            each(row.into_task())?;
+        }
+        Ok(())
+    })
 }
 
 /// A task as the board view carries it: every field but the description
