@@ -286,8 +286,9 @@ async fn kanban_flow_survives_a_reload() {
     orgboard_no_chromium,
     ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
 )]
+// One `ignore` at most: with neither, the Chromium reason is given.
 #[cfg_attr(
-    orgboard_no_postgres,
+    all(orgboard_no_postgres, not(orgboard_no_chromium)),
     ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
 )]
 async fn kanban_flow_survives_a_reload_on_postgres() {
@@ -1229,8 +1230,9 @@ async fn a_server_that_is_down_shows_a_banner_and_keeps_the_typing() {
     orgboard_no_chromium,
     ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
 )]
+// One `ignore` at most: with neither, the Chromium reason is given.
 #[cfg_attr(
-    orgboard_no_postgres,
+    all(orgboard_no_postgres, not(orgboard_no_chromium)),
     ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
 )]
 async fn a_server_that_is_down_shows_a_banner_and_keeps_the_typing_on_postgres() {

@@ -19,8 +19,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Resp {
     /// HTTP status code.
     pub status: u16,
-    /// The whole body.
+    /// The whole body (as sent: not decompressed).
     pub body: Bytes,
+    /// Its `ETag` header, if any.
+    pub etag: Option<String>,
     /// From just before sending to the last byte of the body.
     pub latency: Duration,
 }
@@ -115,15 +117,20 @@ impl Http {
                 .await
                 .map_err(|e| io(e.to_string()))?;
             let status = resp.status().as_u16();
+            let etag = resp
+                .headers()
+                .get(hyper::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = resp
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| io(e.to_string()))?
                 .to_bytes();
-            Ok::<_, Failure>((status, body))
+            Ok::<_, Failure>((status, body, etag))
         };
-        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        let (status, body, etag) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| Failure {
                 key: "timeout",
@@ -133,6 +140,7 @@ impl Http {
         Ok(Resp {
             status,
             body,
+            etag,
             latency: started.elapsed(),
         })
     }

@@ -808,7 +808,7 @@ async fn run_on(
     db.close().await;
     if scenarios.iter().any(|s| s.is_board_view()) {
         notes.push(
-            "board_view, board_view_hot10k and board_view_hot100k send Cache-Control: no-cache (read from the database every time, as before the cache existed; the server still stores what it read); the *_cached variants send no such header and are served from the server's board cache, which every write to the organization invalidates. The cached variants have no limit phase: their uncached twin's is the database's."
+            "board_view, board_view_hot10k and board_view_hot100k send Cache-Control: no-cache (read from the database every time, as before the cache existed; the server still stores what it read); the *_cached variants send no such header but `Accept-Encoding: gzip, br`, as a browser does, and read the answer as sent (compressed once, when the cache first served it compressed), served from the server's board cache, which every write to the organization invalidates; board_view_304 revalidates the view it last got with If-None-Match (a 304 counts as a success; no body is read or built). The cached variants have no limit phase: their uncached twin's is the database's."
                 .into(),
         );
     }

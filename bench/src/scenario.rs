@@ -36,9 +36,13 @@ pub enum Scenario {
     /// `GET …/boards/{board}` on the organization's regular board, with
     /// `Cache-Control: no-cache` (read from the database every time).
     BoardView,
-    /// The same without the header: served from the server's board cache
-    /// (the first request after a write fills it).
+    /// The same without the header, as a browser asks (`Accept-Encoding:
+    /// gzip, br`, the answer read as sent): served from the server's board
+    /// cache (the first request after a write fills it).
     BoardViewCached,
+    /// The same, revalidated as a browser does: `If-None-Match` with the
+    /// `ETag` of the view it last got (`304` while nothing changed).
+    BoardView304,
     /// The board view of the 10 000-task hot board (L tier), uncached.
     BoardViewHot10k,
     /// The same, served from the cache.
@@ -63,12 +67,13 @@ impl Scenario {
     /// Every scenario in the order `all` runs them: reads first (so the
     /// boards they read still have their seeded size), then writes, with
     /// `create_task` last because it grows the boards the others read.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::GetTask,
         Scenario::FilterPage,
         Scenario::FilterPageCursor,
         Scenario::BoardView,
         Scenario::BoardViewCached,
+        Scenario::BoardView304,
         Scenario::BoardViewHot10k,
         Scenario::BoardViewHot10kCached,
         Scenario::BoardViewHot100k,
@@ -87,6 +92,7 @@ impl Scenario {
             Scenario::FilterPageCursor => "filter_page_cursor",
             Scenario::BoardView => "board_view",
             Scenario::BoardViewCached => "board_view_cached",
+            Scenario::BoardView304 => "board_view_304",
             Scenario::BoardViewHot10k => "board_view_hot10k",
             Scenario::BoardViewHot10kCached => "board_view_hot10k_cached",
             Scenario::BoardViewHot100k => "board_view_hot100k",
@@ -119,7 +125,10 @@ impl Scenario {
     pub fn has_limit(self) -> bool {
         !matches!(
             self,
-            Scenario::Login | Scenario::BoardViewCached | Scenario::BoardViewHot10kCached
+            Scenario::Login
+                | Scenario::BoardViewCached
+                | Scenario::BoardView304
+                | Scenario::BoardViewHot10kCached
         )
     }
 
@@ -128,7 +137,10 @@ impl Scenario {
     pub fn uses_board_cache(self) -> bool {
         matches!(
             self,
-            Scenario::BoardViewCached | Scenario::BoardViewHot10kCached | Scenario::Mix
+            Scenario::BoardViewCached
+                | Scenario::BoardView304
+                | Scenario::BoardViewHot10kCached
+                | Scenario::Mix
         )
     }
 
@@ -138,6 +150,7 @@ impl Scenario {
             self,
             Scenario::BoardView
                 | Scenario::BoardViewCached
+                | Scenario::BoardView304
                 | Scenario::BoardViewHot10k
                 | Scenario::BoardViewHot10kCached
                 | Scenario::BoardViewHot100k
@@ -154,6 +167,7 @@ impl Scenario {
                 Op::BoardView
             }
             Scenario::BoardViewCached | Scenario::BoardViewHot10kCached => Op::BoardViewCached,
+            Scenario::BoardView304 => Op::BoardView304,
             Scenario::Login => Op::Login,
             Scenario::UpdateTask => Op::UpdateTask,
             Scenario::MoveTask => Op::MoveTask,
@@ -185,6 +199,8 @@ pub enum Op {
     BoardView,
     /// The board view, through the cache.
     BoardViewCached,
+    /// The board view, revalidated with `If-None-Match`.
+    BoardView304,
     /// Log in.
     Login,
     /// Conditional update.
@@ -205,6 +221,7 @@ impl Op {
             Op::FilterPageCursor => "filter_page_cursor",
             Op::BoardView => "board_view",
             Op::BoardViewCached => "board_view_cached",
+            Op::BoardView304 => "board_view_304",
             Op::Login => "login",
             Op::UpdateTask => "update_task",
             Op::MoveTask => "move_task",
@@ -274,6 +291,8 @@ pub struct Vu {
     pub db_chain: Option<(usize, Uuid)>,
     /// Operations done (makes titles unique).
     pub n: u64,
+    /// The `ETag` of the board view it last got.
+    pub etag: Option<String>,
 }
 
 /// VUs for `board` kind: VU `i` goes to the `i mod n`-th organization that
@@ -320,6 +339,7 @@ pub fn make_vus(ds: &Dataset, concurrency: usize, board: BoardKind, seed: u64) -
                 http_chain: None,
                 db_chain: None,
                 n: 0,
+                etag: None,
             })
         })
         .collect()
@@ -571,17 +591,32 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
                 Err(e) => Some(fail(e)),
             }
         }
-        Op::BoardView | Op::BoardViewCached => {
+        Op::BoardView | Op::BoardViewCached | Op::BoardView304 => {
             let path = format!("/api/v1/orgs/{org}/boards/{}", vu.board_id);
-            let headers: &[(&str, &str)] = if op == Op::BoardView {
-                &[("cache-control", "no-cache")]
-            } else {
-                &[]
-            };
-            Some(answer(
-                http.send_with(Method::GET, &path, Some(&vu.token), None, None, headers)
-                    .await,
-            ))
+            let etag = vu.etag.clone().unwrap_or_default();
+            let mut headers = vec![];
+            match op {
+                Op::BoardView => headers.push(("cache-control", "no-cache")),
+                Op::BoardView304 if !etag.is_empty() => headers.push(("if-none-match", &*etag)),
+                _ => {}
+            }
+            if op != Op::BoardView {
+                headers.push(("accept-encoding", "gzip, br"));
+            }
+            match http
+                .send_with(Method::GET, &path, Some(&vu.token), None, None, &headers)
+                .await
+            {
+                Ok(r) => {
+                    if r.status == 200 {
+                        vu.etag = r.etag;
+                    }
+                    // 304 is this scenario's success.
+                    let status = if r.status == 304 { 200 } else { r.status };
+                    Some((r.latency, outcome(status)))
+                }
+                Err(e) => Some(fail(e)),
+            }
         }
         Op::Login => {
             let body = json!({ "email": vu.email, "password": PASSWORD }).to_string();
