@@ -240,9 +240,27 @@ impl Slug {
         Ok(Self(s.to_owned()))
     }
 
-    /// Derives a slug from a name, with a random suffix so it is very likely
-    /// free (used for personal organizations and when no slug is given).
+    /// The slug a name reads as ("Acme Corp" → `acme-corp`), when that is a
+    /// valid slug (long enough, not shaped like an id).
+    pub fn plain(name: &str) -> Option<Self> {
+        Self::parse(&Self::base(name)).ok()
+    }
+
+    /// Derives a slug from a name with a random suffix (`acme-corp-3f9a1c`),
+    /// for when its [`Slug::plain`] form is taken or invalid.
     pub fn derive_from(name: &str) -> Self {
+        let base = Self::base(name);
+        let suffix: String = Uuid::new_v4().simple().to_string()[..6].to_owned();
+        if base.is_empty() {
+            Self(format!("org-{suffix}"))
+        } else {
+            Self(format!("{base}-{suffix}"))
+        }
+    }
+
+    /// A name lowercased, runs of other characters as one `-`, at most 40
+    /// characters, no `-` at either end.
+    fn base(name: &str) -> String {
         let mut base = String::new();
         for c in name.to_lowercase().chars() {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -254,13 +272,7 @@ impl Slug {
                 break;
             }
         }
-        let base = base.trim_end_matches('-');
-        let suffix: String = Uuid::new_v4().simple().to_string()[..6].to_owned();
-        if base.is_empty() {
-            Self(format!("org-{suffix}"))
-        } else {
-            Self(format!("{base}-{suffix}"))
-        }
+        base.trim_end_matches('-').to_owned()
     }
 }
 
@@ -292,6 +304,23 @@ mod tests {
             format!("{:?}", Password("secret-secret".into())),
             "Password(***)"
         );
+    }
+
+    #[test]
+    fn a_name_reads_as_its_plain_slug() {
+        assert_eq!(Slug::plain("Acme Corp").expect("valid").0, "acme-corp");
+        assert_eq!(
+            Slug::plain("  Ünïcode & Co. ").expect("valid").0,
+            "n-code-co"
+        );
+        assert_eq!(Slug::plain("!!!"), None);
+        let derived = Slug::derive_from("Acme Corp").0;
+        assert!(
+            derived.starts_with("acme-corp-") && derived.len() == 16,
+            "{derived}"
+        );
+        assert!(Slug::parse(&derived).is_ok());
+        assert!(Slug::derive_from("!!!").0.starts_with("org-"));
     }
 
     #[test]

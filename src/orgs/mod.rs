@@ -93,8 +93,9 @@ pub(crate) async fn load_org(
 }
 
 /// Creates an organization owned by `user_id` inside `tx` and records
-/// `org.created` and `member.joined`. Without a slug one is derived from the
-/// name. `409` when the given slug is taken.
+/// `org.created` and `member.joined`. Without a slug, the name's plain slug
+/// when it is free ("Acme Corp" → `acme-corp`), else that with a short random
+/// suffix. `409` when the given slug is taken.
 pub async fn create_org(
     tx: &mut Tx,
     user_id: Uuid,
@@ -107,9 +108,11 @@ pub async fn create_org(
     tx.set_org(org_id).await?;
     let now = now();
     let given = slug.is_some();
-    let mut slug = slug.unwrap_or_else(|| Slug::derive_from(name));
+    let mut slug = slug
+        .or_else(|| Slug::plain(name))
+        .unwrap_or_else(|| Slug::derive_from(name));
     // A derived slug that collides is derived again; a given one is a 409.
-    for _ in 0..5 {
+    for _ in 0..6 {
         let inserted = on_tx!(&mut *tx, |c| {
             sqlx::query(
             "INSERT INTO organizations (id, name, slug, is_personal, created_by, created_at, updated_at) \
