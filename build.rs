@@ -23,6 +23,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=ORGBOARD_TEST_REDIS_URL");
     println!("cargo::rerun-if-env-changed=ORGBOARD_CHROMEDRIVER");
     println!("cargo::rerun-if-env-changed=CI");
+    commit();
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     for (var, cfg) in [
         ("ORGBOARD_TEST_POSTGRES_URL", "orgboard_no_postgres"),
@@ -49,6 +50,35 @@ fn main() {
             }
         }
     }
+}
+
+/// `ORGBOARD_COMMIT` for `--version` and `orgboard_build_info`: the checked
+/// out commit (12 hex digits), `unknown` outside a git checkout (a source
+/// tarball) or without git; `ORGBOARD_COMMIT` set at build time wins (for
+/// builds from an exported tree, e.g. a container build without `.git`).
+fn commit() {
+    println!("cargo::rerun-if-env-changed=ORGBOARD_COMMIT");
+    if let Ok(given) = std::env::var("ORGBOARD_COMMIT")
+        && !given.trim().is_empty()
+    {
+        println!("cargo::rustc-env=ORGBOARD_COMMIT={}", given.trim());
+        return;
+    }
+    for watched in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if Path::new(watched).exists() {
+            println!("cargo::rerun-if-changed={watched}");
+        }
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=ORGBOARD_COMMIT={commit}");
 }
 
 /// The chromedriver the browser tests will start, if there is one.

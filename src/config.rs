@@ -77,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "ORGBOARD_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log format: `text` (colour only on a terminal and without NO_COLOR)
+    /// or `json` (one object per line, for log collectors).
+    #[arg(long, env = "ORGBOARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     /// Signing secret for access tokens and cursors (≥ 32 bytes). Without it
     /// one is generated once and kept in `<data dir>/secret.key`; several
     /// nodes must share the same value.
@@ -289,6 +294,7 @@ impl Config {
             smtp_from: "orgboard <no-reply@orgboard.invalid>".to_owned(),
             public_url: None,
             log: "warn".to_owned(),
+            log_format: "text".to_owned(),
             secret: Some("test-secret-test-secret-test-secret-0123".to_owned()),
             access_token_ttl_secs: 900,
             refresh_token_ttl_days: 30,

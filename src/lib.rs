@@ -14,13 +14,26 @@
 //! shared across nodes through Redis ([`cluster`]); [`metrics`]; [`web`],
 //! the browser application (embedded assets over the same public API).
 
+/// The version and the commit it was built from (`orgboard --version`, the
+/// start-up line, `orgboard_build_info`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("ORGBOARD_COMMIT"),
+    ")"
+);
+/// The commit this binary was built from (`unknown` outside a git checkout).
+pub const COMMIT: &str = env!("ORGBOARD_COMMIT");
+
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod boards;
 pub mod cache;
 pub mod cluster;
 pub mod comments;
 pub mod config;
+pub mod config_file;
 pub mod db;
 pub mod domain;
 pub mod email;

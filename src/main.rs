@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use orgboard::config::{Config, StorageConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 /// variable (or the matching flag of the command).
 #[derive(Parser)]
 #[command(
-    version,
+    version = orgboard::VERSION,
     about,
     after_help = "Main settings: ORGBOARD_ADDR, ORGBOARD_DATA_DIR, ORGBOARD_DATABASE_URL \
         (default: the SQLite file in the data directory; postgres://… for PostgreSQL), \
@@ -20,6 +20,11 @@ use tracing_subscriber::EnvFilter;
         `orgboard serve --help` lists every setting."
 )]
 struct Cli {
+    /// A TOML file of settings: keys are the ORGBOARD_* names without the
+    /// prefix, in lower case; the environment and flags win over it.
+    #[arg(long, global = true, env = "ORGBOARD_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -30,6 +35,22 @@ enum Command {
     Serve(Box<Config>),
     /// Apply pending database migrations and exit.
     Migrate(StorageConfig),
+    /// Write a consistent copy of the SQLite database to FILE (a new file),
+    /// also while the server runs. PostgreSQL: use pg_dump.
+    Backup {
+        #[command(flatten)]
+        storage: StorageConfig,
+        /// The backup file to create.
+        file: std::path::PathBuf,
+    },
+    /// Restore the SQLite database from FILE into an empty data directory
+    /// (never over existing data). PostgreSQL: use pg_restore.
+    Restore {
+        #[command(flatten)]
+        storage: StorageConfig,
+        /// The backup file to read.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `serve` with settings from the environment only (no command given).
@@ -39,8 +60,16 @@ struct ServeFromEnv {
     config: Config,
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    if format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .init();
+        return;
+    }
     // Colour only on a terminal, and never with NO_COLOR set: in a file or
     // a log collector escape codes are noise.
     use std::io::IsTerminal as _;
@@ -51,8 +80,31 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// Reports configuration problems, one per line; exit status 2.
+fn refuse(problems: &[String]) -> ExitCode {
+    for p in problems {
+        eprintln!("configuration error: {p}");
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Settings from a config file become the defaults of their flags, so the
+    // environment and the flags still win.
+    let mut cmd = Cli::command();
+    let file = match orgboard::config_file::path_from(&args) {
+        None => Vec::new(),
+        Some(path) => match orgboard::config_file::load(&path, &cmd) {
+            Ok(settings) => settings,
+            Err(problems) => return refuse(&problems),
+        },
+    };
+    cmd = orgboard::config_file::with_defaults(cmd, &file);
+    let cli = match Cli::from_arg_matches(&cmd.get_matches_from(&args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +117,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Migrate(storage)) => {
-            init_logging(&std::env::var("ORGBOARD_LOG").unwrap_or_else(|_| "info".into()));
+            init_logging(
+                &std::env::var("ORGBOARD_LOG").unwrap_or_else(|_| "info".into()),
+                &std::env::var("ORGBOARD_LOG_FORMAT").unwrap_or_default(),
+            );
             runtime.block_on(async {
                 let db = orgboard::db::Db::connect(&storage).await?;
                 db.migrate().await?;
@@ -74,19 +129,46 @@ fn main() -> ExitCode {
                 anyhow::Ok(())
             })
         }
+        Some(Command::Backup { storage, file }) => {
+            orgboard::backup::backup(&storage, &file).map(|r| {
+                println!(
+                    "backed up {} to {}: {} bytes, {} tasks, migration {}",
+                    r.database.display(),
+                    file.display(),
+                    r.bytes,
+                    r.tasks,
+                    r.migration
+                );
+            })
+        }
+        Some(Command::Restore { storage, file }) => {
+            orgboard::backup::restore(&storage, &file).map(|r| {
+                println!(
+                    "restored {} from {}: {} bytes, {} tasks, migration {}; start the server",
+                    r.database.display(),
+                    file.display(),
+                    r.bytes,
+                    r.tasks,
+                    r.migration
+                );
+            })
+        }
         command => {
             let config = match command {
                 Some(Command::Serve(c)) => *c,
-                _ => ServeFromEnv::parse_from(["orgboard"]).config,
+                _ => {
+                    let cmd = orgboard::config_file::with_defaults(ServeFromEnv::command(), &file);
+                    match ServeFromEnv::from_arg_matches(&cmd.get_matches_from(["orgboard"])) {
+                        Ok(s) => s.config,
+                        Err(e) => e.exit(),
+                    }
+                }
             };
             let problems = config.problems();
             if !problems.is_empty() {
-                for p in &problems {
-                    eprintln!("configuration error: {p}");
-                }
-                return ExitCode::from(2);
+                return refuse(&problems);
             }
-            init_logging(&config.log);
+            init_logging(&config.log, &config.log_format);
             runtime.block_on(orgboard::server::serve(config))
         }
     };

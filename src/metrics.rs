@@ -107,6 +107,13 @@ pub fn init() -> &'static PrometheusHandle {
             tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will miss its values");
         }
         describe();
+        process_collector().describe();
+        metrics::gauge!(
+            "orgboard_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "commit" => crate::COMMIT
+        )
+        .set(1.0);
         let upkeep = handle.clone();
         let spawned = std::thread::Builder::new()
             .name("metrics-upkeep".to_owned())
@@ -137,7 +144,16 @@ pub async fn scrape(state: &AppState) -> String {
     // Pools first: the job query below borrows a connection.
     sample_pools(&state.db);
     sample_job_queue(&state.db).await;
+    process_collector().collect();
     handle.render()
+}
+
+/// The standard `process_*` metrics (CPU seconds, resident and virtual
+/// memory, open and maximum file descriptors, threads, start time), read
+/// from `/proc` at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 fn describe() {

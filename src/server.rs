@@ -10,6 +10,17 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::state::AppState;
 
+/// Where a person on this machine can open the server: a wildcard address
+/// (`0.0.0.0`, `::`) is reached through the loopback one.
+fn browsable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, addr.port())
+}
+
 /// Connects, migrates and builds the state: everything before listening.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let db = Db::connect(&config.storage).await?;
@@ -43,12 +54,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     background.push(spawn_pruner(state.clone(), shutdown.clone()));
 
+    let data_dir = match state.db.backend() {
+        crate::db::Backend::Sqlite => state.config.storage.data_dir.display().to_string(),
+        crate::db::Backend::Postgres => "-".to_owned(),
+    };
     tracing::info!(
         addr = %local,
         backend = state.db.backend().name(),
-        version = env!("CARGO_PKG_VERSION"),
+        version = crate::VERSION,
+        data_dir,
         startup_ms = started.elapsed().as_millis() as u64,
-        "orgboard listening"
+        "orgboard listening: open http://{}/",
+        browsable(local)
     );
     let app = crate::http::router(state.clone());
     let limits = state.config.connection_limits();

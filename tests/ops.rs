@@ -437,6 +437,20 @@ async fn metrics_count_requests_by_route_template(app: TestApp) {
         grew("orgboard_http_request_duration_seconds_sum", &ok) > 0.0,
         "{after}"
     );
+    // The build and the process, for dashboards and alerts.
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        sample(&after, "orgboard_build_info", &[("version", version)]),
+        1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "process_resident_memory_bytes", &[]) > 1e6,
+        "{after}"
+    );
+    assert!(sample(&after, "process_open_fds", &[]) >= 3.0, "{after}");
+    // A counter of whole seconds: present, 0 in a young test process.
+    assert!(after.contains("\nprocess_cpu_seconds_total "), "{after}");
 
     // Never the raw path: no id, no unknown path in any label.
     for raw in [

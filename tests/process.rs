@@ -572,3 +572,383 @@ fn slow_headers_and_idle_connections_are_closed() {
     }
     drop(server.running);
 }
+
+/// `ORGBOARD_LOG_FORMAT=json`: one JSON object per line; the start-up line
+/// says where to go, the backend, the version with its commit and the data
+/// directory; every request is one `info` line with the route template,
+/// status, latency, request id and (once resolved) the organization, and
+/// never the query string (where event streams carry their token).
+#[test]
+fn json_logs_say_where_to_go_and_log_each_request_without_its_query() {
+    let server = start_server(1024, &[("ORGBOARD_LOG_FORMAT", "json")]);
+    let (token, org) = signup_raw(server.addr);
+    let secret_query = "access_token=do-not-log-me";
+    let (status, _) = http_get(
+        server.addr,
+        &format!("/api/v1/orgs/{org}/boards?{secret_query}"),
+    )
+    .unwrap();
+    assert_eq!(status, 401, "a query token is not a bearer token here");
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/orgs/{org}/boards?limit=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+    // The log line comes after the answer; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = read_log(&server.log);
+        if log.matches("\"orgboard::request\"").count() >= 3 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!log.contains("do-not-log-me"), "{log}");
+    assert!(!log.contains(&token), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colour codes: {log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let start = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("orgboard listening"))
+        })
+        .unwrap_or_else(|| panic!("no start-up line: {log}"));
+    assert_eq!(
+        start["fields"]["message"],
+        format!("orgboard listening: open http://{}/", server.addr)
+    );
+    assert_eq!(start["fields"]["backend"], "sqlite");
+    assert!(
+        start["fields"]["data_dir"]
+            .as_str()
+            .unwrap()
+            .ends_with("data")
+    );
+    let version = start["fields"]["version"].as_str().unwrap();
+    assert!(version.starts_with(env!("CARGO_PKG_VERSION")) && version.contains('('));
+    let requests: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "orgboard::request" && l["level"] == "INFO")
+        .map(|l| &l["fields"])
+        .collect();
+    let boards: Vec<_> = requests
+        .iter()
+        .filter(|f| f["route"] == "/api/v1/orgs/{org}/boards")
+        .collect();
+    assert_eq!(boards.len(), 2, "{requests:?}");
+    assert_eq!(boards[0]["status"], 401);
+    assert_eq!(boards[0]["org_id"], "-", "not resolved without a token");
+    assert_eq!(boards[1]["status"], 200);
+    assert_eq!(boards[1]["org_id"], org.as_str());
+    assert_eq!(boards[1]["method"], "GET");
+    assert!(boards[1]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(boards[1]["request_id"].as_str().unwrap().len(), 36);
+    // Health checks are not logged at info.
+    assert!(requests.iter().all(|f| f["route"] != "/readyz"));
+}
+
+/// `--version` names the commit it was built from.
+#[test]
+fn version_names_the_commit() {
+    let out = run(orgboard().arg("--version"));
+    assert!(out.status.success());
+    let text = text(&out);
+    let expected = format!("orgboard {} (", env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.starts_with(&expected) && text.trim_end().ends_with(')'),
+        "{text}"
+    );
+}
+
+/// One HTTP/1.1 request with a bearer token and a JSON body over a raw
+/// socket: (status, body).
+fn post_json(addr: SocketAddr, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf[9..12].parse().unwrap();
+    let json = serde_json::from_str(buf.split_once("\r\n\r\n").unwrap().1).unwrap_or_default();
+    (status, json)
+}
+
+/// `orgboard backup` while the server runs and writes: every task whose
+/// creation was acknowledged before the backup started is in the copy, the
+/// copy restores into an empty data directory (and a server starts on it),
+/// and restore refuses the live data directory, a damaged file and an
+/// existing backup name, changing nothing.
+#[test]
+fn backup_while_writing_keeps_every_acknowledged_write_and_restores() {
+    let server = start_server(1024, &[]);
+    let data = server.log.parent().unwrap().join("data");
+    let (token, org) = signup_raw(server.addr);
+    let (s, board) = post_json(
+        server.addr,
+        &format!("/api/v1/orgs/{org}/boards"),
+        &token,
+        r#"{"name":"B"}"#,
+    );
+    assert_eq!(s, 201);
+    let (s, list) = post_json(
+        server.addr,
+        &format!(
+            "/api/v1/orgs/{org}/boards/{}/lists",
+            board["id"].as_str().unwrap()
+        ),
+        &token,
+        r#"{"name":"L"}"#,
+    );
+    assert_eq!(s, 201);
+    let path = format!(
+        "/api/v1/orgs/{org}/lists/{}/tasks",
+        list["id"].as_str().unwrap()
+    );
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (acknowledged, stop, token, addr) = (
+            acknowledged.clone(),
+            stop.clone(),
+            token.clone(),
+            server.addr,
+        );
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let title = format!("task {n}");
+                let (s, _) = post_json(addr, &path, &token, &format!(r#"{{"title":"{title}"}}"#));
+                assert_eq!(s, 201);
+                acknowledged.lock().unwrap().push(title);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    assert!(
+        !before.is_empty(),
+        "writes were acknowledged before the backup"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let out = run(orgboard()
+        .env("ORGBOARD_DATA_DIR", &data)
+        .arg("backup")
+        .arg(&file));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("backed up "), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let after = acknowledged.lock().unwrap().len();
+    assert!(after > before.len(), "writes went on during the backup");
+
+    // Every acknowledged write from before the backup is in it.
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let titles: std::collections::HashSet<String> = conn
+        .prepare("SELECT title FROM tasks")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(conn);
+    for t in &before {
+        assert!(
+            titles.contains(t),
+            "{t} acknowledged before the backup, missing from it"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the backup holds password hashes: private");
+    }
+
+    // The same name again, the live directory, a damaged file: refused.
+    let again = run(orgboard()
+        .env("ORGBOARD_DATA_DIR", &data)
+        .arg("backup")
+        .arg(&file));
+    assert!(
+        !again.status.success() && text(&again).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    let live = std::fs::read(data.join("orgboard.db")).unwrap();
+    let onto_live = run(orgboard()
+        .env("ORGBOARD_DATA_DIR", &data)
+        .arg("restore")
+        .arg(&file));
+    assert!(
+        !onto_live.status.success() && text(&onto_live).contains("not empty"),
+        "{}",
+        text(&onto_live)
+    );
+    assert_eq!(
+        std::fs::read(data.join("orgboard.db")).unwrap().len(),
+        live.len()
+    );
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 4096].fill(0xA5);
+    std::fs::write(&damaged, &bytes).unwrap();
+    let fresh = dir.path().join("fresh");
+    let bad = run(orgboard()
+        .env("ORGBOARD_DATA_DIR", &fresh)
+        .arg("restore")
+        .arg(&damaged));
+    assert!(!bad.status.success(), "{}", text(&bad));
+    assert!(
+        !fresh.join("orgboard.db").exists(),
+        "nothing restored from a damaged file"
+    );
+
+    // Into an empty directory: restored, and a server runs on it.
+    let restored = run(orgboard()
+        .env("ORGBOARD_DATA_DIR", &fresh)
+        .arg("restore")
+        .arg(&file));
+    assert!(restored.status.success(), "{}", text(&restored));
+    drop(server);
+    let again = start_server(1024, &[("ORGBOARD_DATA_DIR", fresh.to_str().unwrap())]);
+    let (status, body) = http_get(again.addr, "/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A TOML config file (`--config` or `ORGBOARD_CONFIG`) sets settings by
+/// their names without the prefix; the environment wins over it.
+#[test]
+fn config_file_sets_settings_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-file");
+    let file = dir.path().join("orgboard.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "# settings\ndata_dir = {:?}\ndb_max_connections = 4\nworkers = false\n",
+            from_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = run(orgboard().arg("migrate").arg("--config").arg(&file));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        from_file.join("orgboard.db").is_file(),
+        "data_dir from the file"
+    );
+    // ORGBOARD_CONFIG names the file too; ORGBOARD_DATA_DIR wins over it.
+    let from_env = dir.path().join("from-env");
+    let out = run(orgboard()
+        .env("ORGBOARD_CONFIG", &file)
+        .env("ORGBOARD_DATA_DIR", &from_env)
+        .arg("migrate"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        from_env.join("orgboard.db").is_file(),
+        "the environment wins"
+    );
+}
+
+/// Every problem of a config file is named on its own line, the exit
+/// status is 2, and nothing starts or is created.
+#[test]
+fn config_file_problems_are_named_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "databse_url = \"sqlite://x.db\"\nadr = \"x\"\n",
+            &[
+                "unknown setting `databse_url`",
+                "did you mean `database_url`?",
+                "unknown setting `adr`",
+                "did you mean `addr`?",
+            ],
+        ),
+        (
+            "db_max_connections = \"many\"\n",
+            &["`db_max_connections`", "many"],
+        ),
+        (
+            "workers = [1, 2]\n",
+            &["`workers` must be a string, a whole number or true/false"],
+        ),
+        ("log_format = \"yaml\"\n", &["`log_format`", "yaml"]),
+        ("addr = \"127.0.0.1:1\"\nthis is not toml\n", &["line 2"]),
+    ];
+    for (body, expected) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, body).unwrap();
+        let out = run(orgboard()
+            .env("ORGBOARD_DATA_DIR", &data)
+            .arg("serve")
+            .arg("--config")
+            .arg(&file));
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{body}: {said}");
+        for e in expected {
+            assert!(said.contains(e), "{body}: expected {e:?} in {said}");
+        }
+        assert!(
+            said.lines()
+                .all(|l| l.starts_with("configuration error: config file ")),
+            "one line per problem: {said}"
+        );
+        assert!(!data.exists(), "nothing created for {body}");
+    }
+    let missing = run(orgboard()
+        .arg("migrate")
+        .arg("--config")
+        .arg(dir.path().join("nope.toml")));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("cannot read it"),
+        "{}",
+        text(&missing)
+    );
+}
+
+/// `--help` never prints a value from the config file (it may hold secrets).
+#[test]
+fn help_never_prints_a_secret_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orgboard.toml");
+    let secret = "file-secret-that-must-not-be-printed-0123456789";
+    std::fs::write(
+        &file,
+        format!(
+            "secret = {secret:?}\ndatabase_url = \"postgres://u:{secret}@h/db\"\nsmtp_url = \"smtp://u:{secret}@h\"\n"
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["serve", "--help"][..],
+        &["--help"],
+        &["migrate", "--help"],
+    ] {
+        let out = run(orgboard().args(args).arg("--config").arg(&file));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!text(&out).contains(secret), "{args:?}: {}", text(&out));
+    }
+}

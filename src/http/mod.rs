@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(security_headers))
                 // Outside the panic catcher, so a panic counts as its 500.
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+                .layer(axum::middleware::from_fn(log_requests))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(axum::middleware::from_fn(detach_writes))
                 .layer(DefaultBodyLimit::max(max_body))
@@ -131,6 +132,54 @@ pub fn router(state: AppState) -> Router {
                     crate::listener::BODY_READ_TIMEOUT,
                 )),
         )
+}
+
+/// The organization a request acts in, filled in by the organization
+/// extractor once the caller's membership is confirmed, for the request log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrg(std::sync::Arc<std::sync::OnceLock<uuid::Uuid>>);
+
+impl RequestOrg {
+    /// Notes the organization (the first one noted stays).
+    pub fn set(&self, org_id: uuid::Uuid) {
+        let _ = self.0.set(org_id);
+    }
+}
+
+/// One `info` line per request (target `orgboard::request`): method, route
+/// template (never the raw path's query string: tokens of event streams
+/// travel there), status, latency, request id, and the organization when one
+/// was resolved. Metrics scrapes and health probes log at `debug`.
+async fn log_requests(
+    mut req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let org = RequestOrg::default();
+    req.extensions_mut().insert(org.clone());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = res.status().as_u16();
+    let org_id = org.0.get().map(|id| id.to_string());
+    let org_id = org_id.as_deref().unwrap_or("-");
+    if matches!(route, "/metrics" | "/healthz" | "/readyz") {
+        tracing::debug!(target: "orgboard::request", %method, route, status, latency_ms, request_id, org_id, "request");
+    } else {
+        tracing::info!(target: "orgboard::request", %method, route, status, latency_ms, request_id, org_id, "request");
+    }
+    res
 }
 
 /// Answers above [`COMPRESS_ABOVE`] bytes are compressed (gzip, br or zstd,

@@ -33,6 +33,8 @@ pub struct OrgRequest {
     auth: AuthUser,
     org_ref: OrgRef,
     request_id: Option<String>,
+    /// Where the request log learns the organization once it is resolved.
+    logged_org: Option<crate::http::RequestOrg>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +69,18 @@ impl FromRequestParts<AppState> for OrgRequest {
             auth,
             org_ref,
             request_id: request_id_of(parts),
+            logged_org: parts.extensions.get::<crate::http::RequestOrg>().cloned(),
         })
+    }
+}
+
+impl OrgRequest {
+    /// Tells the request log which organization this request acts in (once
+    /// the caller's membership is confirmed).
+    fn note_org(&self, org_id: Uuid) {
+        if let Some(slot) = &self.logged_org {
+            slot.set(org_id);
+        }
     }
 }
 
@@ -114,6 +127,7 @@ impl OrgRequest {
             q.bind(self.auth.user_id).fetch_optional(c).await
         })?;
         let row = row.ok_or_else(ApiError::not_found)?;
+        self.note_org(row.id);
         Ok((
             tx,
             OrgContext {
@@ -193,6 +207,7 @@ impl OrgRequest {
             Err(e) => return Err(e.into()),
         };
         let role = Role::try_from(role).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        self.note_org(org_id);
         Ok(OrgContext {
             org_id,
             user_id: self.auth.user_id,
