@@ -100,6 +100,8 @@ start_server() {
     # test (the limits themselves are covered by tests/http.rs).
     ORGBOARD_RATE_LIMIT_PER_IP=1000000
     ORGBOARD_RATE_LIMIT_PER_ACCOUNT=1000000
+    ORGBOARD_API_RATE_LIMIT_PER_USER=1000000
+    ORGBOARD_API_RATE_LIMIT_PER_ORG=1000000
     # Cheap argon2: the suite hashes a password on every sign-up it generates.
     ORGBOARD_ARGON2_MEMORY_KIB=1024
     ORGBOARD_ARGON2_ITERATIONS=1

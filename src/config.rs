@@ -122,6 +122,16 @@ pub struct Config {
     #[arg(long, env = "ORGBOARD_RATE_LIMIT_PER_ACCOUNT", default_value_t = 10)]
     pub rate_limit_per_account: u32,
 
+    /// Requests per minute one user may make to the authenticated API
+    /// (bursts of as many); shared across nodes with Redis.
+    #[arg(long, env = "ORGBOARD_API_RATE_LIMIT_PER_USER", default_value_t = 1200)]
+    pub api_rate_limit_per_user: u32,
+
+    /// Requests per minute to one organization's routes, all its members
+    /// together (bursts of as many); shared across nodes with Redis.
+    #[arg(long, env = "ORGBOARD_API_RATE_LIMIT_PER_ORG", default_value_t = 6000)]
+    pub api_rate_limit_per_org: u32,
+
     /// Take the client address from the first `X-Forwarded-For` entry (only
     /// behind a proxy that sets it).
     #[arg(long, env = "ORGBOARD_TRUST_FORWARDED_FOR", default_value_t = false)]
@@ -195,6 +205,9 @@ impl Config {
         }
         if self.rate_limit_per_ip == 0 || self.rate_limit_per_account == 0 {
             p.push("ORGBOARD_RATE_LIMIT_PER_IP and _PER_ACCOUNT must be ≥ 1".to_owned());
+        }
+        if self.api_rate_limit_per_user == 0 || self.api_rate_limit_per_org == 0 {
+            p.push("ORGBOARD_API_RATE_LIMIT_PER_USER and _PER_ORG must be ≥ 1".to_owned());
         }
         if self.scheduler_tick_secs == 0 || self.scheduler_tick_secs > 3600 {
             p.push("ORGBOARD_SCHEDULER_TICK_SECS must be between 1 and 3600".to_owned());
@@ -304,6 +317,8 @@ impl Config {
             password_hash_concurrency: 0,
             rate_limit_per_ip: 100_000,
             rate_limit_per_account: 100_000,
+            api_rate_limit_per_user: 1_000_000,
+            api_rate_limit_per_org: 1_000_000,
             trust_forwarded_for: true,
             max_body_bytes: 1_048_576,
             max_connections: 0,

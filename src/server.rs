@@ -96,7 +96,10 @@ fn spawn_pruner(state: AppState, shutdown: CancellationToken) -> tokio::task::Jo
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(60)) => state.limits.prune(),
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                    state.limits.prune();
+                    state.api_limits.prune();
+                }
             }
         }
     })

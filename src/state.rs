@@ -26,6 +26,8 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Auth route rate limits.
     pub limits: RateLimits,
+    /// Rate limits of the authenticated API, per user and per organization.
+    pub api_limits: crate::http::limits::ApiLimits,
     /// Woken after a transaction that enqueued jobs commits.
     pub jobs_wakeup: Notify,
     /// Redis, when configured (shared by every node).
@@ -66,6 +68,11 @@ impl AppState {
         crate::metrics::init();
         let limits = RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_account)
             .with_redis(redis.clone());
+        let api_limits = crate::http::limits::ApiLimits::new(
+            config.api_rate_limit_per_user,
+            config.api_rate_limit_per_org,
+            redis.clone(),
+        );
         let shutdown = CancellationToken::new();
         let live = Live::new(&db, redis.clone());
         live.start(db.clone(), shutdown.clone());
@@ -75,6 +82,7 @@ impl AppState {
             keys,
             hasher,
             limits,
+            api_limits,
             jobs_wakeup: Notify::new(),
             redis,
             shutdown,

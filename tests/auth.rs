@@ -15,7 +15,64 @@ backend_tests!(
     signup_refuses_duplicate_email_case_insensitively,
     login_failures_look_the_same,
     refresh_rotates_and_reuse_revokes_family,
+    changing_the_password_signs_out_every_other_session,
 );
+
+/// `POST /me/password`: the current password is required (`403
+/// wrong_password`, nothing changed), the new one is checked (`422`); once
+/// changed, the old password no longer logs in, other sessions' refresh
+/// tokens are revoked, and the session that made the change goes on.
+async fn changing_the_password_signs_out_every_other_session(app: TestApp) {
+    let u = app.signup("erin").await;
+    let login = |password: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": u.email, "password": password})),
+        )
+    };
+    let refresh = |t: &str| refresh_with(&app, t.to_owned());
+    let other = login(&u.password).await.expect(200);
+    let other_refresh = other.json["refresh_token"].as_str().unwrap().to_owned();
+    let change = |current: &str, new: &str| {
+        app.post(
+            "/api/v1/me/password",
+            &u.token,
+            json!({"current_password": current, "new_password": new}),
+        )
+    };
+    let new = "a brand new passphrase";
+    change("not the password", new)
+        .await
+        .expect_problem(403, "wrong_password");
+    let r = change(&u.password, "short")
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(r.json["errors"][0]["field"], "new_password");
+    // Nothing changed so far.
+    login(&u.password).await.expect(200);
+
+    change(&u.password, new).await.expect(204);
+    login(&u.password)
+        .await
+        .expect_problem(401, "invalid_credentials");
+    login(new).await.expect(200);
+    // The other session is signed out; this one is not.
+    refresh(&other_refresh)
+        .await
+        .expect_problem(401, "unauthorized");
+    refresh(&u.refresh).await.expect(200);
+    // Without a token: 401.
+    app.call(
+        Method::POST,
+        "/api/v1/me/password",
+        None,
+        Some(json!({"current_password": new, "new_password": "another long one"})),
+    )
+    .await
+    .expect(401);
+}
 
 async fn signup_returns_session_and_personal_org(app: TestApp) {
     let r = app
@@ -70,16 +127,20 @@ async fn login_failures_look_the_same(app: TestApp) {
     assert_eq!(wrong_pw.text, unknown.text, "same body for both failures");
 }
 
+/// `POST /auth/refresh` with `token` in the body.
+async fn refresh_with(app: &TestApp, token: String) -> common::Resp {
+    app.call(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": token })),
+    )
+    .await
+}
+
 async fn refresh_rotates_and_reuse_revokes_family(app: TestApp) {
     let u = app.signup("dave").await;
-    let refresh = |t: &str| {
-        app.call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": t})),
-        )
-    };
+    let refresh = |t: &str| refresh_with(&app, t.to_owned());
     let r1 = refresh(&u.refresh).await.expect(200);
     let second = r1.json["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, u.refresh);

@@ -30,6 +30,7 @@ backend_tests!(
     metrics_show_the_job_queue_by_status,
     security_headers_on_every_answer,
     client_request_ids_are_kept_only_when_short_tokens,
+    api_requests_are_limited_per_user_and_per_organization,
 );
 
 /// `nosniff` everywhere, a strict CSP and no framing on the API and on
@@ -197,7 +198,127 @@ redis_tests!(
     readyz_fails_when_redis_goes_away,
     login_limit_is_shared_by_every_node,
     rate_limits_fall_back_to_the_node_when_redis_fails,
+    api_limits_are_shared_by_every_node,
 );
+
+/// A GET with a bearer token through any router.
+async fn get_as(router: &Router, path: &str, token: &str) -> Resp {
+    send(
+        router,
+        Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+/// Every authenticated API request counts against its user's budget and,
+/// on an organization's routes, the organization's: the answers say what
+/// is left (`RateLimit-Policy`, `RateLimit`), and a spent budget is `429`
+/// with `Retry-After`, doing nothing. Another user or organization is not
+/// affected; unauthenticated requests and the auth routes are not counted.
+async fn api_requests_are_limited_per_user_and_per_organization(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| {
+        c.api_rate_limit_per_user = 5;
+        c.api_rate_limit_per_org = 6;
+    })
+    .await;
+    // Set-up: the sign-up helper reads `GET /orgs` (one request of the
+    // user's), each invite is one of ada's in the organization, each
+    // acceptance one of the invitee's outside it (budgets refill at 1 per
+    // 12 s and 10 s: the test takes well under that).
+    let ada = app.signup("ada").await;
+    let org = ada.personal_org;
+    let bob = app.member(org, &ada, "member").await;
+    let cy = app.member(org, &ada, "member").await;
+    // ada 3 of 5, the organization 2 of 6, bob and cy 2 of 5 each.
+    let boards = format!("/api/v1/orgs/{org}/boards");
+    let r = get_as(&app.router, &boards, &ada.token).await.expect(200);
+    assert_eq!(
+        r.headers["ratelimit-policy"],
+        "\"user\";q=5;w=60, \"org\";q=6;w=60"
+    );
+    let left = r.headers["ratelimit"].to_str().unwrap().to_owned();
+    assert!(left.starts_with("\"user\";r=1;t="), "{left}");
+    assert!(left.contains(", \"org\";r=3;t="), "{left}");
+    // A route of no organization counts against the user only.
+    let me = get_as(&app.router, "/api/v1/me", &ada.token)
+        .await
+        .expect(200);
+    assert_eq!(me.headers["ratelimit-policy"], "\"user\";q=5;w=60");
+    let left = me.headers["ratelimit"].to_str().unwrap().to_owned();
+    assert!(left.starts_with("\"user\";r=0;t="), "{left}");
+    // Spent: 429 with Retry-After, and nothing done.
+    let r = send(
+        &app.router,
+        Request::post(&boards)
+            .header("authorization", format!("Bearer {}", ada.token))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"name":"never"}"#))
+            .unwrap(),
+    )
+    .await
+    .expect_problem(429, "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "Retry-After {retry}");
+    assert!(r.headers.contains_key("ratelimit"));
+    // Without a valid token nothing is counted (the answer is 401).
+    let r = get_as(&app.router, &boards, "not-a-token")
+        .await
+        .expect(401);
+    assert!(!r.headers.contains_key("ratelimit"));
+    // The organization's budget is its members' together: 3 left.
+    let r = get_as(&app.router, &boards, &bob.token).await.expect(200);
+    let b = r.json["items"].as_array().unwrap().len();
+    assert_eq!(b, 0, "the refused create did nothing");
+    assert!(
+        r.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains("\"org\";r=2;")
+    );
+    get_as(&app.router, &boards, &bob.token).await.expect(200);
+    get_as(&app.router, &boards, &cy.token).await.expect(200);
+    get_as(&app.router, &boards, &cy.token)
+        .await
+        .expect_problem(429, "rate_limited");
+    // cy's own budget is not spent: a route of no organization answers.
+    get_as(&app.router, "/api/v1/me", &cy.token)
+        .await
+        .expect(200);
+    // Another organization has its own budget.
+    let dan = app.signup("dan").await;
+    get_as(
+        &app.router,
+        &format!("/api/v1/orgs/{}/boards", dan.personal_org),
+        &dan.token,
+    )
+    .await
+    .expect(200);
+}
+
+/// Two nodes on one Redis share the API budgets.
+async fn api_limits_are_shared_by_every_node(backend: Backend, redis: String) {
+    let app = TestApp::with(backend, |c| {
+        with_redis(redis, random_prefix())(c);
+        c.api_rate_limit_per_user = 3;
+    })
+    .await;
+    let b = second_node(&app).await;
+    // The sign-up helper's `GET /orgs` is the first of the 3.
+    let u = app.signup("shared").await;
+    get_as(&app.router, "/api/v1/me", &u.token)
+        .await
+        .expect(200);
+    get_as(&b, "/api/v1/me", &u.token).await.expect(200);
+    get_as(&app.router, "/api/v1/me", &u.token)
+        .await
+        .expect_problem(429, "rate_limited");
+    get_as(&b, "/api/v1/me", &u.token)
+        .await
+        .expect_problem(429, "rate_limited");
+}
 
 // ---------------------------------------------------------------------------
 // Helpers

@@ -461,6 +461,16 @@ pub(crate) async fn start_server(
         "ORGBOARD_RATE_LIMIT_PER_ACCOUNT".to_owned(),
         "100000000".to_owned(),
     );
+    // Every request still goes through the API limiter (its cost is in the
+    // figures); the budgets are only too large to be spent.
+    env.insert(
+        "ORGBOARD_API_RATE_LIMIT_PER_USER".to_owned(),
+        "100000000".to_owned(),
+    );
+    env.insert(
+        "ORGBOARD_API_RATE_LIMIT_PER_ORG".to_owned(),
+        "100000000".to_owned(),
+    );
     env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     let log = data_dir.join(log_name);
     let s = ServerProc::start(

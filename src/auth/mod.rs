@@ -147,6 +147,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
 }
 
 /// Loads a user by id.
@@ -561,6 +562,108 @@ async fn logout(
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// Body of `POST /api/v1/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password, 10–128 characters.
+    pub new_password: String,
+}
+
+/// Change the caller's password (SPEC §5): with the current one, and every
+/// other session is signed out (their refresh tokens revoked, their live
+/// streams ended; access tokens already issued to them lapse within
+/// `ORGBOARD_ACCESS_TOKEN_TTL_SECS`). The session making the change stays.
+/// A wrong current password is `403 wrong_password`; attempts are limited
+/// as logins are (`ORGBOARD_RATE_LIMIT_PER_IP` / `_PER_ACCOUNT`).
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePasswordBody,
+    security(("bearer" = [])),
+    responses((status = 204, description = "Changed; other sessions signed out"),
+              (status = 401, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem, description = "`wrong_password`: the current password is not this one"),
+              (status = 422, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+async fn change_password(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
+    auth: AuthUser,
+    AppJson(body): AppJson<ChangePasswordBody>,
+) -> ApiResult<StatusCode> {
+    let new = Password::parse(&body.new_password)
+        .map_err(|m| ApiError::validation(vec![FieldError::new("new_password", m)]))?;
+    if body.current_password.chars().count() > crate::domain::PASSWORD_MAX {
+        return Err(wrong_password());
+    }
+    // Guessing the current password is like guessing at login: the same
+    // budgets, on a route of its own.
+    let account = auth.user_id.to_string();
+    state
+        .limits
+        .check("change_password", ip, Some(&account))
+        .await?;
+    let hash: Option<String> = {
+        let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
+        on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT password_hash FROM users WHERE id = $1"
+        )
+        .bind(auth.user_id)
+        .fetch_optional(c)
+        .await)?
+    };
+    let Some(hash) = hash else {
+        return Err(ApiError::account_gone());
+    };
+    if !state
+        .hasher
+        .verify(body.current_password, Some(hash))
+        .await?
+    {
+        return Err(wrong_password());
+    }
+    let new_hash = state.hasher.hash(new.0).await?;
+    let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3"
+    )
+    .bind(&new_hash)
+    .bind(now())
+    .bind(auth.user_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    // Every other session: its families, then their tokens.
+    let keep = auth.session.unwrap_or(Uuid::nil());
+    let families: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT DISTINCT family_id FROM refresh_tokens \
+         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2"
+    )
+    .bind(auth.user_id)
+    .bind(keep)
+    .fetch_all(c)
+    .await)?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 \
+         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3"
+    )
+    .bind(now())
+    .bind(auth.user_id)
+    .bind(keep)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    for family in families {
+        state.live.hub.session_revoked(family);
+    }
+    tracing::info!(user_id = %auth.user_id, "password changed; other sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn wrong_password() -> ApiError {
+    ApiError::forbidden("The current password is not correct.").with_code("wrong_password")
 }
 
 /// The caller.

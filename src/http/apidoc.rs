@@ -9,6 +9,8 @@
 //! * `400` (`malformed_json`, `invalid_path`, `invalid_query`,
 //!   `invalid_cursor`, `invalid_idempotency_key`, …), `413`, `415` and `422`
 //!   on every route whose extractors can answer them;
+//! * `429` (`rate_limited`, with `Retry-After`) and the `RateLimit-Policy` /
+//!   `RateLimit` headers on every secured route outside `/auth/`;
 //! * `500` on every route but the two that cannot fail, and `503` (busy or
 //!   unreachable database, with `Retry-After`) on every route that reads or
 //!   writes the database;
@@ -118,6 +120,9 @@ pub fn finish_value(doc: &mut Value) -> Vec<String> {
 #[derive(Default)]
 struct Shape {
     secured: bool,
+    /// Counted by the per-user and per-organization limits
+    /// ([`crate::http::limits`]): every secured route outside `/auth/`.
+    rate_limited: bool,
     json_body: bool,
     path_params: bool,
     query: bool,
@@ -138,11 +143,15 @@ impl Shape {
                 .iter()
                 .any(|p| p["in"] == location && name.is_none_or(|n| p["name"].as_str() == Some(n)))
         };
+        let secured = op
+            .get("security")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|req| req.get("bearer").is_some()));
         Self {
-            secured: op
-                .get("security")
-                .and_then(Value::as_array)
-                .is_some_and(|s| s.iter().any(|req| req.get("bearer").is_some())),
+            secured,
+            rate_limited: secured
+                && path.starts_with("/api/v1/")
+                && !path.starts_with("/api/v1/auth/"),
             json_body: op.get("requestBody").is_some(),
             path_params: has("path", None),
             query: has("query", None),
@@ -180,6 +189,9 @@ impl Shape {
         }
         if self.secured {
             out.push((401, vec!["unauthorized"]));
+        }
+        if self.rate_limited {
+            out.push((429, vec!["rate_limited"]));
         }
         if self.path_params {
             out.push((404, vec!["not_found"]));
@@ -234,7 +246,42 @@ fn finish_operation(path: &str, op: &mut Value) {
     }
     for (status, response) in responses.iter_mut() {
         finish_response(status, response);
+        if shape.rate_limited && status != "401" {
+            rate_limit_headers(response);
+        }
     }
+}
+
+/// The `RateLimit-Policy` and `RateLimit` headers of an answer counted by
+/// the per-user and per-organization limits.
+fn rate_limit_headers(response: &mut Value) {
+    let Some(r) = response.as_object_mut() else {
+        return;
+    };
+    if r.get("$ref").is_some() {
+        return;
+    }
+    let Some(headers) = r
+        .entry("headers")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    headers.insert(
+        "RateLimit-Policy".into(),
+        json!({
+            "description": "The budgets this request counts against: `\"user\";q=<requests>;w=60` and, on an organization's routes, `\"org\";q=<requests>;w=60`.",
+            "schema": { "type": "string" }
+        }),
+    );
+    headers.insert(
+        "RateLimit".into(),
+        json!({
+            "description": "What is left of each budget: `\"user\";r=<requests left>;t=<seconds until full>` (and `\"org\";…`).",
+            "schema": { "type": "string" }
+        }),
+    );
 }
 
 fn reason(status: &str) -> &'static str {
@@ -524,7 +571,8 @@ fn body_bounds() -> Vec<(&'static str, &'static str, Value)> {
     });
     vec![
         ("SignupBody", "email", email.clone()),
-        ("SignupBody", "password", password),
+        ("SignupBody", "password", password.clone()),
+        ("ChangePasswordBody", "new_password", password),
         ("SignupBody", "name", name(NAME_MAX)),
         ("UpdateMeBody", "name", name(NAME_MAX)),
         ("UpdateMeBody", "time_zone", time_zone),

@@ -5,6 +5,7 @@
 
 pub mod apidoc;
 pub mod extract;
+pub mod limits;
 pub mod page;
 
 use std::any::Any;
@@ -92,7 +93,7 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .with_state(state.clone());
     Router::new()
         .merge(routes)
         .merge(crate::web::router())
@@ -124,6 +125,10 @@ pub fn router(state: AppState) -> Router {
                 // Outside the panic catcher, so a panic counts as its 500.
                 .layer(axum::middleware::from_fn(crate::metrics::track_requests))
                 .layer(axum::middleware::from_fn(log_requests))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    limits::limit,
+                ))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(axum::middleware::from_fn(detach_writes))
                 .layer(DefaultBodyLimit::max(max_body))
