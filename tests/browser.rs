@@ -1627,3 +1627,84 @@ async fn a_long_list_pages_in_as_it_scrolls() {
     )
     .await;
 }
+
+/// The account page changes the password: a wrong current password is
+/// said and changes nothing; the right one changes it, the page says so,
+/// another session of the same person is signed out (its refresh token
+/// refused), and the new password logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn the_account_page_changes_the_password_and_signs_out_other_sessions() {
+    run(
+        "the_account_page_changes_the_password_and_signs_out_other_sessions",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let who = email("pat");
+            ui.server.signup("Pat Password", &who).await;
+            // Another session of Pat's (a second device).
+            let (status, other) = ui
+                .server
+                .api(
+                    "POST",
+                    "/api/v1/auth/login",
+                    None,
+                    Some(json!({"email": who, "password": PASSWORD})),
+                )
+                .await;
+            assert_eq!(status, 200, "{other}");
+            let other_refresh = other["refresh_token"].as_str().unwrap().to_owned();
+            let b = ui.browser().await;
+            log_in(&b, &who, "/me", "me").await;
+            let form = b.find("form[aria-label='Change password']").await;
+            b.fill_in(Some(&form), "Current password", "not my password")
+                .await;
+            b.fill_in(Some(&form), "New password", "a much longer passphrase")
+                .await;
+            b.click_button_in(Some(&form), "Change password").await;
+            b.alert_with(Some(&form), &["current password is not correct"])
+                .await;
+            b.fill_in(Some(&form), "Current password", PASSWORD)
+                .await;
+            b.click_button_in(Some(&form), "Change password").await;
+            poll("the page to say the password changed", || async {
+                let said = b
+                    .js(
+                        "return [...document.querySelectorAll('[role=status]')].map(e => e.textContent).join(' | ');",
+                        vec![],
+                    )
+                    .await;
+                let said = said.as_str().unwrap_or_default().to_owned();
+                if said.contains("Password changed") {
+                    Ok(())
+                } else {
+                    Err(said)
+                }
+            })
+            .await;
+            let (status, _) = ui
+                .server
+                .api(
+                    "POST",
+                    "/api/v1/auth/refresh",
+                    None,
+                    Some(json!({"refresh_token": other_refresh})),
+                )
+                .await;
+            assert_eq!(status, 401, "the other session is signed out");
+            let (status, _) = ui
+                .server
+                .api(
+                    "POST",
+                    "/api/v1/auth/login",
+                    None,
+                    Some(json!({"email": who, "password": "a much longer passphrase"})),
+                )
+                .await;
+            assert_eq!(status, 200, "the new password logs in");
+        },
+    )
+    .await;
+}

@@ -1,4 +1,4 @@
-// The account page: name and time zone.
+// The account page: name and time zone; changing the password.
 
 import { api, updateUser } from '../api.js';
 import { announce, field, form, h, select } from '../dom.js';
@@ -22,4 +22,19 @@ export async function me(view) {
     }));
   const status = h('p', { role: 'status', class: 'muted' });
   view.append(status);
+
+  const current = h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 1024 });
+  const fresh = h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true, minlength: 10, maxlength: 1024 });
+  const changed = h('p', { role: 'status', class: 'muted' });
+  view.append(h('h2', null, 'Password'),
+    form({ 'aria-label': 'Change password' }, [field('Current password', current),
+      field('New password', fresh, 'At least 10 characters. Your other sessions are signed out; this one stays.'),
+      h('button', { type: 'submit', class: 'primary' }, 'Change password')], async () => {
+      changed.textContent = '';
+      await api('POST', '/api/v1/me/password', { body: { current_password: current.value, new_password: fresh.value } });
+      current.value = '';
+      fresh.value = '';
+      announce('Password changed');
+      changed.textContent = 'Password changed. Other sessions were signed out.';
+    }), changed);
 }
