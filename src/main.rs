@@ -80,6 +80,14 @@ fn init_logging(filter: &str, format: &str) {
         .init();
 }
 
+/// The one line a backup or restore prints.
+fn report(what: &str, r: &orgboard::backup::Report, then: &str) {
+    println!(
+        "{what}: {} bytes, {} tasks, migration {}{then}",
+        r.bytes, r.tasks, r.migration
+    );
+}
+
 /// Reports configuration problems, one per line; exit status 2.
 fn refuse(problems: &[String]) -> ExitCode {
     for p in problems {
@@ -131,26 +139,17 @@ fn main() -> ExitCode {
         }
         Some(Command::Backup { storage, file }) => {
             orgboard::backup::backup(&storage, &file).map(|r| {
-                println!(
-                    "backed up {} to {}: {} bytes, {} tasks, migration {}",
-                    r.database.display(),
-                    file.display(),
-                    r.bytes,
-                    r.tasks,
-                    r.migration
-                );
+                report(
+                    &format!("backed up {} to {}", r.database.display(), file.display()),
+                    &r,
+                    "",
+                )
             })
         }
         Some(Command::Restore { storage, file }) => {
             orgboard::backup::restore(&storage, &file).map(|r| {
-                println!(
-                    "restored {} from {}: {} bytes, {} tasks, migration {}; start the server",
-                    r.database.display(),
-                    file.display(),
-                    r.bytes,
-                    r.tasks,
-                    r.migration
-                );
+                let what = format!("restored {} from {}", r.database.display(), file.display());
+                report(&what, &r, "; start the server")
             })
         }
         command => {

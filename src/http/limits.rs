@@ -91,6 +91,9 @@ pub struct ApiLimits {
     per_org: Arc<Keyed<String>>,
     /// Requests per minute: per user, per organization.
     budgets: (u32, u32),
+    /// The `RateLimit-Policy` values (user only; user and organization),
+    /// made once: they follow from the budgets.
+    policies: (HeaderValue, HeaderValue),
     redis: Option<(Redis, Arc<redis::Script>)>,
 }
 
@@ -99,21 +102,29 @@ impl ApiLimits {
     /// shared through `redis` when given.
     pub fn new(per_user: u32, per_org: u32, redis: Option<Redis>) -> Self {
         let q = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        let (per_user, per_org) = (per_user.max(1), per_org.max(1));
+        let user = format!("\"user\";q={per_user};w=60");
+        let both = format!("{user}, \"org\";q={per_org};w=60");
         Self {
             per_user: Arc::new(RateLimiter::keyed(q(per_user)).with_middleware()),
             per_org: Arc::new(RateLimiter::keyed(q(per_org)).with_middleware()),
-            budgets: (per_user.max(1), per_org.max(1)),
+            budgets: (per_user, per_org),
+            // Digits, quotes and punctuation only: always a valid value.
+            policies: (
+                HeaderValue::from_str(&user).unwrap_or(HeaderValue::from_static("")),
+                HeaderValue::from_str(&both).unwrap_or(HeaderValue::from_static("")),
+            ),
             redis: redis.map(|r| (r, Arc::new(redis::Script::new(SCRIPT)))),
         }
     }
 
     /// The `RateLimit-Policy` value.
-    fn policy(&self, org: bool) -> String {
-        let mut p = format!("\"user\";q={};w=60", self.budgets.0);
+    fn policy(&self, org: bool) -> HeaderValue {
         if org {
-            p.push_str(&format!(", \"org\";q={};w=60", self.budgets.1));
+            self.policies.1.clone()
+        } else {
+            self.policies.0.clone()
         }
-        p
     }
 
     /// Counts one request of `user` (in `org`, when named): what is left of
@@ -244,9 +255,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         ),
     };
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&policy) {
-        h.insert("ratelimit-policy", v);
-    }
+    h.insert("ratelimit-policy", policy);
     let names = ["user", "org"];
     let value = match &left {
         Some(left) => left
