@@ -31,6 +31,7 @@ backend_tests!(
     security_headers_on_every_answer,
     client_request_ids_are_kept_only_when_short_tokens,
     api_requests_are_limited_per_user_and_per_organization,
+    a_strangers_requests_never_spend_an_organizations_budget,
 );
 
 /// `nosniff` everywhere, a strict CSP and no framing on the API and on
@@ -298,6 +299,72 @@ async fn api_requests_are_limited_per_user_and_per_organization(app: TestApp) {
     .expect(200);
 }
 
+/// An organization's budget counts its members' requests only: a signed-in
+/// stranger naming it (by id or slug) gets `404` and spends nothing of it,
+/// and its id and slug share one budget.
+async fn a_strangers_requests_never_spend_an_organizations_budget(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| {
+        c.api_rate_limit_per_user = 1000;
+        c.api_rate_limit_per_org = 4;
+    })
+    .await;
+    let ada = app.signup("ada").await;
+    let org = ada.personal_org;
+    let r = get_as(&app.router, &format!("/api/v1/orgs/{org}"), &ada.token)
+        .await
+        .expect(200);
+    let slug = r.json["slug"].as_str().unwrap().to_owned();
+    let org_left = |r: &Resp| {
+        let v = r.headers["ratelimit"].to_str().unwrap().to_owned();
+        v.split(", ")
+            .find_map(|p| p.strip_prefix("\"org\";r="))
+            .map(|p| p.split(';').next().unwrap().parse::<u64>().unwrap())
+    };
+    assert_eq!(org_left(&r), Some(3));
+    let eve = app.signup("eve").await;
+    for path in [
+        format!("/api/v1/orgs/{org}/boards"),
+        format!("/api/v1/orgs/{slug}/boards"),
+        format!("/api/v1/orgs/{org}"),
+    ] {
+        for _ in 0..3 {
+            let r = get_as(&app.router, &path, &eve.token)
+                .await
+                .expect_problem(404, "not_found");
+            assert_eq!(r.headers["ratelimit-policy"], "\"user\";q=1000;w=60");
+            assert_eq!(org_left(&r), None, "{path}");
+        }
+    }
+    // ada's first request by slug is counted in the same budget as by id.
+    let by_slug = format!("/api/v1/orgs/{slug}/boards");
+    let r = get_as(&app.router, &by_slug, &ada.token).await.expect(200);
+    assert_eq!(org_left(&r), Some(2), "{:?}", r.headers);
+    let by_id = format!("/api/v1/orgs/{org}/boards");
+    let r = get_as(&app.router, &by_id, &ada.token).await.expect(200);
+    assert_eq!(org_left(&r), Some(1));
+    let r = get_as(&app.router, &by_slug, &ada.token).await.expect(200);
+    assert_eq!(org_left(&r), Some(0));
+    let r = get_as(&app.router, &by_id, &ada.token)
+        .await
+        .expect_problem(429, "rate_limited");
+    assert!(
+        r.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"org\";r=0;t="),
+        "{:?}",
+        r.headers
+    );
+    // The stranger's own organization is untouched.
+    get_as(
+        &app.router,
+        &format!("/api/v1/orgs/{}/boards", eve.personal_org),
+        &eve.token,
+    )
+    .await
+    .expect(200);
+}
+
 /// Two nodes on one Redis share the API budgets.
 async fn api_limits_are_shared_by_every_node(backend: Backend, redis: String) {
     let app = TestApp::with(backend, |c| {
@@ -315,9 +382,17 @@ async fn api_limits_are_shared_by_every_node(backend: Backend, redis: String) {
     get_as(&app.router, "/api/v1/me", &u.token)
         .await
         .expect_problem(429, "rate_limited");
-    get_as(&b, "/api/v1/me", &u.token)
+    let r = get_as(&b, "/api/v1/me", &u.token)
         .await
         .expect_problem(429, "rate_limited");
+    assert!(
+        r.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"user\";r=0;t="),
+        "{:?}",
+        r.headers
+    );
 }
 
 // ---------------------------------------------------------------------------

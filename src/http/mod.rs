@@ -149,6 +149,11 @@ impl RequestOrg {
     pub fn set(&self, org_id: uuid::Uuid) {
         let _ = self.0.set(org_id);
     }
+
+    /// The organization noted, if any.
+    pub fn get(&self) -> Option<uuid::Uuid> {
+        self.0.get().copied()
+    }
 }
 
 /// One `info` line per request (target `orgboard::request`): method, route
@@ -177,7 +182,7 @@ async fn log_requests(
     let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let route = route.as_deref().unwrap_or("unmatched");
     let status = res.status().as_u16();
-    let org_id = org.0.get().map(|id| id.to_string());
+    let org_id = org.get().map(|id| id.to_string());
     let org_id = org_id.as_deref().unwrap_or("-");
     if matches!(route, "/metrics" | "/healthz" | "/readyz") {
         tracing::debug!(target: "orgboard::request", %method, route, status, latency_ms, request_id, org_id, "request");

@@ -75,9 +75,10 @@ impl FromRequestParts<AppState> for OrgRequest {
 }
 
 impl OrgRequest {
-    /// Tells the request log which organization this request acts in (once
-    /// the caller's membership is confirmed).
-    fn note_org(&self, org_id: Uuid) {
+    /// Tells the request log and the API limits which organization this
+    /// request acts in, once the caller's membership in it is confirmed
+    /// (every statement that confirms one calls this).
+    pub fn note_org(&self, org_id: Uuid) {
         if let Some(slot) = &self.logged_org {
             slot.set(org_id);
         }
