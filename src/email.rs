@@ -35,6 +35,60 @@ pub struct InviteEmail {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a password reset email needs (the job payload; instance-wide: an
+/// account is no tenant's).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PasswordResetEmail {
+    /// The account.
+    pub user_id: Uuid,
+    /// Recipient address.
+    pub to: String,
+    /// The account's name.
+    pub name: String,
+    /// The reset token (the only copy; the job row is deleted once sent,
+    /// and a dead job keeps its payload without it).
+    pub token: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+fn build_password_reset(config: &Config, m: &PasswordResetEmail) -> anyhow::Result<Message> {
+    let from: Mailbox = config.smtp_from.parse()?;
+    let to: Mailbox = m.to.parse()?;
+    let link = format!("{}/reset-password?token={}", config.public_url(), m.token);
+    let body = format!(
+        "Hello {name},\n\n\
+         someone (we hope you) asked to reset the password of your orgboard account.\n\
+         To choose a new password, open:\n{link}\n\n\
+         The link works once, until {expires} (UTC). Setting a new password signs\n\
+         out every session of the account.\n\n\
+         If you did not ask for this, ignore this email: your password stays as it is.\n",
+        name = m.name,
+        expires = m.expires_at.format("%Y-%m-%d %H:%M"),
+    );
+    Ok(Message::builder()
+        .from(from)
+        .to(to)
+        .subject("Reset your orgboard password")
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)?)
+}
+
+/// Sends a password reset link (job `job_id`).
+pub async fn send_password_reset(
+    config: &Config,
+    job_id: Uuid,
+    m: &PasswordResetEmail,
+) -> anyhow::Result<()> {
+    let message = build_password_reset(config, m)?;
+    let to = match deliver(config, job_id, message).await? {
+        Delivered::Smtp => "SMTP".to_owned(),
+        Delivered::Outbox(path) => path.display().to_string(),
+    };
+    tracing::info!(user_id = %m.user_id, to, "password reset email sent");
+    Ok(())
+}
+
 /// Where the outbox lives.
 pub fn outbox_dir(config: &Config) -> PathBuf {
     config.storage.data_dir.join("outbox")

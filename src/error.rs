@@ -143,6 +143,17 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, "Conflict", detail)
     }
 
+    /// `423 org_suspended`: an instance administrator suspended the
+    /// organization (`orgboard admin suspend`); its data is kept.
+    pub fn suspended() -> Self {
+        Self::new(
+            StatusCode::LOCKED,
+            "org_suspended",
+            "Organization suspended",
+            "This organization is suspended by the instance administrator; its data is kept.",
+        )
+    }
+
     /// `429` with `Retry-After` in seconds.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut e = Self::new(
@@ -238,9 +249,15 @@ impl IntoResponse for ApiError {
         {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        res.extensions_mut().insert(ErrorCode(self.code));
         res
     }
 }
+
+/// The `code` of a problem answer, kept on the response for the layers
+/// around the handlers (the security log notes permission refusals).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {

@@ -446,7 +446,7 @@ async fn accept_invite(
         InviteStatus::Accepted | InviteStatus::Revoked => return Err(not_found()),
     }
     let user_email: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT email_norm FROM users WHERE id = $1"
+        "SELECT email_norm FROM users WHERE id = $1 AND deleted_at IS NULL"
     )
     .bind(auth.user_id)
     .fetch_optional(c)

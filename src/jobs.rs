@@ -57,6 +57,8 @@ const POLL: Duration = Duration::from_secs(1);
 pub enum Job {
     /// Send an invitation email.
     InviteEmail(email::InviteEmail),
+    /// Send a password reset link.
+    PasswordResetEmail(email::PasswordResetEmail),
     /// Scheduled: enqueue a [`Job::DailySummary`] for every member whose
     /// local time at `at` is 08:xx and whose day is not yet handled.
     DailySummaries {
@@ -77,6 +79,7 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::InviteEmail(_) => "invite_email",
+            Job::PasswordResetEmail(_) => "password_reset_email",
             Job::DailySummaries { .. } => "daily_summaries",
             Job::DailySummary(_) => "daily_summary",
             Job::Cleanup { .. } => "cleanup",
@@ -89,7 +92,10 @@ impl Job {
     pub fn org_id(&self) -> Option<Uuid> {
         match self {
             Job::InviteEmail(m) => Some(m.org_id),
-            Job::DailySummaries { .. } | Job::DailySummary(_) | Job::Cleanup { .. } => None,
+            Job::PasswordResetEmail(_)
+            | Job::DailySummaries { .. }
+            | Job::DailySummary(_)
+            | Job::Cleanup { .. } => None,
         }
     }
 
@@ -97,6 +103,10 @@ impl Job {
     fn scrubbed(&self) -> Job {
         match self {
             Job::InviteEmail(m) => Job::InviteEmail(email::InviteEmail {
+                token: String::new(),
+                ..m.clone()
+            }),
+            Job::PasswordResetEmail(m) => Job::PasswordResetEmail(email::PasswordResetEmail {
                 token: String::new(),
                 ..m.clone()
             }),
@@ -309,6 +319,7 @@ async fn perform(state: &AppState, id: Uuid, job: &Job) -> anyhow::Result<()> {
             }
             email::send_invite(&state.config, id, m).await
         }
+        Job::PasswordResetEmail(m) => email::send_password_reset(&state.config, id, m).await,
         Job::DailySummaries { at } => {
             let n = summary::daily_summary_at(state, *at).await?;
             tracing::debug!(%at, members = n, "daily summaries enqueued");

@@ -25,6 +25,7 @@ pub const VERSION: &str = concat!(
 /// The commit this binary was built from (`unknown` outside a git checkout).
 pub const COMMIT: &str = env!("ORGBOARD_COMMIT");
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -49,6 +50,7 @@ pub mod lists;
 pub mod members;
 pub mod metrics;
 pub mod orgs;
+pub mod security;
 pub mod server;
 pub mod state;
 pub mod tasks;

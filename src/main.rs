@@ -1,4 +1,5 @@
-//! The `orgboard` binary: `serve` (the default) and `migrate`.
+//! The `orgboard` binary: `serve` (the default), `migrate`, `backup`,
+//! `restore` and `admin`.
 
 use std::process::ExitCode;
 
@@ -51,6 +52,110 @@ enum Command {
         /// The backup file to read.
         file: std::path::PathBuf,
     },
+    /// Instance administration: accounts, plans, suspension, dead jobs, the
+    /// security log. Runs against the same database, also while it serves;
+    /// every change is recorded (security log, and the organization's audit
+    /// log with actor "admin").
+    Admin {
+        #[command(flatten)]
+        config: Box<Config>,
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account (and its personal organization). Prints a one-time
+    /// link (valid 1 hour) to choose the password, unless one is read from
+    /// stdin.
+    CreateUser {
+        /// The account's email.
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Reset an account's password: print a one-time link (valid 1 hour),
+    /// or set the one read from stdin. Setting it signs out every session.
+    ResetPassword {
+        /// The account's email or id.
+        user: String,
+        /// Read the new password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an organization's plan (free, pro, enterprise).
+    SetPlan {
+        /// The organization's id or slug.
+        org: String,
+        /// free, pro or enterprise.
+        plan: String,
+    },
+    /// Force a feature flag for an organization (on, off, or back to its
+    /// rollout with `default`).
+    Flag {
+        /// The organization's id or slug.
+        org: String,
+        /// The flag's name.
+        flag: String,
+        /// on, off or default.
+        #[arg(value_parser = ["on", "off", "default"])]
+        state: String,
+    },
+    /// Suspend an organization: its members get 423 on every route of it;
+    /// nothing is deleted.
+    Suspend {
+        /// The organization's id or slug.
+        org: String,
+    },
+    /// Lift a suspension.
+    Resume {
+        /// The organization's id or slug.
+        org: String,
+    },
+    /// Dead jobs (failed every attempt).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Read the security log, newest first.
+    SecurityLog {
+        /// Only this kind (signup, login, login_failed, refresh_reuse,
+        /// password_changed, password_reset_requested, password_reset,
+        /// account_deleted, permission_denied, admin).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only entries about this account (email or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// How many entries (at most 10 000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List dead jobs, newest first.
+    Dead {
+        /// How many (at most 10 000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+    },
+    /// Put a dead job (or every one, with --all) back in the queue.
+    Requeue {
+        /// The job's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<uuid::Uuid>,
+        /// Every dead job (those whose secret was blanked are skipped).
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// `serve` with settings from the environment only (no command given).
@@ -86,6 +191,169 @@ fn report(what: &str, r: &orgboard::backup::Report, then: &str) {
         "{what}: {} bytes, {} tasks, migration {}{then}",
         r.bytes, r.tasks, r.migration
     );
+}
+
+/// The first line of stdin (a password given with `--password-stdin`).
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+    if line.is_empty() {
+        anyhow::bail!("no password on stdin");
+    }
+    Ok(line)
+}
+
+/// Runs one `orgboard admin` command.
+async fn admin(config: Config, action: AdminCommand) -> anyhow::Result<()> {
+    use orgboard::admin;
+    let db = orgboard::db::Db::connect(&config.storage).await?;
+    db.migrate().await?;
+    let hasher = || {
+        orgboard::auth::password::PasswordHasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.password_hash_concurrency,
+        )
+    };
+    let public_url = config.public_url();
+    let result = match action {
+        AdminCommand::CreateUser {
+            email,
+            name,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(password_from_stdin).transpose()?;
+            let c = admin::create_user(
+                &db,
+                &hasher()?,
+                &public_url,
+                &email,
+                &name,
+                password.as_deref(),
+            )
+            .await?;
+            println!(
+                "created user {} (personal organization {})",
+                c.user_id, c.org_id
+            );
+            if let Some(link) = c.link {
+                println!("to choose a password (valid 1 hour, once): {link}");
+            }
+            Ok(())
+        }
+        AdminCommand::ResetPassword {
+            user,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(password_from_stdin).transpose()?;
+            match admin::reset_password(&db, &hasher()?, &public_url, &user, password.as_deref())
+                .await?
+            {
+                Some(link) => println!("reset link (valid 1 hour, once): {link}"),
+                None => println!("password set; every session of {user} signed out"),
+            }
+            Ok(())
+        }
+        AdminCommand::SetPlan { org, plan } => {
+            let before = admin::set_plan(&db, &org, &plan).await?;
+            if before == plan {
+                println!("{org} is already on the {plan} plan");
+            } else {
+                println!("{org}: plan {before} -> {plan}");
+            }
+            Ok(())
+        }
+        AdminCommand::Flag { org, flag, .. } => {
+            // Resolve the organization first, so a typo there is named.
+            admin::find_org(&db, &org).await?;
+            Err(anyhow::anyhow!(
+                "unknown feature flag {flag:?}: this version has no feature flags yet"
+            ))
+        }
+        AdminCommand::Suspend { org } => suspend(&db, &org, true).await,
+        AdminCommand::Resume { org } => suspend(&db, &org, false).await,
+        AdminCommand::Jobs(JobsCommand::Dead { limit }) => {
+            let jobs = admin::dead_jobs(&db, limit).await?;
+            if jobs.is_empty() {
+                println!("no dead jobs");
+            }
+            for j in jobs {
+                println!(
+                    "{}  {}  {}  attempts={}  org={}  {}",
+                    j.id,
+                    j.updated_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    j.kind,
+                    j.attempts,
+                    j.org_id.map_or_else(|| "-".to_owned(), |o| o.to_string()),
+                    j.last_error.unwrap_or_default().replace('\n', " "),
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Jobs(JobsCommand::Requeue { id, .. }) => {
+            let ids = admin::requeue(&db, id).await?;
+            println!("requeued {} job(s)", ids.len());
+            for id in ids {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        AdminCommand::SecurityLog {
+            kind,
+            user,
+            limit,
+            json,
+        } => {
+            if let Some(k) = &kind
+                && !orgboard::security::Kind::ALL
+                    .iter()
+                    .any(|x| x.as_str() == k)
+            {
+                anyhow::bail!(
+                    "unknown kind {k:?}; the kinds are {}",
+                    orgboard::security::Kind::ALL.map(|x| x.as_str()).join(", ")
+                );
+            }
+            let user_id = match user {
+                Some(u) => Some(admin::find_user_id(&db, &u).await?),
+                None => None,
+            };
+            let rows = orgboard::security::list(&db, kind.as_deref(), user_id, limit).await?;
+            for r in rows {
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+                    println!(
+                        "{}  {}  user={}  email={}  org={}  ip={}  {}",
+                        r.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                        r.kind,
+                        opt(r.user_id.map(|u| u.to_string())),
+                        opt(r.email),
+                        opt(r.org_id.map(|u| u.to_string())),
+                        opt(r.ip),
+                        r.detail.0,
+                    );
+                }
+            }
+            Ok(())
+        }
+    };
+    db.close().await;
+    result
+}
+
+/// `admin suspend` / `admin resume`.
+async fn suspend(db: &orgboard::db::Db, org: &str, suspend: bool) -> anyhow::Result<()> {
+    let (info, changed) = orgboard::admin::set_suspended(db, org, suspend).await?;
+    let state = if suspend { "suspended" } else { "active" };
+    if changed {
+        println!("{} ({}) is now {state}", info.slug, info.id);
+    } else {
+        println!("{} ({}) was already {state}", info.slug, info.id);
+    }
+    Ok(())
 }
 
 /// Reports configuration problems, one per line; exit status 2.
@@ -151,6 +419,13 @@ fn main() -> ExitCode {
                 let what = format!("restored {} from {}", r.database.display(), file.display());
                 report(&what, &r, "; start the server")
             })
+        }
+        Some(Command::Admin { config, action }) => {
+            init_logging(
+                &std::env::var("ORGBOARD_LOG").unwrap_or_else(|_| "warn".into()),
+                &std::env::var("ORGBOARD_LOG_FORMAT").unwrap_or_default(),
+            );
+            runtime.block_on(admin(*config, action))
         }
         command => {
             let config = match command {

@@ -1666,24 +1666,9 @@ async fn the_account_page_changes_the_password_and_signs_out_other_sessions() {
             b.click_button_in(Some(&form), "Change password").await;
             b.alert_with(Some(&form), &["current password is not correct"])
                 .await;
-            b.fill_in(Some(&form), "Current password", PASSWORD)
-                .await;
+            b.fill_in(Some(&form), "Current password", PASSWORD).await;
             b.click_button_in(Some(&form), "Change password").await;
-            poll("the page to say the password changed", || async {
-                let said = b
-                    .js(
-                        "return [...document.querySelectorAll('[role=status]')].map(e => e.textContent).join(' | ');",
-                        vec![],
-                    )
-                    .await;
-                let said = said.as_str().unwrap_or_default().to_owned();
-                if said.contains("Password changed") {
-                    Ok(())
-                } else {
-                    Err(said)
-                }
-            })
-            .await;
+            wait_status(&b, "Password changed").await;
             let (status, _) = ui
                 .server
                 .api(
@@ -1694,16 +1679,143 @@ async fn the_account_page_changes_the_password_and_signs_out_other_sessions() {
                 )
                 .await;
             assert_eq!(status, 401, "the other session is signed out");
-            let (status, _) = ui
-                .server
-                .api(
-                    "POST",
-                    "/api/v1/auth/login",
-                    None,
-                    Some(json!({"email": who, "password": "a much longer passphrase"})),
-                )
+            assert_eq!(
+                login_status(&ui, &who, "a much longer passphrase").await,
+                200,
+                "the new password logs in"
+            );
+        },
+    )
+    .await;
+}
+
+/// Waits until a `[role=status]` element of the page says `needle`.
+async fn wait_status(b: &harness::Browser, needle: &str) {
+    let what = format!("the page to say {needle:?}");
+    poll(&what, || async {
+        let said = statuses(b).await;
+        if said.contains(needle) {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    })
+    .await;
+}
+
+/// The status of a login through the API.
+async fn login_status(ui: &Ui, email: &str, password: &str) -> u16 {
+    let (status, _) = ui
+        .server
+        .api(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+    status
+}
+
+/// The text of every `[role=status]` element on the page.
+async fn statuses(b: &harness::Browser) -> String {
+    let said = b
+        .js(
+            "return [...document.querySelectorAll('[role=status]')].map(e => e.textContent).join(' | ');",
+            vec![],
+        )
+        .await;
+    said.as_str().unwrap_or_default().to_owned()
+}
+
+/// A forgotten password: "Forgot your password?" on the login page asks
+/// for the link by email; the emailed link's page sets a new password
+/// (the token leaves the address bar), which then logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn a_forgotten_password_is_reset_from_the_emailed_link() {
+    run(
+        "a_forgotten_password_is_reset_from_the_emailed_link",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let who = email("rae");
+            ui.server.signup("Rae Reset", &who).await;
+            let b = ui.browser().await;
+            b.goto("/login").await;
+            b.page("login").await;
+            b.click_link("Forgot your password?").await;
+            b.page("reset").await;
+            let form = b.find("form[aria-label='Reset your password']").await;
+            b.fill_in(Some(&form), "Email", &who).await;
+            b.click_button_in(Some(&form), "Send reset link").await;
+            wait_status(&b, "a link is on its way").await;
+            let link = poll("the reset mail in the outbox", || async {
+                let mails = ui.server.mails();
+                let flat = mails
+                    .join("\n")
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=");
+                match flat.find("/reset-password?token=") {
+                    Some(at) => Ok(flat[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect::<String>()),
+                    None => Err(format!("{} mails", mails.len())),
+                }
+            })
+            .await;
+            b.goto(&link).await;
+            b.page("reset").await;
+            b.at("/reset-password").await;
+            let form = b.find("form[aria-label='Choose a new password']").await;
+            b.fill_in(Some(&form), "New password", "a freshly chosen passphrase")
                 .await;
-            assert_eq!(status, 200, "the new password logs in");
+            b.click_button_in(Some(&form), "Set password").await;
+            wait_status(&b, "Your password is set").await;
+            assert_eq!(
+                login_status(&ui, &who, "a freshly chosen passphrase").await,
+                200,
+                "the new password logs in"
+            );
+        },
+    )
+    .await;
+}
+
+/// The account page deletes the account: a wrong password is said and
+/// changes nothing; the right one deletes it and goes to the login page,
+/// and the account no longer logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_chromium,
+    ignore = "needs Chromium: install chromium-driver or set ORGBOARD_CHROMEDRIVER"
+)]
+async fn the_account_page_deletes_the_account() {
+    run(
+        "the_account_page_deletes_the_account",
+        Backend::Sqlite,
+        |ui: Arc<Ui>| async move {
+            let who = email("dee");
+            ui.server.signup("Dee Delete", &who).await;
+            let b = ui.browser().await;
+            log_in(&b, &who, "/me", "me").await;
+            let form = b.find("form[aria-label='Delete account']").await;
+            b.fill_in(Some(&form), "Password", "not my password").await;
+            b.click_button_in(Some(&form), "Delete my account").await;
+            b.alert_with(Some(&form), &["password is not correct"])
+                .await;
+            b.fill_in(Some(&form), "Password", PASSWORD).await;
+            b.click_button_in(Some(&form), "Delete my account").await;
+            b.page("login").await;
+            assert_eq!(
+                login_status(&ui, &who, PASSWORD).await,
+                401,
+                "the deleted account no longer logs in"
+            );
         },
     )
     .await;

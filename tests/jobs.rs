@@ -947,6 +947,44 @@ async fn cleanup_deletes_what_expired_and_keeps_the_rest(app: TestApp) {
     }
     tx.commit().await.unwrap();
 
+    // Password reset links: an expired one and a used one go, an open one
+    // stays; security log entries go after 90 days.
+    let mut tx = app.state.db.write(Scope::user(ada.id)).await.unwrap();
+    for (expires, used) in [
+        (now - hours(2), None),
+        (now + hours(1), Some(now - hours(1))),
+        (now + hours(1), None),
+    ] {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(Uuid::now_v7())
+        .bind(ada.id)
+        .bind(Uuid::now_v7().as_bytes().to_vec())
+        .bind(now - hours(3))
+        .bind(expires)
+        .bind(used)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+    }
+    for at in [now - days(91), now - days(89)] {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "INSERT INTO security_log (id, kind, user_id, detail, created_at) \
+             VALUES ($1, 'login', $2, '{}', $3)"
+        )
+        .bind(Uuid::now_v7())
+        .bind(ada.id)
+        .bind(at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
     // Events: "busy" has two old ones (the older goes; the newer is its
     // newest and stays, old as it is), "lone" a single old one (its newest:
     // stays), "mixed" an old and a recent one (the old one goes).
@@ -968,6 +1006,8 @@ async fn cleanup_deletes_what_expired_and_keeps_the_rest(app: TestApp) {
             idempotency_keys: 1,
             events: 2,
             daily_summaries: 1,
+            password_resets: 2,
+            security_log: 1,
         }
     );
 

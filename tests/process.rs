@@ -261,6 +261,7 @@ fn help_of_every_command_exits_zero_and_names_the_database_setting() {
         &["--help"][..],
         &["migrate", "--help"][..],
         &["serve", "--help"][..],
+        &["admin", "--help"][..],
     ] {
         let out = run(orgboard().args(args));
         let all = text(&out);
@@ -296,6 +297,7 @@ fn help_never_prints_a_secret() {
         &["--help"][..],
         &["migrate", "--help"][..],
         &["serve", "--help"][..],
+        &["admin", "--help"][..],
     ] {
         let out = run(orgboard()
             .args(args)
@@ -794,7 +796,21 @@ fn backup_while_writing_keeps_every_acknowledged_write_and_restores() {
         "{}",
         text(&again)
     );
-    let live = std::fs::read(data.join("orgboard.db")).unwrap();
+    // The live database: its file and what it holds. (Its length is no
+    // measure: the running server checkpoints its WAL into it any time.)
+    let live_tasks = || -> i64 {
+        let conn = rusqlite::Connection::open(data.join("orgboard.db")).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0))
+            .unwrap()
+    };
+    #[cfg(unix)]
+    let inode = || {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(data.join("orgboard.db")).unwrap().ino()
+    };
+    #[cfg(unix)]
+    let live_inode = inode();
+    let tasks_before = live_tasks();
     let onto_live = run(orgboard()
         .env("ORGBOARD_DATA_DIR", &data)
         .arg("restore")
@@ -804,10 +820,13 @@ fn backup_while_writing_keeps_every_acknowledged_write_and_restores() {
         "{}",
         text(&onto_live)
     );
+    #[cfg(unix)]
     assert_eq!(
-        std::fs::read(data.join("orgboard.db")).unwrap().len(),
-        live.len()
+        inode(),
+        live_inode,
+        "the live database file was not replaced"
     );
+    assert_eq!(live_tasks(), tasks_before, "the live data is unchanged");
     let damaged = dir.path().join("damaged.db");
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;

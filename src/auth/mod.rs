@@ -5,6 +5,7 @@
 //! presenting a token of the family that was already spent (a sign it was
 //! stolen) revokes the whole family.
 
+pub mod account;
 pub mod cookie;
 pub mod password;
 pub mod ratelimit;
@@ -27,6 +28,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
 use crate::on_tx;
 use crate::orgs;
+use crate::security::{self, Kind};
 use crate::state::AppState;
 
 /// The authenticated caller, from a valid bearer access token. No database
@@ -146,18 +148,64 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me, update_me))
+        .routes(routes!(me, update_me, account::delete_me))
         .routes(routes!(change_password))
+        .merge(account::router())
+}
+
+/// Inserts an account and its personal organization inside `tx` (opened
+/// in the new user's scope): sign-up, and `orgboard admin create-user`.
+/// `409 email_taken` when the email is registered. Returns the personal
+/// organization.
+pub async fn create_account(
+    tx: &mut Tx,
+    user_id: Uuid,
+    email: &Email,
+    name: &str,
+    password_hash: &str,
+    request_id: Option<&str>,
+) -> ApiResult<orgs::Org> {
+    let inserted = on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)"
+    )
+    .bind(user_id)
+    .bind(&email.display)
+    .bind(&email.normalized)
+    .bind(name)
+    .bind(password_hash)
+    .bind(now())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    });
+    if let Err(e) = inserted {
+        return Err(match unique_violation(&e) {
+            Some(_) => {
+                ApiError::conflict("email_taken", "An account with this email already exists.")
+                    .with_field("email", "is already registered")
+            }
+            None => e.into(),
+        });
+    }
+    let org_name: String = format!("{name}'s organization")
+        .chars()
+        .take(NAME_MAX)
+        .collect();
+    orgs::create_org(tx, user_id, &org_name, None, true, request_id).await
 }
 
 /// Loads a user by id.
 pub async fn load_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    on_tx!(tx, |c| sqlx::query_as::<_, User>(
-        "SELECT id, email, name, time_zone, created_at FROM users WHERE id = $1"
+    on_tx!(tx, |c| {
+        sqlx::query_as::<_, User>(
+        "SELECT id, email, name, time_zone, created_at FROM users WHERE id = $1 AND deleted_at IS NULL"
     )
     .bind(user_id)
     .fetch_optional(c)
-    .await)
+    .await
+    })
 }
 
 /// Inserts a refresh token for `user_id` in `family` (a new family when
@@ -255,40 +303,13 @@ async fn signup(
 
     let hash = state.hasher.hash(password.0).await?;
     let user_id = Uuid::now_v7();
-    let now = now();
     let mut tx = state.db.write(Scope::user(user_id)).await?;
-    let inserted = on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)"
-    )
-    .bind(user_id)
-    .bind(&email.display)
-    .bind(&email.normalized)
-    .bind(&name)
-    .bind(&hash)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    });
-    if let Err(e) = inserted {
-        return Err(match unique_violation(&e) {
-            Some(_) => {
-                ApiError::conflict("email_taken", "An account with this email already exists.")
-                    .with_field("email", "is already registered")
-            }
-            None => e.into(),
-        });
-    }
-    let org_name = format!("{name}'s organization");
-    let org_name: String = org_name.chars().take(NAME_MAX).collect();
-    orgs::create_org(
+    create_account(
         &mut tx,
         user_id,
-        &org_name,
-        None,
-        true,
+        &email,
+        &name,
+        &hash,
         request_id.as_deref(),
     )
     .await?;
@@ -297,6 +318,11 @@ async fn signup(
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
     tx.commit().await?;
+    security::record(
+        &state.db,
+        security::Entry::new(Kind::Signup, Some(user_id), Some(ip)),
+    )
+    .await;
     Ok(session(
         &state,
         StatusCode::CREATED,
@@ -357,6 +383,11 @@ async fn login(
     // Unknown email and wrong password take the same path, time and answer.
     let ok = state.hasher.verify(body.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
+        security::record(
+            &state.db,
+            security::Entry::new(Kind::LoginFailed, user_id, Some(ip)).email(&email_norm),
+        )
+        .await;
         return Err(
             ApiError::unauthorized("The email or password is incorrect.")
                 .with_code("invalid_credentials"),
@@ -368,6 +399,11 @@ async fn login(
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
     tx.commit().await?;
+    security::record(
+        &state.db,
+        security::Entry::new(Kind::Login, Some(user_id), Some(ip)),
+    )
+    .await;
     Ok(session(
         &state,
         StatusCode::OK,
@@ -485,6 +521,12 @@ async fn refresh(
         state.live.hub.session_revoked(row.family_id);
         tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
             "refresh token reused; family revoked");
+        security::record(
+            &state.db,
+            security::Entry::new(Kind::RefreshReuse, Some(row.user_id), Some(ip))
+                .detail(serde_json::json!({ "family_id": row.family_id })),
+        )
+        .await;
         return Err(failed(Some(row.user_id)).await);
     }
     let (access, refresh) = issue_tokens(
@@ -607,7 +649,7 @@ async fn change_password(
     let hash: Option<String> = {
         let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
         on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT password_hash FROM users WHERE id = $1"
+            "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
         )
         .bind(auth.user_id)
         .fetch_optional(c)
@@ -634,32 +676,48 @@ async fn change_password(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    // Every other session: its families, then their tokens.
-    let keep = auth.session.unwrap_or(Uuid::nil());
-    let families: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT DISTINCT family_id FROM refresh_tokens \
-         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2"
-    )
-    .bind(auth.user_id)
-    .bind(keep)
-    .fetch_all(c)
-    .await)?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 \
-         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3"
-    )
-    .bind(now())
-    .bind(auth.user_id)
-    .bind(keep)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    // Every other session.
+    let families = revoke_sessions(&mut tx, auth.user_id, auth.session).await?;
     tx.commit().await?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
     tracing::info!(user_id = %auth.user_id, "password changed; other sessions revoked");
+    security::record(
+        &state.db,
+        security::Entry::new(Kind::PasswordChanged, Some(auth.user_id), Some(ip)),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every session of `user_id` but `keep` (their refresh tokens);
+/// returns the revoked families, whose live streams end after the commit.
+pub(crate) async fn revoke_sessions(
+    tx: &mut Tx,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let keep = keep.unwrap_or(Uuid::nil());
+    let families: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT DISTINCT family_id FROM refresh_tokens \
+         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2"
+    )
+    .bind(user_id)
+    .bind(keep)
+    .fetch_all(c)
+    .await)?;
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 \
+         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3"
+    )
+    .bind(now())
+    .bind(user_id)
+    .bind(keep)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(families)
 }
 
 fn wrong_password() -> ApiError {
@@ -715,7 +773,7 @@ async fn update_me(
     if changes {
         on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE users SET name = COALESCE($1, name), time_zone = COALESCE($2, time_zone), \
-             updated_at = $3 WHERE id = $4"
+             updated_at = $3 WHERE id = $4 AND deleted_at IS NULL"
         )
         .bind(name.as_deref())
         .bind(time_zone.map(|z| z.name()))

@@ -9,6 +9,8 @@
 //! * `400` (`malformed_json`, `invalid_path`, `invalid_query`,
 //!   `invalid_cursor`, `invalid_idempotency_key`, …), `413`, `415` and `422`
 //!   on every route whose extractors can answer them;
+//! * `423` (`org_suspended`) on every route of an organization (`{org}`):
+//!   an instance administrator suspended it;
 //! * `429` (`rate_limited`, with `Retry-After`) and the `RateLimit-Policy` /
 //!   `RateLimit` headers on every secured route outside `/auth/`;
 //! * `500` on every route but the two that cannot fail, and `503` (busy or
@@ -123,6 +125,8 @@ struct Shape {
     /// Counted by the per-user and per-organization limits
     /// ([`crate::http::limits`]): every secured route outside `/auth/`.
     rate_limited: bool,
+    /// A route of an organization: answers `423` while it is suspended.
+    in_org: bool,
     json_body: bool,
     path_params: bool,
     query: bool,
@@ -152,6 +156,7 @@ impl Shape {
             rate_limited: secured
                 && path.starts_with("/api/v1/")
                 && !path.starts_with("/api/v1/auth/"),
+            in_org: secured && path.starts_with("/api/v1/orgs/{org}"),
             json_body: op.get("requestBody").is_some(),
             path_params: has("path", None),
             query: has("query", None),
@@ -189,6 +194,9 @@ impl Shape {
         }
         if self.secured {
             out.push((401, vec!["unauthorized"]));
+        }
+        if self.in_org {
+            out.push((423, vec!["org_suspended"]));
         }
         if self.rate_limited {
             out.push((429, vec!["rate_limited"]));
@@ -306,6 +314,7 @@ fn error_sentence(status: u16) -> &'static str {
         413 => "The body is larger than the server accepts",
         415 => "The body must be `application/json`",
         422 => "Some fields are invalid (listed in `errors`)",
+        423 => "The organization is suspended by the instance administrator (its data is kept)",
         429 => "Too many requests (retry after `Retry-After` seconds)",
         500 => "Unexpected error (logged; nothing of it is echoed)",
         503 => "The database is busy or unavailable (retry after `Retry-After` seconds)",
@@ -572,7 +581,8 @@ fn body_bounds() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("SignupBody", "email", email.clone()),
         ("SignupBody", "password", password.clone()),
-        ("ChangePasswordBody", "new_password", password),
+        ("ChangePasswordBody", "new_password", password.clone()),
+        ("PasswordResetConfirmBody", "new_password", password),
         ("SignupBody", "name", name(NAME_MAX)),
         ("UpdateMeBody", "name", name(NAME_MAX)),
         ("UpdateMeBody", "time_zone", time_zone),

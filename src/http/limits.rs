@@ -304,6 +304,11 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let segment = org_of(path).map(|s| (user, s));
     let known = segment.as_ref().and_then(|k| limits.known.get(k));
     let confirmed = req.extensions().get::<crate::http::RequestOrg>().cloned();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
     let mut budgets = vec![Budget::User(user)];
     budgets.extend(known.map(Budget::Org));
     let (mut res, mut left) = match limits.check(&budgets).await {
@@ -321,8 +326,9 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
             (res, None)
         }
     };
+    let confirmed_org = confirmed.and_then(|c| c.get());
     if let (Some(segment), Some(left)) = (segment, left.as_mut()) {
-        match (known, confirmed.and_then(|c| c.get())) {
+        match (known, confirmed_org) {
             // Confirmed now for the first time (or for another organization
             // than before, the slug having moved): remembered, and this
             // request counted after its answer. A spent budget refuses the
@@ -340,6 +346,20 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
             (Some(_), None) => limits.known.invalidate(&segment),
             _ => {}
         }
+    }
+    if res
+        .extensions()
+        .get::<crate::error::ErrorCode>()
+        .is_some_and(|c| c.0 == "forbidden")
+    {
+        let mut entry =
+            crate::security::Entry::new(crate::security::Kind::PermissionDenied, Some(user), None)
+                .detail(serde_json::json!({
+                    "method": method.as_str(),
+                    "route": route.as_ref().map_or("unmatched", |r| r.as_str()),
+                }));
+        entry.org_id = confirmed_org;
+        crate::security::record(&state.db, entry).await;
     }
     let counted_org = left.as_ref().map_or(known.is_some(), |l| l.len() > 1);
     let h = res.headers_mut();

@@ -11,6 +11,8 @@
 //! | idempotency keys | older than [`IDEMPOTENCY_RETENTION`] |
 //! | events | numbered and older than [`EVENT_RETENTION`], except each organization's newest (event ids continue from it) |
 //! | daily summary records | for local days more than [`SUMMARY_RECORD_RETENTION`] ago |
+//! | password reset links | expired, or used |
+//! | security log entries | older than [`SECURITY_LOG_RETENTION`] (SPEC §15) |
 
 use chrono::{DateTime, Utc};
 
@@ -29,6 +31,9 @@ pub const EVENT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 /// only needs to outlive the local day).
 pub const SUMMARY_RECORD_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
+/// How long the security log is kept.
+pub const SECURITY_LOG_RETENTION: chrono::Duration = chrono::Duration::days(90);
+
 /// How many rows one clean-up pass deleted, per kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -42,6 +47,10 @@ pub struct Removed {
     pub events: u64,
     /// Old daily summary records.
     pub daily_summaries: u64,
+    /// Expired or used password reset links.
+    pub password_resets: u64,
+    /// Security log entries past their retention.
+    pub security_log: u64,
 }
 
 async fn delete_before<T>(tx: &mut Tx, sql: &'static str, before: T) -> Result<u64, sqlx::Error>
@@ -98,8 +107,22 @@ pub async fn cleanup_at(state: &AppState, at: DateTime<Utc>) -> Result<Removed, 
         (at - SUMMARY_RECORD_RETENTION).date_naive(),
     )
     .await?;
+    let password_resets = delete_before(
+        &mut tx,
+        "DELETE FROM password_resets WHERE expires_at < $1 OR used_at < $1",
+        at,
+    )
+    .await?;
+    let security_log = delete_before(
+        &mut tx,
+        "DELETE FROM security_log WHERE created_at < $1",
+        at - SECURITY_LOG_RETENTION,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Removed {
+        password_resets,
+        security_log,
         invites,
         refresh_tokens,
         idempotency_keys,

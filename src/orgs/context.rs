@@ -98,6 +98,7 @@ struct MembershipRow {
     id: Uuid,
     #[sqlx(try_from = "String")]
     role: Role,
+    suspended: bool,
 }
 
 impl OrgRequest {
@@ -128,6 +129,9 @@ impl OrgRequest {
             q.bind(self.auth.user_id).fetch_optional(c).await
         })?;
         let row = row.ok_or_else(ApiError::not_found)?;
+        if row.suspended {
+            return Err(ApiError::suspended());
+        }
         self.note_org(row.id);
         Ok((
             tx,
@@ -143,7 +147,8 @@ impl OrgRequest {
 
 /// The statement that resolves `{org}` (`by`: `o.id` or `o.slug`, `$1`) and
 /// the caller's membership (`$2`) at the start of every tenant transaction:
-/// one row `(id, role)` or none. On PostgreSQL the same statement enters the
+/// one row `(id, role, suspended)` or none (a suspended organization is
+/// answered `423` to its members, `404` to everyone else, as any other). On PostgreSQL the same statement enters the
 /// tenant (`set_config` runs once, for the one matching row); RLS lets a
 /// user see their own memberships and organizations before that.
 pub fn membership_sql(backend: Backend, by: &str) -> String {
@@ -152,7 +157,7 @@ pub fn membership_sql(backend: Backend, by: &str) -> String {
         Backend::Sqlite => "",
     };
     format!(
-        "SELECT o.id, m.role{set} FROM organizations o \
+        "SELECT o.id, m.role, o.suspended_at IS NOT NULL AS suspended{set} FROM organizations o \
          JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
          WHERE {by} = $1 AND o.deleted_at IS NULL"
     )
@@ -190,7 +195,13 @@ impl OrgRequest {
     pub fn enter_sqlite(&self, conn: &rusqlite::Connection) -> Result<OrgContext, ApiError> {
         let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
         let mut stmt = conn.prepare_cached(&membership_sql(Backend::Sqlite, by))?;
-        let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, Uuid>(0)?, r.get::<_, String>(1)?));
+        let map = |r: &rusqlite::Row<'_>| {
+            Ok((
+                r.get::<_, Uuid>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        };
         // By name: `$2` comes first in the text, so positions would not match.
         let row = match key {
             OrgKey::Id(id) => stmt.query_row(
@@ -203,7 +214,8 @@ impl OrgRequest {
             ),
         };
         let (org_id, role) = match row {
-            Ok(r) => r,
+            Ok((_, _, true)) => return Err(ApiError::suspended()),
+            Ok((id, role, false)) => (id, role),
             Err(rusqlite::Error::QueryReturnedNoRows) => return Err(ApiError::not_found()),
             Err(e) => return Err(e.into()),
         };

@@ -33,8 +33,12 @@ pub struct Org {
     pub name: String,
     /// URL-safe handle, usable instead of the id in paths.
     pub slug: String,
-    /// `free`, `team` or `enterprise`.
+    /// `free`, `pro` or `enterprise` (SPEC §13; set by an instance
+    /// administrator until billing exists).
     pub plan: String,
+    /// Suspended by the instance administrator: every route of the
+    /// organization answers `423 org_suspended` until it is resumed.
+    pub suspended: bool,
     /// Created at sign-up for its owner.
     pub is_personal: bool,
     /// Who created it.
@@ -73,8 +77,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_org, update_org, delete_org))
 }
 
-const ORG_SELECT: &str = "SELECT o.id, o.name, o.slug, o.plan, o.is_personal, o.created_by, \
-     m.role, o.created_at, o.updated_at FROM organizations o \
+const ORG_SELECT: &str = "SELECT o.id, o.name, o.slug, o.plan, o.suspended_at IS NOT NULL AS suspended, \
+     o.is_personal, o.created_by, m.role, o.created_at, o.updated_at FROM organizations o \
      JOIN memberships m ON m.org_id = o.id AND m.user_id = $1";
 
 pub(crate) async fn load_org(

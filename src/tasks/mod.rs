@@ -841,7 +841,7 @@ async fn read_task_sqlite(
     // The membership statement every tenant transaction starts with, as the
     // first table of the join: no row unless the caller is a member.
     let sql = format!(
-        "SELECT {TASK_COLUMNS}{}, m.role AS member_role, m.id AS member_org FROM ({}) m \
+        "SELECT {TASK_COLUMNS}{}, m.role AS member_role, m.id AS member_org, m.suspended AS member_suspended FROM ({}) m \
          JOIN tasks t ON t.org_id = m.id AND t.id = $3",
         relation_columns(crate::db::Backend::Sqlite),
         membership_sql(crate::db::Backend::Sqlite, by),
@@ -859,6 +859,9 @@ async fn read_task_sqlite(
     else {
         return Ok(None);
     };
+    if row.member_suspended {
+        return Err(ApiError::suspended());
+    }
     org.note_org(row.member_org);
     crate::domain::require(row.member_role, Action::ReadOrg, Ownership::NotOwn)?;
     Ok(Some(row.task.into_task()))
@@ -872,6 +875,7 @@ struct MemberTaskRow {
     #[sqlx(try_from = "String")]
     member_role: crate::domain::Role,
     member_org: Uuid,
+    member_suspended: bool,
 }
 
 /// A task (with `ETag`).

@@ -105,6 +105,22 @@ export async function logout() {
   clearSession();
 }
 
+/** Asks for a password reset link by email (the answer never says whether the account exists). */
+export async function requestPasswordReset(email) {
+  await send('POST', '/api/v1/auth/password-reset', { email }, {}, { retries: 0 });
+}
+
+/** Sets a new password with the token of an emailed link; every session ends. */
+export async function confirmPasswordReset(token, newPassword) {
+  await send('POST', '/api/v1/auth/password-reset/confirm', { token, new_password: newPassword }, {}, { retries: 0 });
+}
+
+/** Deletes the caller's account (with its password); the session ends here too. */
+export async function deleteAccount(password) {
+  await api('DELETE', '/api/v1/me', { body: { password }, headers: SESSION });
+  clearSession();
+}
+
 /** Replaces the signed-in user after an edit of `/me`. */
 export function updateUser(user) {
   session.user = user;

@@ -54,13 +54,8 @@ async function render(moved) {
       page = await import('./pages/auth.js');
       name = parts[0];
     } else if (path === '/reset-password') {
-      // SPEC §5's reset routes do not exist yet: say so instead of a dead form.
-      renderHeader(null, 'reset');
-      replace(main, h('div', { class: 'auth-card' }, h('p', { class: 'brand-big' }, 'orgboard'), h('h1', null, 'Reset your password'),
-        h('p', { role: 'status' }, 'Resetting a password by email is not available on this server yet. Ask the person who runs it.'),
-        h('p', null, h('a', { href: '/login' }, 'Back to log in'))));
-      main.dataset.page = 'reset';
-      return;
+      page = await import('./pages/auth.js');
+      name = 'reset';
     } else if (path === '/invites/accept') {
       page = await import('./pages/auth.js');
       name = 'accept';

@@ -1,6 +1,7 @@
-// Sign-up, login, and accepting an invite from its emailed link.
+// Sign-up, login, resetting a forgotten password, and accepting an invite
+// from its emailed link.
 
-import { ApiError, api, login as apiLogin, session, signup as apiSignup } from '../api.js';
+import { ApiError, api, confirmPasswordReset, login as apiLogin, requestPasswordReset, session, signup as apiSignup } from '../api.js';
 import { field, form, h } from '../dom.js';
 import { navigate, orgs, safeNext } from '../main.js';
 
@@ -22,8 +23,48 @@ export async function login(view, { query }) {
       await orgs(true);
       navigate(next || '/', { replace: true });
     }),
+    h('p', null, h('a', { href: '/reset-password' }, 'Forgot your password?')),
     h('p', null, 'New here? ', h('a', { href: withNext('/signup', next) }, 'Sign up'))));
   email.focus();
+}
+
+/**
+ * `/reset-password`: without a token, asks for the link by email; with the
+ * token of the emailed link (`?token=…`), sets the new password.
+ */
+export async function reset(view, { query }) {
+  const token = query.get('token') || '';
+  if (!token) {
+    const email = h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true, maxlength: 254 });
+    const sent = h('p', { role: 'status' });
+    view.append(card('Reset your password',
+      h('p', { class: 'muted' }, 'Enter the email of your account: we send a link to choose a new password.'),
+      form({ 'aria-label': 'Reset your password' }, [field('Email', email),
+        h('button', { type: 'submit', class: 'primary wide' }, 'Send reset link')], async () => {
+        sent.textContent = '';
+        await requestPasswordReset(email.value.trim());
+        sent.textContent = 'If an account has this email, a link is on its way. It works once, for one hour.';
+      }), sent,
+      h('p', null, h('a', { href: '/login' }, 'Back to log in'))));
+    email.focus();
+    return;
+  }
+  const password = h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true, minlength: 10, maxlength: 1024 });
+  const done = h('p', { role: 'status' });
+  const f = form({ 'aria-label': 'Choose a new password' }, [
+    field('New password', password, 'At least 10 characters. Every session of your account is signed out.'),
+    h('button', { type: 'submit', class: 'primary wide' }, 'Set password')], async () => {
+    await confirmPasswordReset(token, password.value);
+    password.value = '';
+    f.hidden = true;
+    done.textContent = 'Your password is set. ';
+    done.append(h('a', { href: '/login' }, 'Log in with it'));
+  });
+  // The token leaves the address bar (and the history) once read.
+  history.replaceState(null, '', '/reset-password');
+  view.append(card('Choose a new password', f, done,
+    h('p', null, h('a', { href: '/reset-password' }, 'Ask for a new link'))));
+  password.focus();
 }
 
 export async function signup(view, { query }) {

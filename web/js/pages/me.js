@@ -1,7 +1,9 @@
-// The account page: name and time zone; changing the password.
+// The account page: name and time zone; changing the password; deleting
+// the account.
 
-import { api, updateUser } from '../api.js';
+import { api, deleteAccount, updateUser } from '../api.js';
 import { announce, field, form, h, select } from '../dom.js';
+import { navigate } from '../main.js';
 
 export async function me(view) {
   const { data: user } = await api('GET', '/api/v1/me');
@@ -37,4 +39,15 @@ export async function me(view) {
       announce('Password changed');
       changed.textContent = 'Password changed. Other sessions were signed out.';
     }), changed);
+
+  const confirmPassword = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 1024 });
+  view.append(h('h2', null, 'Delete account'),
+    h('p', { class: 'muted' }, 'Your account and the organizations only you belong to are deleted. '
+      + 'What you did in shared organizations stays, shown as by a deleted user. '
+      + 'If you are the last owner of an organization with other members, make someone else owner first.'),
+    form({ 'aria-label': 'Delete account' }, [field('Password', confirmPassword, 'To confirm, your current password.'),
+      h('button', { type: 'submit', class: 'danger' }, 'Delete my account')], async () => {
+      await deleteAccount(confirmPassword.value);
+      navigate('/login', { replace: true });
+    }));
 }

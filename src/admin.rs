@@ -1,0 +1,396 @@
+//! `orgboard admin …`: the instance administrator's commands (SPEC §15),
+//! run on the server against the same database (also while it serves).
+//!
+//! Every action that changes something is recorded: in the security log
+//! (kind `admin`, with the command and its target) and, when it concerns an
+//! organization, in that organization's audit log with `actor_id: null`
+//! (the system) and `"actor": "admin"` in the payload, request id `admin`.
+//! Bad input (an unknown user or organization, an unknown plan, a dead job
+//! whose secret was blanked) is refused with one clear line and changes
+//! nothing.
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit;
+use crate::auth::password::PasswordHasher;
+use crate::db::{Db, Scope, Tx, now};
+use crate::domain::{Email, NAME_MAX, Password, parse_name};
+use crate::on_tx;
+use crate::security::{self, Kind};
+
+/// The plans of SPEC §13.
+pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
+
+/// The request id of the administrator's audit rows.
+const REQUEST_ID: &str = "admin";
+
+/// An organization as the administrator sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgInfo {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// Plan.
+    pub plan: String,
+    /// When it was suspended, if it is.
+    pub suspended_at: Option<DateTime<Utc>>,
+}
+
+/// Finds a live organization by id or slug, across tenants.
+pub async fn find_org(db: &Db, reference: &str) -> anyhow::Result<OrgInfo> {
+    let mut tx = db.system_read().await?;
+    let by_id = Uuid::try_parse(reference).ok();
+    let found = on_tx!(&mut tx, |c| sqlx::query_as::<_, OrgInfo>(
+        "SELECT id, name, slug, plan, suspended_at FROM organizations \
+         WHERE (id = $1 OR slug = $2) AND deleted_at IS NULL"
+    )
+    .bind(by_id)
+    .bind(reference.to_lowercase())
+    .fetch_optional(c)
+    .await)?;
+    found.with_context(|| format!("no organization with the id or slug {reference:?}"))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct UserInfo {
+    id: Uuid,
+    email: String,
+}
+
+/// Finds a live account by email or id.
+async fn find_user(db: &Db, reference: &str) -> anyhow::Result<UserInfo> {
+    let mut tx = db.read(Scope::system()).await?;
+    let by_id = Uuid::try_parse(reference).ok();
+    let found = on_tx!(&mut tx, |c| sqlx::query_as::<_, UserInfo>(
+        "SELECT id, email FROM users WHERE (id = $1 OR email_norm = $2) AND deleted_at IS NULL"
+    )
+    .bind(by_id)
+    .bind(reference.trim().to_lowercase())
+    .fetch_optional(c)
+    .await)?;
+    found.with_context(|| format!("no account with the email or id {reference:?}"))
+}
+
+/// The id of a live account named by email or id.
+pub async fn find_user_id(db: &Db, reference: &str) -> anyhow::Result<Uuid> {
+    Ok(find_user(db, reference).await?.id)
+}
+
+/// Records an administrator's action in the security log.
+async fn log_action(db: &Db, user_id: Option<Uuid>, org_id: Option<Uuid>, detail: Value) {
+    let mut entry = security::Entry::new(Kind::Admin, user_id, None).detail(detail);
+    entry.org_id = org_id;
+    security::record(db, entry).await;
+}
+
+/// Appends an audit row by the administrator in `org`.
+async fn audit_admin(
+    tx: &mut Tx,
+    org: Uuid,
+    action: &'static str,
+    mut payload: Value,
+) -> Result<(), sqlx::Error> {
+    if let Value::Object(m) = &mut payload {
+        m.insert("actor".into(), json!("admin"));
+    }
+    audit::record(
+        tx,
+        audit::Entry {
+            org_id: org,
+            actor_id: None,
+            action,
+            entity_type: "organization",
+            entity_id: Some(org),
+            payload,
+            request_id: Some(REQUEST_ID),
+        },
+    )
+    .await
+}
+
+/// A write transaction inside `org` with no user (the administrator).
+async fn in_org(db: &Db, org: Uuid) -> Result<Tx, sqlx::Error> {
+    db.write(Scope {
+        user_id: None,
+        org_id: Some(org),
+    })
+    .await
+}
+
+/// Sets an organization's plan; returns the plan it had.
+pub async fn set_plan(db: &Db, reference: &str, plan: &str) -> anyhow::Result<String> {
+    if !PLANS.contains(&plan) {
+        bail!("unknown plan {plan:?}; the plans are {}", PLANS.join(", "));
+    }
+    let org = find_org(db, reference).await?;
+    if org.plan == plan {
+        return Ok(org.plan);
+    }
+    let mut tx = in_org(db, org.id).await?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE organizations SET plan = $1, updated_at = $2 WHERE id = $3"
+    )
+    .bind(plan)
+    .bind(now())
+    .bind(org.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    audit_admin(
+        &mut tx,
+        org.id,
+        "org.plan_changed",
+        json!({ "plan": { "from": org.plan, "to": plan } }),
+    )
+    .await?;
+    tx.commit().await?;
+    log_action(
+        db,
+        None,
+        Some(org.id),
+        json!({ "command": "set-plan", "from": org.plan, "to": plan }),
+    )
+    .await;
+    Ok(org.plan)
+}
+
+/// Suspends (`true`) or resumes an organization. Returns whether anything
+/// changed (suspending a suspended one changes nothing).
+pub async fn set_suspended(
+    db: &Db,
+    reference: &str,
+    suspend: bool,
+) -> anyhow::Result<(OrgInfo, bool)> {
+    let org = find_org(db, reference).await?;
+    if org.suspended_at.is_some() == suspend {
+        return Ok((org, false));
+    }
+    let mut tx = in_org(db, org.id).await?;
+    let at = now();
+    on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE organizations SET suspended_at = $1, updated_at = $2 WHERE id = $3"
+    )
+    .bind(suspend.then_some(at))
+    .bind(at)
+    .bind(org.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let action = if suspend {
+        "org.suspended"
+    } else {
+        "org.resumed"
+    };
+    audit_admin(&mut tx, org.id, action, json!({})).await?;
+    tx.commit().await?;
+    let command = if suspend { "suspend" } else { "resume" };
+    log_action(db, None, Some(org.id), json!({ "command": command })).await;
+    Ok((org, true))
+}
+
+/// What `create-user` made.
+#[derive(Debug)]
+pub struct Created {
+    /// The account.
+    pub user_id: Uuid,
+    /// Its personal organization.
+    pub org_id: Uuid,
+    /// A link to choose the password, when none was given.
+    pub link: Option<String>,
+}
+
+/// Creates an account (with its personal organization, as sign-up does).
+/// Without a password the account gets a random one nobody knows, and a
+/// one-time link (valid an hour) to choose one.
+pub async fn create_user(
+    db: &Db,
+    hasher: &PasswordHasher,
+    public_url: &str,
+    email: &str,
+    name: &str,
+    password: Option<&str>,
+) -> anyhow::Result<Created> {
+    let email = Email::parse(email).map_err(|m| anyhow::anyhow!("email: {m}"))?;
+    let name = parse_name(name, NAME_MAX).map_err(|m| anyhow::anyhow!("name: {m}"))?;
+    let generated = password.is_none();
+    let password = match password {
+        Some(p) => {
+            Password::parse(p)
+                .map_err(|m| anyhow::anyhow!("password: {m}"))?
+                .0
+        }
+        None => crate::auth::tokens::random_token(32),
+    };
+    let hash = hasher.hash(password).await?;
+    let user_id = Uuid::now_v7();
+    let mut tx = db.write(Scope::user(user_id)).await?;
+    let org = crate::auth::create_account(&mut tx, user_id, &email, &name, &hash, Some(REQUEST_ID))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+    audit_admin(
+        &mut tx,
+        org.id,
+        "user.created",
+        json!({ "user_id": user_id, "email": email.display }),
+    )
+    .await?;
+    let link = if generated {
+        let (token, _) = crate::auth::account::create_reset(&mut tx, user_id).await?;
+        Some(format!("{public_url}/reset-password?token={token}"))
+    } else {
+        None
+    };
+    tx.commit().await?;
+    log_action(
+        db,
+        Some(user_id),
+        Some(org.id),
+        json!({ "command": "create-user", "email": email.display }),
+    )
+    .await;
+    Ok(Created {
+        user_id,
+        org_id: org.id,
+        link,
+    })
+}
+
+/// Resets an account's password: to `password`, signing out every session;
+/// or, without one, returns a one-time link (valid an hour) to choose one.
+pub async fn reset_password(
+    db: &Db,
+    hasher: &PasswordHasher,
+    public_url: &str,
+    user: &str,
+    password: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let account = find_user(db, user).await?;
+    match password {
+        Some(p) => {
+            let p = Password::parse(p).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+            let hash = hasher.hash(p.0).await?;
+            let mut tx = db.write(Scope::system()).await?;
+            crate::auth::account::set_password(&mut tx, account.id, &hash).await?;
+            tx.commit().await?;
+            log_action(
+                db,
+                Some(account.id),
+                None,
+                json!({ "command": "reset-password", "email": account.email, "set": true }),
+            )
+            .await;
+            security::record(
+                db,
+                security::Entry::new(Kind::PasswordReset, Some(account.id), None)
+                    .detail(json!({ "via": "admin" })),
+            )
+            .await;
+            Ok(None)
+        }
+        None => {
+            let mut tx = db.write(Scope::system()).await?;
+            let (token, _) = crate::auth::account::create_reset(&mut tx, account.id).await?;
+            tx.commit().await?;
+            log_action(
+                db,
+                Some(account.id),
+                None,
+                json!({ "command": "reset-password", "email": account.email, "link": true }),
+            )
+            .await;
+            Ok(Some(format!("{public_url}/reset-password?token={token}")))
+        }
+    }
+}
+
+/// A dead job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadJob {
+    /// Id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// The organization it concerns.
+    pub org_id: Option<Uuid>,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it died.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The newest `limit` dead jobs.
+pub async fn dead_jobs(db: &Db, limit: u32) -> anyhow::Result<Vec<DeadJob>> {
+    let mut tx = db.system_read().await?;
+    Ok(on_tx!(&mut tx, |c| sqlx::query_as::<_, DeadJob>(
+        "SELECT id, kind, org_id, attempts, last_error, updated_at FROM jobs \
+         WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1"
+    )
+    .bind(i64::from(limit))
+    .fetch_all(c)
+    .await)?)
+}
+
+/// Kinds whose payload holds a secret that is blanked when the job dies:
+/// requeued, they would mail a broken link.
+const SECRET_KINDS: [&str; 2] = ["invite_email", "password_reset_email"];
+
+/// Puts dead jobs back in the queue (one by id, or every one): attempts
+/// start over. Returns the ids requeued.
+pub async fn requeue(db: &Db, id: Option<Uuid>) -> anyhow::Result<Vec<Uuid>> {
+    let mut tx = db.system().await?;
+    let rows: Vec<(Uuid, String)> = on_tx!(&mut tx, |c| {
+        sqlx::query_as(
+        "SELECT id, kind FROM jobs WHERE status = 'dead' AND ($1 IS NULL OR id = $1) ORDER BY id"
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await
+    })?;
+    if let Some(id) = id {
+        let Some((_, kind)) = rows.first() else {
+            bail!("no dead job with the id {id}");
+        };
+        if SECRET_KINDS.contains(&kind.as_str()) {
+            bail!(
+                "job {id} ({kind}) lost its token when it died and cannot be sent again; \
+                 create a new invite or reset link instead"
+            );
+        }
+    }
+    let ids: Vec<Uuid> = rows
+        .into_iter()
+        .filter(|(_, kind)| !SECRET_KINDS.contains(&kind.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    let at = now();
+    for id in &ids {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, locked_until = NULL, \
+             updated_at = $1 WHERE id = $2 AND status = 'dead'"
+        )
+        .bind(at)
+        .bind(*id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+    if !ids.is_empty() {
+        log_action(
+            db,
+            None,
+            None,
+            json!({ "command": "jobs requeue", "jobs": ids }),
+        )
+        .await;
+    }
+    Ok(ids)
+}
