@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -970,4 +972,206 @@ fn help_never_prints_a_secret_from_the_config_file() {
         assert!(out.status.success(), "{}", text(&out));
         assert!(!text(&out).contains(secret), "{args:?}: {}", text(&out));
     }
+}
+
+/// Runs `orgboard admin ARGS` on the data directory `data` (and database
+/// `url`, when given), with `stdin` as its input.
+fn admin(data: &Path, url: Option<&str>, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = orgboard();
+    cmd.env("ORGBOARD_DATA_DIR", data)
+        .env("ORGBOARD_LOG", "warn")
+        .arg("admin")
+        .args(args);
+    if let Some(url) = url {
+        cmd.env("ORGBOARD_DATABASE_URL", url);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `orgboard admin` as a self-hoster uses it: each command's line on
+/// stdout and exit 0; bad input (an unknown organization, account, plan,
+/// kind, job or flag, a taken email, no password on stdin) one line on
+/// stderr naming the problem, exit 1, and nothing changed.
+fn admin_commands_say_what_they_did_and_refuse_bad_input(url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ok = |args: &[&str], stdin: &str, says: &str| {
+        let out = admin(&data, url, args, stdin);
+        let all = text(&out);
+        assert!(out.status.success(), "admin {args:?}: {all}");
+        assert!(all.contains(says), "admin {args:?} says {says:?}: {all}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = |args: &[&str], stdin: &str, says: &str| {
+        let out = admin(&data, url, args, stdin);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "admin {args:?}: {}", text(&out));
+        assert!(err.contains(says), "admin {args:?} says {says:?}: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "admin {args:?} printed: {}",
+            text(&out)
+        );
+    };
+    let created = ok(
+        &[
+            "create-user",
+            "cli@example.com",
+            "--name",
+            "Cli User",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+        "created user",
+    );
+    assert!(!created.contains("reset-password"), "{created}");
+    refused(
+        &["create-user", "CLI@example.com", "--name", "Again"],
+        "",
+        "already exists",
+    );
+    refused(
+        &[
+            "create-user",
+            "x@example.com",
+            "--name",
+            "X",
+            "--password-stdin",
+        ],
+        "",
+        "no password on stdin",
+    );
+    refused(
+        &[
+            "create-user",
+            "y@example.com",
+            "--name",
+            "Y",
+            "--password-stdin",
+        ],
+        "short\n",
+        "password:",
+    );
+    let slug = "cli-user-s-organization";
+    ok(&["set-plan", slug, "pro"], "", "plan free -> pro");
+    ok(&["set-plan", slug, "pro"], "", "already on the pro plan");
+    refused(&["set-plan", slug, "gold"], "", "unknown plan \"gold\"");
+    refused(&["set-plan", "no-such-org", "pro"], "", "\"no-such-org\"");
+    ok(&["suspend", slug], "", "is now suspended");
+    ok(&["suspend", slug], "", "was already suspended");
+    ok(&["resume", slug], "", "is now active");
+    refused(&["suspend", "no-such-org"], "", "\"no-such-org\"");
+    refused(&["flag", slug, "beta", "on"], "", "no feature flags");
+    refused(
+        &["flag", "no-such-org", "beta", "on"],
+        "",
+        "\"no-such-org\"",
+    );
+    let link = ok(&["reset-password", "cli@example.com"], "", "reset link");
+    assert!(link.contains("/reset-password?token=obp_"), "{link}");
+    ok(
+        &["reset-password", "cli@example.com", "--password-stdin"],
+        "a new admin passphrase\n",
+        "password set",
+    );
+    refused(
+        &["reset-password", "ghost@example.com"],
+        "",
+        "ghost@example.com",
+    );
+    ok(&["jobs", "dead"], "", "no dead jobs");
+    refused(
+        &["jobs", "requeue", "01a2470c-0000-7000-8000-000000000000"],
+        "",
+        "no dead job",
+    );
+    refused(&["security-log", "--kind", "nope"], "", "unknown kind");
+    refused(
+        &["security-log", "--user", "ghost@example.com"],
+        "",
+        "ghost@example.com",
+    );
+    let log = ok(
+        &["security-log", "--json", "--kind", "admin"],
+        "",
+        "\"kind\":\"admin\"",
+    );
+    let commands: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["detail"]["command"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "reset-password",
+            "reset-password",
+            "resume",
+            "suspend",
+            "set-plan",
+            "create-user"
+        ],
+        "newest first, one per change (refusals and no-ops record nothing)"
+    );
+    let text_log = ok(
+        &["security-log", "--user", "cli@example.com"],
+        "",
+        "password_reset",
+    );
+    assert!(
+        !text_log.contains("obp_"),
+        "no token in the log: {text_log}"
+    );
+}
+
+#[test]
+fn admin_commands_on_sqlite() {
+    admin_commands_say_what_they_did_and_refuse_bad_input(None);
+}
+
+#[test]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+fn admin_commands_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, url) = rt.block_on(common::PgDatabase::create());
+    admin_commands_say_what_they_did_and_refuse_bad_input(Some(&url));
+    drop(db);
+}
+
+/// `backup` and `restore` with a PostgreSQL URL refuse and name the tools
+/// to use, without touching anything.
+#[test]
+fn backup_and_restore_name_pg_dump_for_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    for (command, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let out = run(orgboard()
+            .env("ORGBOARD_DATA_DIR", dir.path().join("data"))
+            .env(
+                "ORGBOARD_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .arg(command)
+            .arg(&file));
+        assert!(!out.status.success(), "{command}: {}", text(&out));
+        assert!(text(&out).contains(tool), "{command}: {}", text(&out));
+    }
+    assert!(!file.exists(), "no backup file written");
 }
