@@ -48,6 +48,11 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Verified once per request: the API limits verify the token first
+        // and leave the caller here.
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(*user);
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
@@ -249,7 +249,7 @@ fn too_many(wait: Duration) -> ApiError {
 fn check_one(limiter: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), ApiError> {
     limiter
         .check_key(&key)
-        .map_err(|not_until| too_many(not_until.wait_time_from(DefaultClock::default().now())))
+        .map_err(|not_until| too_many(not_until.wait_time_from(limiter.clock().now())))
 }
 
 #[cfg(test)]
