@@ -99,6 +99,23 @@ async fn lock_owners(tx: &mut Tx, org_id: Uuid) -> Result<usize, sqlx::Error> {
     Ok(owners.len())
 }
 
+/// Removes `user_id` from `org_id` inside `tx` (the remove/leave route, and
+/// account deletion).
+pub(crate) async fn delete_membership(
+    tx: &mut Tx,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2"
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
 fn last_owner() -> ApiError {
     ApiError::conflict(
         "last_owner",
@@ -230,14 +247,7 @@ async fn remove_member(
     if target.role == Role::Owner && lock_owners(&mut tx, ctx.org_id).await? <= 1 {
         return Err(last_owner());
     }
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    delete_membership(&mut tx, ctx.org_id, path.user_id).await?;
     let (action, payload) = if leaving {
         (
             "member.left",

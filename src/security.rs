@@ -18,7 +18,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::db::{Db, Scope, now};
+use crate::db::{Db, Scope, Tx, now};
 use crate::on_tx;
 
 /// What happened.
@@ -132,7 +132,15 @@ pub async fn record(db: &Db, entry: Entry) {
 
 async fn try_record(db: &Db, e: &Entry) -> Result<(), sqlx::Error> {
     let mut tx = db.write(Scope::system()).await?;
-    on_tx!(&mut tx, |c| sqlx::query(
+    record_in(&mut tx, e).await?;
+    tx.commit().await
+}
+
+/// Appends `entry` inside `tx`, the transaction of the change it records
+/// (a sign-in's session, a reset): it commits with it, at no extra
+/// transaction.
+pub async fn record_in(tx: &mut Tx, e: &Entry) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query(
         "INSERT INTO security_log (id, kind, user_id, email, org_id, ip, detail, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -147,7 +155,7 @@ async fn try_record(db: &Db, e: &Entry) -> Result<(), sqlx::Error> {
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    tx.commit().await
+    Ok(())
 }
 
 /// One entry as read back.

@@ -15,6 +15,7 @@ use uuid::Uuid;
 backend_tests!(
     a_forgotten_password_is_reset_by_an_emailed_link_once,
     reset_links_expire_and_bad_tokens_change_nothing,
+    reset_requests_and_guessed_tokens_are_rate_limited,
     deleting_an_account_leaves_shared_work_and_frees_the_email,
     the_last_owner_of_a_shared_organization_cannot_delete_their_account,
     the_security_log_records_sign_ins_refusals_and_reuse,
@@ -219,6 +220,35 @@ async fn reset_links_expire_and_bad_tokens_change_nothing(app: TestApp) {
     )
     .await
     .expect(422);
+}
+
+/// Asking for links is limited per email (the account's mailbox is not
+/// flooded) and guessing tokens per address: `429` with `Retry-After`, and
+/// nothing more is mailed.
+async fn reset_requests_and_guessed_tokens_are_rate_limited(app: TestApp) {
+    let app = TestApp::with(app.backend, |c| {
+        c.rate_limit_per_account = 2;
+        c.rate_limit_per_ip = 3;
+    })
+    .await;
+    let u = app.signup("lim").await;
+    ask_reset(&app, &u.email).await.expect(202);
+    ask_reset(&app, &u.email).await.expect(202);
+    let r = ask_reset(&app, &u.email)
+        .await
+        .expect_problem(429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(orgboard::jobs::run_due(&app.state).await.unwrap(), 2);
+    assert_eq!(outbox(&app).len(), 2);
+    for _ in 0..3 {
+        confirm(&app, "obp_guess", "a brand new passphrase")
+            .await
+            .expect_problem(404, "invalid_reset_token");
+    }
+    confirm(&app, "obp_guess", "a brand new passphrase")
+        .await
+        .expect_problem(429, "rate_limited");
+    login(&app, &u.email, PASSWORD).await.expect(200);
 }
 
 /// The account goes; what it did in shared organizations stays, by a

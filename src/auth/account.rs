@@ -30,10 +30,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AuthUser, cookie, tokens, wrong_password};
+use super::{AuthUser, cookie, tokens};
 use crate::audit;
 use crate::db::{Scope, Tx, now};
-use crate::domain::{EMAIL_MAX, PASSWORD_MAX, Password};
+use crate::domain::{EMAIL_MAX, Password};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
 use crate::jobs::{self, Job};
@@ -153,13 +153,13 @@ async fn request_password_reset(
         }),
     )
     .await?;
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::PasswordResetRequested, Some(account.id), Some(ip)),
+    )
+    .await?;
     tx.commit().await?;
     jobs::wake(&state);
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::PasswordResetRequested, Some(account.id), Some(ip)),
-    )
-    .await;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -237,16 +237,16 @@ async fn confirm_password_reset(
         return Err(failed().await);
     }
     let families = set_password(&mut tx, reset.user_id, &new_hash).await?;
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::PasswordReset, Some(reset.user_id), Some(ip))
+            .detail(json!({ "via": "link" })),
+    )
+    .await?;
     tx.commit().await?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::PasswordReset, Some(reset.user_id), Some(ip))
-            .detail(json!({ "via": "link" })),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,29 +306,7 @@ pub(super) async fn delete_me(
     AppJson(body): AppJson<DeleteMeBody>,
 ) -> ApiResult<Response> {
     let user_id = auth.user_id;
-    if body.password.chars().count() > PASSWORD_MAX {
-        return Err(wrong_password());
-    }
-    let account = user_id.to_string();
-    state
-        .limits
-        .check("delete_account", ip, Some(&account))
-        .await?;
-    let hash: Option<String> = {
-        let mut tx = state.db.read(Scope::user(user_id)).await?;
-        on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
-        )
-        .bind(user_id)
-        .fetch_optional(c)
-        .await)?
-    };
-    let Some(hash) = hash else {
-        return Err(ApiError::account_gone());
-    };
-    if !state.hasher.verify(body.password, Some(hash)).await? {
-        return Err(wrong_password());
-    }
+    super::check_own_password(&state, "delete_account", ip, user_id, body.password).await?;
     let mut tx = state.db.write(Scope::user(user_id)).await?;
     tx.after_commit(state.after_commit());
     let memberships = on_tx!(&mut tx, |c| sqlx::query_as::<_, MembershipRow>(
@@ -366,15 +344,7 @@ pub(super) async fn delete_me(
                 request_id: request_id.as_deref(),
             };
         if members.len() <= 1 {
-            on_tx!(&mut tx, |c| sqlx::query(
-                "UPDATE organizations SET deleted_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND deleted_at IS NULL"
-            )
-            .bind(now)
-            .bind(m.org_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+            crate::orgs::soft_delete(&mut tx, m.org_id).await?;
             audit::record(
                 &mut tx,
                 entry(
@@ -398,14 +368,7 @@ pub(super) async fn delete_me(
                 ),
             ));
         }
-        on_tx!(&mut tx, |c| sqlx::query(
-            "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2"
-        )
-        .bind(m.org_id)
-        .bind(user_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        crate::members::delete_membership(&mut tx, m.org_id, user_id).await?;
         audit::record(
             &mut tx,
             entry(
@@ -436,15 +399,15 @@ pub(super) async fn delete_me(
     .await
     .map(|r| r.rows_affected()))?;
     let families = super::revoke_sessions(&mut tx, user_id, None).await?;
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::AccountDeleted, Some(user_id), Some(ip)),
+    )
+    .await?;
     tx.commit().await?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::AccountDeleted, Some(user_id), Some(ip)),
-    )
-    .await;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if cookie::requested(&headers)
         && let Some(v) = cookie::clear(state.config.public_url_is_https())

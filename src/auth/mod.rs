@@ -322,12 +322,12 @@ async fn signup(
     let user = load_user(&mut tx, user_id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
-    tx.commit().await?;
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::Signup, Some(user_id), Some(ip)),
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::Signup, Some(user_id), Some(ip)),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(session(
         &state,
         StatusCode::CREATED,
@@ -403,12 +403,12 @@ async fn login(
     let user = load_user(&mut tx, user_id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
-    tx.commit().await?;
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::Login, Some(user_id), Some(ip)),
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::Login, Some(user_id), Some(ip)),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(session(
         &state,
         StatusCode::OK,
@@ -522,16 +522,16 @@ async fn refresh(
             .is_none_or(|t| now - t <= Duration::seconds(cookie::GRACE_SECS));
     if (row.spent_at.is_some() || spent == 0) && !in_grace {
         revoke_family(&mut tx, row.family_id).await?;
+        security::record_in(
+            &mut tx,
+            &security::Entry::new(Kind::RefreshReuse, Some(row.user_id), Some(ip))
+                .detail(serde_json::json!({ "family_id": row.family_id })),
+        )
+        .await?;
         tx.commit().await?;
         state.live.hub.session_revoked(row.family_id);
         tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
             "refresh token reused; family revoked");
-        security::record(
-            &state.db,
-            security::Entry::new(Kind::RefreshReuse, Some(row.user_id), Some(ip))
-                .detail(serde_json::json!({ "family_id": row.family_id })),
-        )
-        .await;
         return Err(failed(Some(row.user_id)).await);
     }
     let (access, refresh) = issue_tokens(
@@ -641,35 +641,14 @@ async fn change_password(
 ) -> ApiResult<StatusCode> {
     let new = Password::parse(&body.new_password)
         .map_err(|m| ApiError::validation(vec![FieldError::new("new_password", m)]))?;
-    if body.current_password.chars().count() > crate::domain::PASSWORD_MAX {
-        return Err(wrong_password());
-    }
-    // Guessing the current password is like guessing at login: the same
-    // budgets, on a route of its own.
-    let account = auth.user_id.to_string();
-    state
-        .limits
-        .check("change_password", ip, Some(&account))
-        .await?;
-    let hash: Option<String> = {
-        let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
-        on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
-        )
-        .bind(auth.user_id)
-        .fetch_optional(c)
-        .await)?
-    };
-    let Some(hash) = hash else {
-        return Err(ApiError::account_gone());
-    };
-    if !state
-        .hasher
-        .verify(body.current_password, Some(hash))
-        .await?
-    {
-        return Err(wrong_password());
-    }
+    check_own_password(
+        &state,
+        "change_password",
+        ip,
+        auth.user_id,
+        body.current_password,
+    )
+    .await?;
     let new_hash = state.hasher.hash(new.0).await?;
     let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
     on_tx!(&mut tx, |c| sqlx::query(
@@ -683,16 +662,16 @@ async fn change_password(
     .map(|r| r.rows_affected()))?;
     // Every other session.
     let families = revoke_sessions(&mut tx, auth.user_id, auth.session).await?;
+    security::record_in(
+        &mut tx,
+        &security::Entry::new(Kind::PasswordChanged, Some(auth.user_id), Some(ip)),
+    )
+    .await?;
     tx.commit().await?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
     tracing::info!(user_id = %auth.user_id, "password changed; other sessions revoked");
-    security::record(
-        &state.db,
-        security::Entry::new(Kind::PasswordChanged, Some(auth.user_id), Some(ip)),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -723,6 +702,42 @@ pub(crate) async fn revoke_sessions(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(families)
+}
+
+/// `Ok` when `password` is `user_id`'s: `403 wrong_password` otherwise,
+/// `401` when the account is gone. Guessing it is limited as logins are,
+/// per address and account, on a budget of `route`'s own.
+pub(crate) async fn check_own_password(
+    state: &AppState,
+    route: &str,
+    ip: std::net::IpAddr,
+    user_id: Uuid,
+    password: String,
+) -> ApiResult<()> {
+    if password.chars().count() > crate::domain::PASSWORD_MAX {
+        return Err(wrong_password());
+    }
+    state
+        .limits
+        .check(route, ip, Some(&user_id.to_string()))
+        .await?;
+    let hash: Option<String> = {
+        let mut tx = state.db.read(Scope::user(user_id)).await?;
+        on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
+        )
+        .bind(user_id)
+        .fetch_optional(c)
+        .await)?
+    };
+    let Some(hash) = hash else {
+        return Err(ApiError::account_gone());
+    };
+    if state.hasher.verify(password, Some(hash)).await? {
+        Ok(())
+    } else {
+        Err(wrong_password())
+    }
 }
 
 fn wrong_password() -> ApiError {

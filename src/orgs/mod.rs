@@ -96,6 +96,22 @@ pub(crate) async fn load_org(
     .await)
 }
 
+/// Soft-deletes an organization inside `tx` (entered in it): it answers
+/// `404` from then on and its slug is free again. The delete route and
+/// account deletion share it.
+pub(crate) async fn soft_delete(tx: &mut Tx, org_id: Uuid) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL"
+    )
+    .bind(now())
+    .bind(org_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })
+}
+
 /// Creates an organization owned by `user_id` inside `tx` and records
 /// `org.created` and `member.joined`. Without a slug, the name's plain slug
 /// when it is free ("Acme Corp" → `acme-corp`), else that with a short random
@@ -390,17 +406,7 @@ async fn update_org(
 async fn delete_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult<StatusCode> {
     let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
-    let now = now();
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL"
-    )
-    .bind(now)
-    .bind(ctx.org_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    soft_delete(&mut tx, ctx.org_id).await?;
     audit::record(
         &mut tx,
         ctx.audit("org.deleted", "organization", Some(ctx.org_id), json!({})),
