@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit;
 use crate::auth::password::PasswordHasher;
+use crate::db::change;
 use crate::db::{Db, Scope, Tx, now};
 use crate::domain::{Email, NAME_MAX, Password, parse_name};
 use crate::on_tx;
@@ -93,22 +93,22 @@ async fn log_action(db: &Db, user_id: Option<Uuid>, org_id: Option<Uuid>, detail
 async fn audit_admin(
     tx: &mut Tx,
     org: Uuid,
-    action: &'static str,
+    kind: change::Kind,
     mut payload: Value,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::db::uow::DbError> {
     if let Value::Object(m) = &mut payload {
         m.insert("actor".into(), json!("admin"));
     }
-    audit::record(
+    change::record(
         tx,
-        audit::Entry {
+        change::Change {
             org_id: org,
             actor_id: None,
-            action,
-            entity_type: "organization",
-            entity_id: Some(org),
-            payload,
             request_id: Some(REQUEST_ID),
+            kind,
+            entity_id: org,
+            board_id: None,
+            payload,
         },
     )
     .await
@@ -145,7 +145,7 @@ pub async fn set_plan(db: &Db, reference: &str, plan: &str) -> anyhow::Result<St
     audit_admin(
         &mut tx,
         org.id,
-        "org.plan_changed",
+        change::Kind::OrgPlanChanged,
         json!({ "plan": { "from": org.plan, "to": plan } }),
     )
     .await?;
@@ -183,9 +183,9 @@ pub async fn set_suspended(
     .await
     .map(|r| r.rows_affected()))?;
     let action = if suspend {
-        "org.suspended"
+        change::Kind::OrgSuspended
     } else {
-        "org.resumed"
+        change::Kind::OrgResumed
     };
     audit_admin(&mut tx, org.id, action, json!({})).await?;
     tx.commit().await?;
@@ -236,7 +236,7 @@ pub async fn create_user(
     audit_admin(
         &mut tx,
         org.id,
-        "user.created",
+        change::Kind::UserCreated,
         json!({ "user_id": user_id, "email": email.display }),
     )
     .await?;

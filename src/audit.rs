@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::db::Tx;
+use crate::db::change::{Entity, Kind};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppQuery};
@@ -24,45 +24,6 @@ use crate::http::page::{Page, open, page_limit, paginate};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
-
-/// A change to record.
-#[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    /// The organization it happened in.
-    pub org_id: Uuid,
-    /// Who did it (`None` for the system).
-    pub actor_id: Option<Uuid>,
-    /// `org.created`, `member.role_changed`, …
-    pub action: &'a str,
-    /// `organization`, `membership`, `invite`, …
-    pub entity_type: &'a str,
-    /// The changed entity.
-    pub entity_id: Option<Uuid>,
-    /// What changed.
-    pub payload: Value,
-    /// The request that caused it.
-    pub request_id: Option<&'a str>,
-}
-
-/// The audit row's `INSERT` ($1 org, $2 id, $3 actor, $4 action, $5 entity
-/// type, $6 entity id, $7 payload, $8 request id, $9 time).
-pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, actor_id, action, \
-     entity_type, entity_id, payload, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/// Appends `entry` inside `tx`, with its live event (see [`crate::events`];
-/// on PostgreSQL both rows go in one statement), and notes the organization
-/// (and the event's board, when it has one) as changed, so that the
-/// transaction's after-commit hook invalidates its cached board views.
-pub async fn record(tx: &mut Tx, entry: Entry<'_>) -> Result<(), sqlx::Error> {
-    let board = crate::events::record(tx, &entry).await?;
-    tx.changed(entry.org_id, board);
-    Ok(())
-}
-
-/// `{"from": a, "to": b}` when they differ.
-pub fn change<T: Serialize + PartialEq>(from: &T, to: &T) -> Option<Value> {
-    (from != to).then(|| serde_json::json!({ "from": from, "to": to }))
-}
 
 /// One audit row as the API shows it.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -74,9 +35,11 @@ pub struct AuditEvent {
     /// Who did it; `null` for the system.
     pub actor_id: Option<Uuid>,
     /// What was done (`member.role_changed`, …).
-    pub action: String,
+    #[sqlx(try_from = "String")]
+    pub action: Kind,
     /// Kind of the changed entity.
-    pub entity_type: String,
+    #[sqlx(try_from = "String")]
+    pub entity_type: Entity,
     /// The changed entity.
     pub entity_id: Option<Uuid>,
     /// What changed.

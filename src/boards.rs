@@ -15,13 +15,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
+use crate::args;
+use crate::db::change::{self, Kind, from_to};
+use crate::db::uow::Uow;
 use crate::db::{Tx, now};
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
-use crate::idempotency::{self, Creating};
+use crate::idempotency::Created;
+use crate::idempotency::{self, Creating, IdemKey};
 use crate::lists::{self, List, lock_suffix};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
@@ -259,50 +262,60 @@ async fn create_board(
     org: OrgRequest,
     req: Creating<CreateBoardBody>,
 ) -> ApiResult<Response> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
-    let (name, description) =
-        parse_board_fields(Some(&req.body.name), req.body.description.as_deref())?;
+    let scope = crate::db::Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| create(
+        u,
+        &org,
+        &req.body,
+        req.key.as_ref()
+    ))?;
+    Ok(match created {
+        Created::New(board) => (StatusCode::CREATED, AppJson(board)).into_response(),
+        Created::Replay(replay) => replay.into_response(),
+    })
+}
+
+/// `POST …/boards` (admin+), written once for both backends.
+pub async fn create<U: Uow>(
+    u: &mut U,
+    org: &OrgRequest,
+    body: &CreateBoardBody,
+    key: Option<&IdemKey>,
+) -> Result<Created<Board>, ApiError> {
+    let oc = org.enter(u).await?;
+    oc.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let (name, description) = parse_board_fields(Some(&body.name), body.description.as_deref())?;
     let name = name.unwrap_or_default();
     let description = description.unwrap_or_default();
-    if let Some(replay) =
-        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
-    {
-        return Ok(replay);
+    if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
+        return Ok(Created::Replay(replay));
     }
     let id = Uuid::now_v7();
     let now = now();
-    let board = on_tx!(&mut tx, |c| {
-        sqlx::query_as::<_, Board>(
+    u.execute(
         "INSERT INTO boards (org_id, id, name, description, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         RETURNING id, org_id, name, description, archived_at, created_by, created_at, updated_at"
-    )
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(&name)
-    .bind(&description)
-    .bind(ctx.user_id)
-    .bind(now)
-    .fetch_one(c)
-    .await
-    })?
-    .finish();
-    audit::record(
-        &mut tx,
-        ctx.audit("board.created", "board", Some(id), json!({ "name": name })),
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        &args![oc.org_id, id, &name, &description, oc.user_id, now],
     )
     .await?;
-    idempotency::complete(
-        &mut tx,
-        ctx.user_id,
-        req.key.as_ref(),
-        StatusCode::CREATED,
-        &board,
+    change::record(
+        u,
+        oc.change(Kind::BoardCreated, id, Some(id), json!({ "name": name })),
     )
     .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(board)).into_response())
+    let board = Board {
+        id,
+        org_id: oc.org_id,
+        name,
+        description,
+        archived: false,
+        archived_at: None,
+        created_by: oc.user_id,
+        created_at: now,
+        updated_at: now,
+    };
+    idempotency::complete(u, oc.user_id, key, 201, &board).await?;
+    Ok(Created::New(board))
 }
 
 /// Writes the board view's JSON (the shape of [`BoardView`]) inside `tx`,
@@ -630,10 +643,10 @@ async fn update_board(
         None => board.archived_at,
     };
     let mut payload = serde_json::Map::new();
-    if let Some(c) = change(&board.name, &new_name) {
+    if let Some(c) = from_to(&board.name, &new_name) {
         payload.insert("name".into(), c);
     }
-    if let Some(c) = change(&board.description, &new_description) {
+    if let Some(c) = from_to(&board.description, &new_description) {
         payload.insert("description".into(), c);
     }
     let archived_changed = board.archived_at.is_some() != new_archived_at.is_some();
@@ -661,13 +674,13 @@ async fn update_board(
     .await)?
     .finish();
     let action = match (archived_changed, new_archived_at.is_some()) {
-        (true, true) => "board.archived",
-        (true, false) => "board.restored",
-        _ => "board.updated",
+        (true, true) => Kind::BoardArchived,
+        (true, false) => Kind::BoardRestored,
+        _ => Kind::BoardUpdated,
     };
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(action, "board", Some(path.board), payload.into()),
+        ctx.change(action, path.board, Some(path.board), payload.into()),
     )
     .await?;
     tx.commit().await?;
@@ -704,11 +717,11 @@ async fn delete_board(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "board.deleted",
-            "board",
+        ctx.change(
+            Kind::BoardDeleted,
+            path.board,
             Some(path.board),
             json!({ "name": board.name, "tasks_deleted": tasks }),
         ),

@@ -6,19 +6,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
-use crate::db::{Tx, now};
+use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
-use crate::idempotency::{self, Creating};
+use crate::idempotency::Created;
+use crate::idempotency::Creating;
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
@@ -105,17 +104,6 @@ async fn task_exists(tx: &mut Tx, org_id: Uuid, task_id: Uuid) -> Result<bool, s
     Ok(found.is_some())
 }
 
-async fn load_comment(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Comment>, sqlx::Error> {
-    let sql = format!("SELECT {COMMENT_COLUMNS} FROM comments WHERE org_id = $1 AND id = $2");
-    on_tx!(tx, |c| sqlx::query_as::<_, Comment>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)
-}
-
 /// Comments of a task, oldest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks/{task}/comments", tag = "comments",
     params(TaskPath, PageQuery), security(("bearer" = [])),
@@ -167,60 +155,18 @@ async fn create_comment(
     AppPath(path): AppPath<TaskPath>,
     req: Creating<CommentBody>,
 ) -> ApiResult<Response> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::CreateComment, Ownership::NotOwn)?;
-    let body = parse_body(&req.body.body)?;
-    if let Some(replay) =
-        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
-    {
-        return Ok(replay);
-    }
-    // Counts the comment on its task (and finds out whether the task exists).
-    let counted = on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE tasks SET comment_count = comment_count + 1 WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.task)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if counted == 0 {
-        return Err(ApiError::not_found());
-    }
-    let id = Uuid::now_v7();
-    let comment = on_tx!(&mut tx, |c| sqlx::query_as::<_, Comment>(
-        "INSERT INTO comments (org_id, id, task_id, author_id, body, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         RETURNING id, org_id, task_id, author_id, body, created_at, updated_at, edited_at"
-    )
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(path.task)
-    .bind(ctx.user_id)
-    .bind(&body)
-    .bind(now())
-    .fetch_one(c)
-    .await)?;
-    audit::record(
-        &mut tx,
-        ctx.audit(
-            "comment.created",
-            "comment",
-            Some(id),
-            json!({ "task_id": path.task, "body": body }),
-        ),
-    )
-    .await?;
-    idempotency::complete(
-        &mut tx,
-        ctx.user_id,
-        req.key.as_ref(),
-        StatusCode::CREATED,
-        &comment,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(comment)).into_response())
+    let scope = Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| write::create(
+        u,
+        &org,
+        path.task,
+        &req.body,
+        req.key.as_ref()
+    ))?;
+    Ok(match created {
+        Created::New(comment) => (StatusCode::CREATED, AppJson(comment)).into_response(),
+        Created::Replay(replay) => replay.into_response(),
+    })
 }
 
 /// Edit one's own comment.
@@ -234,46 +180,14 @@ async fn edit_comment(
     AppPath(path): AppPath<CommentPath>,
     AppJson(req): AppJson<CommentBody>,
 ) -> ApiResult<AppJson<Comment>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::EditComment, Ownership::Own)?;
-    let body = parse_body(&req.body)?;
-    let comment = load_comment(&mut tx, ctx.org_id, path.comment)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let own = if comment.author_id == ctx.user_id {
-        Ownership::Own
-    } else {
-        Ownership::NotOwn
-    };
-    ctx.require(Action::EditComment, own)?;
-    let Some(c) = change(&comment.body, &body) else {
-        return Ok(AppJson(comment));
-    };
-    let now = now();
-    let updated = on_tx!(&mut tx, |conn| {
-        sqlx::query_as::<_, Comment>(
-        "UPDATE comments SET body = $1, updated_at = $2, edited_at = $2 WHERE org_id = $3 AND id = $4 \
-         RETURNING id, org_id, task_id, author_id, body, created_at, updated_at, edited_at"
-    )
-    .bind(&body)
-    .bind(now)
-    .bind(ctx.org_id)
-    .bind(path.comment)
-    .fetch_one(conn)
-    .await
-    })?;
-    audit::record(
-        &mut tx,
-        ctx.audit(
-            "comment.updated",
-            "comment",
-            Some(path.comment),
-            json!({ "task_id": comment.task_id, "body": c }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AppJson(updated))
+    let scope = Scope::user(org.user_id());
+    let comment = crate::unit!(state.db, scope, |u| write::edit(
+        u,
+        &org,
+        path.comment,
+        &req
+    ))?;
+    Ok(AppJson(comment))
 }
 
 /// Delete a comment (its author; admins and owners: any).
@@ -286,47 +200,203 @@ async fn delete_comment(
     org: OrgRequest,
     AppPath(path): AppPath<CommentPath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::DeleteComment, Ownership::Own)?;
-    let comment = load_comment(&mut tx, ctx.org_id, path.comment)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let own = if comment.author_id == ctx.user_id {
-        Ownership::Own
-    } else {
-        Ownership::NotOwn
-    };
-    ctx.require(Action::DeleteComment, own)?;
-    let deleted = on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM comments WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.comment)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if deleted == 0 {
-        return Err(ApiError::not_found());
-    }
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE tasks SET comment_count = comment_count - 1 \
-         WHERE org_id = $1 AND id = $2 AND comment_count > 0"
-    )
-    .bind(ctx.org_id)
-    .bind(comment.task_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    audit::record(
-        &mut tx,
-        ctx.audit(
-            "comment.deleted",
-            "comment",
-            Some(path.comment),
-            json!({ "task_id": comment.task_id, "author_id": comment.author_id }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| write::delete(u, &org, path.comment))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The comment writes, each written once for both backends (see
+/// [`crate::db::uow`]).
+pub mod write {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{COMMENT_COLUMNS, Comment, CommentBody, parse_body};
+    use crate::args;
+    use crate::db::change::{self, Kind, from_to};
+    use crate::db::now;
+    use crate::db::uow::{AnyRow, DbError, Uow};
+    use crate::domain::{Action, Ownership};
+    use crate::error::ApiError;
+    use crate::idempotency::Created;
+    use crate::idempotency::{self, IdemKey};
+    use crate::orgs::context::{OrgContext, OrgRequest};
+
+    /// A comment from a row of [`COMMENT_COLUMNS`].
+    fn comment(r: &AnyRow) -> Result<Comment, DbError> {
+        Ok(Comment {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            task_id: r.get(2)?,
+            author_id: r.get(3)?,
+            body: r.get(4)?,
+            created_at: r.get(5)?,
+            updated_at: r.get(6)?,
+            edited_at: r.get(7)?,
+        })
+    }
+
+    /// A comment of the organization, if it exists.
+    async fn load<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Option<Comment>, DbError> {
+        let sql = format!("SELECT {COMMENT_COLUMNS} FROM comments WHERE org_id = $1 AND id = $2");
+        u.fetch_optional(&sql, &args![org_id, id])
+            .await?
+            .as_ref()
+            .map(comment)
+            .transpose()
+    }
+
+    /// The comment and the caller, after the checks edit and delete share:
+    /// it exists (`404`) and the caller may `action` it (author: own).
+    async fn mine<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        id: Uuid,
+        action: Action,
+    ) -> Result<(OrgContext, Comment), ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(action, Ownership::Own)?;
+        let comment = load(u, oc.org_id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let own = if comment.author_id == oc.user_id {
+            Ownership::Own
+        } else {
+            Ownership::NotOwn
+        };
+        oc.require(action, own)?;
+        Ok((oc, comment))
+    }
+
+    /// `POST …/tasks/{task}/comments`.
+    pub async fn create<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        task_id: Uuid,
+        body: &CommentBody,
+        key: Option<&IdemKey>,
+    ) -> Result<Created<Comment>, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::CreateComment, Ownership::NotOwn)?;
+        let body = parse_body(&body.body)?;
+        if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
+            return Ok(Created::Replay(replay));
+        }
+        // Counts the comment on its task (and finds out whether the task
+        // exists, and its board).
+        let board: Uuid = u
+            .fetch_optional(
+                "UPDATE tasks SET comment_count = comment_count + 1 WHERE org_id = $1 AND id = $2 \
+                 RETURNING board_id",
+                &args![oc.org_id, task_id],
+            )
+            .await?
+            .ok_or_else(ApiError::not_found)?
+            .get(0)?;
+        let id = Uuid::now_v7();
+        let now = now();
+        u.execute(
+            "INSERT INTO comments (org_id, id, task_id, author_id, body, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &args![oc.org_id, id, task_id, oc.user_id, &body, now],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::CommentCreated,
+                id,
+                Some(board),
+                json!({ "task_id": task_id, "body": body }),
+            ),
+        )
+        .await?;
+        let comment = Comment {
+            id,
+            org_id: oc.org_id,
+            task_id,
+            author_id: oc.user_id,
+            body,
+            created_at: now,
+            updated_at: now,
+            edited_at: None,
+        };
+        idempotency::complete(u, oc.user_id, key, 201, &comment).await?;
+        Ok(Created::New(comment))
+    }
+
+    /// `PATCH …/comments/{comment}` (its author only).
+    pub async fn edit<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        id: Uuid,
+        req: &CommentBody,
+    ) -> Result<Comment, ApiError> {
+        let (oc, comment) = mine(u, org, id, Action::EditComment).await?;
+        let body = parse_body(&req.body)?;
+        let Some(c) = from_to(&comment.body, &body) else {
+            return Ok(comment);
+        };
+        let board: Option<Uuid> = u
+            .fetch_value(
+                "SELECT board_id FROM tasks WHERE org_id = $1 AND id = $2",
+                &args![oc.org_id, comment.task_id],
+            )
+            .await?;
+        let now = now();
+        u.execute(
+            "UPDATE comments SET body = $1, updated_at = $2, edited_at = $2 WHERE org_id = $3 AND id = $4",
+            &args![&body, now, oc.org_id, id],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::CommentUpdated,
+                id,
+                board,
+                json!({ "task_id": comment.task_id, "body": c }),
+            ),
+        )
+        .await?;
+        Ok(Comment {
+            body,
+            updated_at: now,
+            edited_at: Some(now),
+            ..comment
+        })
+    }
+
+    /// `DELETE …/comments/{comment}` (its author; admins and owners: any).
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+        let (oc, comment) = mine(u, org, id, Action::DeleteComment).await?;
+        let deleted = u
+            .execute(
+                "DELETE FROM comments WHERE org_id = $1 AND id = $2",
+                &args![oc.org_id, id],
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found());
+        }
+        let board: Option<Uuid> = u
+            .fetch_value(
+                "UPDATE tasks SET comment_count = \
+                 CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END \
+                 WHERE org_id = $1 AND id = $2 RETURNING board_id",
+                &args![oc.org_id, comment.task_id],
+            )
+            .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::CommentDeleted,
+                id,
+                board,
+                json!({ "task_id": comment.task_id, "author_id": comment.author_id }),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
 }

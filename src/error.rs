@@ -259,6 +259,17 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
+impl From<crate::db::uow::DbError> for ApiError {
+    fn from(err: crate::db::uow::DbError) -> Self {
+        use crate::db::uow::DbError;
+        match err {
+            DbError::Sqlx(e) => e.into(),
+            DbError::Lite(e) => e.into(),
+            e @ DbError::Decode(..) => Self::internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         if crate::db::is_busy(&err) {

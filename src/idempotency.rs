@@ -19,10 +19,11 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::{Tx, now};
+use crate::args;
+use crate::db::now;
+use crate::db::uow::Uow;
 use crate::error::ApiError;
 use crate::http::extract::{json_body, parse_json};
-use crate::on_tx;
 
 /// Longest accepted key.
 pub const MAX_KEY_LEN: usize = 255;
@@ -92,55 +93,78 @@ where
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Stored {
-    request_hash: Vec<u8>,
-    status: Option<i32>,
-    response: Option<String>,
+/// What a creating use case answers: the new task, or the stored answer of
+/// an earlier request with the same `Idempotency-Key`.
+pub enum Created<T> {
+    /// Made now.
+    New(T),
+    /// Replayed.
+    Replay(Replay),
 }
 
-/// Claims `key` for this request inside `tx`. `Ok(None)`: proceed (and call
-/// [`complete`] before committing). `Ok(Some(response))`: answer with the
-/// stored response. `Err(422)`: the key was used with another request.
-pub async fn claim(
-    tx: &mut Tx,
+/// The stored answer of an earlier request with the same key.
+#[derive(Debug)]
+pub struct Replay {
+    /// Its status.
+    pub status: u16,
+    /// Its JSON body.
+    pub body: String,
+}
+
+impl IntoResponse for Replay {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let mut res = (status, self.body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        res
+    }
+}
+
+/// Claims `key` for this request in the unit of work `u`. `Ok(None)`:
+/// proceed (and call [`complete`] before committing). `Ok(Some(replay))`:
+/// answer with the stored response. `Err(422)`: the key was used with
+/// another request.
+pub async fn claim<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     org_id: Uuid,
     key: Option<&IdemKey>,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Option<Replay>, ApiError> {
     let Some(k) = key else { return Ok(None) };
-    let inserted = on_tx!(&mut *tx, |c| {
-        sqlx::query(
+    let inserted = u
+        .execute(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, org_id) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+            &args![user_id, &k.key, k.fingerprint.as_slice(), now(), org_id],
         )
-        .bind(user_id)
-        .bind(&k.key)
-        .bind(&k.fingerprint)
-        .bind(now())
-        .bind(org_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+        .await?;
     if inserted == 1 {
         return Ok(None);
     }
-    let stored = on_tx!(&mut *tx, |c| {
-        sqlx::query_as::<_, Stored>(
+    let stored = u
+        .fetch_optional(
             "SELECT request_hash, status, response FROM idempotency_keys \
-         WHERE user_id = $1 AND key = $2 AND org_id = $3",
+             WHERE user_id = $1 AND key = $2 AND org_id = $3",
+            &args![user_id, &k.key, org_id],
         )
-        .bind(user_id)
-        .bind(&k.key)
-        .bind(org_id)
-        .fetch_optional(c)
-        .await
-    })?;
+        .await?;
+    let stored = match stored {
+        Some(r) => Some((
+            r.get::<Vec<u8>>(0)?,
+            r.get::<Option<i32>>(1)?,
+            r.get::<Option<String>>(2)?,
+        )),
+        None => None,
+    };
     // Not found although the insert conflicted: the key was used in
     // another organization (row-level security hides it on PostgreSQL, the
     // filter on SQLite), which is another request.
-    let Some(stored) = stored.filter(|s| s.request_hash == k.fingerprint) else {
+    let Some((_, status, response)) = stored.filter(|(hash, _, _)| *hash == k.fingerprint) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -148,18 +172,11 @@ pub async fn claim(
             "This Idempotency-Key was already used with a different request.",
         ));
     };
-    match (stored.status, stored.response) {
-        (Some(status), Some(body)) => {
-            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-            let mut res = (status, body).into_response();
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            res.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(Some(res))
-        }
+    match (status, response) {
+        (Some(status), Some(body)) => Ok(Some(Replay {
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+        })),
         _ => Err(ApiError::conflict(
             "idempotency_key_in_use",
             "A request with this Idempotency-Key is still in progress.",
@@ -167,25 +184,21 @@ pub async fn claim(
     }
 }
 
-/// Stores the answer for a claimed key, in the transaction of the change.
-pub async fn complete<T: Serialize>(
-    tx: &mut Tx,
+/// Stores the answer (`status`, `body`) for a claimed key, in the unit of
+/// work of the change.
+pub async fn complete<U: Uow, T: Serialize>(
+    u: &mut U,
     user_id: Uuid,
     key: Option<&IdemKey>,
-    status: StatusCode,
+    status: u16,
     body: &T,
 ) -> Result<(), ApiError> {
     let Some(k) = key else { return Ok(()) };
     let json = serde_json::to_string(body).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    on_tx!(&mut *tx, |c| sqlx::query(
-        "UPDATE idempotency_keys SET status = $1, response = $2 WHERE user_id = $3 AND key = $4"
+    u.execute(
+        "UPDATE idempotency_keys SET status = $1, response = $2 WHERE user_id = $3 AND key = $4",
+        &args![i32::from(status), &json, user_id, &k.key],
     )
-    .bind(i32::from(status.as_u16()))
-    .bind(json)
-    .bind(user_id)
-    .bind(&k.key)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     Ok(())
 }

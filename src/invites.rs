@@ -18,8 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit;
 use crate::auth::{AuthUser, tokens};
+use crate::db::change::{self, Kind};
 use crate::db::{Scope, Tx, now};
 use crate::domain::{Action, Email, Ownership, Role};
 use crate::email::InviteEmail;
@@ -313,12 +313,12 @@ async fn create_invite(
         }),
     )
     .await?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "invite.created",
-            "invite",
-            Some(id),
+        ctx.change(
+            Kind::InviteCreated,
+            id,
+            None,
             json!({ "email": email.display, "role": body.role, "expires_at": expires_at }),
         ),
     )
@@ -374,12 +374,12 @@ async fn revoke_invite(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "invite.revoked",
-            "invite",
-            Some(path.invite_id),
+        ctx.change(
+            Kind::InviteRevoked,
+            path.invite_id,
+            None,
             json!({ "email": row.email, "role": row.role }),
         ),
     )
@@ -419,7 +419,6 @@ async fn accept_invite(
         .ok_or_else(not_found)?;
     let hash = tokens::hash_token(body.token.trim());
     let mut tx = state.db.write(Scope::tenant(auth.user_id, org_id)).await?;
-    tx.after_commit(state.after_commit());
     let sql = format!(
         "{INVITE_SELECT} AND token_hash = $2 AND EXISTS \
          (SELECT 1 FROM organizations o WHERE o.id = invites.org_id AND o.deleted_at IS NULL)"
@@ -500,30 +499,28 @@ async fn accept_invite(
     .await
     .map(|r| r.rows_affected())
     })?;
-    let entry = |action, entity_type, entity_id, payload| audit::Entry {
+    let entry = |kind, entity_id: Uuid, payload| change::Change {
         org_id,
         actor_id: Some(auth.user_id),
-        action,
-        entity_type,
-        entity_id: Some(entity_id),
+        kind,
+        entity_id,
+        board_id: None,
         payload,
         request_id: request_id.as_deref(),
     };
-    audit::record(
+    change::record(
         &mut tx,
         entry(
-            "invite.accepted",
-            "invite",
+            Kind::InviteAccepted,
             row.id,
             json!({ "email": row.email, "user_id": auth.user_id }),
         ),
     )
     .await?;
-    audit::record(
+    change::record(
         &mut tx,
         entry(
-            "member.joined",
-            "membership",
+            Kind::MemberJoined,
             auth.user_id,
             json!({ "user_id": auth.user_id, "role": row.role, "invite_id": row.id }),
         ),

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
+use crate::db::change::{self, Kind, from_to};
 use crate::db::{Tx, now, unique_violation};
 use crate::domain::{Action, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -199,7 +199,7 @@ async fn create_label(
     if let Some(replay) =
         idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
     {
-        return Ok(replay);
+        return Ok(replay.into_response());
     }
     if name_in_use(&mut tx, ctx.org_id, &name, Uuid::nil()).await? {
         return Err(name_taken());
@@ -219,24 +219,17 @@ async fn create_label(
     .fetch_one(c)
     .await)
     .map_err(|e| if unique_violation(&e).is_some() { name_taken() } else { e.into() })?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "label.created",
-            "label",
-            Some(id),
+        ctx.change(
+            Kind::LabelCreated,
+            id,
+            None,
             json!({ "name": name, "color": color }),
         ),
     )
     .await?;
-    idempotency::complete(
-        &mut tx,
-        ctx.user_id,
-        req.key.as_ref(),
-        StatusCode::CREATED,
-        &label,
-    )
-    .await?;
+    idempotency::complete(&mut tx, ctx.user_id, req.key.as_ref(), 201, &label).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(label)).into_response())
 }
@@ -262,10 +255,10 @@ async fn update_label(
     let new_name = name.unwrap_or_else(|| label.name.clone());
     let new_color = color.unwrap_or_else(|| label.color.clone());
     let mut payload = serde_json::Map::new();
-    if let Some(c) = change(&label.name, &new_name) {
+    if let Some(c) = from_to(&label.name, &new_name) {
         payload.insert("name".into(), c);
     }
-    if let Some(c) = change(&label.color, &new_color) {
+    if let Some(c) = from_to(&label.color, &new_color) {
         payload.insert("color".into(), c);
     }
     if payload.is_empty() {
@@ -293,9 +286,9 @@ async fn update_label(
             e.into()
         }
     })?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit("label.updated", "label", Some(path.label), payload.into()),
+        ctx.change(Kind::LabelUpdated, path.label, None, payload.into()),
     )
     .await?;
     tx.commit().await?;
@@ -325,12 +318,12 @@ async fn delete_label(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "label.deleted",
-            "label",
-            Some(path.label),
+        ctx.change(
+            Kind::LabelDeleted,
+            path.label,
+            None,
             json!({ "name": label.name }),
         ),
     )

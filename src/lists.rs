@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
 use crate::boards::{self, BoardPath};
+use crate::db::change::{self, Kind, from_to};
 use crate::db::{Backend, Tx, now};
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership, parse_name};
@@ -240,7 +240,7 @@ async fn create_list(
     if let Some(replay) =
         idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
     {
-        return Ok(replay);
+        return Ok(replay.into_response());
     }
     boards::load_board_locked(&mut tx, ctx.org_id, path.board)
         .await?
@@ -262,24 +262,17 @@ async fn create_list(
     .bind(now)
     .fetch_one(c)
     .await)?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "list.created",
-            "list",
-            Some(id),
+        ctx.change(
+            Kind::ListCreated,
+            id,
+            Some(path.board),
             json!({ "name": name, "board_id": path.board }),
         ),
     )
     .await?;
-    idempotency::complete(
-        &mut tx,
-        ctx.user_id,
-        req.key.as_ref(),
-        StatusCode::CREATED,
-        &list,
-    )
-    .await?;
+    idempotency::complete(&mut tx, ctx.user_id, req.key.as_ref(), 201, &list).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(list)).into_response())
 }
@@ -301,7 +294,7 @@ async fn rename_list(
     let list = load_list(&mut tx, ctx.org_id, path.list, true)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let Some(c) = change(&list.name, &name) else {
+    let Some(c) = from_to(&list.name, &name) else {
         return Ok(AppJson(list));
     };
     let updated = on_tx!(&mut tx, |conn| sqlx::query_as::<_, List>(
@@ -314,12 +307,12 @@ async fn rename_list(
     .bind(path.list)
     .fetch_one(conn)
     .await)?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "list.updated",
-            "list",
-            Some(path.list),
+        ctx.change(
+            Kind::ListUpdated,
+            path.list,
+            Some(list.board_id),
             json!({ "name": c, "board_id": list.board_id }),
         ),
     )
@@ -358,12 +351,12 @@ async fn delete_list(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "list.deleted",
-            "list",
-            Some(path.list),
+        ctx.change(
+            Kind::ListDeleted,
+            path.list,
+            Some(list.board_id),
             json!({ "name": list.name, "board_id": list.board_id, "tasks_deleted": tasks }),
         ),
     )
@@ -448,13 +441,9 @@ async fn move_list(
     .bind(path.list)
     .fetch_one(c)
     .await)?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "list.moved",
-            "list",
-            Some(path.list),
-            json!({ "board_id": list.board_id, "position": change(&list.position, &moved.position) }),
+        ctx.change(Kind::ListMoved, path.list, Some(list.board_id), json!({ "board_id": list.board_id, "position": from_to(&list.position, &moved.position) }),
         ),
     )
     .await?;

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
+use crate::db::change::{self, Kind, from_to};
 use crate::db::{Backend, Tx, now};
 use crate::domain::{Action, Ownership, Role};
 use crate::error::{ApiError, ApiResult};
@@ -202,13 +202,13 @@ async fn change_role(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "member.role_changed",
-            "membership",
-            Some(path.user_id),
-            json!({ "user_id": path.user_id, "role": change(&target.role, &body.role) }),
+        ctx.change(
+            Kind::MemberRoleChanged,
+            path.user_id,
+            None,
+            json!({ "user_id": path.user_id, "role": from_to(&target.role, &body.role) }),
         ),
     )
     .await?;
@@ -250,20 +250,16 @@ async fn remove_member(
     delete_membership(&mut tx, ctx.org_id, path.user_id).await?;
     let (action, payload) = if leaving {
         (
-            "member.left",
+            Kind::MemberLeft,
             json!({ "user_id": path.user_id, "role": target.role }),
         )
     } else {
         (
-            "member.removed",
+            Kind::MemberRemoved,
             json!({ "user_id": path.user_id, "role": target.role }),
         )
     };
-    audit::record(
-        &mut tx,
-        ctx.audit(action, "membership", Some(path.user_id), payload),
-    )
-    .await?;
+    change::record(&mut tx, ctx.change(action, path.user_id, None, payload)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -262,7 +262,7 @@ fn sample_pools(db: &Db) {
         metrics::gauge!(DB_POOL_MAX, "pool" => name).set(f64::from(max));
     };
     match db {
-        Db::Postgres(p) => pool(
+        Db::Postgres(p, _) => pool(
             "postgres",
             p.size(),
             p.num_idle(),

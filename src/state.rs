@@ -50,11 +50,6 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// The hook every tenant write transaction runs after it commits.
-    pub fn after_commit(&self) -> Arc<dyn crate::db::AfterCommit> {
-        self.live.clone()
-    }
-
     /// Builds the state over an open (migrated) database and, when
     /// configured, a Redis connection.
     pub fn new(config: Config, db: Db, redis: Option<Redis>) -> anyhow::Result<Self> {
@@ -76,6 +71,9 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let live = Live::new(&db, redis.clone());
         live.start(db.clone(), shutdown.clone());
+        // Every write transaction from now on invalidates and publishes
+        // after it commits (sign-up and invitations included).
+        db.set_after_commit(live.clone());
         Ok(Self(Arc::new(App {
             config,
             db,

@@ -28,7 +28,99 @@ backend_tests!(
     board_view_cache_is_invalidated_per_board,
     stream_ends_when_its_token_expires,
     stream_ends_when_its_session_is_revoked,
+    every_write_transaction_publishes_its_changes,
+    comment_events_carry_their_board,
 );
+
+/// Sign-up writes `org.created` and `member.joined` outside any
+/// organization's request (it used to commit without the after-commit work,
+/// so on SQLite those events were never published): the unit of work now
+/// installs it on every write transaction, so they reach the hub.
+async fn every_write_transaction_publishes_its_changes(app: TestApp) {
+    let mut hub = app.state.live.hub.subscribe();
+    let user = app.signup("newcomer").await;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, hub.recv()).await {
+            Ok(Ok(orgboard::events::Signal::Event(e))) if e.org_id == user.personal_org => {
+                assert_eq!(e.actor_id, Some(user.id));
+                seen.push(e.kind.as_str());
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("hub closed: {e}"),
+            Err(_) => panic!("sign-up's events were not published; saw {seen:?}"),
+        }
+    }
+    assert_eq!(seen, ["org.created", "member.joined"]);
+}
+
+/// A comment's event names its task's board (the change record carries it
+/// explicitly), so a board-filtered stream gets comments of that board.
+async fn comment_events_carry_their_board(app: TestApp) {
+    let o = setup(&app).await;
+    let task = app
+        .post(
+            &url(o.org, &format!("/lists/{}/tasks", o.list)),
+            &o.owner.token,
+            json!({ "title": "Discuss" }),
+        )
+        .await
+        .expect(201)
+        .json;
+    let comment = app
+        .post(
+            &url(
+                o.org,
+                &format!("/tasks/{}/comments", task["id"].as_str().unwrap()),
+            ),
+            &o.owner.token,
+            json!({ "body": "first" }),
+        )
+        .await
+        .expect(201)
+        .json;
+    let cid = comment["id"].as_str().unwrap();
+    app.patch(
+        &url(o.org, &format!("/comments/{cid}")),
+        &o.owner.token,
+        json!({ "body": "second" }),
+    )
+    .await
+    .expect(200);
+    app.delete(&url(o.org, &format!("/comments/{cid}")), &o.owner.token)
+        .await
+        .expect(204);
+    let board = o.board.to_string();
+    let rows: Vec<(String, Option<Uuid>)> = {
+        let mut tx = app
+            .state
+            .db
+            .read(orgboard::db::Scope::tenant(o.owner.id, o.org))
+            .await
+            .unwrap();
+        orgboard::on_tx!(&mut tx, |c| sqlx::query_as(
+            "SELECT type, board_id FROM events WHERE org_id = $1 AND type LIKE 'comment.%' ORDER BY seq"
+        )
+        .bind(o.org)
+        .fetch_all(c)
+        .await)
+        .unwrap()
+    };
+    let kinds: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["comment.created", "comment.updated", "comment.deleted"]
+    );
+    for (kind, b) in &rows {
+        assert_eq!(
+            b.map(|b| b.to_string()).as_deref(),
+            Some(board.as_str()),
+            "{kind}"
+        );
+    }
+}
 
 /// A fresh login: (access token, refresh token).
 async fn login(app: &TestApp, user: &common::TestUser) -> (String, String) {

@@ -61,7 +61,7 @@ fn pg(tx: &mut Tx) -> &mut PgConnection {
 /// The pool the app connects with (the URL's user, who owns the tables).
 fn pg_pool(app: &TestApp) -> &PgPool {
     match &app.state.db {
-        Db::Postgres(pool) => pool,
+        Db::Postgres(pool, _) => pool,
         Db::Sqlite { .. } => panic!("expected PostgreSQL"),
     }
 }
@@ -70,7 +70,7 @@ fn pg_pool(app: &TestApp) -> &PgPool {
 fn sqlite_pools(app: &TestApp) -> (&SqlitePool, &SqlitePool) {
     match &app.state.db {
         Db::Sqlite { reader, writer, .. } => (reader, writer),
-        Db::Postgres(_) => panic!("expected SQLite"),
+        Db::Postgres(..) => panic!("expected SQLite"),
     }
 }
 
@@ -987,7 +987,7 @@ async fn ready_checks_migrations(app: TestApp) {
         .expect("ready on a migrated database");
     // It really looks: with a migration forgotten it is not ready.
     let forgotten = match &app.state.db {
-        Db::Postgres(pool) => sqlx::query("DELETE FROM _sqlx_migrations")
+        Db::Postgres(pool, _) => sqlx::query("DELETE FROM _sqlx_migrations")
             .execute(pool)
             .await
             .map(|r| r.rows_affected()),

@@ -352,7 +352,7 @@ fn storage(data_dir: PathBuf, database_url: Option<String>) -> StorageConfig {
 
 pub(crate) async fn db_version(db: &Db) -> String {
     let r: Result<String, sqlx::Error> = match db {
-        Db::Postgres(p) => sqlx::query_scalar("SHOW server_version").fetch_one(p).await,
+        Db::Postgres(p, _) => sqlx::query_scalar("SHOW server_version").fetch_one(p).await,
         Db::Sqlite { reader, .. } => {
             sqlx::query_scalar("SELECT sqlite_version()")
                 .fetch_one(reader)
@@ -368,7 +368,7 @@ pub(crate) async fn db_version(db: &Db) -> String {
 /// does this).
 pub(crate) async fn finish_seed(db: &Db, loc: &Location) -> anyhow::Result<()> {
     match db {
-        Db::Postgres(_) => {
+        Db::Postgres(..) => {
             let url = loc
                 .storage
                 .database_url

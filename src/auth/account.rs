@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AuthUser, cookie, tokens};
-use crate::audit;
+use crate::db::change;
 use crate::db::{Scope, Tx, now};
 use crate::domain::{EMAIL_MAX, Password};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -308,7 +308,6 @@ pub(super) async fn delete_me(
     let user_id = auth.user_id;
     super::check_own_password(&state, "delete_account", ip, user_id, body.password).await?;
     let mut tx = state.db.write(Scope::user(user_id)).await?;
-    tx.after_commit(state.after_commit());
     let memberships = on_tx!(&mut tx, |c| sqlx::query_as::<_, MembershipRow>(
         "SELECT m.org_id, m.role FROM memberships m \
          JOIN organizations o ON o.id = m.org_id AND o.deleted_at IS NULL \
@@ -333,23 +332,21 @@ pub(super) async fn delete_me(
             .bind(m.org_id)
             .fetch_all(c)
             .await)?;
-        let entry =
-            |action: &'static str, entity_type: &'static str, entity: Uuid, payload| audit::Entry {
-                org_id: m.org_id,
-                actor_id: Some(user_id),
-                action,
-                entity_type,
-                entity_id: Some(entity),
-                payload,
-                request_id: request_id.as_deref(),
-            };
+        let entry = |kind, entity: Uuid, payload| change::Change {
+            org_id: m.org_id,
+            actor_id: Some(user_id),
+            kind,
+            entity_id: entity,
+            board_id: None,
+            payload,
+            request_id: request_id.as_deref(),
+        };
         if members.len() <= 1 {
             crate::orgs::soft_delete(&mut tx, m.org_id).await?;
-            audit::record(
+            change::record(
                 &mut tx,
                 entry(
-                    "org.deleted",
-                    "organization",
+                    change::Kind::OrgDeleted,
                     m.org_id,
                     json!({ "reason": "account_deleted" }),
                 ),
@@ -369,11 +366,10 @@ pub(super) async fn delete_me(
             ));
         }
         crate::members::delete_membership(&mut tx, m.org_id, user_id).await?;
-        audit::record(
+        change::record(
             &mut tx,
             entry(
-                "member.left",
-                "membership",
+                change::Kind::MemberLeft,
                 user_id,
                 json!({ "user_id": user_id, "role": m.role, "reason": "account_deleted" }),
             ),

@@ -26,6 +26,8 @@ use uuid::Uuid;
 
 use crate::config::StorageConfig;
 
+pub mod change;
+pub mod uow;
 pub mod writer;
 pub use writer::{SqliteWriter, WriteCtx};
 
@@ -44,8 +46,9 @@ pub const SYSTEM_ROLE: &str = "orgboard_system";
 /// A database handle, cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// PostgreSQL with row-level security.
-    Postgres(PgPool),
+    /// PostgreSQL with row-level security, and the after-commit work of its
+    /// write transactions.
+    Postgres(PgPool, Hook),
     /// SQLite: a single writer and a pool of readers on one file.
     Sqlite {
         /// Read-only connections.
@@ -58,7 +61,34 @@ pub enum Db {
         /// Taken for the length of every write transaction by either
         /// writer, so they never contend for SQLite's write lock.
         gate: writer::Gate,
+        /// The after-commit work of write transactions (shared with `fast`).
+        hook: Hook,
     },
+}
+
+/// The after-commit work every write transaction runs, installed once
+/// (by the application state, [`Db::set_after_commit`]) and then given to
+/// every write transaction and writer batch, so no caller can forget it. A
+/// process without it (the administrator's CLI) commits without it: the
+/// serving nodes' periodic checks pick its changes up.
+#[derive(Clone, Default)]
+pub struct Hook(std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn AfterCommit>>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Hook(set)"
+        } else {
+            "Hook(unset)"
+        })
+    }
+}
+
+impl Hook {
+    /// The installed work, if any.
+    pub fn get(&self) -> Option<std::sync::Arc<dyn AfterCommit>> {
+        self.0.get().cloned()
+    }
 }
 
 /// Which backend a [`Db`] or [`Tx`] runs on.
@@ -128,8 +158,8 @@ pub trait AfterCommit: Send + Sync {
     /// numbered itself (SQLite; on PostgreSQL the dispatcher numbers them).
     fn committed<'a>(
         &'a self,
-        touched: &'a [crate::cache::Touched],
-        events: Vec<crate::events::Event>,
+        touched: &'a [change::Touched],
+        events: Vec<change::Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
 
@@ -137,10 +167,10 @@ pub trait AfterCommit: Send + Sync {
 pub struct Tx {
     /// The connection; use [`on_tx!`](crate::on_tx) to run statements on it.
     pub conn: TxConn,
-    changed: Vec<crate::cache::Touched>,
+    changed: Vec<change::Touched>,
     after: Option<std::sync::Arc<dyn AfterCommit>>,
     /// Events this transaction numbered itself (SQLite), published after commit.
-    pub(crate) committed_events: Vec<crate::events::Event>,
+    pub(crate) committed_events: Vec<change::Event>,
     /// SQLite write transactions: the writers' gate, released when the
     /// transaction ends (commit, or drop → rollback). Declared after `conn`
     /// so the rollback happens before the gate opens.
@@ -181,7 +211,7 @@ impl Db {
                 .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(pool, Hook::default()))
         } else {
             private_dir(&cfg.data_dir).with_context(|| {
                 format!("cannot create data directory {}", cfg.data_dir.display())
@@ -221,13 +251,15 @@ impl Db {
                 .await
                 .with_context(|| format!("cannot open SQLite database {url}"))?;
             let gate = writer::Gate::default();
-            let fast = SqliteWriter::start(&path, gate.clone())
+            let hook = Hook::default();
+            let fast = SqliteWriter::start(&path, gate.clone(), hook.clone())
                 .with_context(|| format!("cannot open SQLite database {url} for writing"))?;
             Ok(Db::Sqlite {
                 reader,
                 writer,
                 fast,
                 gate,
+                hook,
             })
         }
     }
@@ -235,7 +267,7 @@ impl Db {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         match self {
-            Db::Postgres(_) => Backend::Postgres,
+            Db::Postgres(..) => Backend::Postgres,
             Db::Sqlite { .. } => Backend::Sqlite,
         }
     }
@@ -243,7 +275,7 @@ impl Db {
     /// Applies pending migrations (as the URL's user, which owns the tables).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Postgres(pool) => PG_MIGRATOR.run(pool).await?,
+            Db::Postgres(pool, _) => PG_MIGRATOR.run(pool).await?,
             Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
         }
         Ok(())
@@ -252,7 +284,7 @@ impl Db {
     /// Checks that the database answers and every migration is applied.
     pub async fn ready(&self) -> anyhow::Result<()> {
         let (applied, expected): (Vec<i64>, usize) = match self {
-            Db::Postgres(pool) => (
+            Db::Postgres(pool, _) => (
                 sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                     .fetch_all(pool)
                     .await?,
@@ -274,10 +306,22 @@ impl Db {
         Ok(())
     }
 
+    /// Installs the after-commit work of every later write transaction
+    /// (once; a second call is ignored).
+    pub fn set_after_commit(&self, work: std::sync::Arc<dyn AfterCommit>) {
+        let _ = self.hook().0.set(work);
+    }
+
+    fn hook(&self) -> &Hook {
+        match self {
+            Db::Postgres(_, hook) | Db::Sqlite { hook, .. } => hook,
+        }
+    }
+
     /// Opens a read transaction for `scope`.
     pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         Ok(Tx::new(match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, true)).await?)
             }
             Db::Sqlite { reader, .. } => TxConn::Sqlite(reader.begin().await?),
@@ -286,12 +330,14 @@ impl Db {
 
     /// Opens a write transaction for `scope` (`BEGIN IMMEDIATE` on SQLite).
     pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
-        Ok(Tx::new(match self {
-            Db::Postgres(pool) => {
-                TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?)
-            }
-            Db::Sqlite { writer, gate, .. } => return sqlite_write(writer, gate).await,
-        }))
+        let mut tx = match self {
+            Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
+                pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?,
+            )),
+            Db::Sqlite { writer, gate, .. } => sqlite_write(writer, gate).await?,
+        };
+        tx.after = self.hook().get();
+        Ok(tx)
     }
 
     /// SQLite's read-only pool (`None` on PostgreSQL), for reads that are
@@ -302,7 +348,7 @@ impl Db {
     pub fn sqlite_reader(&self) -> Option<&SqlitePool> {
         match self {
             Db::Sqlite { reader, .. } => Some(reader),
-            Db::Postgres(_) => None,
+            Db::Postgres(..) => None,
         }
     }
 
@@ -310,7 +356,7 @@ impl Db {
     pub fn sqlite_writer(&self) -> Option<&SqliteWriter> {
         match self {
             Db::Sqlite { fast, .. } => Some(fast),
-            Db::Postgres(_) => None,
+            Db::Postgres(..) => None,
         }
     }
 
@@ -319,13 +365,15 @@ impl Db {
     /// as `orgboard_system`, which row-level security lets see only the
     /// tables and rows its own policies name (see migration 0003).
     pub async fn system(&self) -> Result<Tx, sqlx::Error> {
-        Ok(Tx::new(match self {
-            Db::Postgres(pool) => TxConn::Postgres(
+        let mut tx = match self {
+            Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
                     .await?,
-            ),
-            Db::Sqlite { writer, gate, .. } => return sqlite_write(writer, gate).await,
-        }))
+            )),
+            Db::Sqlite { writer, gate, .. } => sqlite_write(writer, gate).await?,
+        };
+        tx.after = self.hook().get();
+        Ok(tx)
     }
 
     /// Opens a read transaction for the node's own upkeep across
@@ -333,7 +381,7 @@ impl Db {
     /// PostgreSQL; a reader connection on SQLite.
     pub async fn system_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx::new(match self {
-            Db::Postgres(pool) => TxConn::Postgres(
+            Db::Postgres(pool, _) => TxConn::Postgres(
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), true))
                     .await?,
             ),
@@ -344,7 +392,7 @@ impl Db {
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         match self {
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
             Db::Sqlite { reader, writer, .. } => {
                 reader.close().await;
                 writer.close().await;
@@ -414,12 +462,6 @@ impl Tx {
         if !self.changed.contains(&(org_id, board)) {
             self.changed.push((org_id, board));
         }
-    }
-
-    /// Runs `hook` after a successful commit, when the transaction changed
-    /// an organization.
-    pub fn after_commit(&mut self, hook: std::sync::Arc<dyn AfterCommit>) {
-        self.after = Some(hook);
     }
 
     /// Enters an organization inside an open transaction (after creating it,

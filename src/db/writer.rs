@@ -29,9 +29,8 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, oneshot};
 
-use super::AfterCommit;
+use super::change::{Event, Touched};
 use crate::error::ApiError;
-use crate::events::Event;
 
 /// Serializes SQLite write transactions between the sqlx writer and the
 /// group-commit writer.
@@ -49,28 +48,22 @@ pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 20_000;
 /// What a job's closure works on: the connection inside the batch's
 /// transaction (and the job's savepoint), and what the job changed.
 pub struct WriteCtx<'c> {
-    /// The connection; the job's statements run on it.
-    pub conn: &'c rusqlite::Connection,
-    changed: Vec<crate::cache::Touched>,
+    /// The connection; the job's statements run on it (through
+    /// [`super::uow::LiteUow`]).
+    pub conn: &'c mut rusqlite::Connection,
+    changed: Vec<Touched>,
     events: Vec<Event>,
-    hook: Option<Arc<dyn AfterCommit>>,
 }
 
 impl WriteCtx<'_> {
-    /// Notes that the job produced `event`, a change of its organization
-    /// (in its board only, when it has one); the audit log's SQLite writer
-    /// calls it for every recorded change.
-    pub fn changed(&mut self, event: Event) {
-        let touched = (event.org_id, event.board_id);
+    /// Notes that the job changed `touched` (an organization, and a board
+    /// when the change concerns only one) and numbered `event`;
+    /// [`super::change::record`] calls it for every recorded change.
+    pub fn note(&mut self, touched: Touched, event: Option<Event>) {
         if !self.changed.contains(&touched) {
             self.changed.push(touched);
         }
-        self.events.push(event);
-    }
-
-    /// Runs `hook` once the batch holding this job has committed.
-    pub fn after_commit(&mut self, hook: Arc<dyn AfterCommit>) {
-        self.hook = Some(hook);
+        self.events.extend(event);
     }
 }
 
@@ -95,7 +88,7 @@ impl std::fmt::Debug for SqliteWriter {
 impl SqliteWriter {
     /// Opens the connection to `path` (WAL, `synchronous = NORMAL`, foreign
     /// keys, busy timeout — as the sqlx connections) and starts the thread.
-    pub fn start(path: &std::path::Path, gate: Gate) -> anyhow::Result<Self> {
+    pub fn start(path: &std::path::Path, gate: Gate, hook: super::Hook) -> anyhow::Result<Self> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(
@@ -112,7 +105,7 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("orgboard-sqlite-writer".into())
             .spawn(move || {
-                run(conn, rx, gate, runtime);
+                run(conn, rx, gate, hook, runtime);
                 drop(alive);
             })?;
         std::thread::Builder::new()
@@ -168,9 +161,10 @@ fn checkpoint(conn: rusqlite::Connection, writer_gone: mpsc::Receiver<()>) {
 }
 
 fn run(
-    conn: rusqlite::Connection,
+    mut conn: rusqlite::Connection,
     jobs: mpsc::Receiver<Job>,
     gate: Gate,
+    hook: super::Hook,
     runtime: Option<tokio::runtime::Handle>,
 ) {
     while let Ok(first) = jobs.recv() {
@@ -183,18 +177,16 @@ fn run(
         }
         let guard = gate.blocking_lock();
         let mut finishes = Vec::with_capacity(batch.len());
-        let mut changed: Vec<crate::cache::Touched> = Vec::new();
+        let mut changed: Vec<Touched> = Vec::new();
         let mut events = Vec::new();
-        let mut hook: Option<Arc<dyn AfterCommit>> = None;
         let outcome = (|| -> rusqlite::Result<()> {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             for job in batch.drain(..) {
                 conn.execute_batch("SAVEPOINT job")?;
                 let mut ctx = WriteCtx {
-                    conn: &conn,
+                    conn: &mut conn,
                     changed: Vec::new(),
                     events: Vec::new(),
-                    hook: None,
                 };
                 // A panicking job (a bug) must not take the writer down:
                 // it is rolled back like a failed one, and its request gets
@@ -208,17 +200,15 @@ fn run(
                         (false, None)
                     }
                 };
+                let (job_changed, job_events) = (ctx.changed, ctx.events);
                 if ok {
                     conn.execute_batch("RELEASE job")?;
-                    for t in ctx.changed {
+                    for t in job_changed {
                         if !changed.contains(&t) {
                             changed.push(t);
                         }
                     }
-                    events.extend(ctx.events);
-                    if ctx.hook.is_some() {
-                        hook = ctx.hook;
-                    }
+                    events.extend(job_events);
                 } else {
                     conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
                 }
@@ -242,7 +232,7 @@ fn run(
         metrics::counter!(crate::metrics::SQLITE_WRITE_JOBS).increment(finishes.len() as u64);
         match committed {
             Ok(()) => {
-                if let (Some(hook), Some(rt)) = (&hook, &runtime)
+                if let (Some(hook), Some(rt)) = (hook.get(), &runtime)
                     && !changed.is_empty()
                 {
                     // Cache invalidation and publishing, before any job is
@@ -332,7 +322,8 @@ mod tests {
     async fn a_failed_job_in_a_batch_rolls_back_alone() {
         let (_dir, path) = setup();
         let gate = Gate::default();
-        let writer = SqliteWriter::start(&path, gate.clone()).expect("writer");
+        let writer =
+            SqliteWriter::start(&path, gate.clone(), crate::db::Hook::default()).expect("writer");
         // Hold the gate so the jobs queue up and go in as one batch.
         let held = gate.clone().lock_owned().await;
         let first = tokio::spawn({
@@ -395,7 +386,8 @@ mod tests {
     async fn the_gate_keeps_the_writers_apart() {
         let (_dir, path) = setup();
         let gate = Gate::default();
-        let writer = SqliteWriter::start(&path, gate.clone()).expect("writer");
+        let writer =
+            SqliteWriter::start(&path, gate.clone(), crate::db::Hook::default()).expect("writer");
         let held = gate.clone().lock_owned().await;
         let job = tokio::spawn({
             let w = writer.clone();

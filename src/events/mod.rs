@@ -23,19 +23,14 @@ pub mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sqlx::types::Json;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::audit::{AUDIT_INSERT, Entry};
 use crate::cache::BoardCache;
 use crate::cluster::Redis;
-use crate::db::{AfterCommit, Db, Tx, TxConn, now};
+pub use crate::db::change::Event;
+use crate::db::{AfterCommit, Db, TxConn};
 pub use stream::router;
 
 /// Largest number of events numbered (PostgreSQL) or read back in one go.
@@ -49,195 +44,6 @@ const SWEEP: Duration = Duration::from_millis(500);
 const COALESCE: Duration = Duration::from_millis(2);
 /// Advisory lock key serializing the numbering transactions of all nodes.
 const NUMBERING_LOCK: i64 = 0x6f72_6762_6576_7473; // "orgbevts"
-
-/// One live event, as subscribers receive it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Event {
-    /// Per-organization id: 1, 2, 3, … in commit order (the SSE `id:`).
-    pub id: i64,
-    /// The organization.
-    pub org_id: Uuid,
-    /// The board it concerns, if any (tasks, lists, comments, boards).
-    pub board_id: Option<Uuid>,
-    /// `task.created`, `task.updated`, `task.moved`, `task.deleted`,
-    /// `list.*`, `board.*`, `comment.*`, `label.*`, `member.*`, `org.*`,
-    /// `invite.*`.
-    #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    /// `{"type": "task", "id": …, "changes": {…}}`: what changed, as in the
-    /// audit log (invite changes are left out: they name email addresses).
-    #[schema(value_type = Object)]
-    pub entity: Json<Value>,
-    /// Who made the change (`null` for the system).
-    pub actor_id: Option<Uuid>,
-    /// When it was committed (close enough: when it was written).
-    pub at: DateTime<Utc>,
-}
-
-/// What the entity of an event of `kind` says.
-fn entity(kind: &str, entity_type: &str, entity_id: Option<Uuid>, payload: &Value) -> Value {
-    if kind.starts_with("invite.") {
-        json!({ "type": entity_type, "id": entity_id })
-    } else {
-        json!({ "type": entity_type, "id": entity_id, "changes": payload })
-    }
-}
-
-/// The board an audited change concerns, or the task whose board it is.
-fn board_of(
-    entity_type: &str,
-    entity_id: Option<Uuid>,
-    payload: &Value,
-) -> (Option<Uuid>, Option<Uuid>) {
-    let uuid = |k: &str| {
-        payload
-            .get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::try_parse(s).ok())
-    };
-    match entity_type {
-        "board" => (entity_id, None),
-        _ => match uuid("board_id") {
-            Some(b) => (Some(b), None),
-            None if entity_type == "task" => (None, entity_id),
-            None => (None, uuid("task_id")),
-        },
-    }
-}
-
-/// Writes the audit row of a change and its event inside `tx` (called by
-/// [`crate::audit::record`], so every audited change has its event); returns
-/// the event's board (`None`: the change is not one board's).
-pub async fn record(tx: &mut Tx, entry: &Entry<'_>) -> Result<Option<Uuid>, sqlx::Error> {
-    let (board, via_task) = board_of(entry.entity_type, entry.entity_id, &entry.payload);
-    let entity = Json(entity(
-        entry.action,
-        entry.entity_type,
-        entry.entity_id,
-        &entry.payload,
-    ));
-    let at = now();
-    // The board of a comment or of an updated task is its task's.
-    let board_sql = |board: u8, task: u8| {
-        format!(
-            "COALESCE(${board}, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = ${task}))"
-        )
-    };
-    // The audit row's parameters, $1–$9 of AUDIT_INSERT.
-    macro_rules! bind_audit {
-        ($q:expr) => {
-            $q.bind(entry.org_id)
-                .bind(Uuid::now_v7())
-                .bind(entry.actor_id)
-                .bind(entry.action)
-                .bind(entry.entity_type)
-                .bind(entry.entity_id)
-                .bind(Json(&entry.payload))
-                .bind(entry.request_id)
-                .bind(at)
-        };
-    }
-    match &mut tx.conn {
-        TxConn::Postgres(c) => {
-            // One round trip: the audit row in a data-modifying CTE.
-            let sql = format!(
-                "WITH audit AS ({AUDIT_INSERT}) INSERT INTO events \
-                 (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, {}, $12, $3, $9) \
-                 RETURNING board_id",
-                board_sql(10, 11)
-            );
-            Ok(bind_audit!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)))
-                .bind(board)
-                .bind(via_task)
-                .bind(&entity)
-                .fetch_one(&mut **c)
-                .await?)
-        }
-        TxConn::Sqlite(c) => {
-            bind_audit!(sqlx::query(AUDIT_INSERT))
-                .execute(&mut **c)
-                .await?;
-            let event: Event = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SQLITE_EVENT_INSERT}, org_id, type, entity, actor_id, at"
-            )))
-            .bind(entry.org_id)
-            .bind(entry.action)
-            .bind(board)
-            .bind(via_task)
-            .bind(&entity)
-            .bind(entry.actor_id)
-            .bind(at)
-            .fetch_one(&mut **c)
-            .await?;
-            let board = event.board_id;
-            tx.committed_events.push(event);
-            Ok(board)
-        }
-    }
-}
-
-/// SQLite's event row ($1 org, $2 type, $3 board or `NULL`, $4 the task
-/// whose board it is, $5 entity, $6 actor, $7 time), numbered inside the
-/// writer's transaction; returns `id, board_id` (callers may add columns).
-/// Each `$n` first appears in order, so binding by position (rusqlite) and
-/// by number (sqlx) agree.
-const SQLITE_EVENT_INSERT: &str = "INSERT INTO events (org_id, seq, id, type, board_id, entity, actor_id, at) \
-     SELECT $1, n, n, $2, COALESCE($3, (SELECT t.board_id FROM tasks t WHERE t.org_id = $1 AND t.id = $4)), \
-     $5, $6, $7 FROM (SELECT COALESCE(MAX(id), 0) + 1 AS n FROM events WHERE org_id = $1) \
-     RETURNING id, board_id";
-
-/// [`record`] for the SQLite group-commit writer: the same audit row and
-/// event, numbered the same way, noted in `ctx` for the after-commit hook.
-pub fn record_sqlite(ctx: &mut crate::db::WriteCtx<'_>, entry: &Entry<'_>) -> rusqlite::Result<()> {
-    use crate::db::writer::time_text;
-    let (board, via_task) = board_of(entry.entity_type, entry.entity_id, &entry.payload);
-    let entity = entity(
-        entry.action,
-        entry.entity_type,
-        entry.entity_id,
-        &entry.payload,
-    );
-    let at = now();
-    let at_text = time_text(at);
-    ctx.conn
-        // $1…$9 first appear in order: positional binding matches.
-        .prepare_cached(AUDIT_INSERT)?
-        .execute(rusqlite::params![
-            entry.org_id,
-            Uuid::now_v7(),
-            entry.actor_id,
-            entry.action,
-            entry.entity_type,
-            entry.entity_id,
-            entry.payload.to_string(),
-            entry.request_id,
-            at_text,
-        ])?;
-    let (id, board_id): (i64, Option<Uuid>) =
-        ctx.conn.prepare_cached(SQLITE_EVENT_INSERT)?.query_row(
-            rusqlite::params![
-                entry.org_id,
-                entry.action,
-                board,
-                via_task,
-                entity.to_string(),
-                entry.actor_id,
-                at_text,
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-    ctx.changed(Event {
-        id,
-        org_id: entry.org_id,
-        board_id,
-        kind: entry.action.to_owned(),
-        entity: Json(entity),
-        actor_id: entry.actor_id,
-        at,
-    });
-    Ok(())
-}
 
 /// What streams receive from the hub.
 #[derive(Debug, Clone)]

@@ -48,6 +48,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Event, Signal, StreamGuard};
+use crate::db::change::Kind;
 use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
@@ -380,8 +381,8 @@ impl Subscriber {
         self.last = e.id;
         let about_me = e.entity.0.get("id").and_then(|v| v.as_str())
             == Some(self.user_id.hyphenated().to_string().as_str());
-        let ends = e.kind == "org.deleted"
-            || (about_me && (e.kind == "member.removed" || e.kind == "member.left"));
+        let ends = e.kind == Kind::OrgDeleted
+            || (about_me && (e.kind == Kind::MemberRemoved || e.kind == Kind::MemberLeft));
         if self.board.is_none() || e.board_id == self.board {
             self.queue.push_back(Item::Event(e));
         }

@@ -17,13 +17,12 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use uuid::Uuid;
 
-use crate::audit;
 use crate::auth::AuthUser;
+use crate::db::uow::{Arg, Uow};
 use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
 use crate::http::extract::request_id_of;
-use crate::on_tx;
 use crate::state::AppState;
 
 /// A tenant request before its membership is checked: the caller and the
@@ -86,6 +85,23 @@ impl OrgRequest {
 }
 
 impl OrgRequest {
+    /// A request by `user_id` in the organization with id `org_id`, for
+    /// callers without an HTTP request (the benchmark's limit mode runs the
+    /// use cases themselves); its membership is still checked by
+    /// [`OrgRequest::enter`].
+    pub fn for_member(user_id: Uuid, org_id: Uuid, request_id: Option<String>) -> Self {
+        OrgRequest {
+            auth: AuthUser {
+                user_id,
+                session: None,
+                expires_at: u64::MAX,
+            },
+            org_ref: OrgRef::Id(org_id),
+            request_id,
+            logged_org: None,
+        }
+    }
+
     /// The verified access token behind the request (its session and
     /// expiry), so a handler needs no second extraction to read them.
     pub fn auth(&self) -> &AuthUser {
@@ -93,55 +109,51 @@ impl OrgRequest {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MembershipRow {
-    id: Uuid,
-    #[sqlx(try_from = "String")]
-    role: Role,
-    suspended: bool,
-}
-
 impl OrgRequest {
     /// Opens a read transaction in the organization; `404` unless the caller
     /// is a member of it.
     pub async fn read(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let tx = state.db.read(Scope::user(self.auth.user_id)).await?;
-        self.enter(tx).await
+        let mut tx = state.db.read(Scope::user(self.auth.user_id)).await?;
+        let ctx = self.enter(&mut tx).await?;
+        Ok((tx, ctx))
     }
 
     /// Opens a write transaction in the organization (`BEGIN IMMEDIATE` on
     /// SQLite); `404` unless the caller is a member of it.
     pub async fn write(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
         let mut tx = state.db.write(Scope::user(self.auth.user_id)).await?;
-        tx.after_commit(state.after_commit());
-        self.enter(tx).await
+        let ctx = self.enter(&mut tx).await?;
+        Ok((tx, ctx))
     }
 
-    async fn enter(self, mut tx: Tx) -> Result<(Tx, OrgContext), ApiError> {
+    /// Resolves the organization and the caller's membership in the unit
+    /// of work `u` (one statement, which on PostgreSQL also enters the
+    /// tenant); `404` unless the caller is a member, `423` when the
+    /// organization is suspended.
+    pub async fn enter<U: Uow>(&self, u: &mut U) -> Result<OrgContext, ApiError> {
         let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
-        let sql = membership_sql(tx.backend(), by);
-        let row = on_tx!(&mut tx, |c| {
-            let q = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(sql.as_str()));
-            let q = match key {
-                OrgKey::Id(id) => q.bind(id),
-                OrgKey::Slug(s) => q.bind(s),
-            };
-            q.bind(self.auth.user_id).fetch_optional(c).await
-        })?;
-        let row = row.ok_or_else(ApiError::not_found)?;
-        if row.suspended {
+        let sql = membership_sql(u.backend(), by);
+        let key = match key {
+            OrgKey::Id(id) => Arg::from(id),
+            OrgKey::Slug(s) => Arg::from(s),
+        };
+        let row = u
+            .fetch_optional(&sql, &[key, Arg::from(self.auth.user_id)])
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let org_id: Uuid = row.get(0)?;
+        let role = Role::try_from(row.get::<String>(1)?)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        if row.get::<bool>(2)? {
             return Err(ApiError::suspended());
         }
-        self.note_org(row.id);
-        Ok((
-            tx,
-            OrgContext {
-                org_id: row.id,
-                user_id: self.auth.user_id,
-                role: row.role,
-                request_id: self.request_id,
-            },
-        ))
+        self.note_org(org_id);
+        Ok(OrgContext {
+            org_id,
+            user_id: self.auth.user_id,
+            role,
+            request_id: self.request_id.clone(),
+        })
     }
 }
 
@@ -188,46 +200,6 @@ impl OrgRequest {
     pub fn user_id(&self) -> Uuid {
         self.auth.user_id
     }
-
-    /// [`OrgRequest::write`] inside a job of the SQLite group-commit writer:
-    /// the same statement, on the batch's connection; `404` unless the
-    /// caller is a member.
-    pub fn enter_sqlite(&self, conn: &rusqlite::Connection) -> Result<OrgContext, ApiError> {
-        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
-        let mut stmt = conn.prepare_cached(&membership_sql(Backend::Sqlite, by))?;
-        let map = |r: &rusqlite::Row<'_>| {
-            Ok((
-                r.get::<_, Uuid>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-            ))
-        };
-        // By name: `$2` comes first in the text, so positions would not match.
-        let row = match key {
-            OrgKey::Id(id) => stmt.query_row(
-                rusqlite::named_params! {"$1": id, "$2": self.auth.user_id},
-                map,
-            ),
-            OrgKey::Slug(s) => stmt.query_row(
-                rusqlite::named_params! {"$1": s, "$2": self.auth.user_id},
-                map,
-            ),
-        };
-        let (org_id, role) = match row {
-            Ok((_, _, true)) => return Err(ApiError::suspended()),
-            Ok((id, role, false)) => (id, role),
-            Err(rusqlite::Error::QueryReturnedNoRows) => return Err(ApiError::not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        let role = Role::try_from(role).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-        self.note_org(org_id);
-        Ok(OrgContext {
-            org_id,
-            user_id: self.auth.user_id,
-            role,
-            request_id: self.request_id.clone(),
-        })
-    }
 }
 
 /// The caller inside an organization.
@@ -249,22 +221,23 @@ impl OrgContext {
         require(self.role, action, own)
     }
 
-    /// An audit entry by the caller in this organization.
-    pub fn audit<'a>(
-        &'a self,
-        action: &'a str,
-        entity_type: &'a str,
-        entity_id: Option<Uuid>,
+    /// A change this member made in the organization, to record with
+    /// [`crate::db::change::record`].
+    pub fn change(
+        &self,
+        kind: crate::db::change::Kind,
+        entity_id: Uuid,
+        board_id: Option<Uuid>,
         payload: serde_json::Value,
-    ) -> audit::Entry<'a> {
-        audit::Entry {
+    ) -> crate::db::change::Change<'_> {
+        crate::db::change::Change {
             org_id: self.org_id,
             actor_id: Some(self.user_id),
-            action,
-            entity_type,
-            entity_id,
-            payload,
             request_id: self.request_id.as_deref(),
+            kind,
+            entity_id,
+            board_id,
+            payload,
         }
     }
 }

@@ -13,8 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::{self, change};
 use crate::auth::AuthUser;
+use crate::db::change::{self, Kind, from_to};
 use crate::db::{Scope, Tx, now};
 use crate::domain::{Action, NAME_MAX, Ownership, Role, Slug, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -160,30 +160,28 @@ pub async fn create_org(
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-            let entry = |action, entity_type, entity_id, payload| audit::Entry {
+            let entry = |kind, entity_id: Uuid, payload| change::Change {
                 org_id,
                 actor_id: Some(user_id),
-                action,
-                entity_type,
-                entity_id: Some(entity_id),
+                kind,
+                entity_id,
+                board_id: None,
                 payload,
                 request_id,
             };
-            audit::record(
+            change::record(
                 tx,
                 entry(
-                    "org.created",
-                    "organization",
+                    Kind::OrgCreated,
                     org_id,
                     json!({"name": name, "slug": slug.0}),
                 ),
             )
             .await?;
-            audit::record(
+            change::record(
                 tx,
                 entry(
-                    "member.joined",
-                    "membership",
+                    Kind::MemberJoined,
                     user_id,
                     json!({"user_id": user_id, "role": "owner"}),
                 ),
@@ -276,7 +274,6 @@ async fn create_org_route(
     {
         return Err(ApiError::account_gone());
     }
-    tx.after_commit(state.after_commit());
     let org = create_org(
         &mut tx,
         auth.user_id,
@@ -341,10 +338,10 @@ async fn update_org(
     let new_name = name.unwrap_or_else(|| current.name.clone());
     let new_slug = slug.map(|s| s.0).unwrap_or_else(|| current.slug.clone());
     let mut payload = serde_json::Map::new();
-    if let Some(c) = change(&current.name, &new_name) {
+    if let Some(c) = from_to(&current.name, &new_name) {
         payload.insert("name".into(), c);
     }
-    if let Some(c) = change(&current.slug, &new_slug) {
+    if let Some(c) = from_to(&current.slug, &new_slug) {
         payload.insert("slug".into(), c);
     }
     if payload.is_empty() {
@@ -379,14 +376,9 @@ async fn update_org(
             None => e.into(),
         });
     }
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit(
-            "org.updated",
-            "organization",
-            Some(ctx.org_id),
-            payload.into(),
-        ),
+        ctx.change(Kind::OrgUpdated, ctx.org_id, None, payload.into()),
     )
     .await?;
     let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
@@ -407,9 +399,9 @@ async fn delete_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult
     let (mut tx, ctx) = org.write(&state).await?;
     ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
     soft_delete(&mut tx, ctx.org_id).await?;
-    audit::record(
+    change::record(
         &mut tx,
-        ctx.audit("org.deleted", "organization", Some(ctx.org_id), json!({})),
+        ctx.change(Kind::OrgDeleted, ctx.org_id, None, json!({})),
     )
     .await?;
     tx.commit().await?;

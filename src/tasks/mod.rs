@@ -9,7 +9,7 @@
 //! list never pick the same order key.
 
 pub mod filter;
-pub mod sqlite;
+pub mod write;
 
 use std::collections::BTreeSet;
 
@@ -18,22 +18,21 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit;
-use crate::db::{Tx, WriteCtx, now};
-use crate::domain::ordering::key_between;
+use crate::db::change;
+use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath};
-use crate::idempotency::{self, Creating};
-use crate::lists::{self, ListPath, lock_suffix};
+use crate::idempotency::Creating;
+use crate::lists::{ListPath, lock_suffix};
 use crate::on_tx;
-use crate::orgs::context::{OrgContext, OrgKey, OrgRequest, membership_sql};
+use crate::orgs::context::{OrgKey, OrgRequest, membership_sql};
 use crate::state::AppState;
 
 /// Longest title, in characters.
@@ -245,13 +244,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(filter::list_tasks))
         .routes(routes!(get_task, update_task, delete_task))
         .routes(routes!(move_task))
-}
-
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The first `per_list + 1` tasks of each list of `lists`, in one statement:
@@ -542,117 +534,6 @@ impl NewTask {
     }
 }
 
-/// `422` unless every id is a member (assignees) or label of the organization.
-pub async fn check_related(
-    tx: &mut Tx,
-    org_id: Uuid,
-    assignees: &[Uuid],
-    labels: &[Uuid],
-) -> Result<(), ApiError> {
-    for (field, table, col, ids) in [
-        ("assignee_ids", "memberships", "user_id", assignees),
-        ("label_ids", "labels", "id", labels),
-    ] {
-        if ids.is_empty() {
-            continue;
-        }
-        let sql = format!(
-            "SELECT {col} FROM {table} WHERE org_id = $1 AND {col} IN ({})",
-            placeholders(2, ids.len())
-        );
-        let found: Vec<Uuid> = on_tx!(&mut *tx, |c| {
-            let mut q =
-                sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.fetch_all(c).await
-        })?;
-        let found: BTreeSet<Uuid> = found.into_iter().collect();
-        let errors: Vec<FieldError> = ids
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| !found.contains(id))
-            .map(|(i, _)| {
-                FieldError::new(
-                    format!("{field}[{i}]"),
-                    if field == "assignee_ids" {
-                        "is not a member of this organization"
-                    } else {
-                        "is not a label of this organization"
-                    },
-                )
-            })
-            .collect();
-        if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
-        }
-    }
-    Ok(())
-}
-
-/// Replaces the given relation sets of a task (`None`: leave that set).
-pub async fn replace_relations(
-    tx: &mut Tx,
-    org_id: Uuid,
-    task_id: Uuid,
-    assignees: Option<&[Uuid]>,
-    labels: Option<&[Uuid]>,
-) -> Result<(), sqlx::Error> {
-    for (table, col, ids) in [
-        ("task_assignees", "user_id", assignees),
-        ("task_labels", "label_id", labels),
-    ] {
-        let Some(ids) = ids else { continue };
-        let del = format!("DELETE FROM {table} WHERE org_id = $1 AND task_id = $2");
-        on_tx!(&mut *tx, |c| sqlx::query(sqlx::AssertSqlSafe(del.as_str()))
-            .bind(org_id)
-            .bind(task_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if ids.is_empty() {
-            continue;
-        }
-        let values: Vec<String> = (0..ids.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect();
-        let ins = format!(
-            "INSERT INTO {table} (org_id, task_id, {col}) VALUES {}",
-            values.join(", ")
-        );
-        on_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(ins.as_str()))
-                .bind(org_id)
-                .bind(task_id);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
-}
-
-/// The last order key in a list (skipping `skip`), for appending.
-pub async fn last_position(
-    tx: &mut Tx,
-    org_id: Uuid,
-    list_id: Uuid,
-    skip: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    on_tx!(tx, |c| {
-        sqlx::query_scalar::<_, String>(
-        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 ORDER BY position DESC LIMIT 1"
-    )
-    .bind(org_id)
-    .bind(list_id)
-    .bind(skip)
-    .fetch_optional(c)
-    .await
-    })
-}
-
 /// A task response with its `ETag`.
 fn with_etag(status: StatusCode, task: Task) -> Response {
     let etag = format!("\"{}\"", task.version);
@@ -661,6 +542,14 @@ fn with_etag(status: StatusCode, task: Task) -> Response {
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// The `If-Match` header, if sent (one that is not visible ASCII matches
+/// no version).
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("").to_owned())
 }
 
 /// `412` for a conditional `UPDATE` that found another version.
@@ -675,11 +564,10 @@ fn changed_concurrently() -> ApiError {
 
 /// `Err(412)` when `If-Match` is present and names another version. Accepts
 /// `"7"`, `W/"7"`, `7` and `*`.
-fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
+fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ApiError> {
+    let Some(v) = if_match else {
         return Ok(());
     };
-    let v = v.to_str().unwrap_or("");
     let matches = v.split(',').any(|tag| {
         let tag = tag.trim();
         let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
@@ -697,27 +585,6 @@ fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ApiError> {
     }
 }
 
-/// Runs a hot task write as a job of SQLite's group-commit writer, with
-/// the caller's membership read inside the job's transaction.
-async fn on_writer<F>(
-    writer: &crate::db::SqliteWriter,
-    state: &AppState,
-    org: OrgRequest,
-    f: F,
-) -> ApiResult<Task>
-where
-    F: FnOnce(&mut WriteCtx<'_>, &OrgContext) -> ApiResult<Task> + Send + 'static,
-{
-    let hook = state.after_commit();
-    writer
-        .run(move |w| {
-            w.after_commit(hook);
-            let oc = org.enter_sqlite(w.conn)?;
-            f(w, &oc)
-        })
-        .await
-}
-
 /// Create a task at the end of a list (member+).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/lists/{list}/tasks", tag = "tasks",
     params(ListPath, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer")),
@@ -730,99 +597,18 @@ async fn create_task(
     AppPath(path): AppPath<ListPath>,
     req: Creating<CreateTaskBody>,
 ) -> ApiResult<Response> {
-    if let (Some(writer), None) = (state.db.sqlite_writer(), &req.key) {
-        let body = req.body;
-        let task = on_writer(writer, &state, org, move |w, oc| {
-            sqlite::create(w, oc, path.list, &body)
-        })
-        .await?;
-        return Ok(with_etag(StatusCode::CREATED, task));
-    }
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::CreateTask, Ownership::NotOwn)?;
-    let body = &req.body;
-    let NewTask {
-        title,
-        assignees,
-        labels,
-        status,
-        priority,
-    } = NewTask::check(body)?;
-
-    if let Some(replay) =
-        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
-    {
-        return Ok(replay);
-    }
-    let list = lists::load_list(&mut tx, ctx.org_id, path.list, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_related(&mut tx, ctx.org_id, &assignees, &labels).await?;
-    let last = last_position(&mut tx, ctx.org_id, list.id, Uuid::nil()).await?;
-    let position = key_between(last.as_deref(), None)?;
-    let id = Uuid::now_v7();
-    let now = now();
-    let completed_at = (status == Status::Done).then_some(now);
-    let sql = format!(
-        "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, position, \
-         due_date, created_by, completed_at, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) \
-         RETURNING {}",
-        TASK_COLUMNS.replace("t.", "")
-    );
-    let mut task = on_tx!(&mut tx, |c| sqlx::query_as::<_, Task>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(list.board_id)
-    .bind(list.id)
-    .bind(&title)
-    .bind(body.description.as_deref().unwrap_or(""))
-    .bind(status.as_str())
-    .bind(priority.rank())
-    .bind(&position)
-    .bind(body.due_date)
-    .bind(ctx.user_id)
-    .bind(completed_at)
-    .bind(now)
-    .fetch_one(c)
-    .await)?;
-    // A new task has no relations yet: only non-empty sets cost statements.
-    replace_relations(
-        &mut tx,
-        ctx.org_id,
-        id,
-        (!assignees.is_empty()).then_some(assignees.as_slice()),
-        (!labels.is_empty()).then_some(labels.as_slice()),
-    )
-    .await?;
-    task.assignee_ids = assignees;
-    task.label_ids = labels;
-    audit::record(
-        &mut tx,
-        ctx.audit(
-            "task.created",
-            "task",
-            Some(id),
-            json!({
-                "title": task.title, "board_id": task.board_id, "list_id": task.list_id,
-                "status": task.status, "priority": task.priority,
-                "assignee_ids": task.assignee_ids, "label_ids": task.label_ids, "due_date": task.due_date,
-            }),
-        ),
-    )
-    .await?;
-    idempotency::complete(
-        &mut tx,
-        ctx.user_id,
-        req.key.as_ref(),
-        StatusCode::CREATED,
-        &task,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(with_etag(StatusCode::CREATED, task))
+    let scope = Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| write::create(
+        u,
+        &org,
+        path.list,
+        &req.body,
+        req.key.as_ref()
+    ))?;
+    Ok(match created {
+        crate::idempotency::Created::New(task) => with_etag(StatusCode::CREATED, task),
+        crate::idempotency::Created::Replay(replay) => replay.into_response(),
+    })
 }
 
 /// `GET …/tasks/{task}` on SQLite in one statement without an explicit
@@ -908,7 +694,7 @@ fn diff<T: Serialize + PartialEq>(
     from: &T,
     to: &T,
 ) {
-    if let Some(c) = audit::change(from, to) {
+    if let Some(c) = change::from_to(from, to) {
         payload.insert(field.into(), c);
     }
 }
@@ -996,140 +782,16 @@ async fn update_task(
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateTaskBody>,
 ) -> ApiResult<Response> {
-    if let Some(writer) = state.db.sqlite_writer() {
-        let task = on_writer(writer, &state, org, move |w, oc| {
-            sqlite::update(w, oc, path.task, &headers, &body)
-        })
-        .await?;
-        return Ok(with_etag(StatusCode::OK, task));
-    }
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::UpdateTask, Ownership::Own)?;
-    let (title, assignees, labels) = validate_fields(
-        body.title.as_deref(),
-        body.description.as_deref(),
-        body.assignee_ids.as_deref(),
-        body.label_ids.as_deref(),
-        body.due_date.flatten().as_ref(),
-    )?;
-    let task = load_task(&mut tx, ctx.org_id, path.task, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    ctx.require(Action::UpdateTask, ownership(&task, ctx.user_id, true))?;
-    check_if_match(&headers, task.version)?;
-    check_related(
-        &mut tx,
-        ctx.org_id,
-        assignees.as_deref().unwrap_or(&[]),
-        labels.as_deref().unwrap_or(&[]),
-    )
-    .await?;
-
-    let now = now();
-    let (new, payload) = apply_update(
-        &task,
-        title,
-        &body,
-        assignees.as_ref(),
-        labels.as_ref(),
-        now,
-    );
-    if payload.is_empty() {
-        return Ok(with_etag(StatusCode::OK, task));
-    }
-    let changed = on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE tasks SET title = $1, description = $2, status = $3, priority = $4, due_date = $5, \
-         completed_at = $6, version = version + 1, updated_at = $7 \
-         WHERE org_id = $8 AND id = $9 AND version = $10"
-    )
-    .bind(&new.title)
-    .bind(&new.description)
-    .bind(new.status.as_str())
-    .bind(new.priority.rank())
-    .bind(new.due_date)
-    .bind(new.completed_at)
-    .bind(now)
-    .bind(ctx.org_id)
-    .bind(path.task)
-    .bind(task.version)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    if changed != 1 {
-        // Unreachable while the row is locked; kept as the last line of defence.
-        return Err(changed_concurrently());
-    }
-    let assignees_changed = task.assignee_ids != new.assignee_ids;
-    let labels_changed = task.label_ids != new.label_ids;
-    replace_relations(
-        &mut tx,
-        ctx.org_id,
+    let scope = Scope::user(org.user_id());
+    let if_match = if_match(&headers);
+    let task = crate::unit!(state.db, scope, |u| write::update(
+        u,
+        &org,
         path.task,
-        assignees_changed.then_some(new.assignee_ids.as_slice()),
-        labels_changed.then_some(new.label_ids.as_slice()),
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        ctx.audit("task.updated", "task", Some(path.task), payload.into()),
-    )
-    .await?;
-    tx.commit().await?;
-    // Exactly the row as written (the locked row plus this change), without
-    // reading it back; relation ids are sorted as loading sorts them.
-    let mut updated = new;
-    updated.version = task.version + 1;
-    updated.updated_at = now;
-    Ok(with_etag(StatusCode::OK, updated))
-}
-
-/// The order key of a move anchor; `422` unless it is a task of `list_id`.
-async fn anchor_position(
-    tx: &mut Tx,
-    org_id: Uuid,
-    list_id: Uuid,
-    field: &'static str,
-    id: Option<Uuid>,
-) -> Result<Option<String>, ApiError> {
-    let Some(id) = id else { return Ok(None) };
-    let pos: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id = $3"
-    )
-    .bind(org_id)
-    .bind(list_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)?;
-    pos.map(Some)
-        .ok_or_else(|| ApiError::invalid_field(field, "is not a task of the destination list"))
-}
-
-/// The order key next to `pos` in a list (after it when `next`, else
-/// before it), skipping the task being moved.
-async fn neighbour(
-    tx: &mut Tx,
-    org_id: Uuid,
-    list_id: Uuid,
-    skip: Uuid,
-    pos: &str,
-    next: bool,
-) -> Result<Option<String>, sqlx::Error> {
-    let sql = if next {
-        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 AND position > $4 \
-         ORDER BY position LIMIT 1"
-    } else {
-        "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 AND position < $4 \
-         ORDER BY position DESC LIMIT 1"
-    };
-    on_tx!(tx, |c| sqlx::query_scalar::<_, String>(sql)
-        .bind(org_id)
-        .bind(list_id)
-        .bind(skip)
-        .bind(pos)
-        .fetch_optional(c)
-        .await)
+        if_match.as_deref(),
+        &body
+    ))?;
+    Ok(with_etag(StatusCode::OK, task))
 }
 
 /// Move or reorder a task within or across lists of its board (same rights
@@ -1147,105 +809,16 @@ async fn move_task(
     headers: HeaderMap,
     AppJson(body): AppJson<MoveTaskBody>,
 ) -> ApiResult<Response> {
-    if let Some(writer) = state.db.sqlite_writer() {
-        let task = on_writer(writer, &state, org, move |w, oc| {
-            sqlite::move_to(w, oc, path.task, &headers, &body)
-        })
-        .await?;
-        return Ok(with_etag(StatusCode::OK, task));
-    }
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::UpdateTask, Ownership::Own)?;
-    for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
-        if id == Some(path.task) {
-            return Err(ApiError::invalid_field(field, "must be another task"));
-        }
-    }
-    let task = load_task(&mut tx, ctx.org_id, path.task, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    ctx.require(Action::UpdateTask, ownership(&task, ctx.user_id, true))?;
-    // Lock the lists involved in a fixed order (no deadlock between two
-    // moves in opposite directions), then the task.
-    let mut to_lock = vec![task.list_id, body.list_id];
-    to_lock.sort();
-    to_lock.dedup();
-    let mut target = None;
-    for id in to_lock {
-        let l = lists::load_list(&mut tx, ctx.org_id, id, true).await?;
-        if id == body.list_id {
-            target = l;
-        }
-    }
-    let target = match target {
-        Some(l) if l.board_id == task.board_id => l,
-        _ => {
-            return Err(ApiError::invalid_field(
-                "list_id",
-                "is not a list of this task's board",
-            ));
-        }
-    };
-    let task = load_task(&mut tx, ctx.org_id, path.task, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_if_match(&headers, task.version)?;
-
-    let after = anchor_position(&mut tx, ctx.org_id, target.id, "after_id", body.after_id).await?;
-    let before =
-        anchor_position(&mut tx, ctx.org_id, target.id, "before_id", body.before_id).await?;
-    let (lower, upper) = match (after, before) {
-        (Some(a), Some(b)) if a >= b => {
-            return Err(ApiError::invalid_field(
-                "before_id",
-                "must come after after_id",
-            ));
-        }
-        (Some(a), Some(b)) => (Some(a), Some(b)),
-        (Some(a), None) => {
-            let next = neighbour(&mut tx, ctx.org_id, target.id, task.id, &a, true).await?;
-            (Some(a), next)
-        }
-        (None, Some(b)) => {
-            let prev = neighbour(&mut tx, ctx.org_id, target.id, task.id, &b, false).await?;
-            (prev, Some(b))
-        }
-        (None, None) => (
-            last_position(&mut tx, ctx.org_id, target.id, task.id).await?,
-            None,
-        ),
-    };
-    let position = key_between(lower.as_deref(), upper.as_deref())?;
-    let now = now();
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE tasks SET list_id = $1, position = $2, version = version + 1, updated_at = $3 \
-         WHERE org_id = $4 AND id = $5"
-    )
-    .bind(target.id)
-    .bind(&position)
-    .bind(now)
-    .bind(ctx.org_id)
-    .bind(path.task)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let mut payload = serde_json::Map::new();
-    diff(&mut payload, "list_id", &task.list_id, &target.id);
-    diff(&mut payload, "position", &task.position, &position);
-    payload.insert("board_id".into(), json!(task.board_id));
-    audit::record(
-        &mut tx,
-        ctx.audit("task.moved", "task", Some(path.task), payload.into()),
-    )
-    .await?;
-    tx.commit().await?;
-    // The locked row plus this move, without reading it back.
-    let mut moved = task;
-    moved.list_id = target.id;
-    moved.position = position;
-    moved.version += 1;
-    moved.updated_at = now;
-    Ok(with_etag(StatusCode::OK, moved))
+    let scope = Scope::user(org.user_id());
+    let if_match = if_match(&headers);
+    let task = crate::unit!(state.db, scope, |u| write::move_to(
+        u,
+        &org,
+        path.task,
+        if_match.as_deref(),
+        &body
+    ))?;
+    Ok(with_etag(StatusCode::OK, task))
 }
 
 /// Delete a task (admin+, or a member on a task they created).
@@ -1260,32 +833,14 @@ async fn delete_task(
     AppPath(path): AppPath<TaskPath>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::DeleteTask, Ownership::Own)?;
-    let task = load_task(&mut tx, ctx.org_id, path.task, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    ctx.require(Action::DeleteTask, ownership(&task, ctx.user_id, false))?;
-    check_if_match(&headers, task.version)?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM tasks WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.task)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    audit::record(
-        &mut tx,
-        ctx.audit(
-            "task.deleted",
-            "task",
-            Some(path.task),
-            json!({ "title": task.title, "board_id": task.board_id, "list_id": task.list_id }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let scope = Scope::user(org.user_id());
+    let if_match = if_match(&headers);
+    crate::unit!(state.db, scope, |u| write::delete(
+        u,
+        &org,
+        path.task,
+        if_match.as_deref()
+    ))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1300,12 +855,15 @@ mod tests {
             m.insert(header::IF_MATCH, HeaderValue::from_str(v).expect("header"));
             m
         };
-        assert!(check_if_match(&HeaderMap::new(), 3).is_ok());
+        assert!(check_if_match(if_match(&HeaderMap::new()).as_deref(), 3).is_ok());
         for ok in ["\"3\"", "W/\"3\"", "3", "*", "\"1\", \"3\""] {
-            assert!(check_if_match(&h(ok), 3).is_ok(), "{ok}");
+            assert!(
+                check_if_match(if_match(&h(ok)).as_deref(), 3).is_ok(),
+                "{ok}"
+            );
         }
         for stale in ["\"2\"", "x", "\"\""] {
-            let e = check_if_match(&h(stale), 3).expect_err(stale);
+            let e = check_if_match(if_match(&h(stale)).as_deref(), 3).expect_err(stale);
             assert_eq!(e.status(), StatusCode::PRECONDITION_FAILED);
         }
     }
