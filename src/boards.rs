@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::args;
 use crate::db::change::{self, Kind, from_to};
+use crate::db::lock_suffix;
 use crate::db::uow::Uow;
 use crate::db::{Tx, now};
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
@@ -25,7 +26,7 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
 use crate::idempotency::Created;
 use crate::idempotency::{self, Creating, IdemKey};
-use crate::lists::{self, List, lock_suffix};
+use crate::lists::{self, List};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
@@ -167,7 +168,7 @@ pub async fn load_board_locked(
 ) -> Result<Option<Board>, sqlx::Error> {
     let sql = format!(
         "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2{}",
-        lock_suffix(tx)
+        lock_suffix(tx.backend())
     );
     Ok(
         on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(

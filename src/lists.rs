@@ -9,21 +9,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::boards::{self, BoardPath};
-use crate::db::change::{self, Kind, from_to};
-use crate::db::{Backend, Tx, now};
-use crate::domain::ordering::key_between;
+use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership, parse_name};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
-use crate::idempotency::{self, Creating};
+use crate::idempotency::{Created, Creating};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
@@ -87,33 +84,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const LIST_COLUMNS: &str = "id, org_id, board_id, name, position, created_at, updated_at";
 
-/// `FOR NO KEY UPDATE` on PostgreSQL, nothing on SQLite (its single writer
-/// already serializes writers).
-pub fn lock_suffix(tx: &Tx) -> &'static str {
-    match tx.backend() {
-        Backend::Postgres => " FOR NO KEY UPDATE",
-        Backend::Sqlite => "",
-    }
-}
-
-/// Loads a list of the organization (`lock`: and locks it for placing tasks).
-pub async fn load_list(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<List>, sqlx::Error> {
-    let suffix = if lock { lock_suffix(tx) } else { "" };
-    let sql = format!("SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND id = $2{suffix}");
-    on_tx!(tx, |c| sqlx::query_as::<_, List>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)
-}
-
 /// Lists of a board in order.
 pub async fn lists_of_board(
     tx: &mut Tx,
@@ -130,47 +100,6 @@ pub async fn lists_of_board(
     .bind(board_id)
     .fetch_all(c)
     .await)
-}
-
-/// The order key of the neighbour of `pos` among a board's lists (the next
-/// one when `after`, else the previous one), skipping `skip`.
-async fn neighbour(
-    tx: &mut Tx,
-    org_id: Uuid,
-    board_id: Uuid,
-    pos: Option<&str>,
-    after: bool,
-    skip: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    let sql = match (pos.is_some(), after) {
-        (true, true) => {
-            "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
-             AND position > $4 ORDER BY position LIMIT 1"
-        }
-        (true, false) => {
-            "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
-             AND position < $4 ORDER BY position DESC LIMIT 1"
-        }
-        // No anchor: the last (after = false) or first (after = true) list.
-        (false, false) => {
-            "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
-             ORDER BY position DESC LIMIT 1"
-        }
-        (false, true) => {
-            "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
-             ORDER BY position LIMIT 1"
-        }
-    };
-    on_tx!(tx, |c| {
-        let mut q = sqlx::query_scalar::<_, String>(sql)
-            .bind(org_id)
-            .bind(board_id)
-            .bind(skip);
-        if let Some(p) = pos {
-            q = q.bind(p);
-        }
-        q.fetch_optional(c).await
-    })
 }
 
 fn list_name(raw: &str) -> Result<String, ApiError> {
@@ -234,47 +163,18 @@ async fn create_list(
     AppPath(path): AppPath<BoardPath>,
     req: Creating<ListBody>,
 ) -> ApiResult<Response> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
-    let name = list_name(&req.body.name)?;
-    if let Some(replay) =
-        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
-    {
-        return Ok(replay.into_response());
-    }
-    boards::load_board_locked(&mut tx, ctx.org_id, path.board)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let last = neighbour(&mut tx, ctx.org_id, path.board, None, false, Uuid::nil()).await?;
-    let position = key_between(last.as_deref(), None)?;
-    let now = now();
-    let id = Uuid::now_v7();
-    let list = on_tx!(&mut tx, |c| sqlx::query_as::<_, List>(
-        "INSERT INTO lists (org_id, id, board_id, name, position, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         RETURNING id, org_id, board_id, name, position, created_at, updated_at"
-    )
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(path.board)
-    .bind(&name)
-    .bind(&position)
-    .bind(now)
-    .fetch_one(c)
-    .await)?;
-    change::record(
-        &mut tx,
-        ctx.change(
-            Kind::ListCreated,
-            id,
-            Some(path.board),
-            json!({ "name": name, "board_id": path.board }),
-        ),
-    )
-    .await?;
-    idempotency::complete(&mut tx, ctx.user_id, req.key.as_ref(), 201, &list).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(list)).into_response())
+    let scope = Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| write::create(
+        u,
+        &org,
+        path.board,
+        &req.body,
+        req.key.as_ref()
+    ))?;
+    Ok(match created {
+        Created::New(list) => (StatusCode::CREATED, AppJson(list)).into_response(),
+        Created::Replay(replay) => replay.into_response(),
+    })
 }
 
 /// Rename a list (member+).
@@ -288,37 +188,11 @@ async fn rename_list(
     AppPath(path): AppPath<ListPath>,
     AppJson(body): AppJson<ListBody>,
 ) -> ApiResult<AppJson<List>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
-    let name = list_name(&body.name)?;
-    let list = load_list(&mut tx, ctx.org_id, path.list, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let Some(c) = from_to(&list.name, &name) else {
-        return Ok(AppJson(list));
-    };
-    let updated = on_tx!(&mut tx, |conn| sqlx::query_as::<_, List>(
-        "UPDATE lists SET name = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 \
-         RETURNING id, org_id, board_id, name, position, created_at, updated_at"
-    )
-    .bind(&name)
-    .bind(now())
-    .bind(ctx.org_id)
-    .bind(path.list)
-    .fetch_one(conn)
-    .await)?;
-    change::record(
-        &mut tx,
-        ctx.change(
-            Kind::ListUpdated,
-            path.list,
-            Some(list.board_id),
-            json!({ "name": c, "board_id": list.board_id }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AppJson(updated))
+    let scope = Scope::user(org.user_id());
+    let list = crate::unit!(state.db, scope, |u| write::rename(
+        u, &org, path.list, &body
+    ))?;
+    Ok(AppJson(list))
 }
 
 /// Delete a list and its tasks (admin+).
@@ -331,37 +205,8 @@ async fn delete_list(
     org: OrgRequest,
     AppPath(path): AppPath<ListPath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::DeleteList, Ownership::NotOwn)?;
-    let list = load_list(&mut tx, ctx.org_id, path.list, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let tasks: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND list_id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.list)
-    .fetch_one(c)
-    .await)?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM lists WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.list)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    change::record(
-        &mut tx,
-        ctx.change(
-            Kind::ListDeleted,
-            path.list,
-            Some(list.board_id),
-            json!({ "name": list.name, "board_id": list.board_id, "tasks_deleted": tasks }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| write::delete(u, &org, path.list))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -376,96 +221,315 @@ async fn move_list(
     AppPath(path): AppPath<ListPath>,
     AppJson(body): AppJson<MoveListBody>,
 ) -> ApiResult<AppJson<List>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
-    for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
-        if id == Some(path.list) {
-            return Err(ApiError::invalid_field(field, "must be another list"));
-        }
-    }
-    let list = load_list(&mut tx, ctx.org_id, path.list, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    boards::load_board_locked(&mut tx, ctx.org_id, list.board_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let after = resolve_anchor(
-        &mut tx,
-        ctx.org_id,
-        list.board_id,
-        "after_id",
-        body.after_id,
-    )
-    .await?;
-    let before = resolve_anchor(
-        &mut tx,
-        ctx.org_id,
-        list.board_id,
-        "before_id",
-        body.before_id,
-    )
-    .await?;
-    let (lower, upper) = match (after, before) {
-        (Some(a), Some(b)) => {
-            if a >= b {
-                return Err(ApiError::validation(vec![FieldError::new(
-                    "before_id",
-                    "must come after after_id",
-                )]));
-            }
-            (Some(a), Some(b))
-        }
-        (Some(a), None) => {
-            let next =
-                neighbour(&mut tx, ctx.org_id, list.board_id, Some(&a), true, list.id).await?;
-            (Some(a), next)
-        }
-        (None, Some(b)) => {
-            let prev =
-                neighbour(&mut tx, ctx.org_id, list.board_id, Some(&b), false, list.id).await?;
-            (prev, Some(b))
-        }
-        (None, None) => {
-            let last = neighbour(&mut tx, ctx.org_id, list.board_id, None, false, list.id).await?;
-            (last, None)
-        }
-    };
-    let position = key_between(lower.as_deref(), upper.as_deref())?;
-    let moved = on_tx!(&mut tx, |c| sqlx::query_as::<_, List>(
-        "UPDATE lists SET position = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 \
-         RETURNING id, org_id, board_id, name, position, created_at, updated_at"
-    )
-    .bind(&position)
-    .bind(now())
-    .bind(ctx.org_id)
-    .bind(path.list)
-    .fetch_one(c)
-    .await)?;
-    change::record(
-        &mut tx,
-        ctx.change(Kind::ListMoved, path.list, Some(list.board_id), json!({ "board_id": list.board_id, "position": from_to(&list.position, &moved.position) }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AppJson(moved))
+    let scope = Scope::user(org.user_id());
+    let list = crate::unit!(state.db, scope, |u| write::move_to(
+        u, &org, path.list, &body
+    ))?;
+    Ok(AppJson(list))
 }
 
-/// The order key of an anchor list given in a move body; `422` when it is
-/// not a list of the same board in this organization.
-async fn resolve_anchor(
-    tx: &mut Tx,
-    org_id: Uuid,
-    board_id: Uuid,
-    field: &'static str,
-    id: Option<Uuid>,
-) -> Result<Option<String>, ApiError> {
-    let Some(id) = id else { return Ok(None) };
-    match load_list(tx, org_id, id, false).await? {
-        Some(l) if l.board_id == board_id => Ok(Some(l.position)),
-        _ => Err(ApiError::invalid_field(
-            field,
-            "is not a list of this board",
-        )),
+/// The list writes, each written once for both backends (see
+/// [`crate::db::uow`]). Writers that place a list lock the board row first
+/// (PostgreSQL; SQLite's writer is alone), so two concurrent appends never
+/// pick the same key.
+pub mod write {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{LIST_COLUMNS, List, ListBody, MoveListBody, list_name};
+    use crate::args;
+    use crate::db::change::{self, Kind, from_to};
+    use crate::db::uow::{AnyRow, Arg, DbError, Uow};
+    use crate::db::{lock_suffix, now};
+    use crate::domain::ordering::key_between;
+    use crate::domain::{Action, Ownership};
+    use crate::error::{ApiError, FieldError};
+    use crate::idempotency::{self, Created, IdemKey};
+    use crate::orgs::context::OrgRequest;
+
+    /// A list from a row of [`LIST_COLUMNS`].
+    fn list(r: &AnyRow) -> Result<List, DbError> {
+        Ok(List {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            board_id: r.get(2)?,
+            name: r.get(3)?,
+            position: r.get(4)?,
+            created_at: r.get(5)?,
+            updated_at: r.get(6)?,
+        })
+    }
+
+    /// A list of the organization (`lock`: and locks it on PostgreSQL, for
+    /// placing tasks).
+    pub async fn load_list<U: Uow>(
+        u: &mut U,
+        org_id: Uuid,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<Option<List>, DbError> {
+        let suffix = if lock { lock_suffix(u.backend()) } else { "" };
+        let sql = format!("SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND id = $2{suffix}");
+        u.fetch_optional(&sql, &args![org_id, id])
+            .await?
+            .as_ref()
+            .map(list)
+            .transpose()
+    }
+
+    /// Locks the board a list is placed on; `false` when it does not exist.
+    async fn lock_board<U: Uow>(u: &mut U, org_id: Uuid, board: Uuid) -> Result<bool, DbError> {
+        let sql = format!(
+            "SELECT id FROM boards WHERE org_id = $1 AND id = $2{}",
+            lock_suffix(u.backend())
+        );
+        Ok(u.fetch_value::<Uuid>(&sql, &args![org_id, board])
+            .await?
+            .is_some())
+    }
+
+    /// The order key of the neighbour of `pos` among a board's lists (the
+    /// next one when `after`, else the previous one), skipping `skip`.
+    async fn neighbour<U: Uow>(
+        u: &mut U,
+        org_id: Uuid,
+        board_id: Uuid,
+        pos: Option<&str>,
+        after: bool,
+        skip: Uuid,
+    ) -> Result<Option<String>, DbError> {
+        let sql = match (pos.is_some(), after) {
+            (true, true) => {
+                "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
+                 AND position > $4 ORDER BY position LIMIT 1"
+            }
+            (true, false) => {
+                "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
+                 AND position < $4 ORDER BY position DESC LIMIT 1"
+            }
+            // No anchor: the last (after = false) or first (after = true) list.
+            (false, false) => {
+                "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
+                 ORDER BY position DESC LIMIT 1"
+            }
+            (false, true) => {
+                "SELECT position FROM lists WHERE org_id = $1 AND board_id = $2 AND id <> $3 \
+                 ORDER BY position LIMIT 1"
+            }
+        };
+        let mut bound: Vec<Arg<'_>> = args![org_id, board_id, skip].to_vec();
+        bound.extend(pos.map(Arg::from));
+        u.fetch_value(sql, &bound).await
+    }
+
+    /// The order key of an anchor list given in a move body; `422` when it
+    /// is not a list of the same board in this organization.
+    async fn anchor<U: Uow>(
+        u: &mut U,
+        org_id: Uuid,
+        board_id: Uuid,
+        field: &'static str,
+        id: Option<Uuid>,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(id) = id else { return Ok(None) };
+        match load_list(u, org_id, id, false).await? {
+            Some(l) if l.board_id == board_id => Ok(Some(l.position)),
+            _ => Err(ApiError::invalid_field(
+                field,
+                "is not a list of this board",
+            )),
+        }
+    }
+
+    /// `POST …/boards/{board}/lists`: a list at the end of the board
+    /// (member+).
+    pub async fn create<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        board: Uuid,
+        body: &ListBody,
+        key: Option<&IdemKey>,
+    ) -> Result<Created<List>, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::ManageList, Ownership::NotOwn)?;
+        let name = list_name(&body.name)?;
+        if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
+            return Ok(Created::Replay(replay));
+        }
+        if !lock_board(u, oc.org_id, board).await? {
+            return Err(ApiError::not_found());
+        }
+        let last = neighbour(u, oc.org_id, board, None, false, Uuid::nil()).await?;
+        let position = key_between(last.as_deref(), None)?;
+        let now = now();
+        let id = Uuid::now_v7();
+        u.execute(
+            "INSERT INTO lists (org_id, id, board_id, name, position, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &args![oc.org_id, id, board, &name, &position, now],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::ListCreated,
+                id,
+                Some(board),
+                json!({ "name": name, "board_id": board }),
+            ),
+        )
+        .await?;
+        let list = List {
+            id,
+            org_id: oc.org_id,
+            board_id: board,
+            name,
+            position,
+            created_at: now,
+            updated_at: now,
+        };
+        idempotency::complete(u, oc.user_id, key, 201, &list).await?;
+        Ok(Created::New(list))
+    }
+
+    /// `PATCH …/lists/{list}` (member+).
+    pub async fn rename<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        id: Uuid,
+        body: &ListBody,
+    ) -> Result<List, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::ManageList, Ownership::NotOwn)?;
+        let name = list_name(&body.name)?;
+        let list = load_list(u, oc.org_id, id, true)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let Some(c) = from_to(&list.name, &name) else {
+            return Ok(list);
+        };
+        let now = now();
+        u.execute(
+            "UPDATE lists SET name = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
+            &args![&name, now, oc.org_id, id],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::ListUpdated,
+                id,
+                Some(list.board_id),
+                json!({ "name": c, "board_id": list.board_id }),
+            ),
+        )
+        .await?;
+        Ok(List {
+            name,
+            updated_at: now,
+            ..list
+        })
+    }
+
+    /// `DELETE …/lists/{list}` and its tasks (admin+).
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::DeleteList, Ownership::NotOwn)?;
+        let list = load_list(u, oc.org_id, id, true)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let tasks: i64 = u
+            .fetch_value(
+                "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND list_id = $2",
+                &args![oc.org_id, id],
+            )
+            .await?
+            .unwrap_or(0);
+        u.execute(
+            "DELETE FROM lists WHERE org_id = $1 AND id = $2",
+            &args![oc.org_id, id],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::ListDeleted,
+                id,
+                Some(list.board_id),
+                json!({ "name": list.name, "board_id": list.board_id, "tasks_deleted": tasks }),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST …/lists/{list}/move`: reorder within its board (member+).
+    pub async fn move_to<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        id: Uuid,
+        body: &MoveListBody,
+    ) -> Result<List, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::ManageList, Ownership::NotOwn)?;
+        for (field, anchor_id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
+            if anchor_id == Some(id) {
+                return Err(ApiError::invalid_field(field, "must be another list"));
+            }
+        }
+        let list = load_list(u, oc.org_id, id, false)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        if !lock_board(u, oc.org_id, list.board_id).await? {
+            return Err(ApiError::not_found());
+        }
+        let board = list.board_id;
+        let after = anchor(u, oc.org_id, board, "after_id", body.after_id).await?;
+        let before = anchor(u, oc.org_id, board, "before_id", body.before_id).await?;
+        let (lower, upper) = match (after, before) {
+            (Some(a), Some(b)) => {
+                if a >= b {
+                    return Err(ApiError::validation(vec![FieldError::new(
+                        "before_id",
+                        "must come after after_id",
+                    )]));
+                }
+                (Some(a), Some(b))
+            }
+            (Some(a), None) => {
+                let next = neighbour(u, oc.org_id, board, Some(&a), true, list.id).await?;
+                (Some(a), next)
+            }
+            (None, Some(b)) => {
+                let prev = neighbour(u, oc.org_id, board, Some(&b), false, list.id).await?;
+                (prev, Some(b))
+            }
+            (None, None) => {
+                let last = neighbour(u, oc.org_id, board, None, false, list.id).await?;
+                (last, None)
+            }
+        };
+        let position = key_between(lower.as_deref(), upper.as_deref())?;
+        let now = now();
+        u.execute(
+            "UPDATE lists SET position = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
+            &args![&position, now, oc.org_id, id],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(
+                Kind::ListMoved,
+                id,
+                Some(board),
+                json!({ "board_id": board, "position": from_to(&list.position, &position) }),
+            ),
+        )
+        .await?;
+        Ok(List {
+            position,
+            updated_at: now,
+            ..list
+        })
     }
 }

@@ -184,6 +184,60 @@ async fn filter_page(
     })
 }
 
+/// The raw limit: the smallest honest write transaction at the same
+/// concurrency — one task and its audit row, each one prepared statement,
+/// in a write unit of the tenant (on PostgreSQL `BEGIN` with the role and
+/// tenant settings, two `INSERT`s, `COMMIT`; on SQLite a job of the same
+/// group-commit writer). Every report shows how close orgboard's own
+/// writes come to it.
+pub async fn raw_op(vu: &mut Vu, env: &Env) -> Option<(Duration, Outcome)> {
+    let db = env.db.as_ref()?;
+    let (org, user, list) = (vu.org_id, vu.user_id, vu.lists[0]);
+    let board = vu.board_id;
+    let rid = request_id();
+    let started = Instant::now();
+    let scope = scope(vu);
+    let done: Result<(), orgboard::error::ApiError> =
+        async { orgboard::unit!(db, scope, |u| raw_create(u, org, user, board, list, &rid)) }.await;
+    let latency = started.elapsed();
+    Some(match done {
+        Ok(()) => {
+            env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
+            (latency, Outcome::Ok)
+        }
+        Err(e) => (latency, Outcome::Error(e.status().as_u16().to_string())),
+    })
+}
+
+async fn raw_create<U: orgboard::db::uow::Uow>(
+    u: &mut U,
+    org: Uuid,
+    user: Uuid,
+    board: Uuid,
+    list: Uuid,
+    rid: &str,
+) -> Result<(), orgboard::error::ApiError> {
+    let id = Uuid::now_v7();
+    let now = orgboard::db::now();
+    // After every real key, and unique: the raw tasks sort last.
+    let position = format!("zz{}", id.simple());
+    u.execute(
+        "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, \
+         position, created_by, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'raw', '', 'todo', 1, $5, $6, 1, $7, $7)",
+        &orgboard::args![org, id, board, list, &position, user, now],
+    )
+    .await?;
+    let payload = serde_json::json!({ "title": "raw" });
+    u.execute(
+        "INSERT INTO audit_log (org_id, id, actor_id, action, entity_type, entity_id, payload, \
+         request_id, created_at) VALUES ($1, $2, $3, 'task.created', 'task', $4, $5, $6, $7)",
+        &orgboard::args![org, Uuid::now_v7(), user, id, &payload, rid, now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The request the use cases act for (its membership is checked by the
 /// use case, as on the server).
 fn org_request(vu: &Vu) -> OrgRequest {

@@ -799,6 +799,40 @@ async fn run_on(
         });
     }
 
+    // The raw limit once per run with writes (limit mode): the smallest
+    // honest write transaction at the same concurrency.
+    let writes = [
+        Scenario::CreateTask,
+        Scenario::UpdateTask,
+        Scenario::MoveTask,
+        Scenario::Mix,
+    ];
+    let raw = if a.limit_mode && scenarios.iter().any(|s| writes.contains(s)) {
+        let (back, r) = run_phase(
+            regular,
+            env.clone(),
+            Scenario::CreateTask,
+            Mode::Raw,
+            a.warmup,
+            a.duration,
+        )
+        .await?;
+        drop(back);
+        let s = r.total.summary(r.seconds);
+        eprintln!(
+            "{:<24} raw:   {:>8.1} tx/s   p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}",
+            "insert task + audit",
+            s.rps,
+            s.p50_us as f64 / 1000.0,
+            s.p99_us as f64 / 1000.0,
+            s.error_count
+        );
+        Some(s)
+    } else {
+        drop(regular);
+        None
+    };
+
     // --- stop, integrity -------------------------------------------------------
     let load_end = loadavg();
     if let (Some(mut s), Some(r)) = (server, server_report.as_mut()) {
@@ -859,6 +893,7 @@ async fn run_on(
         seed: seed_report,
         server: server_report,
         scenarios: results,
+        raw,
         integrity,
         auth_cost,
         loadavg: (load_start, load_end),

@@ -44,6 +44,10 @@ pub struct Report {
     pub server: Option<ServerReport>,
     /// One entry per scenario.
     pub scenarios: Vec<ScenarioReport>,
+    /// The raw limit (with `--limit-mode` and a write scenario): one task
+    /// and its audit row per transaction, prepared, at the same
+    /// concurrency.
+    pub raw: Option<Summary>,
     /// Nothing lost?
     pub integrity: Integrity,
     /// Token check and membership statement on their own (limit mode).
@@ -313,6 +317,32 @@ impl Report {
                         &format!("↳ {} in {}", op, s.name),
                         h,
                         s.limit_ops.get(op),
+                    );
+                }
+            }
+        }
+        if let Some(raw) = &self.raw {
+            let _ = writeln!(
+                o,
+                "\nRaw limit (insert a task and its audit row, one prepared statement each, in a write unit of the tenant; same concurrency): {} tx/s, p50 {} ms, p99 {} ms, errors {}.",
+                rps(raw.rps),
+                ms(raw.p50_us),
+                ms(raw.p99_us),
+                errors(raw)
+            );
+            for s in &self.scenarios {
+                if raw.rps > 0.0
+                    && matches!(s.name.as_str(), "create_task" | "update_task" | "move_task")
+                {
+                    let _ = writeln!(
+                        o,
+                        "- {}: HTTP {:.2}× raw{}",
+                        s.name,
+                        s.http.rps / raw.rps,
+                        match &s.limit {
+                            Some(l) => format!(", use case {:.2}× raw", l.rps / raw.rps),
+                            None => String::new(),
+                        }
                     );
                 }
             }

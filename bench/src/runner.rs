@@ -20,6 +20,9 @@ pub enum Mode {
     Http,
     /// The same SQL, directly on the database.
     Limit,
+    /// The smallest honest write transaction (insert a task and its audit
+    /// row), whatever the scenario: the database's own pace.
+    Raw,
 }
 
 /// What a phase measured.
@@ -62,6 +65,7 @@ pub async fn run_phase(
                 let r = match mode {
                     Mode::Http => http_op(&mut vu, &env, op).await,
                     Mode::Limit => limit_op(&mut vu, &env, op).await,
+                    Mode::Raw => crate::limit::raw_op(&mut vu, &env).await,
                 };
                 match r {
                     Some((latency, outcome)) if t >= measure_from => {

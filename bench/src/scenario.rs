@@ -351,7 +351,7 @@ impl Vu {
     pub fn next_op(&self, op: Op, mode: crate::runner::Mode) -> Op {
         let open = match mode {
             crate::runner::Mode::Http => self.http_chain.is_some(),
-            crate::runner::Mode::Limit => self.db_chain.is_some(),
+            crate::runner::Mode::Limit | crate::runner::Mode::Raw => self.db_chain.is_some(),
         };
         if op == Op::FilterPageCursor && !open {
             Op::FilterPageFirst

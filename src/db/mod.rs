@@ -551,6 +551,16 @@ fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// ` FOR NO KEY UPDATE` on PostgreSQL (locks the rows a statement reads
+/// against concurrent writers without blocking foreign-key checks); nothing
+/// on SQLite, whose single writer is alone.
+pub fn lock_suffix(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR NO KEY UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
 /// True when the error means "busy, try again": SQLite's lock timeout, or a
 /// PostgreSQL serialization failure or deadlock.
 pub fn is_busy(err: &sqlx::Error) -> bool {

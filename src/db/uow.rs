@@ -440,10 +440,17 @@ fn bind_lite(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg<'_>]) -> rusq
                 &owned
             }
         };
-        // A parameter the statement does not use is not bound (as sqlx,
-        // which binds by number, would accept).
-        let Some(idx) = stmt.parameter_index(name)? else {
-            continue;
+        // Most statements name their parameters in order: `$n` is the n-th
+        // (no lookup, which would copy the name into a C string). Otherwise
+        // look the name up; a parameter the statement does not use is not
+        // bound (as sqlx, which binds by number, would accept).
+        let idx = if stmt.parameter_name(i + 1) == Some(name) {
+            i + 1
+        } else {
+            match stmt.parameter_index(name)? {
+                Some(idx) => idx,
+                None => continue,
+            }
         };
         match *a {
             Arg::Uuid(v) => stmt.raw_bind_parameter(idx, v)?,

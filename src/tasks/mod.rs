@@ -30,7 +30,7 @@ use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::Creating;
-use crate::lists::{ListPath, lock_suffix};
+use crate::lists::ListPath;
 use crate::on_tx;
 use crate::orgs::context::{OrgKey, OrgRequest, membership_sql};
 use crate::state::AppState;
@@ -357,29 +357,7 @@ impl From<Task> for TaskSummary {
     }
 }
 
-/// Loads one task with its relations (`lock`: and locks its row).
-pub async fn load_task(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<Task>, sqlx::Error> {
-    // One statement: the task and its relation ids (as text lists, the same
-    // shape on both backends), so a read costs one round trip, not three.
-    let suffix = if lock { lock_suffix(tx) } else { "" };
-    let sql = format!(
-        "SELECT {TASK_COLUMNS}{} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}",
-        relation_columns(tx.backend()),
-    );
-    let row = on_tx!(&mut *tx, |c| sqlx::query_as::<_, TaskRow>(
-        sqlx::AssertSqlSafe(sql.as_str())
-    )
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(row.map(TaskRow::into_task))
-}
+pub use write::load_task;
 
 /// `, <assignee ids> AS assignees, <label ids> AS labels` for a `SELECT`
 /// over tasks aliased `t`: each task's relation ids as one comma-separated

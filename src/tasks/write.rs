@@ -20,22 +20,12 @@ use super::{
 use crate::args;
 use crate::db::change::{self, Kind};
 use crate::db::uow::{AnyRow, Arg, DbError, Uow};
-use crate::db::{Backend, now};
+use crate::db::{Backend, lock_suffix, now};
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
 use crate::idempotency::{self, Created, IdemKey};
 use crate::orgs::context::{OrgContext, OrgRequest};
-
-/// ` FOR NO KEY UPDATE` on PostgreSQL (locks the row against concurrent
-/// writers without blocking foreign-key checks); nothing on SQLite, whose
-/// single writer is alone.
-pub fn lock(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => " FOR NO KEY UPDATE",
-        Backend::Sqlite => "",
-    }
-}
 
 /// A task from a row of [`TASK_COLUMNS`] followed by [`relation_columns`].
 pub fn task_from_row(r: &AnyRow) -> Result<Task, DbError> {
@@ -71,7 +61,11 @@ pub async fn load_task<U: Uow>(
     id: Uuid,
     lock_it: bool,
 ) -> Result<Option<Task>, DbError> {
-    let suffix = if lock_it { lock(u.backend()) } else { "" };
+    let suffix = if lock_it {
+        lock_suffix(u.backend())
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT {TASK_COLUMNS}{} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}",
         relation_columns(u.backend()),
@@ -90,7 +84,11 @@ async fn board_of_list<U: Uow>(
     list_id: Uuid,
     lock_it: bool,
 ) -> Result<Option<Uuid>, DbError> {
-    let suffix = if lock_it { lock(u.backend()) } else { "" };
+    let suffix = if lock_it {
+        lock_suffix(u.backend())
+    } else {
+        ""
+    };
     let sql = format!("SELECT board_id FROM lists WHERE org_id = $1 AND id = $2{suffix}");
     u.fetch_value(&sql, &args![org_id, list_id]).await
 }
