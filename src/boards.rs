@@ -293,7 +293,7 @@ pub async fn create<U: Uow>(
     }
     let id = Uuid::now_v7();
     let now = now();
-    u.execute(
+    u.defer(
         "INSERT INTO boards (org_id, id, name, description, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6)",
         &args![oc.org_id, id, &name, &description, oc.user_id, now],

@@ -295,7 +295,7 @@ pub mod write {
             .get(0)?;
         let id = Uuid::now_v7();
         let now = now();
-        u.execute(
+        u.defer(
             "INSERT INTO comments (org_id, id, task_id, author_id, body, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
             &args![oc.org_id, id, task_id, oc.user_id, &body, now],
@@ -344,7 +344,7 @@ pub mod write {
             )
             .await?;
         let now = now();
-        u.execute(
+        u.defer(
             "UPDATE comments SET body = $1, updated_at = $2, edited_at = $2 WHERE org_id = $3 AND id = $4",
             &args![&body, now, oc.org_id, id],
         )

@@ -7,33 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-/// Where the database lives; shared by every command that opens it.
-#[derive(Debug, Clone, Args)]
-pub struct StorageConfig {
-    /// Directory for the SQLite file, generated secrets and the mail outbox.
-    #[arg(long, env = "ORGBOARD_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file;
-    /// default: `<data dir>/orgboard.db`.
-    #[arg(long, env = "ORGBOARD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Largest number of pooled database connections (PostgreSQL), or of
-    /// reader connections (SQLite, which always has exactly one writer).
-    #[arg(long, env = "ORGBOARD_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
-}
-
-impl StorageConfig {
-    /// The database URL in force: the configured one or the embedded SQLite file.
-    pub fn effective_database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) if !url.trim().is_empty() => url.clone(),
-            _ => format!("sqlite://{}", self.data_dir.join("orgboard.db").display()),
-        }
-    }
-}
+pub use crate::db::StorageConfig;
 
 /// Everything `orgboard serve` reads.
 #[derive(Debug, Clone, Args)]

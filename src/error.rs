@@ -12,24 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One invalid field of a request, as listed in a `validation_failed` problem.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// Name of the field (JSON pointer-ish path: `email`, `assignee_ids[3]`).
-    pub field: String,
-    /// What is wrong with it, for humans.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error for `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// The RFC 9457 body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -258,6 +241,36 @@ impl IntoResponse for ApiError {
 /// around the handlers (the security log notes permission refusals).
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
+
+impl From<crate::domain::Forbidden> for ApiError {
+    fn from(f: crate::domain::Forbidden) -> Self {
+        Self::forbidden(f.0)
+    }
+}
+
+impl From<crate::db::writer::WriterStopped> for ApiError {
+    fn from(e: crate::db::writer::WriterStopped) -> Self {
+        match e {
+            crate::db::writer::WriterStopped::ShuttingDown => {
+                Self::unavailable("The database is shutting down.")
+            }
+            crate::db::writer::WriterStopped::Busy => {
+                Self::unavailable("The database is busy; retry shortly.")
+            }
+            crate::db::writer::WriterStopped::Failed(m) => Self::internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        if crate::db::writer::is_busy(&err) {
+            tracing::warn!(error = %err, "database busy");
+            return Self::unavailable("The database is busy; retry shortly.");
+        }
+        Self::internal(err)
+    }
+}
 
 impl From<crate::db::uow::DbError> for ApiError {
     fn from(err: crate::db::uow::DbError) -> Self {

@@ -195,7 +195,7 @@ pub async fn complete<U: Uow, T: Serialize>(
 ) -> Result<(), ApiError> {
     let Some(k) = key else { return Ok(()) };
     let json = serde_json::to_string(body).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    u.execute(
+    u.defer(
         "UPDATE idempotency_keys SET status = $1, response = $2 WHERE user_id = $3 AND key = $4",
         &args![i32::from(status), &json, user_id, &k.key],
     )

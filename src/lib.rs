@@ -55,3 +55,47 @@ pub mod server;
 pub mod state;
 pub mod tasks;
 pub mod web;
+
+/// Runs a use case as one unit of work and answers once it has committed:
+/// `unit!(db, scope, |u| tasks::write::create(u, &org, …))`.
+///
+/// On SQLite the body runs as a job of the group-commit writer (captured
+/// values are moved into the job); on PostgreSQL in a write transaction for
+/// `scope`, committed when the body succeeds. Either way the after-commit
+/// work runs before the answer (see [`db::Db::set_after_commit`]), and an
+/// error rolls back everything the body did.
+#[macro_export]
+macro_rules! unit {
+    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        match db.sqlite_writer() {
+            Some(writer) => {
+                writer
+                    .run(move |ctx| {
+                        let mut lite = $crate::db::uow::LiteUow::new(ctx);
+                        let $u = &mut lite;
+                        $crate::db::uow::poll_now($body).unwrap_or_else(|| {
+                            Err($crate::error::ApiError::internal(::anyhow::anyhow!(
+                                "a writer job waited for I/O"
+                            )))
+                        })
+                    })
+                    .await
+            }
+            None => {
+                let mut tx = db.write($scope).await?;
+                let out = {
+                    let $u = &mut tx;
+                    $body.await
+                };
+                match out {
+                    Ok(v) => {
+                        tx.commit().await?;
+                        Ok(v)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }};
+}

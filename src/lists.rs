@@ -363,7 +363,7 @@ pub mod write {
         let position = key_between(last.as_deref(), None)?;
         let now = now();
         let id = Uuid::now_v7();
-        u.execute(
+        u.defer(
             "INSERT INTO lists (org_id, id, board_id, name, position, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
             &args![oc.org_id, id, board, &name, &position, now],
@@ -409,7 +409,7 @@ pub mod write {
             return Ok(list);
         };
         let now = now();
-        u.execute(
+        u.defer(
             "UPDATE lists SET name = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
             &args![&name, now, oc.org_id, id],
         )
@@ -445,7 +445,7 @@ pub mod write {
             )
             .await?
             .unwrap_or(0);
-        u.execute(
+        u.defer(
             "DELETE FROM lists WHERE org_id = $1 AND id = $2",
             &args![oc.org_id, id],
         )
@@ -511,7 +511,7 @@ pub mod write {
         };
         let position = key_between(lower.as_deref(), upper.as_deref())?;
         let now = now();
-        u.execute(
+        u.defer(
             "UPDATE lists SET position = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
             &args![&position, now, oc.org_id, id],
         )

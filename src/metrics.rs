@@ -58,10 +58,8 @@ pub const EVENTS_PUBLISHED: &str = "orgboard_events_published_total";
 pub const BOARD_CACHE_HITS: &str = "orgboard_board_cache_hits_total";
 /// Counter: board views that had to be built from the database.
 pub const BOARD_CACHE_MISSES: &str = "orgboard_board_cache_misses_total";
-/// Counter: transactions committed by SQLite's group-commit writer.
-pub const SQLITE_WRITE_BATCHES: &str = "orgboard_sqlite_write_batches_total";
-/// Counter: jobs (requests) those transactions carried.
-pub const SQLITE_WRITE_JOBS: &str = "orgboard_sqlite_write_jobs_total";
+pub use crate::db::writer::SQLITE_WRITE_BATCHES;
+pub use crate::db::writer::SQLITE_WRITE_JOBS;
 /// Counter: job attempts that failed (each retry counts).
 pub const JOB_FAILURES: &str = "orgboard_job_failures_total";
 /// Counter: jobs moved to the dead-letter state.

@@ -262,12 +262,10 @@ fn event_entity(change: &Change<'_>) -> Value {
 const AUDIT_INSERT: &str = "INSERT INTO audit_log (org_id, id, actor_id, action, \
      entity_type, entity_id, payload, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// PostgreSQL: the audit row in a data-modifying CTE and the event row,
-/// unnumbered (the dispatcher numbers committed rows), in one round trip;
-/// $10 board, $11 entity.
-const PG_RECORD: &str = "WITH audit AS (INSERT INTO audit_log (org_id, id, actor_id, action, \
-     entity_type, entity_id, payload, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) \
-     INSERT INTO events (org_id, type, board_id, entity, actor_id, at) VALUES ($1, $4, $10, $11, $3, $9)";
+/// PostgreSQL's event row, unnumbered (the dispatcher numbers committed
+/// rows): $1 org, $2 type, $3 board, $4 entity, $5 actor, $6 time.
+const PG_EVENT_INSERT: &str = "INSERT INTO events (org_id, type, board_id, entity, actor_id, at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// SQLite's event row ($1 org, $2 type, $3 board, $4 entity, $5 actor,
 /// $6 time), numbered inside the writing transaction (one writer: commit
@@ -280,8 +278,10 @@ const SQLITE_EVENT_INSERT: &str = "INSERT INTO events (org_id, seq, id, type, bo
 /// Records `change` in the unit of work `u`: its audit row and its event,
 /// and notes what it touched so the unit's after-commit work (installed by
 /// [`crate::db::Db`] on every write transaction and writer batch)
-/// invalidates and publishes. On PostgreSQL one round trip; on SQLite the
-/// event is numbered here (one writer: commit order is id order).
+/// invalidates and publishes. On PostgreSQL both rows are deferred writes
+/// (sent with the change's other writes, in one statement, before its next
+/// read or at commit); on SQLite the event is numbered here (one writer:
+/// commit order is id order).
 pub async fn record<U: Uow>(u: &mut U, change: Change<'_>) -> Result<(), DbError> {
     let entity = event_entity(&change);
     let at = now();
@@ -299,10 +299,21 @@ pub async fn record<U: Uow>(u: &mut U, change: Change<'_>) -> Result<(), DbError
     ];
     match u.backend() {
         Backend::Postgres => {
-            let mut all = audit.to_vec();
-            all.push(change.board_id.into());
-            all.push((&entity).into());
-            u.execute(PG_RECORD, &all).await?;
+            // Both wait and go with the change's other writes, in one
+            // statement (see `Uow::defer`).
+            u.defer(AUDIT_INSERT, &audit).await?;
+            u.defer(
+                PG_EVENT_INSERT,
+                &crate::args![
+                    change.org_id,
+                    change.kind.as_str(),
+                    change.board_id,
+                    &entity,
+                    change.actor_id,
+                    at,
+                ],
+            )
+            .await?;
             u.note((change.org_id, change.board_id), None);
         }
         Backend::Sqlite => {

@@ -24,7 +24,38 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use crate::config::StorageConfig;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Where the database lives; shared by every command that opens it (the
+/// settings are `clap` arguments, re-exported by the `config` module).
+#[derive(Debug, Clone, Args)]
+pub struct StorageConfig {
+    /// Directory for the SQLite file, generated secrets and the mail outbox.
+    #[arg(long, env = "ORGBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file;
+    /// default: `<data dir>/orgboard.db`.
+    #[arg(long, env = "ORGBOARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Largest number of pooled database connections (PostgreSQL), or of
+    /// reader connections (SQLite, which always has exactly one writer).
+    #[arg(long, env = "ORGBOARD_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+impl StorageConfig {
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("orgboard.db").display()),
+        }
+    }
+}
 
 pub mod change;
 pub mod uow;
@@ -171,6 +202,8 @@ pub struct Tx {
     after: Option<std::sync::Arc<dyn AfterCommit>>,
     /// Events this transaction numbered itself (SQLite), published after commit.
     pub(crate) committed_events: Vec<change::Event>,
+    /// Writes waiting to be sent (PostgreSQL; see [`uow::Uow::defer`]).
+    pub(crate) deferred: uow::Deferred,
     /// SQLite write transactions: the writers' gate, released when the
     /// transaction ends (commit, or drop → rollback). Declared after `conn`
     /// so the rollback happens before the gate opens.
@@ -443,6 +476,7 @@ impl Tx {
             changed: Vec::new(),
             after: None,
             committed_events: Vec::new(),
+            deferred: uow::Deferred::default(),
             gate: None,
         }
     }
@@ -467,6 +501,8 @@ impl Tx {
     /// Enters an organization inside an open transaction (after creating it,
     /// or after resolving it for the user).
     pub async fn set_org(&mut self, org_id: Uuid) -> Result<(), sqlx::Error> {
+        // Deferred writes belong to the tenant they were written in.
+        self.flush_sqlx().await?;
         if let TxConn::Postgres(tx) = &mut self.conn {
             sqlx::query("SELECT set_config('app.org_id', $1, true)")
                 .bind(org_id.to_string())
@@ -476,10 +512,22 @@ impl Tx {
         Ok(())
     }
 
-    /// Commits, then runs the after-commit hook (if any organization
-    /// changed), so the change is visible to readers and subscribers before
-    /// the caller acknowledges it.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Sends the deferred writes, with sqlx's error.
+    async fn flush_sqlx(&mut self) -> Result<(), sqlx::Error> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.flush().await.map_err(|e| match e {
+            uow::DbError::Sqlx(e) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })
+    }
+
+    /// Sends the deferred writes, commits, then runs the after-commit hook
+    /// (if any organization changed), so the change is visible to readers
+    /// and subscribers before the caller acknowledges it.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.flush_sqlx().await?;
         match self.conn {
             TxConn::Postgres(tx) => tx.commit().await?,
             TxConn::Sqlite(tx) => tx.commit().await?,

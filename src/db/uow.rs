@@ -162,6 +162,184 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
     }
 }
 
+/// An owned [`Arg`], for statements that wait to be sent ([`Uow::defer`]).
+#[derive(Debug, Clone)]
+pub enum Val {
+    /// `uuid`.
+    Uuid(Option<Uuid>),
+    /// `text`.
+    Text(Option<String>),
+    /// `smallint`.
+    I16(i16),
+    /// `integer`.
+    I32(Option<i32>),
+    /// `bigint`.
+    I64(Option<i64>),
+    /// `boolean`.
+    Bool(bool),
+    /// `timestamptz`.
+    Time(Option<DateTime<Utc>>),
+    /// `jsonb`.
+    Json(Value),
+    /// `bytea`.
+    Bytes(Vec<u8>),
+}
+
+impl From<&Arg<'_>> for Val {
+    fn from(a: &Arg<'_>) -> Self {
+        match *a {
+            Arg::Uuid(v) => Val::Uuid(v),
+            Arg::Text(v) => Val::Text(v.map(str::to_owned)),
+            Arg::I16(v) => Val::I16(v),
+            Arg::I32(v) => Val::I32(v),
+            Arg::I64(v) => Val::I64(v),
+            Arg::Bool(v) => Val::Bool(v),
+            Arg::Time(v) => Val::Time(v),
+            Arg::Json(v) => Val::Json(v.clone()),
+            Arg::Bytes(v) => Val::Bytes(v.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a Val> for Arg<'a> {
+    fn from(v: &'a Val) -> Self {
+        match v {
+            Val::Uuid(v) => Arg::Uuid(*v),
+            Val::Text(v) => Arg::Text(v.as_deref()),
+            Val::I16(v) => Arg::I16(*v),
+            Val::I32(v) => Arg::I32(*v),
+            Val::I64(v) => Arg::I64(*v),
+            Val::Bool(v) => Arg::Bool(*v),
+            Val::Time(v) => Arg::Time(*v),
+            Val::Json(v) => Arg::Json(v),
+            Val::Bytes(v) => Arg::Bytes(v),
+        }
+    }
+}
+
+/// Writes waiting to be sent, PostgreSQL only (see [`Uow::defer`]).
+///
+/// A single-row `INSERT … VALUES (…)` joins an earlier waiting one with the
+/// same text as one more row of it, so rows of one table keep the order
+/// they were written in (the parts of one statement run in no set order,
+/// but the rows of one `VALUES` list are inserted in order: two events of
+/// one change get their sequence numbers in the order they happened).
+#[derive(Debug, Default)]
+pub struct Deferred {
+    statements: Vec<Waiting>,
+}
+
+/// (text, its one `VALUES` tuple when it is a single-row insert, the extra
+/// tuples merged into it, values).
+type Waiting = (String, Option<String>, Vec<String>, Vec<Val>);
+
+/// The `(…)` after the last `VALUES ` of a single-row insert, if `sql` is
+/// one (nothing after the tuple, one tuple).
+fn single_row_tuple(sql: &str) -> Option<&str> {
+    if !sql.starts_with("INSERT INTO ") {
+        return None;
+    }
+    let at = sql.rfind("VALUES (")?;
+    let tuple = &sql[at + 7..];
+    (tuple.ends_with(')') && tuple.matches('(').count() == 1).then_some(tuple)
+}
+
+impl Deferred {
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    fn push(&mut self, sql: &str, args: &[Arg<'_>]) {
+        let vals: Vec<Val> = args.iter().map(Val::from).collect();
+        if let Some(tuple) = single_row_tuple(sql)
+            && let Some((_, _, extra, have)) = self
+                .statements
+                .iter_mut()
+                .find(|(text, t, _, _)| t.is_some() && text == sql)
+        {
+            extra.push(renumber(tuple, have.len()));
+            have.extend(vals);
+            return;
+        }
+        self.statements.push((
+            sql.to_owned(),
+            single_row_tuple(sql).map(str::to_owned),
+            Vec::new(),
+            vals,
+        ));
+    }
+
+    /// Everything waiting as one statement — the last one, with the others
+    /// as data-modifying `WITH` parts before it, their `$n` renumbered —
+    /// and its values; `None` when nothing waits.
+    fn take(&mut self) -> Option<(String, Vec<Val>)> {
+        let statements: Vec<(String, Vec<Val>)> = std::mem::take(&mut self.statements)
+            .into_iter()
+            .map(|(mut text, _, extra, vals)| {
+                for tuple in extra {
+                    text.push_str(", ");
+                    text.push_str(&tuple);
+                }
+                (text, vals)
+            })
+            .collect();
+        let mut statements = statements;
+        if statements.len() <= 1 {
+            return statements.pop();
+        }
+        let mut sql = String::from("WITH ");
+        let mut vals = Vec::new();
+        let last = statements.len() - 1;
+        for (i, (text, args)) in statements.into_iter().enumerate() {
+            let renumbered = renumber(&text, vals.len());
+            if i < last {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("d{i} AS ({renumbered})"));
+            } else {
+                sql.push(' ');
+                sql.push_str(&renumbered);
+            }
+            vals.extend(args);
+        }
+        Some((sql, vals))
+    }
+}
+
+/// `sql` with every `$n` turned into `$(n + by)` (orgboard's statements
+/// have no `$` inside literals).
+fn renumber(sql: &str, by: usize) -> String {
+    if by == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = false;
+        while let Some(&(_, d)) = chars.peek() {
+            match d.to_digit(10) {
+                Some(v) => {
+                    n = n * 10 + v as usize;
+                    digits = true;
+                    chars.next();
+                }
+                None => break,
+            }
+        }
+        if digits {
+            out.push_str(&(n + by).to_string());
+        }
+    }
+    out
+}
+
 /// `[a, b, c]` as `[Arg; 3]`: `args![org_id, id, "text"]`.
 #[macro_export]
 macro_rules! args {
@@ -308,6 +486,21 @@ pub trait Uow: Send {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<u64, DbError>> + Send;
 
+    /// A write whose result nobody reads (an `INSERT` of a new row, the
+    /// audit and event rows, …). On PostgreSQL it waits and is sent with the
+    /// other waiting writes as **one** statement (data-modifying `WITH`
+    /// parts) before the next read or at commit, saving a round trip per
+    /// write; its errors surface there. The parts of one statement see the
+    /// same snapshot and run in no set order, so a deferred write must not
+    /// depend on another waiting one (a `DELETE` and an `INSERT` of the same
+    /// key: run the `DELETE` with [`Uow::execute`]). On SQLite it runs at
+    /// once (no round trip to save).
+    fn defer(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+
     /// The first column of the first row of a statement, if any row.
     fn fetch_value<T: Col + Send>(
         &mut self,
@@ -348,12 +541,39 @@ macro_rules! bind_all {
     }};
 }
 
+impl Tx {
+    /// Sends the deferred writes (PostgreSQL), as one statement.
+    pub(crate) async fn flush(&mut self) -> Result<(), DbError> {
+        let Some((sql, vals)) = self.deferred.take() else {
+            return Ok(());
+        };
+        let args: Vec<Arg<'_>> = vals.iter().map(Arg::from).collect();
+        if let TxConn::Postgres(c) = &mut self.conn {
+            bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+                .execute(&mut **c)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 impl Uow for Tx {
     fn backend(&self) -> Backend {
         Tx::backend(self)
     }
 
+    async fn defer(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<(), DbError> {
+        match self.conn {
+            TxConn::Postgres(_) => {
+                self.deferred.push(sql, args);
+                Ok(())
+            }
+            TxConn::Sqlite(_) => self.execute(sql, args).await.map(|_| ()),
+        }
+    }
+
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
+        self.flush().await?;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -376,6 +596,7 @@ impl Uow for Tx {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<AnyRow>, DbError> {
+        self.flush().await?;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -390,6 +611,7 @@ impl Uow for Tx {
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+        self.flush().await?;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -518,6 +740,10 @@ impl Uow for LiteUow<'_, '_> {
         Ok(stmt.raw_execute()? as u64)
     }
 
+    async fn defer(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<(), DbError> {
+        self.execute(sql, args).await.map(|_| ())
+    }
+
     fn note(&mut self, touched: Touched, event: Option<Event>) {
         self.ctx.note(touched, event);
     }
@@ -536,46 +762,68 @@ pub fn poll_now<F: Future>(fut: F) -> Option<F::Output> {
     }
 }
 
-/// Runs a use case as one unit of work and answers once it has committed:
-/// `unit!(db, scope, |u| tasks::write::create(u, &org, …))`.
-///
-/// On SQLite the body runs as a job of the group-commit writer (captured
-/// values are moved into the job); on PostgreSQL in a write transaction for
-/// `scope`, committed when the body succeeds. Either way the after-commit
-/// work runs before the answer (see [`super::Db::set_after_commit`]), and an
-/// error rolls back everything the body did.
-#[macro_export]
-macro_rules! unit {
-    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
-        let db: &$crate::db::Db = &$db;
-        match db.sqlite_writer() {
-            Some(writer) => {
-                writer
-                    .run(move |ctx| {
-                        let mut lite = $crate::db::uow::LiteUow::new(ctx);
-                        let $u = &mut lite;
-                        $crate::db::uow::poll_now($body).unwrap_or_else(|| {
-                            Err($crate::error::ApiError::internal(::anyhow::anyhow!(
-                                "a writer job waited for I/O"
-                            )))
-                        })
-                    })
-                    .await
-            }
-            None => {
-                let mut tx = db.write($scope).await?;
-                let out = {
-                    let $u = &mut tx;
-                    $body.await
-                };
-                match out {
-                    Ok(v) => {
-                        tx.commit().await?;
-                        Ok(v)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        }
-    }};
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waiting writes become one statement: the earlier ones as `WITH`
+    /// parts, every `$n` shifted past the parameters before it.
+    #[test]
+    fn deferred_writes_are_one_statement_with_renumbered_parameters() {
+        let mut d = Deferred::default();
+        assert!(d.take().is_none());
+        d.push("INSERT INTO a (x) VALUES ($1)", &crate::args![1_i64]);
+        let (one, vals) = d.take().expect("one");
+        assert_eq!(one, "INSERT INTO a (x) VALUES ($1)");
+        assert_eq!(vals.len(), 1);
+        d.push(
+            "INSERT INTO a (x, y) VALUES ($1, $2)",
+            &crate::args![1_i64, 2_i64],
+        );
+        d.push(
+            "UPDATE b SET x = $2 WHERE y = $1 AND z = $10",
+            &crate::args![3_i64, 4_i64],
+        );
+        d.push("INSERT INTO c (x) VALUES ($1)", &crate::args!["text"]);
+        let (sql, vals) = d.take().expect("three");
+        assert_eq!(
+            sql,
+            "WITH d0 AS (INSERT INTO a (x, y) VALUES ($1, $2)), \
+             d1 AS (UPDATE b SET x = $4 WHERE y = $3 AND z = $12) INSERT INTO c (x) VALUES ($5)"
+        );
+        assert_eq!(vals.len(), 5);
+        assert!(d.is_empty());
+    }
+
+    /// Single-row inserts with the same text become one multi-row insert,
+    /// in the order written, wherever they were queued.
+    #[test]
+    fn single_row_inserts_of_one_table_keep_their_order() {
+        let mut d = Deferred::default();
+        let ev = "INSERT INTO events (a, b) VALUES ($1, $2)";
+        d.push(ev, &crate::args![1_i64, 2_i64]);
+        d.push(
+            "INSERT INTO audit_log (a) VALUES ($1)",
+            &crate::args![3_i64],
+        );
+        d.push(ev, &crate::args![4_i64, 5_i64]);
+        d.push(
+            "INSERT INTO t (a) VALUES ($1), ($2)",
+            &crate::args![6_i64, 7_i64],
+        );
+        let (sql, vals) = d.take().expect("statement");
+        assert_eq!(
+            sql,
+            "WITH d0 AS (INSERT INTO events (a, b) VALUES ($1, $2), ($3, $4)), \
+             d1 AS (INSERT INTO audit_log (a) VALUES ($5)) INSERT INTO t (a) VALUES ($6), ($7)"
+        );
+        let ints: Vec<i64> = vals
+            .iter()
+            .map(|v| match v {
+                Val::I64(Some(n)) => *n,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ints, [1, 2, 4, 5, 3, 6, 7]);
+    }
 }

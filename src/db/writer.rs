@@ -14,8 +14,8 @@
 //! answers each job. Dirty pages shared by the jobs (the tail of every
 //! index) are written to the WAL once per batch instead of once per job.
 //!
-//! The hot task writes use it ([`crate::tasks`]); every other write still
-//! goes through sqlx's writer connection. The two never overlap: both take
+//! The use cases written against the unit of work ([`super::uow`]) run on
+//! it; every other write still goes through sqlx's writer connection. The two never overlap: both take
 //! the same [`Gate`] for the length of a transaction (a sqlx write
 //! transaction holds it in its [`Tx`](super::Tx)), so SQLite's write lock is
 //! never contended between them.
@@ -30,7 +30,23 @@ use std::time::Duration;
 use tokio::sync::{Mutex, oneshot};
 
 use super::change::{Event, Touched};
-use crate::error::ApiError;
+
+/// Counter of batches the writer committed (`/metrics`).
+pub const SQLITE_WRITE_BATCHES: &str = "orgboard_sqlite_write_batches_total";
+/// Counter of jobs the writer ran (`/metrics`).
+pub const SQLITE_WRITE_JOBS: &str = "orgboard_sqlite_write_jobs_total";
+
+/// Why a job got no answer of its own: the writer could not take it, or
+/// its batch did not commit. Callers turn it into their error type.
+#[derive(Debug, Clone)]
+pub enum WriterStopped {
+    /// The writer thread is gone (shutdown).
+    ShuttingDown,
+    /// The batch's commit found the database busy.
+    Busy,
+    /// The batch's commit failed otherwise, or the job panicked.
+    Failed(String),
+}
 
 /// Serializes SQLite write transactions between the sqlx writer and the
 /// group-commit writer.
@@ -68,7 +84,7 @@ impl WriteCtx<'_> {
 }
 
 /// What the thread does once the batch's fate is known.
-type Finish = Box<dyn FnOnce(Result<(), ApiError>) + Send>;
+type Finish = Box<dyn FnOnce(Result<(), WriterStopped>) + Send>;
 /// A job: runs in the batch, says whether it succeeded, and how to answer.
 type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finish) + Send>;
 
@@ -118,10 +134,11 @@ impl SqliteWriter {
     /// (and its after-commit hook has run). `f`'s error rolls back only its
     /// own changes and is returned as is; a failed commit fails every job of
     /// the batch.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, ApiError> + Send + 'static,
+        E: From<WriterStopped> + Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
@@ -130,17 +147,19 @@ impl SqliteWriter {
             let finish: Finish = Box::new(move |committed| {
                 let _ = answer.send(match committed {
                     Ok(()) => result,
-                    Err(e) => result.and(Err(e)),
+                    Err(e) => result.and(Err(E::from(e))),
                 });
             });
             (ok, finish)
         });
         self.jobs
             .send(job)
-            .map_err(|_| ApiError::unavailable("The database is shutting down."))?;
-        answered
-            .await
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("the SQLite writer thread stopped")))?
+            .map_err(|_| E::from(WriterStopped::ShuttingDown))?;
+        answered.await.map_err(|_| {
+            E::from(WriterStopped::Failed(
+                "the SQLite writer dropped the job (it panicked, or its batch was cut off)".into(),
+            ))
+        })?
     }
 }
 
@@ -228,8 +247,8 @@ fn run(
             }
         };
         drop(guard);
-        metrics::counter!(crate::metrics::SQLITE_WRITE_BATCHES).increment(1);
-        metrics::counter!(crate::metrics::SQLITE_WRITE_JOBS).increment(finishes.len() as u64);
+        metrics::counter!(SQLITE_WRITE_BATCHES).increment(1);
+        metrics::counter!(SQLITE_WRITE_JOBS).increment(finishes.len() as u64);
         match committed {
             Ok(()) => {
                 if let (Some(hook), Some(rt)) = (hook.get(), &runtime)
@@ -255,9 +274,9 @@ fn run(
                 tracing::error!(error = %e, "SQLite group commit failed");
                 for finish in finishes {
                     finish(Err(if busy {
-                        ApiError::unavailable("The database is busy; retry shortly.")
+                        WriterStopped::Busy
                     } else {
-                        ApiError::internal(anyhow::anyhow!("commit failed: {e}"))
+                        WriterStopped::Failed(format!("commit failed: {e}"))
                     }));
                 }
                 // Jobs the failure cut off were dropped with the batch's
@@ -276,16 +295,6 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> Self {
-        if is_busy(&err) {
-            tracing::warn!(error = %err, "database busy");
-            return Self::unavailable("The database is busy; retry shortly.");
-        }
-        Self::internal(err)
-    }
-}
-
 /// A time as sqlx stores `DateTime<Utc>` in SQLite (RFC 3339, `+00:00`,
 /// as many fraction digits as needed), so both writers' rows sort and
 /// decode the same.
@@ -296,6 +305,7 @@ pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -329,7 +339,7 @@ mod tests {
         let first = tokio::spawn({
             let w = writer.clone();
             async move {
-                w.run(|c| {
+                w.run(|c| -> Result<(), ApiError> {
                     c.conn.execute("INSERT INTO t VALUES (0)", [])?;
                     Ok(())
                 })
@@ -341,7 +351,7 @@ mod tests {
         for n in 1..=20_i64 {
             let w = writer.clone();
             jobs.push(tokio::spawn(async move {
-                w.run(move |c| {
+                w.run(move |c| -> Result<i64, ApiError> {
                     c.conn.execute("INSERT INTO t VALUES (?1)", [n])?;
                     match n % 5 {
                         0 => Err(ApiError::bad_request("odd", "refused after writing")),
@@ -371,7 +381,7 @@ mod tests {
         assert_eq!(rows(&path), expected);
         // The writer is still alive after the panic.
         writer
-            .run(|c| {
+            .run(|c| -> Result<(), ApiError> {
                 c.conn.execute("INSERT INTO t VALUES (100)", [])?;
                 Ok(())
             })
@@ -392,7 +402,7 @@ mod tests {
         let job = tokio::spawn({
             let w = writer.clone();
             async move {
-                w.run(|c| {
+                w.run(|c| -> Result<(), ApiError> {
                     c.conn.execute("INSERT INTO t VALUES (1)", [])?;
                     Ok(())
                 })

@@ -10,6 +10,30 @@ pub mod policy;
 
 use uuid::Uuid;
 
+/// One invalid field of a request, as listed in a `validation_failed` problem.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Name of the field (JSON pointer-ish path: `email`, `assignee_ids[3]`).
+    pub field: String,
+    /// What is wrong with it, for humans.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A refusal of the permission table (SPEC §4), with its reason; the
+/// HTTP edge answers it `403 forbidden`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbidden(pub String);
+
 pub use policy::{Action, Ownership, Role, require};
 
 /// Longest accepted email address (RFC 5321 path limit).
@@ -163,10 +187,10 @@ pub fn line_problem(s: &str) -> Option<&'static str> {
 pub fn reject_leap_second(
     field: &str,
     time: Option<&chrono::DateTime<chrono::Utc>>,
-) -> Result<(), crate::error::FieldError> {
+) -> Result<(), FieldError> {
     use chrono::Timelike as _;
     match time {
-        Some(t) if t.nanosecond() >= 1_000_000_000 => Err(crate::error::FieldError::new(
+        Some(t) if t.nanosecond() >= 1_000_000_000 => Err(FieldError::new(
             field,
             "must not be a leap second (:60); use :59",
         )),

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use super::Forbidden;
 
 /// A member's role in an organization, from most to least powerful.
 #[derive(
@@ -194,12 +194,12 @@ impl Action {
     ];
 }
 
-/// `Ok` when `role` may do `action`, else `403`.
-pub fn require(role: Role, action: Action, own: Ownership) -> Result<(), ApiError> {
+/// `Ok` when `role` may do `action`, else the refusal (`403` at the edge).
+pub fn require(role: Role, action: Action, own: Ownership) -> Result<(), Forbidden> {
     if role.can(action, own) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!(
+        Err(Forbidden(format!(
             "Your role ({}) does not allow this action.",
             role.as_str()
         )))
@@ -368,7 +368,8 @@ mod tests {
     #[test]
     fn require_answers_forbidden() {
         let e = require(Role::Viewer, ManageBoard, NotOwn).expect_err("viewer cannot");
-        assert_eq!(e.status().as_u16(), 403);
+        assert!(e.0.contains("viewer"), "{e:?}");
+        assert_eq!(crate::error::ApiError::from(e).status().as_u16(), 403);
         assert!(require(Role::Admin, ManageBoard, NotOwn).is_ok());
     }
 }

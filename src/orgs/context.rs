@@ -218,7 +218,7 @@ pub struct OrgContext {
 impl OrgContext {
     /// `403` unless the caller's role allows `action`.
     pub fn require(&self, action: Action, own: Ownership) -> Result<(), ApiError> {
-        require(self.role, action, own)
+        Ok(require(self.role, action, own)?)
     }
 
     /// A change this member made in the organization, to record with

@@ -103,6 +103,10 @@ async fn position<U: Uow>(
     u.fetch_value(sql, args).await
 }
 
+/// The last key of a list, for appending: answered from the
+/// `(org_id, list_id, position)` index alone.
+const APPEND: &str =
+    "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 ORDER BY position DESC LIMIT 1";
 const LAST: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 \
      ORDER BY position DESC LIMIT 1";
 const NEXT: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 \
@@ -199,7 +203,7 @@ async fn replace_relations<U: Uow>(
         );
         let mut bound = vec![Arg::from(org_id), Arg::from(task_id)];
         bound.extend(ids.iter().map(|id| Arg::from(*id)));
-        u.execute(&ins, &bound).await?;
+        u.defer(&ins, &bound).await?;
     }
     Ok(())
 }
@@ -228,13 +232,13 @@ pub async fn create<U: Uow>(
         .await?
         .ok_or_else(ApiError::not_found)?;
     check_related(u, oc.org_id, &assignees, &labels).await?;
-    let last = position(u, LAST, &args![oc.org_id, list_id, Uuid::nil()]).await?;
+    let last = position(u, APPEND, &args![oc.org_id, list_id]).await?;
     let position = key_between(last.as_deref(), None)?;
     let id = Uuid::now_v7();
     let now = now();
     let completed_at = (status == Status::Done).then_some(now);
     let description = body.description.clone().unwrap_or_default();
-    u.execute(
+    u.defer(
         "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, position, \
          due_date, created_by, completed_at, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13)",
@@ -468,7 +472,7 @@ pub async fn move_to<U: Uow>(
     };
     let position = key_between(lower.as_deref(), upper.as_deref())?;
     let now = now();
-    u.execute(
+    u.defer(
         "UPDATE tasks SET list_id = $1, position = $2, version = version + 1, updated_at = $3 \
          WHERE org_id = $4 AND id = $5",
         &args![list_id, &position, now, oc.org_id, task_id],
@@ -511,7 +515,7 @@ pub async fn delete<U: Uow>(
         .ok_or_else(ApiError::not_found)?;
     oc.require(Action::DeleteTask, ownership(&task, oc.user_id, false))?;
     super::check_if_match(if_match, task.version)?;
-    u.execute(
+    u.defer(
         "DELETE FROM tasks WHERE org_id = $1 AND id = $2",
         &args![oc.org_id, task_id],
     )
