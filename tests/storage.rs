@@ -11,13 +11,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{TestApp, TestUser};
+use orgboard::db::uow::{Arg, Uow};
 use orgboard::db::{Backend, Db, PG_MIGRATOR, SQLITE_MIGRATOR, Scope, Tx, TxConn};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
 use uuid::Uuid;
 
 backend_tests!(
+    unit_of_work_statements_agree_on_every_executor,
     audit_log_is_append_only,
     ready_checks_migrations,
     idempotency_key_of_another_org_is_another_request,
@@ -46,6 +48,148 @@ async fn idempotency_key_of_another_org_is_another_request(app: TestApp) {
     app.send(create(two))
         .await
         .expect_problem(422, "idempotency_key_reused");
+}
+
+/// The storage conformance test: the same statements, with every kind of
+/// bound value (and typed NULLs), through every executor a use case can run
+/// on — a sqlx transaction (both backends) and, on SQLite, a job of the
+/// group-commit writer — read back through `Col` to the same values;
+/// parameters named out of order; deferred writes visible to the next read
+/// and kept in the order written.
+async fn unit_of_work_statements_agree_on_every_executor(app: TestApp) {
+    let db = &app.state.db;
+    // Through a sqlx write transaction (PostgreSQL, or SQLite's sqlx writer).
+    let mut tx = db.write(Scope::system()).await.unwrap();
+    conformance(&mut tx).await.unwrap();
+    drop(tx);
+    // Through the unit of work as the handlers run it: on SQLite a job of
+    // the group-commit writer (rusqlite), on PostgreSQL a transaction.
+    let done: Result<&'static str, orgboard::error::ApiError> = async {
+        orgboard::unit!(db, Scope::system(), |u| async move {
+            conformance(u).await?;
+            Ok::<_, orgboard::error::ApiError>(if db_is_sqlite(u) { "writer" } else { "tx" })
+        })
+    }
+    .await;
+    let via = done.unwrap();
+    assert_eq!(via == "writer", app.backend == Backend::Sqlite);
+}
+
+fn db_is_sqlite<U: Uow>(u: &U) -> bool {
+    u.backend() == Backend::Sqlite
+}
+
+async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError> {
+    use chrono::{DateTime, Utc};
+    let ddl = match u.backend() {
+        Backend::Postgres => {
+            "CREATE TEMP TABLE conf (n integer, u uuid, t text, s smallint, i integer, \
+             b bigint, f boolean, ts timestamptz, j jsonb, y bytea) ON COMMIT DROP"
+        }
+        Backend::Sqlite => {
+            "CREATE TEMP TABLE IF NOT EXISTS conf (n INTEGER, u BLOB, t TEXT, s INTEGER, \
+             i INTEGER, b INTEGER, f INTEGER, ts TEXT, j TEXT, y BLOB)"
+        }
+    };
+    u.execute(ddl, &[]).await?;
+    u.execute("DELETE FROM conf", &[]).await?;
+    let id = Uuid::now_v7();
+    let at: DateTime<Utc> = DateTime::from_timestamp_micros(1_764_633_600_123_456).unwrap();
+    let doc = json!({ "a": [1, "two", null], "b": { "c": true } });
+    let bytes: &[u8] = &[0, 1, 2, 255];
+    let insert = "INSERT INTO conf (n, u, t, s, i, b, f, ts, j, y) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let changed = u
+        .execute(
+            insert,
+            &orgboard::args![
+                1_i32,
+                id,
+                "text ✓",
+                7_i16,
+                70_000_i32,
+                1_i64 << 40,
+                true,
+                at,
+                &doc,
+                bytes
+            ],
+        )
+        .await?;
+    assert_eq!(changed, 1);
+    // Typed NULLs for every kind.
+    u.defer(
+        insert,
+        &[
+            Arg::from(2_i32),
+            Arg::Uuid(None),
+            Arg::Text(None),
+            Arg::I16(0),
+            Arg::I32(None),
+            Arg::I64(None),
+            Arg::Bool(false),
+            Arg::Time(None),
+            Arg::from(&Value::Null),
+            Arg::Bytes(&[]),
+        ],
+    )
+    .await?;
+    // Parameters named out of order, deferred after the other write.
+    u.defer(
+        "INSERT INTO conf (t, n) VALUES ($2, $1)",
+        &orgboard::args![3_i32, "third"],
+    )
+    .await?;
+    // The next read sees every deferred write.
+    let rows = u
+        .fetch_all(
+            "SELECT n, u, t, s, i, b, f, ts, j, y FROM conf ORDER BY n",
+            &[],
+        )
+        .await?;
+    assert_eq!(rows.len(), 3);
+    let r = &rows[0];
+    assert_eq!(r.get::<i32>(0)?, 1);
+    assert_eq!(r.get::<Uuid>(1)?, id);
+    assert_eq!(r.get::<String>(2)?, "text ✓");
+    assert_eq!(r.get::<i16>(3)?, 7);
+    assert_eq!(r.get::<i32>(4)?, 70_000);
+    assert_eq!(r.get::<i64>(5)?, 1_i64 << 40);
+    assert!(r.get::<bool>(6)?);
+    assert_eq!(r.get::<DateTime<Utc>>(7)?, at);
+    let j: String = match u.backend() {
+        Backend::Postgres => u
+            .fetch_value("SELECT j::text FROM conf WHERE n = 1", &[])
+            .await?
+            .unwrap(),
+        Backend::Sqlite => r.get::<String>(8)?,
+    };
+    assert_eq!(serde_json::from_str::<Value>(&j).unwrap(), doc);
+    assert_eq!(r.get::<Vec<u8>>(9)?, bytes);
+    let r = &rows[1];
+    assert_eq!(r.get::<Option<Uuid>>(1)?, None);
+    assert_eq!(r.get::<Option<String>>(2)?, None);
+    assert_eq!(r.get::<Option<i32>>(4)?, None);
+    assert_eq!(r.get::<Option<i64>>(5)?, None);
+    assert!(!r.get::<bool>(6)?);
+    assert_eq!(r.get::<Option<DateTime<Utc>>>(7)?, None);
+    assert_eq!(r.get::<Vec<u8>>(9)?, Vec::<u8>::new());
+    assert_eq!(rows[2].get::<String>(2)?, "third");
+    // A value of the wrong type is an error, not a panic or a guess.
+    assert!(rows[0].get::<i64>(2).is_err());
+    // fetch_value / fetch_optional on no row.
+    let none: Option<i32> = u
+        .fetch_value("SELECT n FROM conf WHERE n = $1", &orgboard::args![99_i32])
+        .await?;
+    assert_eq!(none, None);
+    let changed = u
+        .execute(
+            "UPDATE conf SET t = $1 WHERE n >= $2",
+            &orgboard::args!["x", 2_i32],
+        )
+        .await?;
+    assert_eq!(changed, 2);
+    Ok(())
 }
 
 // ---------------------------------------------------------------- helpers
