@@ -9,19 +9,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::db::change::{self, Kind, from_to};
-use crate::db::{Tx, now, unique_violation};
+use crate::db::Scope;
 use crate::domain::{Action, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
-use crate::idempotency::{self, Creating};
+use crate::idempotency::{Created, Creating};
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
@@ -116,34 +114,6 @@ fn name_taken() -> ApiError {
         .with_field("name", "is already used by another label")
 }
 
-async fn load_label(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Label>, sqlx::Error> {
-    let sql = format!("SELECT {LABEL_COLUMNS} FROM labels WHERE org_id = $1 AND id = $2");
-    on_tx!(tx, |c| sqlx::query_as::<_, Label>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)
-}
-
-async fn name_in_use(
-    tx: &mut Tx,
-    org_id: Uuid,
-    name: &str,
-    except: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let found: Option<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT id FROM labels WHERE org_id = $1 AND name_norm = $2 AND id <> $3"
-    )
-    .bind(org_id)
-    .bind(name.to_lowercase())
-    .bind(except)
-    .fetch_optional(c)
-    .await)?;
-    Ok(found.is_some())
-}
-
 /// Labels of the organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/labels", tag = "labels",
     params(("org" = String, Path, description = "Organization id or slug"), PageQuery),
@@ -191,47 +161,17 @@ async fn create_label(
     org: OrgRequest,
     req: Creating<CreateLabelBody>,
 ) -> ApiResult<Response> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
-    let (name, color) = parse_fields(Some(&req.body.name), req.body.color.as_deref())?;
-    let name = name.unwrap_or_default();
-    let color = color.unwrap_or_else(|| "#888888".into());
-    if let Some(replay) =
-        idempotency::claim(&mut tx, ctx.user_id, ctx.org_id, req.key.as_ref()).await?
-    {
-        return Ok(replay.into_response());
-    }
-    if name_in_use(&mut tx, ctx.org_id, &name, Uuid::nil()).await? {
-        return Err(name_taken());
-    }
-    let id = Uuid::now_v7();
-    let now = now();
-    let label = on_tx!(&mut tx, |c| sqlx::query_as::<_, Label>(
-        "INSERT INTO labels (org_id, id, name, name_norm, color, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id, org_id, name, color, created_at, updated_at"
-    )
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(&name)
-    .bind(name.to_lowercase())
-    .bind(&color)
-    .bind(now)
-    .fetch_one(c)
-    .await)
-    .map_err(|e| if unique_violation(&e).is_some() { name_taken() } else { e.into() })?;
-    change::record(
-        &mut tx,
-        ctx.change(
-            Kind::LabelCreated,
-            id,
-            None,
-            json!({ "name": name, "color": color }),
-        ),
-    )
-    .await?;
-    idempotency::complete(&mut tx, ctx.user_id, req.key.as_ref(), 201, &label).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(label)).into_response())
+    let scope = Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| write::create(
+        u,
+        &org,
+        &req.body,
+        req.key.as_ref()
+    ))?;
+    Ok(match created {
+        Created::New(label) => (StatusCode::CREATED, AppJson(label)).into_response(),
+        Created::Replay(replay) => replay.into_response(),
+    })
 }
 
 /// Rename or recolour a label (member+).
@@ -246,53 +186,11 @@ async fn update_label(
     AppPath(path): AppPath<LabelPath>,
     AppJson(body): AppJson<UpdateLabelBody>,
 ) -> ApiResult<AppJson<Label>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageList, Ownership::NotOwn)?;
-    let (name, color) = parse_fields(body.name.as_deref(), body.color.as_deref())?;
-    let label = load_label(&mut tx, ctx.org_id, path.label)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let new_name = name.unwrap_or_else(|| label.name.clone());
-    let new_color = color.unwrap_or_else(|| label.color.clone());
-    let mut payload = serde_json::Map::new();
-    if let Some(c) = from_to(&label.name, &new_name) {
-        payload.insert("name".into(), c);
-    }
-    if let Some(c) = from_to(&label.color, &new_color) {
-        payload.insert("color".into(), c);
-    }
-    if payload.is_empty() {
-        return Ok(AppJson(label));
-    }
-    if name_in_use(&mut tx, ctx.org_id, &new_name, label.id).await? {
-        return Err(name_taken());
-    }
-    let updated = on_tx!(&mut tx, |c| sqlx::query_as::<_, Label>(
-        "UPDATE labels SET name = $1, name_norm = $2, color = $3, updated_at = $4 \
-         WHERE org_id = $5 AND id = $6 RETURNING id, org_id, name, color, created_at, updated_at"
-    )
-    .bind(&new_name)
-    .bind(new_name.to_lowercase())
-    .bind(&new_color)
-    .bind(now())
-    .bind(ctx.org_id)
-    .bind(path.label)
-    .fetch_one(c)
-    .await)
-    .map_err(|e| {
-        if unique_violation(&e).is_some() {
-            name_taken()
-        } else {
-            e.into()
-        }
-    })?;
-    change::record(
-        &mut tx,
-        ctx.change(Kind::LabelUpdated, path.label, None, payload.into()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AppJson(updated))
+    let scope = Scope::user(org.user_id());
+    let label = crate::unit!(state.db, scope, |u| write::update(
+        u, &org, path.label, &body
+    ))?;
+    Ok(AppJson(label))
 }
 
 /// Delete a label, taking it off every task (admin+).
@@ -305,29 +203,187 @@ async fn delete_label(
     org: OrgRequest,
     AppPath(path): AppPath<LabelPath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::DeleteList, Ownership::NotOwn)?;
-    let label = load_label(&mut tx, ctx.org_id, path.label)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM labels WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.label)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    change::record(
-        &mut tx,
-        ctx.change(
-            Kind::LabelDeleted,
-            path.label,
-            None,
-            json!({ "name": label.name }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| write::delete(u, &org, path.label))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The label writes, each written once for both backends (see
+/// [`crate::db::uow`]).
+pub mod write {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{CreateLabelBody, LABEL_COLUMNS, Label, UpdateLabelBody, name_taken, parse_fields};
+    use crate::args;
+    use crate::db::change::{self, Kind, from_to};
+    use crate::db::now;
+    use crate::db::uow::{AnyRow, DbError, Uow};
+    use crate::domain::{Action, Ownership};
+    use crate::error::ApiError;
+    use crate::idempotency::{self, Created, IdemKey};
+    use crate::orgs::context::OrgRequest;
+
+    fn label(r: &AnyRow) -> Result<Label, DbError> {
+        Ok(Label {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            name: r.get(2)?,
+            color: r.get(3)?,
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    }
+
+    async fn load<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Option<Label>, DbError> {
+        let sql = format!("SELECT {LABEL_COLUMNS} FROM labels WHERE org_id = $1 AND id = $2");
+        u.fetch_optional(&sql, &args![org_id, id])
+            .await?
+            .as_ref()
+            .map(label)
+            .transpose()
+    }
+
+    /// Whether another label of the organization has this name (any case).
+    async fn name_in_use<U: Uow>(
+        u: &mut U,
+        org_id: Uuid,
+        name: &str,
+        except: Uuid,
+    ) -> Result<bool, DbError> {
+        let norm = name.to_lowercase();
+        Ok(u.fetch_value::<Uuid>(
+            "SELECT id FROM labels WHERE org_id = $1 AND name_norm = $2 AND id <> $3",
+            &args![org_id, &norm, except],
+        )
+        .await?
+        .is_some())
+    }
+
+    /// `409 label_name_taken` for a unique violation (a concurrent label of
+    /// the same name), else the error as it is.
+    fn taken(e: DbError) -> ApiError {
+        if e.is_unique_violation() {
+            name_taken()
+        } else {
+            e.into()
+        }
+    }
+
+    /// `POST …/labels` (member+).
+    pub async fn create<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        body: &CreateLabelBody,
+        key: Option<&IdemKey>,
+    ) -> Result<Created<Label>, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::ManageList, Ownership::NotOwn)?;
+        let (name, color) = parse_fields(Some(&body.name), body.color.as_deref())?;
+        let name = name.unwrap_or_default();
+        let color = color.unwrap_or_else(|| "#888888".into());
+        if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
+            return Ok(Created::Replay(replay));
+        }
+        if name_in_use(u, oc.org_id, &name, Uuid::nil()).await? {
+            return Err(name_taken());
+        }
+        let id = Uuid::now_v7();
+        let now = now();
+        let norm = name.to_lowercase();
+        // Not deferred: a concurrent label of the same name must answer 409.
+        u.execute(
+            "INSERT INTO labels (org_id, id, name, name_norm, color, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &args![oc.org_id, id, &name, &norm, &color, now],
+        )
+        .await
+        .map_err(taken)?;
+        change::record(
+            u,
+            oc.change(
+                Kind::LabelCreated,
+                id,
+                None,
+                json!({ "name": name, "color": color }),
+            ),
+        )
+        .await?;
+        let label = Label {
+            id,
+            org_id: oc.org_id,
+            name,
+            color,
+            created_at: now,
+            updated_at: now,
+        };
+        idempotency::complete(u, oc.user_id, key, 201, &label).await?;
+        Ok(Created::New(label))
+    }
+
+    /// `PATCH …/labels/{label}`: rename or recolour (member+).
+    pub async fn update<U: Uow>(
+        u: &mut U,
+        org: &OrgRequest,
+        id: Uuid,
+        body: &UpdateLabelBody,
+    ) -> Result<Label, ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::ManageList, Ownership::NotOwn)?;
+        let (name, color) = parse_fields(body.name.as_deref(), body.color.as_deref())?;
+        let label = load(u, oc.org_id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let new_name = name.unwrap_or_else(|| label.name.clone());
+        let new_color = color.unwrap_or_else(|| label.color.clone());
+        let mut payload = serde_json::Map::new();
+        if let Some(c) = from_to(&label.name, &new_name) {
+            payload.insert("name".into(), c);
+        }
+        if let Some(c) = from_to(&label.color, &new_color) {
+            payload.insert("color".into(), c);
+        }
+        if payload.is_empty() {
+            return Ok(label);
+        }
+        if name_in_use(u, oc.org_id, &new_name, label.id).await? {
+            return Err(name_taken());
+        }
+        let now = now();
+        let norm = new_name.to_lowercase();
+        u.execute(
+            "UPDATE labels SET name = $1, name_norm = $2, color = $3, updated_at = $4 \
+             WHERE org_id = $5 AND id = $6",
+            &args![&new_name, &norm, &new_color, now, oc.org_id, id],
+        )
+        .await
+        .map_err(taken)?;
+        change::record(u, oc.change(Kind::LabelUpdated, id, None, payload.into())).await?;
+        Ok(Label {
+            name: new_name,
+            color: new_color,
+            updated_at: now,
+            ..label
+        })
+    }
+
+    /// `DELETE …/labels/{label}`, taking it off every task (admin+).
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+        let oc = org.enter(u).await?;
+        oc.require(Action::DeleteList, Ownership::NotOwn)?;
+        let label = load(u, oc.org_id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        u.defer(
+            "DELETE FROM labels WHERE org_id = $1 AND id = $2",
+            &args![oc.org_id, id],
+        )
+        .await?;
+        change::record(
+            u,
+            oc.change(Kind::LabelDeleted, id, None, json!({ "name": label.name })),
+        )
+        .await?;
+        Ok(())
+    }
 }
