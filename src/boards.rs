@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::change::{self, Kind, from_to};
 use crate::db::lock_suffix;
-use crate::db::uow::Uow;
+use crate::db::uow::{AnyRow, DbError, Uow};
 use crate::db::{Tx, now};
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -148,28 +148,6 @@ const BOARD_COLUMNS: &str =
 /// Loads a board of the organization.
 pub async fn load_board(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Board>, sqlx::Error> {
     let sql = format!("SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(c)
-        .await)?
-        .map(Board::finish),
-    )
-}
-
-/// Loads and locks a board (to place lists on it).
-pub async fn load_board_locked(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Board>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2{}",
-        lock_suffix(tx.backend())
-    );
     Ok(
         on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(
             sql.as_str()
@@ -628,11 +606,54 @@ async fn update_board(
     AppPath(path): AppPath<BoardPath>,
     AppJson(body): AppJson<UpdateBoardBody>,
 ) -> ApiResult<AppJson<Board>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let scope = crate::db::Scope::user(org.user_id());
+    let board = crate::unit!(state.db, scope, |u| update(u, &org, path.board, &body))?;
+    Ok(AppJson(board))
+}
+
+/// A board from a row of [`BOARD_COLUMNS`].
+fn board_from_row(r: &AnyRow) -> Result<Board, DbError> {
+    Ok(Board {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        archived: false,
+        archived_at: r.get(4)?,
+        created_by: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    }
+    .finish())
+}
+
+/// A board of the organization, locked on PostgreSQL (against concurrent
+/// changes of it and placements of lists on it).
+async fn lock_board<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Option<Board>, DbError> {
+    let sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2{}",
+        lock_suffix(u.backend())
+    );
+    u.fetch_optional(&sql, &args![org_id, id])
+        .await?
+        .as_ref()
+        .map(board_from_row)
+        .transpose()
+}
+
+/// `PATCH …/boards/{board}`: rename, describe, archive or restore
+/// (admin+), written once for both backends.
+pub async fn update<U: Uow>(
+    u: &mut U,
+    org: &OrgRequest,
+    id: Uuid,
+    body: &UpdateBoardBody,
+) -> Result<Board, ApiError> {
+    let oc = org.enter(u).await?;
+    oc.require(Action::ManageBoard, Ownership::NotOwn)?;
     let (name, description) =
         parse_board_fields(body.name.as_deref(), body.description.as_deref())?;
-    let board = load_board_locked(&mut tx, ctx.org_id, path.board)
+    let board = lock_board(u, oc.org_id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let now = now();
@@ -658,34 +679,35 @@ async fn update_board(
         );
     }
     if payload.is_empty() {
-        return Ok(AppJson(board));
+        return Ok(board);
     }
-    let updated = on_tx!(&mut tx, |c| sqlx::query_as::<_, Board>(
+    u.defer(
         "UPDATE boards SET name = $1, description = $2, archived_at = $3, updated_at = $4 \
-         WHERE org_id = $5 AND id = $6 \
-         RETURNING id, org_id, name, description, archived_at, created_by, created_at, updated_at"
+         WHERE org_id = $5 AND id = $6",
+        &args![
+            &new_name,
+            &new_description,
+            new_archived_at,
+            now,
+            oc.org_id,
+            id
+        ],
     )
-    .bind(&new_name)
-    .bind(&new_description)
-    .bind(new_archived_at)
-    .bind(now)
-    .bind(ctx.org_id)
-    .bind(path.board)
-    .fetch_one(c)
-    .await)?
-    .finish();
-    let action = match (archived_changed, new_archived_at.is_some()) {
+    .await?;
+    let kind = match (archived_changed, new_archived_at.is_some()) {
         (true, true) => Kind::BoardArchived,
         (true, false) => Kind::BoardRestored,
         _ => Kind::BoardUpdated,
     };
-    change::record(
-        &mut tx,
-        ctx.change(action, path.board, Some(path.board), payload.into()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AppJson(updated))
+    change::record(u, oc.change(kind, id, Some(id), payload.into())).await?;
+    Ok(Board {
+        name: new_name,
+        description: new_description,
+        archived: new_archived_at.is_some(),
+        archived_at: new_archived_at,
+        updated_at: now,
+        ..board
+    })
 }
 
 /// Delete a board with its lists, tasks and comments (admin+).
@@ -698,36 +720,40 @@ async fn delete_board(
     org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageBoard, Ownership::NotOwn)?;
-    let board = load_board_locked(&mut tx, ctx.org_id, path.board)
+    let scope = crate::db::Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| delete(u, &org, path.board))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE …/boards/{board}` with its lists, tasks and comments (admin+),
+/// written once for both backends.
+pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+    let oc = org.enter(u).await?;
+    oc.require(Action::ManageBoard, Ownership::NotOwn)?;
+    let board = lock_board(u, oc.org_id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let tasks: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND board_id = $2"
+    let tasks: i64 = u
+        .fetch_value(
+            "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND board_id = $2",
+            &args![oc.org_id, id],
+        )
+        .await?
+        .unwrap_or(0);
+    u.defer(
+        "DELETE FROM boards WHERE org_id = $1 AND id = $2",
+        &args![oc.org_id, id],
     )
-    .bind(ctx.org_id)
-    .bind(path.board)
-    .fetch_one(c)
-    .await)?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM boards WHERE org_id = $1 AND id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(path.board)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     change::record(
-        &mut tx,
-        ctx.change(
+        u,
+        oc.change(
             Kind::BoardDeleted,
-            path.board,
-            Some(path.board),
+            id,
+            Some(id),
             json!({ "name": board.name, "tasks_deleted": tasks }),
         ),
     )
     .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
