@@ -16,8 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::args;
 use crate::db::change::{self, Kind, from_to};
-use crate::db::{Backend, Tx, now};
+use crate::db::uow::{AnyRow, DbError, Uow};
+use crate::db::{Backend, Scope, now};
 use crate::domain::{Action, Ownership, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
@@ -69,51 +71,52 @@ pub fn router() -> OpenApiRouter<AppState> {
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.created_at AS joined_at \
      FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1";
 
-async fn load_member(
-    tx: &mut Tx,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<Member>, sqlx::Error> {
-    let sql = format!("{MEMBER_SELECT} AND m.user_id = $2");
-    on_tx!(tx, |c| sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(user_id)
-    .fetch_optional(c)
-    .await)
+fn member_from_row(r: &AnyRow) -> Result<Member, DbError> {
+    let role: String = r.get(3)?;
+    Ok(Member {
+        user_id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::try_from(role).map_err(|e| DbError::Decode(3, e))?,
+        joined_at: r.get(4)?,
+    })
 }
 
-/// Locks the owner rows of the organization and counts them.
-async fn lock_owners(tx: &mut Tx, org_id: Uuid) -> Result<usize, sqlx::Error> {
-    let sql = match tx.backend() {
+async fn load_member<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Member>, DbError> {
+    let sql = format!("{MEMBER_SELECT} AND m.user_id = $2");
+    u.fetch_optional(&sql, &args![org_id, user_id])
+        .await?
+        .as_ref()
+        .map(member_from_row)
+        .transpose()
+}
+
+/// How many owners the organization has, their rows locked on PostgreSQL
+/// (so two owners cannot demote or remove each other at once).
+async fn lock_owners<U: Uow>(u: &mut U, org_id: Uuid) -> Result<usize, DbError> {
+    let sql = match u.backend() {
         Backend::Postgres => {
             "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE"
         }
         Backend::Sqlite => "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner'",
     };
-    let owners: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(sql)
-        .bind(org_id)
-        .fetch_all(c)
-        .await)?;
-    Ok(owners.len())
+    Ok(u.fetch_all(sql, &args![org_id]).await?.len())
 }
 
-/// Removes `user_id` from `org_id` inside `tx` (the remove/leave route, and
-/// account deletion).
-pub(crate) async fn delete_membership(
-    tx: &mut Tx,
+pub(crate) async fn delete_membership<U: Uow>(
+    u: &mut U,
     org_id: Uuid,
     user_id: Uuid,
-) -> Result<u64, sqlx::Error> {
-    on_tx!(tx, |c| sqlx::query(
-        "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2"
+) -> Result<u64, DbError> {
+    u.execute(
+        "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2",
+        &args![org_id, user_id],
     )
-    .bind(org_id)
-    .bind(user_id)
-    .execute(c)
     .await
-    .map(|r| r.rows_affected()))
 }
 
 fn last_owner() -> ApiError {
@@ -173,50 +176,60 @@ async fn change_role(
     AppPath(path): AppPath<MemberPath>,
     AppJson(body): AppJson<ChangeRoleBody>,
 ) -> ApiResult<AppJson<Member>> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::ManageMembers, Ownership::NotOwn)?;
-    let target = load_member(&mut tx, ctx.org_id, path.user_id)
+    let scope = Scope::user(org.user_id());
+    let member = crate::unit!(state.db, scope, |u| change_role_of(
+        u,
+        &org,
+        path.user_id,
+        body.role
+    ))?;
+    Ok(AppJson(member))
+}
+
+/// `PATCH …/members/{user_id}` (admin+; admins cannot touch owners or
+/// grant owner; the last owner stays owner), written once for both
+/// backends.
+pub async fn change_role_of<U: Uow>(
+    u: &mut U,
+    org: &OrgRequest,
+    user_id: Uuid,
+    role: Role,
+) -> Result<Member, ApiError> {
+    let oc = org.enter(u).await?;
+    oc.require(Action::ManageMembers, Ownership::NotOwn)?;
+    let target = load_member(u, oc.org_id, user_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !ctx.role.may_manage(target.role) {
+    if !oc.role.may_manage(target.role) {
         return Err(ApiError::forbidden("Admins cannot change an owner's role."));
     }
-    if !ctx.role.may_grant(body.role) {
+    if !oc.role.may_grant(role) {
         return Err(ApiError::forbidden(
             "You cannot grant a role above your own power.",
         ));
     }
-    if target.role == body.role {
-        return Ok(AppJson(target));
+    if target.role == role {
+        return Ok(target);
     }
-    if target.role == Role::Owner && lock_owners(&mut tx, ctx.org_id).await? <= 1 {
+    if target.role == Role::Owner && lock_owners(u, oc.org_id).await? <= 1 {
         return Err(last_owner());
     }
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE memberships SET role = $1, updated_at = $2 WHERE org_id = $3 AND user_id = $4"
+    u.defer(
+        "UPDATE memberships SET role = $1, updated_at = $2 WHERE org_id = $3 AND user_id = $4",
+        &args![role.as_str(), now(), oc.org_id, user_id],
     )
-    .bind(body.role.as_str())
-    .bind(now())
-    .bind(ctx.org_id)
-    .bind(path.user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     change::record(
-        &mut tx,
-        ctx.change(
+        u,
+        oc.change(
             Kind::MemberRoleChanged,
-            path.user_id,
+            user_id,
             None,
-            json!({ "user_id": path.user_id, "role": from_to(&target.role, &body.role) }),
+            json!({ "user_id": user_id, "role": from_to(&target.role, &role) }),
         ),
     )
     .await?;
-    let member = load_member(&mut tx, ctx.org_id, path.user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    tx.commit().await?;
-    Ok(AppJson(member))
+    Ok(Member { role, ..target })
 }
 
 /// Remove a member (admin+; admins cannot remove owners), or leave when
@@ -230,36 +243,47 @@ async fn remove_member(
     org: OrgRequest,
     AppPath(path): AppPath<MemberPath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    let leaving = path.user_id == ctx.user_id;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| remove(u, &org, path.user_id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE …/members/{user_id}`: remove a member (admin+; admins cannot
+/// remove owners), or leave when it is the caller; the last owner can do
+/// neither. Written once for both backends.
+pub async fn remove<U: Uow>(u: &mut U, org: &OrgRequest, user_id: Uuid) -> Result<(), ApiError> {
+    let oc = org.enter(u).await?;
+    let leaving = user_id == oc.user_id;
     let action = if leaving {
         Action::Leave
     } else {
         Action::ManageMembers
     };
-    ctx.require(action, Ownership::NotOwn)?;
-    let target = load_member(&mut tx, ctx.org_id, path.user_id)
+    oc.require(action, Ownership::NotOwn)?;
+    let target = load_member(u, oc.org_id, user_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !leaving && !ctx.role.may_manage(target.role) {
+    if !leaving && !oc.role.may_manage(target.role) {
         return Err(ApiError::forbidden("Admins cannot remove an owner."));
     }
-    if target.role == Role::Owner && lock_owners(&mut tx, ctx.org_id).await? <= 1 {
+    if target.role == Role::Owner && lock_owners(u, oc.org_id).await? <= 1 {
         return Err(last_owner());
     }
-    delete_membership(&mut tx, ctx.org_id, path.user_id).await?;
-    let (action, payload) = if leaving {
-        (
-            Kind::MemberLeft,
-            json!({ "user_id": path.user_id, "role": target.role }),
-        )
+    delete_membership(u, oc.org_id, user_id).await?;
+    let kind = if leaving {
+        Kind::MemberLeft
     } else {
-        (
-            Kind::MemberRemoved,
-            json!({ "user_id": path.user_id, "role": target.role }),
-        )
+        Kind::MemberRemoved
     };
-    change::record(&mut tx, ctx.change(action, path.user_id, None, payload)).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    change::record(
+        u,
+        oc.change(
+            kind,
+            user_id,
+            None,
+            json!({ "user_id": user_id, "role": target.role }),
+        ),
+    )
+    .await?;
+    Ok(())
 }
