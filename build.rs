@@ -2,8 +2,8 @@
 //! test that needs PostgreSQL, Redis or Chromium is reported as *ignored*
 //! (with the reason) when it is not available, instead of passing without
 //! testing anything. Under CI (`CI` set) nothing is marked ignored: such a
-//! test then fails on the missing service (`tests/common`,
-//! `tests/browser.rs`), since CI never skips. (The build itself never fails
+//! test then fails on the missing service (`tests/api/common`,
+//! `tests/api/browser.rs`), since CI never skips. (The build itself never fails
 //! here: release builds under CI must work.)
 //!
 //! `orgboard_no_postgres` is set when `ORGBOARD_TEST_POSTGRES_URL` is unset

@@ -97,7 +97,7 @@ start_server() {
     ORGBOARD_LOG=warn
     # Generous auth rate limits: schemathesis signs up and logs in thousands
     # of times from one address, and a 429 there would hide the answers under
-    # test (the limits themselves are covered by tests/http.rs).
+    # test (the limits themselves are covered by tests/api/http.rs).
     ORGBOARD_RATE_LIMIT_PER_IP=1000000
     ORGBOARD_RATE_LIMIT_PER_ACCOUNT=1000000
     ORGBOARD_API_RATE_LIMIT_PER_USER=1000000
@@ -153,7 +153,7 @@ check_backend() {
     -d "{\"email\":\"schemathesis-$name@example.com\",\"password\":\"schemathesis password\",\"name\":\"Schemathesis\"}" |
     python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || die "[$name] sign-up failed"
   # `events` is a never-ending stream (SSE or WebSocket), which schemathesis
-  # cannot read to its end; tests/events.rs covers it over real sockets.
+  # cannot read to its end; tests/api/events.rs covers it over real sockets.
   (cd "$work/$name" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/.ci" \
     timeout "$TIMEOUT" schemathesis --config-file "$root/.ci/schemathesis.toml" run "$base/api/v1/openapi.json" \
       --header "Authorization: Bearer $token" \

@@ -20,14 +20,14 @@ IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
     # A cursor is an opaque, signed `next_cursor` from a previous page: a
-    # made-up one is correctly `400 invalid_cursor` (tests/http.rs covers
+    # made-up one is correctly `400 invalid_cursor` (tests/api/http.rs covers
     # forged and transplanted cursors).
     query = case.query
     if query and isinstance(query.get("cursor"), str) and len(query["cursor"]) <= CURSOR_MAX:
         del query["cursor"]
     # The same Idempotency-Key with another body is correctly `422
     # idempotency_key_reused`; generation repeats keys across bodies, so each
-    # valid key is made unique (replays are covered by tests/http.rs and the
+    # valid key is made unique (replays are covered by tests/api/http.rs and the
     # generated-client flow). Only in positive cases: editing the headers of
     # a negative one (such as "Authorization left out") would lose what it
     # tests, and a negative case may be rejected for any reason anyway.

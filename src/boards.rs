@@ -83,7 +83,7 @@ pub struct ListWithTasks {
 
 /// The board view: the board, its lists in order, each with its tasks in order.
 // The handler writes this shape as the rows arrive (`board_view_json`);
-// the type gives its schema and `tests/board_view.rs` checks the two agree.
+// the type gives its schema and `tests/api/board_view.rs` checks the two agree.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BoardView {
     /// The board.

@@ -14,16 +14,12 @@
 //!
 //! Randomness comes from a fixed-seed xorshift, so a failure reproduces.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::common::{Resp, TestApp, TestUser};
 use axum::body::Body;
 use axum::http::{Method, Request};
-use common::{Resp, TestApp, TestUser};
 use orgboard::db::Scope;
 use orgboard::domain::ordering::key_between;
 use serde_json::{Value, json};

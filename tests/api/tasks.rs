@@ -5,20 +5,16 @@
 //! tamper-safe cursors. Every change writes one audit row; a refused
 //! request writes none.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::common::{Resp, TestApp, TestUser};
 use axum::body::Body;
 use axum::http::{Method, Request};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use common::{Resp, TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -1,18 +1,15 @@
-#![allow(clippy::unwrap_used)]
 //! Two `orgboard` server processes on one PostgreSQL database and one Redis
 //! behave as one: an event written through node A reaches a subscriber on
 //! node B (SSE and WebSocket); node B never serves a board view older than
 //! a write acknowledged by A; the login rate limit is shared; a scheduled
 //! job runs once.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use common::live::{self, request};
+use crate::common::live::{self, request};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
@@ -38,7 +35,7 @@ struct Cluster {
     a: Node,
     b: Node,
     db_url: String,
-    _db: common::PgDatabase,
+    _db: crate::common::PgDatabase,
 }
 
 fn free_port() -> u16 {
@@ -97,8 +94,8 @@ async fn ready(addr: SocketAddr) {
 
 /// Two nodes on a fresh database.
 async fn cluster() -> Cluster {
-    let redis_url = common::redis_url();
-    let (db, db_url) = common::PgDatabase::create().await;
+    let redis_url = crate::common::redis_url();
+    let (db, db_url) = crate::common::PgDatabase::create().await;
     let prefix = format!("test-{}", Uuid::now_v7().simple());
     // A migrates first; B then finds the schema in place.
     let a = spawn_node(&db_url, &redis_url, &prefix);

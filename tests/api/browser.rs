@@ -11,9 +11,6 @@
 //! `target/browser-screenshots/`, and prints the browsers' console and the
 //! server's log.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
 #[path = "browser/harness.rs"]
 mod harness;
 

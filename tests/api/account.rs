@@ -1,12 +1,9 @@
-#![allow(clippy::unwrap_used)]
 //! The account life-cycle (reset by email, deleting one's account), the
 //! security log, and the instance administrator's commands (`orgboard
 //! admin`: accounts, plans, suspension, dead jobs), on both backends.
 
-mod common;
-
+use crate::common::{PASSWORD, Resp, TestApp, TestUser};
 use axum::http::Method;
-use common::{PASSWORD, Resp, TestApp, TestUser};
 use orgboard::db::Scope;
 use orgboard::on_tx;
 use serde_json::{Value, json};

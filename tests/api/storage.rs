@@ -3,14 +3,10 @@
 //! audit log, migrations that stay in step across backends, SQLite settings
 //! and locking, and the readiness check.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestApp, TestUser};
+use crate::common::{TestApp, TestUser};
 use orgboard::db::uow::{Arg, Uow};
 use orgboard::db::{Backend, Db, PG_MIGRATOR, SQLITE_MIGRATOR, Scope, Tx, TxConn};
 use serde_json::{Value, json};

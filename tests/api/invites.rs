@@ -3,11 +3,7 @@
 //! and revocation), the email job enqueued in the same transaction, and the
 //! audit rows (which never hold the token).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{TestApp, TestUser};
+use crate::common::{TestApp, TestUser};
 use orgboard::db::Scope;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -47,7 +43,7 @@ async fn invite(app: &TestApp, org: Uuid, by: &TestUser, email: &str, role: &str
     .json
 }
 
-async fn accept(app: &TestApp, user: &TestUser, token: &str) -> common::Resp {
+async fn accept(app: &TestApp, user: &TestUser, token: &str) -> crate::common::Resp {
     app.post(
         "/api/v1/invites/accept",
         &user.token,
@@ -421,7 +417,9 @@ async fn accept_matches_email_case_insensitively_and_joins_with_the_role(app: Te
             axum::http::Method::POST,
             "/api/v1/auth/signup",
             None,
-            Some(json!({"email": carol_email, "password": common::PASSWORD, "name": "Carol"})),
+            Some(
+                json!({"email": carol_email, "password": crate::common::PASSWORD, "name": "Carol"}),
+            ),
         )
         .await
         .expect(201);

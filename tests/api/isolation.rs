@@ -7,14 +7,10 @@
 //! query can carry (every such id is tried with another organization's
 //! object).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::{Resp, TestApp, TestUser};
 use axum::http::Method;
-use common::{Resp, TestApp, TestUser};
 use orgboard::domain::{Action, Ownership, Role};
 use serde_json::{Value, json};
 use uuid::Uuid;

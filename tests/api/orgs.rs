@@ -2,13 +2,9 @@
 //! keyset pagination, read by id and slug, rename / change slug (admin+),
 //! soft-delete (owner), and what a deleted organization looks like.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::HashSet;
 
-use common::{TestApp, TestUser};
+use crate::common::{TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

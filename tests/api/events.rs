@@ -1,16 +1,13 @@
-#![allow(clippy::unwrap_used)]
 //! Live events on real sockets (SSE and WebSocket), on both databases:
 //! delivery, order, isolation between organizations, board filter, resume
 //! after a disconnect, disconnection of a removed member, the per-user cap;
 //! and the board-view cache never serving a view older than an
 //! acknowledged write.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::live::{self, Next};
-use common::{TestApp, TestUser};
+use crate::common::live::{self, Next};
+use crate::common::{TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -123,7 +120,7 @@ async fn comment_events_carry_their_board(app: TestApp) {
 }
 
 /// A fresh login: (access token, refresh token).
-async fn login(app: &TestApp, user: &common::TestUser) -> (String, String) {
+async fn login(app: &TestApp, user: &crate::common::TestUser) -> (String, String) {
     let r = app
         .call(
             axum::http::Method::POST,

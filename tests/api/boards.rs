@@ -2,15 +2,11 @@
 //! them, ordering of lists (and the board view), cascades, uniqueness and
 //! validation, and one audit row per change (none for a refused request).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::{Resp, TestApp, TestUser};
 use axum::body::Body;
 use axum::http::{Method, Request};
-use common::{Resp, TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

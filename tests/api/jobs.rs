@@ -1,16 +1,13 @@
-#![allow(clippy::unwrap_used)]
 //! The durable job queue: transactional enqueue, retries and the dead state,
 //! timeouts and shutdown, schedules across nodes, the daily summary, the
 //! clean-up, and `PATCH /me` (the summary's time zone). Each test runs on
 //! SQLite and PostgreSQL.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::TestApp;
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
-use common::TestApp;
 use orgboard::config::Config;
 use orgboard::db::{Backend, Scope};
 use orgboard::jobs::{self, Job, Removed};
@@ -174,7 +171,7 @@ fn all_summaries(app: &TestApp) -> usize {
         .count()
 }
 
-async fn invite(app: &TestApp, org: Uuid, by: &common::TestUser, email: &str) -> Value {
+async fn invite(app: &TestApp, org: Uuid, by: &crate::common::TestUser, email: &str) -> Value {
     app.post(
         &format!("/api/v1/orgs/{org}/invites"),
         &by.token,
@@ -186,7 +183,7 @@ async fn invite(app: &TestApp, org: Uuid, by: &common::TestUser, email: &str) ->
 }
 
 /// A board with one list; returns the list id.
-async fn list_in(app: &TestApp, user: &common::TestUser, org: Uuid, board: &str) -> Uuid {
+async fn list_in(app: &TestApp, user: &crate::common::TestUser, org: Uuid, board: &str) -> Uuid {
     let b = app
         .post(
             &format!("/api/v1/orgs/{org}/boards"),
@@ -207,7 +204,13 @@ async fn list_in(app: &TestApp, user: &common::TestUser, org: Uuid, board: &str)
     l.json["id"].as_str().unwrap().parse().unwrap()
 }
 
-async fn task(app: &TestApp, user: &common::TestUser, org: Uuid, list: Uuid, body: Value) -> Value {
+async fn task(
+    app: &TestApp,
+    user: &crate::common::TestUser,
+    org: Uuid,
+    list: Uuid,
+    body: Value,
+) -> Value {
     app.post(
         &format!("/api/v1/orgs/{org}/lists/{list}/tasks"),
         &user.token,

@@ -6,13 +6,9 @@
 //! while API clients keep getting `problem+json`. (No data is touched: the
 //! pages are the same on both databases, so these run on SQLite only.)
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{Resp, TestApp};
 use axum::body::Body;
 use axum::http::{Method, Request};
-use common::{Resp, TestApp};
 
 fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut req = Request::builder().method(Method::GET).uri(path);

@@ -1,11 +1,7 @@
 //! Members: list, change role, remove, leave; the last-owner rule; what an
 //! admin may not do to owners; a removed member's token stops working at once.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{TestApp, TestUser};
+use crate::common::{TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -2,13 +2,9 @@
 //! health checks, the OpenAPI document and `/docs`, rate limits, and the
 //! generated secret surviving a restart.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{PASSWORD, Resp, TestApp};
 use axum::body::Body;
 use axum::http::{Method, Request};
-use common::{PASSWORD, Resp, TestApp};
 use orgboard::config::Config;
 use orgboard::db::Backend;
 use serde_json::{Value, json};

@@ -1,11 +1,8 @@
-#![allow(clippy::unwrap_used)]
 //! Identity: sign-up, login, refresh rotation and reuse detection, logout,
 //! me, password rules, rate limits.
 
-mod common;
-
+use crate::common::{PASSWORD, TestApp};
 use axum::http::Method;
-use common::{PASSWORD, TestApp};
 use serde_json::json;
 
 backend_tests!(
@@ -128,7 +125,7 @@ async fn login_failures_look_the_same(app: TestApp) {
 }
 
 /// `POST /auth/refresh` with `token` in the body.
-async fn refresh_with(app: &TestApp, token: String) -> common::Resp {
+async fn refresh_with(app: &TestApp, token: String) -> crate::common::Resp {
     app.call(
         Method::POST,
         "/api/v1/auth/refresh",
@@ -278,7 +275,7 @@ async fn cookie_refresh_presented_again_within_the_grace_keeps_the_family(app: T
             .body(Body::from("{}"))
             .unwrap()
     };
-    let cookie_of = |r: &common::Resp| {
+    let cookie_of = |r: &crate::common::Resp| {
         r.headers["set-cookie"]
             .to_str()
             .unwrap()

@@ -5,15 +5,11 @@
 //! clients that accept them; bad `per_list`, cursors and `If-None-Match`
 //! answered as documented. On SQLite and PostgreSQL.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
+use crate::common::{Resp, TestApp, TestUser};
 use axum::body::Body;
 use axum::http::{Method, Request};
-use common::{Resp, TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -1,10 +1,6 @@
 //! The real binary: start-up, readiness over TCP, graceful exit on SIGTERM,
 //! `--help` of every command, `migrate`, and refusal of invalid settings.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -1150,7 +1146,7 @@ fn admin_commands_on_sqlite() {
 )]
 fn admin_commands_on_postgres() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (db, url) = rt.block_on(common::PgDatabase::create());
+    let (db, url) = rt.block_on(crate::common::PgDatabase::create());
     admin_commands_say_what_they_did_and_refuse_bad_input(Some(&url));
     drop(db);
 }

@@ -5,16 +5,12 @@
 //! Redis tests need `ORGBOARD_TEST_REDIS_URL` (skipped without it, except
 //! under CI); each uses its own random key prefix.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::{Resp, TestApp};
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use common::{Resp, TestApp};
 use http_body_util::BodyExt;
 use orgboard::config::Config;
 use orgboard::db::Backend;
@@ -59,7 +55,7 @@ async fn security_headers_on_every_answer(app: TestApp) {
             axum::http::Method::POST,
             "/api/v1/auth/signup",
             None,
-            Some(json!({ "email": "h@example.com", "password": common::PASSWORD, "name": "H" })),
+            Some(json!({ "email": "h@example.com", "password": crate::common::PASSWORD, "name": "H" })),
         )
         .await
         .expect(201);

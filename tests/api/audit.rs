@@ -2,17 +2,13 @@
 //! cursors bound to their organization, nothing logged for refused requests,
 //! and append-only storage.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::common::{TestApp, TestUser};
 use axum::body::Body;
 use axum::http::{Method, Request};
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{TestApp, TestUser};
 use orgboard::db::Scope;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -55,7 +51,7 @@ async fn pause() {
     tokio::time::sleep(Duration::from_millis(15)).await;
 }
 
-async fn rename(app: &TestApp, org: Uuid, by: &TestUser, name: &str) -> common::Resp {
+async fn rename(app: &TestApp, org: Uuid, by: &TestUser, name: &str) -> crate::common::Resp {
     app.patch(
         &format!("/api/v1/orgs/{org}"),
         &by.token,
