@@ -631,6 +631,48 @@ impl Uow for Tx {
     }
 }
 
+/// SQLite's read-only pool as a [`Uow`] for one-statement reads: a
+/// statement runs in its own snapshot, so a membership check joined with
+/// the data it guards is as consistent as in a `BEGIN … COMMIT`, at one
+/// thread hop instead of three. Writes are refused.
+pub struct Reader<'a>(pub &'a sqlx::SqlitePool);
+
+impl Uow for Reader<'_> {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
+        Ok(bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .fetch_all(self.0)
+            .await?
+            .into_iter()
+            .map(AnyRow::Sqlx)
+            .collect())
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<AnyRow>, DbError> {
+        Ok(bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .fetch_optional(self.0)
+            .await?
+            .map(AnyRow::Sqlx))
+    }
+
+    async fn execute(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<u64, DbError> {
+        Err(DbError::Decode(0, "the reader pool does not write".into()))
+    }
+
+    async fn defer(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<(), DbError> {
+        Err(DbError::Decode(0, "the reader pool does not write".into()))
+    }
+
+    fn note(&mut self, _touched: Touched, _event: Option<Event>) {}
+}
+
 /// A job of SQLite's group-commit writer as a [`Uow`].
 pub struct LiteUow<'w, 'c> {
     ctx: &'w mut WriteCtx<'c>,

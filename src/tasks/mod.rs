@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::change;
+use crate::db::uow::{Arg, Reader, Uow};
 use crate::db::{Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -589,57 +590,44 @@ async fn create_task(
     })
 }
 
-/// `GET …/tasks/{task}` on SQLite in one statement without an explicit
-/// transaction: the caller's membership (and role, which the policy table
-/// is asked about), the task and its relation ids, all from one snapshot.
-/// `None` (→ `404`) for a non-member, an unknown or deleted organization
-/// and a missing task alike.
-async fn read_task_sqlite(
-    pool: &sqlx::SqlitePool,
-    org: &OrgRequest,
-    task_id: Uuid,
-) -> ApiResult<Option<Task>> {
+/// `GET …/tasks/{task}` in one statement, on both backends: the caller's
+/// membership (and role, which the policy table is asked about), the task
+/// and its relation ids, from one snapshot. `None` (→ `404`) for a
+/// non-member, an unknown or deleted organization and a missing task alike.
+/// On SQLite it runs on the reader pool without `BEGIN`/`COMMIT`
+/// ([`crate::db::uow::Reader`]); on PostgreSQL in a read transaction whose
+/// tenant was set from the path in the `BEGIN` round trip (row-level
+/// security only narrows: the joined membership still decides).
+async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiResult<Option<Task>> {
     let Some((by, key)) = org.org_key() else {
         return Ok(None);
     };
     // The membership statement every tenant transaction starts with, as the
     // first table of the join: no row unless the caller is a member.
     let sql = format!(
-        "SELECT {TASK_COLUMNS}{}, m.role AS member_role, m.id AS member_org, m.suspended AS member_suspended FROM ({}) m \
+        "SELECT {TASK_COLUMNS}{}, m.role, m.id, m.suspended FROM ({}) m \
          JOIN tasks t ON t.org_id = m.id AND t.id = $3",
-        relation_columns(crate::db::Backend::Sqlite),
-        membership_sql(crate::db::Backend::Sqlite, by),
+        relation_columns(u.backend()),
+        membership_sql(u.backend(), by),
     );
-    let q = sqlx::query_as::<_, MemberTaskRow>(sqlx::AssertSqlSafe(sql));
-    let q = match key {
-        OrgKey::Id(id) => q.bind(id),
-        OrgKey::Slug(s) => q.bind(s.to_owned()),
+    let key = match key {
+        OrgKey::Id(id) => Arg::from(id),
+        OrgKey::Slug(s) => Arg::from(s),
     };
-    let Some(row) = q
-        .bind(org.user_id())
-        .bind(task_id)
-        .fetch_optional(pool)
+    let Some(row) = u
+        .fetch_optional(&sql, &[key, Arg::from(org.user_id()), Arg::from(task_id)])
         .await?
     else {
         return Ok(None);
     };
-    if row.member_suspended {
+    if row.get::<bool>(20)? {
         return Err(ApiError::suspended());
     }
-    org.note_org(row.member_org);
-    crate::domain::require(row.member_role, Action::ReadOrg, Ownership::NotOwn)?;
-    Ok(Some(row.task.into_task()))
-}
-
-/// A task with relations and the caller's role ([`read_task_sqlite`]).
-#[derive(sqlx::FromRow)]
-struct MemberTaskRow {
-    #[sqlx(flatten)]
-    task: TaskRow,
-    #[sqlx(try_from = "String")]
-    member_role: crate::domain::Role,
-    member_org: Uuid,
-    member_suspended: bool,
+    org.note_org(row.get(19)?);
+    let role = crate::domain::Role::try_from(row.get::<String>(18)?)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    crate::domain::require(role, Action::ReadOrg, Ownership::NotOwn)?;
+    Ok(Some(write::task_from_row(&row)?))
 }
 
 /// A task (with `ETag`).
@@ -652,17 +640,22 @@ async fn get_task(
     org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
 ) -> ApiResult<Response> {
-    if let Some(pool) = state.db.sqlite_reader() {
-        let task = read_task_sqlite(pool, &org, path.task)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-        return Ok(with_etag(StatusCode::OK, task));
+    let task = match (state.db.sqlite_reader(), org.org_key()) {
+        (Some(pool), _) => read_task(&mut Reader(pool), &org, path.task).await?,
+        (None, Some((_, OrgKey::Id(org_id)))) => {
+            let scope = Scope::tenant(org.user_id(), org_id);
+            let mut tx = state.db.read(scope).await?;
+            read_task(&mut tx, &org, path.task).await?
+        }
+        // By slug on PostgreSQL: the tenant is not known before the
+        // membership statement resolves it.
+        (None, _) => {
+            let (mut tx, ctx) = org.read(&state).await?;
+            ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+            load_task(&mut tx, ctx.org_id, path.task, false).await?
+        }
     }
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let task = load_task(&mut tx, ctx.org_id, path.task, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    .ok_or_else(ApiError::not_found)?;
     Ok(with_etag(StatusCode::OK, task))
 }
 
