@@ -1,7 +1,8 @@
 //! The API tests: one test binary (one link instead of twenty) with shared
 //! support in `common`. Every module runs its tests on SQLite and on
 //! PostgreSQL (`backend_tests!`); `browser` drives a real Chromium,
-//! `process` and `multinode` start real server processes.
+//! `process` and `multinode` start real server processes. (`tests/ops` is
+//! a binary of its own: it checks the process-wide metrics.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +22,6 @@ mod isolation;
 mod jobs;
 mod members;
 mod multinode;
-mod ops;
 mod ordering;
 mod orgs;
 mod process;
