@@ -1,8 +1,8 @@
 //! The change record: every change to an organization passes through
-//! [`record`] (or [`record_sqlite`] on SQLite's group-commit writer), which
-//! writes its audit row and its live-event row in the change's own
-//! transaction and notes the organization (and board) it touched for the
-//! transaction's after-commit work (cache invalidation, publishing).
+//! [`record`], which writes its audit row and its live-event row in the
+//! change's own unit of work (a transaction, or a job of SQLite's
+//! group-commit writer) and notes the organization (and board) it touched
+//! for the unit's after-commit work (cache invalidation, publishing).
 //!
 //! This is where later work hangs off every change (webhook deliveries,
 //! usage counts): one function, one typed [`Change`]. The kinds are a closed
