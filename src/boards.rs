@@ -628,8 +628,12 @@ fn board_from_row(r: &AnyRow) -> Result<Board, DbError> {
 }
 
 /// A board of the organization, locked on PostgreSQL (against concurrent
-/// changes of it and placements of lists on it).
-async fn lock_board<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Option<Board>, DbError> {
+/// changes of it and placements of lists on it); lists call it too.
+pub(crate) async fn lock_board<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Board>, DbError> {
     let sql = format!(
         "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2{}",
         lock_suffix(u.backend())

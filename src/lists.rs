@@ -277,17 +277,6 @@ pub mod write {
             .transpose()
     }
 
-    /// Locks the board a list is placed on; `false` when it does not exist.
-    async fn lock_board<U: Uow>(u: &mut U, org_id: Uuid, board: Uuid) -> Result<bool, DbError> {
-        let sql = format!(
-            "SELECT id FROM boards WHERE org_id = $1 AND id = $2{}",
-            lock_suffix(u.backend())
-        );
-        Ok(u.fetch_value::<Uuid>(&sql, &args![org_id, board])
-            .await?
-            .is_some())
-    }
-
     /// The order key of the neighbour of `pos` among a board's lists (the
     /// next one when `after`, else the previous one), skipping `skip`.
     async fn neighbour<U: Uow>(
@@ -356,7 +345,10 @@ pub mod write {
         if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
             return Ok(Created::Replay(replay));
         }
-        if !lock_board(u, oc.org_id, board).await? {
+        if crate::boards::lock_board(u, oc.org_id, board)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found());
         }
         let last = neighbour(u, oc.org_id, board, None, false, Uuid::nil()).await?;
@@ -480,7 +472,10 @@ pub mod write {
         let list = load_list(u, oc.org_id, id, false)
             .await?
             .ok_or_else(ApiError::not_found)?;
-        if !lock_board(u, oc.org_id, list.board_id).await? {
+        if crate::boards::lock_board(u, oc.org_id, list.board_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found());
         }
         let board = list.board_id;

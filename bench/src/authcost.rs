@@ -70,7 +70,7 @@ pub async fn measure(
     for _ in 0..iterations {
         let mut tx = db.read(Scope::user(user)).await?;
         let t = Instant::now();
-        let found = on_tx!(&mut tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        let found = on_tx!(&mut tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .bind(user)
             .fetch_optional(c)

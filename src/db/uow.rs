@@ -50,16 +50,6 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True for "busy, try again" (SQLite's lock timeout, a PostgreSQL
-    /// serialization failure or deadlock).
-    pub fn is_busy(&self) -> bool {
-        match self {
-            DbError::Sqlx(e) => super::is_busy(e),
-            DbError::Lite(e) => super::writer::is_busy(e),
-            DbError::Decode(..) => false,
-        }
-    }
-
     /// True when a unique constraint refused the statement.
     pub fn is_unique_violation(&self) -> bool {
         match self {

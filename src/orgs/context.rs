@@ -138,7 +138,7 @@ impl OrgRequest {
             OrgKey::Slug(s) => Arg::from(s),
         };
         let row = u
-            .fetch_optional(&sql, &[key, Arg::from(self.auth.user_id)])
+            .fetch_optional(sql, &[key, Arg::from(self.auth.user_id)])
             .await?
             .ok_or_else(ApiError::not_found)?;
         let org_id: Uuid = row.get(0)?;
@@ -162,17 +162,42 @@ impl OrgRequest {
 /// one row `(id, role, suspended)` or none (a suspended organization is
 /// answered `423` to its members, `404` to everyone else, as any other). On PostgreSQL the same statement enters the
 /// tenant (`set_config` runs once, for the one matching row); RLS lets a
-/// user see their own memberships and organizations before that.
-pub fn membership_sql(backend: Backend, by: &str) -> String {
-    let set = match backend {
-        Backend::Postgres => ", set_config('app.org_id', o.id::text, true)",
-        Backend::Sqlite => "",
+/// user see their own memberships and organizations before that. Built
+/// once per (backend, `by`): every tenant request runs it.
+pub fn membership_sql(backend: Backend, by: &'static str) -> &'static str {
+    debug_assert!(by == "o.id" || by == "o.slug", "membership by {by}");
+    static SQL: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let make = |backend: Backend, by: &str| {
+            let set = match backend {
+                Backend::Postgres => ", set_config('app.org_id', o.id::text, true)",
+                Backend::Sqlite => "",
+            };
+            format!(
+                "SELECT o.id, m.role, o.suspended_at IS NOT NULL AS suspended{set} FROM organizations o \
+                 JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
+                 WHERE {by} = $1 AND o.deleted_at IS NULL"
+            )
+        };
+        [
+            make(Backend::Postgres, "o.id"),
+            make(Backend::Postgres, "o.slug"),
+            make(Backend::Sqlite, "o.id"),
+            make(Backend::Sqlite, "o.slug"),
+        ]
+    });
+    &all[membership_slot(backend, by)]
+}
+
+/// Where the statement for (backend, `by`) sits in a table built in the
+/// order Postgres/id, Postgres/slug, SQLite/id, SQLite/slug (statements
+/// that embed [`membership_sql`] cache theirs the same way).
+pub fn membership_slot(backend: Backend, by: &str) -> usize {
+    let base = match backend {
+        Backend::Postgres => 0,
+        Backend::Sqlite => 2,
     };
-    format!(
-        "SELECT o.id, m.role, o.suspended_at IS NOT NULL AS suspended{set} FROM organizations o \
-         JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 \
-         WHERE {by} = $1 AND o.deleted_at IS NULL"
-    )
+    base + usize::from(by == "o.slug")
 }
 
 /// How a request names its organization, for statements that check the

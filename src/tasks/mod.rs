@@ -26,14 +26,14 @@ use uuid::Uuid;
 
 use crate::db::change;
 use crate::db::uow::{Arg, Reader, Uow};
-use crate::db::{Scope, Tx};
+use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::Creating;
 use crate::lists::ListPath;
 use crate::on_tx;
-use crate::orgs::context::{OrgKey, OrgRequest, membership_sql};
+use crate::orgs::context::{OrgKey, OrgRequest, membership_slot, membership_sql};
 use crate::state::AppState;
 
 /// Longest title, in characters.
@@ -603,19 +603,32 @@ async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiRes
         return Ok(None);
     };
     // The membership statement every tenant transaction starts with, as the
-    // first table of the join: no row unless the caller is a member.
-    let sql = format!(
-        "SELECT {TASK_COLUMNS}{}, m.role, m.id, m.suspended FROM ({}) m \
-         JOIN tasks t ON t.org_id = m.id AND t.id = $3",
-        relation_columns(u.backend()),
-        membership_sql(u.backend(), by),
-    );
+    // first table of the join: no row unless the caller is a member. Built
+    // once per (backend, `by`): this is the hottest read.
+    static SQL: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let make = |backend: Backend, by: &'static str| {
+            format!(
+                "SELECT {TASK_COLUMNS}{}, m.role, m.id, m.suspended FROM ({}) m \
+                 JOIN tasks t ON t.org_id = m.id AND t.id = $3",
+                relation_columns(backend),
+                membership_sql(backend, by),
+            )
+        };
+        [
+            make(Backend::Postgres, "o.id"),
+            make(Backend::Postgres, "o.slug"),
+            make(Backend::Sqlite, "o.id"),
+            make(Backend::Sqlite, "o.slug"),
+        ]
+    });
+    let sql = &all[membership_slot(u.backend(), by)];
     let key = match key {
         OrgKey::Id(id) => Arg::from(id),
         OrgKey::Slug(s) => Arg::from(s),
     };
     let Some(row) = u
-        .fetch_optional(&sql, &[key, Arg::from(org.user_id()), Arg::from(task_id)])
+        .fetch_optional(sql, &[key, Arg::from(org.user_id()), Arg::from(task_id)])
         .await?
     else {
         return Ok(None);

@@ -93,16 +93,6 @@ async fn board_of_list<U: Uow>(
     u.fetch_value(&sql, &args![org_id, list_id]).await
 }
 
-/// The first order key found by `sql` (`$1` org, `$2` list, `$3` task to
-/// skip, `$4` a position when the statement compares with one).
-async fn position<U: Uow>(
-    u: &mut U,
-    sql: &str,
-    args: &[Arg<'_>],
-) -> Result<Option<String>, DbError> {
-    u.fetch_value(sql, args).await
-}
-
 /// The last key of a list, for appending: answered from the
 /// `(org_id, list_id, position)` index alone.
 const APPEND: &str =
@@ -232,7 +222,7 @@ pub async fn create<U: Uow>(
         .await?
         .ok_or_else(ApiError::not_found)?;
     check_related(u, oc.org_id, &assignees, &labels).await?;
-    let last = position(u, APPEND, &args![oc.org_id, list_id]).await?;
+    let last: Option<String> = u.fetch_value(APPEND, &args![oc.org_id, list_id]).await?;
     let position = key_between(last.as_deref(), None)?;
     let id = Uuid::now_v7();
     let now = now();
@@ -394,7 +384,7 @@ async fn anchor<U: Uow>(
     id: Option<Uuid>,
 ) -> Result<Option<String>, ApiError> {
     let Some(id) = id else { return Ok(None) };
-    position(u, ANCHOR, &args![oc.org_id, list_id, id])
+    u.fetch_value(ANCHOR, &args![oc.org_id, list_id, id])
         .await?
         .map(Some)
         .ok_or_else(|| ApiError::invalid_field(field, "is not a task of the destination list"))
@@ -458,15 +448,20 @@ pub async fn move_to<U: Uow>(
         }
         (Some(a), Some(b)) => (Some(a), Some(b)),
         (Some(a), None) => {
-            let next = position(u, NEXT, &args![oc.org_id, list_id, task_id, &a]).await?;
+            let next = u
+                .fetch_value(NEXT, &args![oc.org_id, list_id, task_id, &a])
+                .await?;
             (Some(a), next)
         }
         (None, Some(b)) => {
-            let prev = position(u, PREV, &args![oc.org_id, list_id, task_id, &b]).await?;
+            let prev = u
+                .fetch_value(PREV, &args![oc.org_id, list_id, task_id, &b])
+                .await?;
             (prev, Some(b))
         }
         (None, None) => (
-            position(u, LAST, &args![oc.org_id, list_id, task_id]).await?,
+            u.fetch_value(LAST, &args![oc.org_id, list_id, task_id])
+                .await?,
             None,
         ),
     };
