@@ -99,3 +99,40 @@ macro_rules! unit {
         }
     }};
 }
+
+/// Runs a read use case and gives its answer: `read_unit!(db, scope, |u|
+/// tasks::filter::page(u, &org, …))`.
+///
+/// On SQLite the body runs on a connection of the rusqlite read pool
+/// ([`db::readers`]), in one snapshot, on a blocking thread (captured values
+/// are moved into it; rows are read in place); on PostgreSQL in a read
+/// transaction for `scope`. The body is a future of `Result<_, ApiError>`
+/// generic over [`db::uow::Uow`].
+#[macro_export]
+macro_rules! read_unit {
+    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        match db.sqlite_readers() {
+            Some(readers) => readers
+                .run(move |conn| {
+                    let mut lite = $crate::db::uow::LiteRead::new(conn);
+                    lite.snapshot(|$u| $crate::db::uow::poll_now($body))
+                })
+                .await
+                .and_then(|snapshot| snapshot)
+                .map_err($crate::error::ApiError::from)
+                .and_then(|out| {
+                    out.unwrap_or_else(|| {
+                        Err($crate::error::ApiError::internal(::anyhow::anyhow!(
+                            "a read on the SQLite read pool waited for I/O"
+                        )))
+                    })
+                }),
+            None => {
+                let mut tx = db.read($scope).await?;
+                let $u = &mut tx;
+                $body.await
+            }
+        }
+    }};
+}

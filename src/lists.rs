@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::boards::{self, BoardPath};
-use crate::db::{Scope, Tx};
+use crate::db::Scope;
 use crate::domain::{Action, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
@@ -85,21 +85,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 const LIST_COLUMNS: &str = "id, org_id, board_id, name, position, created_at, updated_at";
 
 /// Lists of a board in order.
-pub async fn lists_of_board(
-    tx: &mut Tx,
+pub async fn lists_of_board<U: crate::db::uow::Uow>(
+    u: &mut U,
     org_id: Uuid,
     board_id: Uuid,
-) -> Result<Vec<List>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND board_id = $2 ORDER BY position"
-    );
-    on_tx!(tx, |c| sqlx::query_as::<_, List>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(board_id)
-    .fetch_all(c)
-    .await)
+) -> Result<Vec<List>, crate::db::uow::DbError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND board_id = $2 ORDER BY position"
+        )
+    });
+    u.fetch_all(&SQL, &crate::args![org_id, board_id])
+        .await?
+        .iter()
+        .map(write::list)
+        .collect()
 }
 
 fn list_name(raw: &str) -> Result<String, ApiError> {
@@ -248,7 +248,7 @@ pub mod write {
     use crate::orgs::context::OrgRequest;
 
     /// A list from a row of [`LIST_COLUMNS`].
-    fn list(r: &AnyRow) -> Result<List, DbError> {
+    pub(crate) fn list(r: &AnyRow) -> Result<List, DbError> {
         Ok(List {
             id: r.get(0)?,
             org_id: r.get(1)?,

@@ -19,18 +19,14 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use orgboard::db::{Db, Scope};
-use orgboard::on_tx;
 use orgboard::orgs::context::OrgRequest;
 use orgboard::tasks::{
-    self, CreateTaskBody, MoveTaskBody, Priority, TASK_COLUMNS, Task, TaskRow, UpdateTaskBody,
-    load_task, write,
+    self, CreateTaskBody, MoveTaskBody, Priority, Task, UpdateTaskBody, load_task, write,
 };
 use rand::Rng;
 use uuid::Uuid;
 
-use crate::scenario::{
-    Env, FILTERS, Op, PAGE, Vu, create_spec, move_spec, pick_task, priority_rank, update_spec,
-};
+use crate::scenario::{Env, FILTERS, Op, PAGE, Vu, create_spec, move_spec, pick_task, update_spec};
 use crate::stats::Outcome;
 
 /// Does `op` directly on the database; `None` when there is nothing to
@@ -109,18 +105,25 @@ async fn get_task(db: &Db, vu: &Vu, id: Uuid) -> anyhow::Result<Outcome> {
 }
 
 async fn board_view(db: &Db, vu: &Vu) -> anyhow::Result<Outcome> {
-    let mut tx = db.read(scope(vu)).await?;
-    // The server's own function: the statements, and the JSON written as
-    // the rows arrive (it cannot be told apart from reading them). The
-    // server seals a cursor for each list with more; a placeholder here.
-    let view = orgboard::boards::board_view_json(
-        &mut tx,
-        vu.org_id,
-        vu.board_id,
-        orgboard::boards::DEFAULT_PER_LIST,
-        |_, id, _| id.to_string(),
-    )
-    .await
+    use orgboard::boards::{DEFAULT_PER_LIST, board_view_json};
+    // The server's own function on the server's own path (SQLite: the
+    // rusqlite read pool): the statements, and the JSON written as the rows
+    // arrive. The server seals a cursor for each list with more; a
+    // placeholder here.
+    let (org_id, board_id) = (vu.org_id, vu.board_id);
+    let cursor = |_, id: Uuid, _: &str| id.to_string();
+    let view = match db.sqlite_readers() {
+        Some(readers) => readers
+            .read(async move |u| {
+                board_view_json(u, org_id, board_id, DEFAULT_PER_LIST, cursor).await
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("board view: {e}"))?,
+        None => {
+            let mut tx = db.read(scope(vu)).await?;
+            board_view_json(&mut tx, org_id, board_id, DEFAULT_PER_LIST, cursor).await
+        }
+    }
     .map_err(|e| anyhow::anyhow!("board view: {e:?}"))?;
     Ok(if view.is_some() {
         Outcome::Ok
@@ -129,8 +132,10 @@ async fn board_view(db: &Db, vu: &Vu) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The filter's query for `FILTERS[f]` (default sort: by id), after `after`
-/// when paging; returns the last id when there is a next page.
+/// The filter's page for `FILTERS[f]` (default sort: by id), after `after`
+/// when paging, through the server's own function on the server's own
+/// path (SQLite: the rusqlite read pool); returns the last id when there
+/// is a next page.
 async fn filter_page(
     db: &Db,
     vu: &Vu,
@@ -138,45 +143,24 @@ async fn filter_page(
     after: Option<Uuid>,
 ) -> anyhow::Result<Option<Uuid>> {
     let (statuses, priorities) = FILTERS[f];
-    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1");
-    let mut n = 1;
-    let mut ph = |k: usize| {
-        (0..k)
-            .map(|_| {
-                n += 1;
-                format!("${n}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+    let query = tasks::filter::TaskQuery {
+        status: Some(statuses.join(",")),
+        priority: Some(priorities.join(",")),
+        limit: Some(PAGE as u32),
+        ..Default::default()
     };
-    sql += &format!(" AND t.status IN ({})", ph(statuses.len()));
-    sql += &format!(" AND t.priority IN ({})", ph(priorities.len()));
-    if after.is_some() {
-        sql += &format!(" AND t.id > {}", ph(1));
+    let mut filter =
+        tasks::filter::Filter::parse(&query).map_err(|e| anyhow::anyhow!("filter: {e:?}"))?;
+    if let Some(id) = after {
+        filter = filter.after(id);
     }
-    sql += &format!(" ORDER BY t.id ASC LIMIT {}", PAGE + 1);
-    let mut tx = db.read(scope(vu)).await?;
-    // As the server: the relation ids in the same statement, around the page.
-    let sql = format!(
-        "SELECT t.*{} FROM ({sql}) t ORDER BY t.id ASC",
-        tasks::relation_columns(tx.backend())
-    );
-    let mut rows: Vec<TaskRow> = on_tx!(&mut tx, |c| {
-        let mut q = sqlx::query_as::<_, TaskRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(vu.org_id);
-        for s in statuses {
-            q = q.bind(*s);
-        }
-        for p in priorities {
-            q = q.bind(priority_rank(p));
-        }
-        if let Some(a) = after {
-            q = q.bind(a);
-        }
-        q.fetch_all(c).await
-    })?;
+    let org_id = vu.org_id;
+    let mut rows = orgboard::read_unit!(db, scope(vu), |u| async move {
+        tasks::filter::page(u, org_id, &filter).await
+    })
+    .map_err(|e| anyhow::anyhow!("filter page: {e:?}"))?;
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let rows: Vec<Task> = rows.into_iter().map(TaskRow::into_task).collect();
     Ok(if more {
         rows.last().map(|t| t.id)
     } else {

@@ -240,16 +240,6 @@ pub const FILTERS: [(&[&str], &[&str]); 3] = [
 /// Page size of a filtered page.
 pub const PAGE: usize = 50;
 
-/// Stored rank of a priority name.
-pub fn priority_rank(p: &str) -> i16 {
-    match p {
-        "low" => 0,
-        "medium" => 1,
-        "high" => 2,
-        _ => 3,
-    }
-}
-
 const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
 /// A task a VU owns, as the VU last saw it.

@@ -58,6 +58,7 @@ impl StorageConfig {
 }
 
 pub mod change;
+pub mod readers;
 pub mod uow;
 pub mod writer;
 pub use writer::{SqliteWriter, WriteCtx};
@@ -84,6 +85,8 @@ pub enum Db {
     Sqlite {
         /// Read-only connections.
         reader: SqlitePool,
+        /// Read-only rusqlite connections for the big reads (see [`readers`]).
+        lite: std::sync::Arc<readers::Readers>,
         /// The sqlx connection that writes (every write but the hot task
         /// writes, which go through `fast`).
         writer: SqlitePool,
@@ -283,12 +286,17 @@ impl Db {
                 .connect_with(base.read_only(true))
                 .await
                 .with_context(|| format!("cannot open SQLite database {url}"))?;
+            let lite = std::sync::Arc::new(readers::Readers::new(
+                path.clone(),
+                cfg.db_max_connections.max(2) as usize,
+            ));
             let gate = writer::Gate::default();
             let hook = Hook::default();
             let fast = SqliteWriter::start(&path, gate.clone(), hook.clone())
                 .with_context(|| format!("cannot open SQLite database {url} for writing"))?;
             Ok(Db::Sqlite {
                 reader,
+                lite,
                 writer,
                 fast,
                 gate,
@@ -381,6 +389,16 @@ impl Db {
     pub fn sqlite_reader(&self) -> Option<&SqlitePool> {
         match self {
             Db::Sqlite { reader, .. } => Some(reader),
+            Db::Postgres(..) => None,
+        }
+    }
+
+    /// SQLite's rusqlite read pool (`None` on PostgreSQL): a read that
+    /// runs on a blocking thread with the connection in hand (see
+    /// [`readers`] and [`uow::LiteRead`]).
+    pub fn sqlite_readers(&self) -> Option<&std::sync::Arc<readers::Readers>> {
+        match self {
+            Db::Sqlite { lite, .. } => Some(lite),
             Db::Postgres(..) => None,
         }
     }

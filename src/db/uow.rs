@@ -358,8 +358,35 @@ impl AnyRow {
                 let value = v
                     .get(i)
                     .ok_or_else(|| DbError::Decode(i, "no such column".into()))?;
-                T::lite(value).map_err(|e| DbError::Decode(i, e))
+                T::lite(value.into()).map_err(|e| DbError::Decode(i, e))
             }
+        }
+    }
+}
+
+/// A row being read, of any backend: an [`AnyRow`], or a row of a
+/// rusqlite statement read in place (no value copied out of SQLite; see
+/// [`Uow::fetch_each`]).
+#[derive(Clone, Copy)]
+pub enum RowRef<'a, 's> {
+    /// A row already taken from the driver.
+    Any(&'a AnyRow),
+    /// The current row of a rusqlite statement.
+    Lite(&'a rusqlite::Row<'s>),
+}
+
+impl<'a> From<&'a AnyRow> for RowRef<'a, 'static> {
+    fn from(r: &'a AnyRow) -> Self {
+        RowRef::Any(r)
+    }
+}
+
+impl RowRef<'_, '_> {
+    /// Column `i` (from 0) as a `T`.
+    pub fn get<T: Col>(&self, i: usize) -> Result<T, DbError> {
+        match self {
+            RowRef::Any(r) => r.get(i),
+            RowRef::Lite(r) => T::lite(r.get_ref(i)?).map_err(|e| DbError::Decode(i, e)),
         }
     }
 }
@@ -370,11 +397,11 @@ pub trait Col: Sized {
     fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error>;
     /// From a sqlx SQLite row.
     fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error>;
-    /// From a value of the SQLite writer.
-    fn lite(v: &rusqlite::types::Value) -> Result<Self, String>;
+    /// From a rusqlite value (the writer, the rusqlite readers).
+    fn lite(v: LV<'_>) -> Result<Self, String>;
 }
 
-use rusqlite::types::Value as LV;
+use rusqlite::types::ValueRef as LV;
 
 macro_rules! col_via_sqlx {
     ($t:ty, |$v:ident| $lite:expr) => {
@@ -385,7 +412,7 @@ macro_rules! col_via_sqlx {
             fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
                 row.try_get(i)
             }
-            fn lite($v: &LV) -> Result<Self, String> {
+            fn lite($v: LV<'_>) -> Result<Self, String> {
                 $lite
             }
         }
@@ -396,7 +423,7 @@ macro_rules! col_via_sqlx {
             fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
                 row.try_get(i)
             }
-            fn lite(v: &LV) -> Result<Self, String> {
+            fn lite(v: LV<'_>) -> Result<Self, String> {
                 match v {
                     LV::Null => Ok(None),
                     v => <$t as Col>::lite(v).map(Some),
@@ -406,44 +433,52 @@ macro_rules! col_via_sqlx {
     };
 }
 
-fn wrong(v: &LV, want: &str) -> String {
+fn wrong(v: LV<'_>, want: &str) -> String {
     format!("expected {want}, found {:?}", v.data_type())
+}
+
+/// Text of a SQLite value.
+fn utf8(t: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(t).map_err(|e| e.to_string())
 }
 
 col_via_sqlx!(Uuid, |v| match v {
     LV::Blob(b) => Uuid::from_slice(b).map_err(|e| e.to_string()),
-    LV::Text(t) => Uuid::try_parse(t).map_err(|e| e.to_string()),
+    LV::Text(t) => Uuid::try_parse_ascii(t).map_err(|e| e.to_string()),
     v => Err(wrong(v, "a UUID")),
 });
 col_via_sqlx!(String, |v| match v {
-    LV::Text(t) => Ok(t.clone()),
+    LV::Text(t) => utf8(t).map(str::to_owned),
     v => Err(wrong(v, "text")),
 });
 col_via_sqlx!(i64, |v| match v {
-    LV::Integer(n) => Ok(*n),
+    LV::Integer(n) => Ok(n),
     v => Err(wrong(v, "an integer")),
 });
 col_via_sqlx!(i32, |v| match v {
-    LV::Integer(n) => i32::try_from(*n).map_err(|e| e.to_string()),
+    LV::Integer(n) => i32::try_from(n).map_err(|e| e.to_string()),
     v => Err(wrong(v, "an integer")),
 });
 col_via_sqlx!(i16, |v| match v {
-    LV::Integer(n) => i16::try_from(*n).map_err(|e| e.to_string()),
+    LV::Integer(n) => i16::try_from(n).map_err(|e| e.to_string()),
     v => Err(wrong(v, "an integer")),
 });
 col_via_sqlx!(bool, |v| match v {
-    LV::Integer(n) => Ok(*n != 0),
+    LV::Integer(n) => Ok(n != 0),
     v => Err(wrong(v, "a boolean")),
 });
 col_via_sqlx!(Vec<u8>, |v| match v {
-    LV::Blob(b) => Ok(b.clone()),
+    LV::Blob(b) => Ok(b.to_vec()),
     v => Err(wrong(v, "a blob")),
 });
 col_via_sqlx!(DateTime<Utc>, |v| match v {
-    LV::Text(t) => DateTime::parse_from_rfc3339(t)
-        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| e.to_string()),
+    LV::Text(t) => {
+        let t = utf8(t)?;
+        DateTime::parse_from_rfc3339(t)
+            .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| e.to_string())
+    }
     v => Err(wrong(v, "a time")),
 });
 
@@ -468,6 +503,23 @@ pub trait Uow: Send {
         sql: &str,
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Option<AnyRow>, DbError>> + Send;
+
+    /// Calls `each` with every row of a statement as it is read, without
+    /// collecting them (a board view writes its JSON this way). On the
+    /// rusqlite executors the row is read in place, no value copied.
+    fn fetch_each<E: From<DbError> + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut each: impl FnMut(RowRef<'_, '_>) -> Result<(), E> + Send,
+    ) -> impl Future<Output = Result<(), E>> + Send {
+        async move {
+            for row in self.fetch_all(sql, args).await? {
+                each(RowRef::Any(&row))?;
+            }
+            Ok(())
+        }
+    }
 
     /// Runs a statement; the number of rows it changed.
     fn execute(
@@ -581,6 +633,32 @@ impl Uow for Tx {
         })
     }
 
+    async fn fetch_each<E: From<DbError> + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut each: impl FnMut(RowRef<'_, '_>) -> Result<(), E> + Send,
+    ) -> Result<(), E> {
+        use futures_util::TryStreamExt as _;
+        self.flush().await?;
+        let sql = sqlx::AssertSqlSafe(sql);
+        match &mut self.conn {
+            TxConn::Postgres(c) => {
+                let mut rows = bind_all!(sqlx::query(sql), args).fetch(&mut **c);
+                while let Some(row) = rows.try_next().await.map_err(DbError::from)? {
+                    each(RowRef::Any(&AnyRow::Pg(row)))?;
+                }
+            }
+            TxConn::Sqlite(c) => {
+                let mut rows = bind_all!(sqlx::query(sql), args).fetch(&mut **c);
+                while let Some(row) = rows.try_next().await.map_err(DbError::from)? {
+                    each(RowRef::Any(&AnyRow::Sqlx(row)))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn fetch_optional(
         &mut self,
         sql: &str,
@@ -619,48 +697,6 @@ impl Uow for Tx {
         self.changed(org, board);
         self.committed_events.extend(event);
     }
-}
-
-/// SQLite's read-only pool as a [`Uow`] for one-statement reads: a
-/// statement runs in its own snapshot, so a membership check joined with
-/// the data it guards is as consistent as in a `BEGIN … COMMIT`, at one
-/// thread hop instead of three. Writes are refused.
-pub struct Reader<'a>(pub &'a sqlx::SqlitePool);
-
-impl Uow for Reader<'_> {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
-    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
-        Ok(bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .fetch_all(self.0)
-            .await?
-            .into_iter()
-            .map(AnyRow::Sqlx)
-            .collect())
-    }
-
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<AnyRow>, DbError> {
-        Ok(bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .fetch_optional(self.0)
-            .await?
-            .map(AnyRow::Sqlx))
-    }
-
-    async fn execute(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<u64, DbError> {
-        Err(DbError::Decode(0, "the reader pool does not write".into()))
-    }
-
-    async fn defer(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<(), DbError> {
-        Err(DbError::Decode(0, "the reader pool does not write".into()))
-    }
-
-    fn note(&mut self, _touched: Touched, _event: Option<Event>) {}
 }
 
 /// A job of SQLite's group-commit writer as a [`Uow`].
@@ -721,31 +757,48 @@ fn bind_lite(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg<'_>]) -> rusq
     Ok(())
 }
 
-impl LiteUow<'_, '_> {
-    fn rows(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-        first_only: bool,
-    ) -> Result<Vec<AnyRow>, DbError> {
-        let mut stmt = self.ctx.conn.prepare_cached(sql)?;
-        stmt.clear_bindings();
-        bind_lite(&mut stmt, args)?;
-        let n = stmt.column_count();
-        let mut rows = stmt.raw_query();
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(r.get::<_, LV>(i)?);
-            }
-            out.push(AnyRow::Lite(values));
-            if first_only {
-                break;
-            }
+/// Rows of a statement on a rusqlite connection, copied out (`first_only`:
+/// stop after one).
+fn lite_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+    first_only: bool,
+) -> Result<Vec<AnyRow>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    stmt.clear_bindings();
+    bind_lite(&mut stmt, args)?;
+    let n = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(r.get::<_, rusqlite::types::Value>(i)?);
         }
-        Ok(out)
+        out.push(AnyRow::Lite(values));
+        if first_only {
+            break;
+        }
     }
+    Ok(out)
+}
+
+/// Every row of a statement on a rusqlite connection, read in place.
+fn lite_each<E: From<DbError>>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+    mut each: impl FnMut(RowRef<'_, '_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
+    stmt.clear_bindings();
+    bind_lite(&mut stmt, args).map_err(DbError::from)?;
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next().map_err(DbError::from)? {
+        each(RowRef::Lite(r))?;
+    }
+    Ok(())
 }
 
 impl Uow for LiteUow<'_, '_> {
@@ -754,7 +807,7 @@ impl Uow for LiteUow<'_, '_> {
     }
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
-        self.rows(sql, args, false)
+        lite_rows(self.ctx.conn, sql, args, false)
     }
 
     async fn fetch_optional(
@@ -762,7 +815,16 @@ impl Uow for LiteUow<'_, '_> {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<AnyRow>, DbError> {
-        Ok(self.rows(sql, args, true)?.pop())
+        Ok(lite_rows(self.ctx.conn, sql, args, true)?.pop())
+    }
+
+    async fn fetch_each<E: From<DbError> + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        each: impl FnMut(RowRef<'_, '_>) -> Result<(), E> + Send,
+    ) -> Result<(), E> {
+        lite_each(self.ctx.conn, sql, args, each)
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
@@ -779,6 +841,72 @@ impl Uow for LiteUow<'_, '_> {
     fn note(&mut self, touched: Touched, event: Option<Event>) {
         self.ctx.note(touched, event);
     }
+}
+
+/// A connection of SQLite's rusqlite read pool as a [`Uow`] (see
+/// [`super::Db::lite_read`]): statements run in place on the calling
+/// (blocking) thread, rows are read without a copy. Writes are refused.
+pub struct LiteRead<'c> {
+    conn: &'c mut rusqlite::Connection,
+}
+
+impl<'c> LiteRead<'c> {
+    /// Reads on `conn`.
+    pub fn new(conn: &'c mut rusqlite::Connection) -> Self {
+        Self { conn }
+    }
+
+    /// Runs `f` in one read transaction (one snapshot for all its
+    /// statements), ended whatever `f` returns.
+    pub fn snapshot<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Result<T, DbError> {
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let out = f(self);
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(out)
+    }
+}
+
+impl Uow for LiteRead<'_> {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
+        lite_rows(self.conn, sql, args, false)
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<AnyRow>, DbError> {
+        Ok(lite_rows(self.conn, sql, args, true)?.pop())
+    }
+
+    async fn fetch_each<E: From<DbError> + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        each: impl FnMut(RowRef<'_, '_>) -> Result<(), E> + Send,
+    ) -> Result<(), E> {
+        lite_each(self.conn, sql, args, each)
+    }
+
+    async fn execute(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<u64, DbError> {
+        Err(DbError::Decode(
+            0,
+            "a read connection does not write".into(),
+        ))
+    }
+
+    async fn defer(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<(), DbError> {
+        Err(DbError::Decode(
+            0,
+            "a read connection does not write".into(),
+        ))
+    }
+
+    fn note(&mut self, _touched: Touched, _event: Option<Event>) {}
 }
 
 /// Drives `fut` to completion without waiting: on the SQLite writer every

@@ -15,12 +15,12 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{Priority, Status, TASK_COLUMNS, Task};
-use crate::db::{Backend, Tx};
+use crate::db::uow::Uow;
+use crate::db::{Backend, Scope};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::page::{Page, open, page_limit, seal};
-use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
@@ -190,7 +190,19 @@ enum Arg {
     Rank(i16),
 }
 
+impl<'a> From<&'a Arg> for crate::db::uow::Arg<'a> {
+    fn from(a: &'a Arg) -> Self {
+        match a {
+            Arg::Uuid(v) => (*v).into(),
+            Arg::Text(v) => v.as_str().into(),
+            Arg::Time(v) => (*v).into(),
+            Arg::Rank(v) => (*v).into(),
+        }
+    }
+}
+
 /// SQL and arguments under construction; placeholders are numbered as added.
+#[derive(Clone)]
 struct Built {
     sql: String,
     args: Vec<Arg>,
@@ -226,42 +238,127 @@ fn parse_list<T: for<'de> Deserialize<'de>>(field: &str, raw: &str) -> Result<Ve
     }
 }
 
-/// Checks that every id in the query belongs to the organization (`422`
+/// A query of `GET …/tasks`, checked: what [`page`] reads.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    board_id: Option<Uuid>,
+    list_id: Option<Uuid>,
+    statuses: Option<Vec<Status>>,
+    priorities: Option<Vec<Priority>>,
+    assignee_id: Option<Uuid>,
+    label_id: Option<Uuid>,
+    due_before: Option<DateTime<Utc>>,
+    due_after: Option<DateTime<Utc>>,
+    q: Option<String>,
+    sort: Sort,
+    limit: u32,
+    /// Where the previous page ended.
+    from: Option<Position>,
+}
+
+impl Filter {
+    /// Checks the query's values (`422`); the cursor is opened apart
+    /// ([`Filter::cursor_scope`], [`Filter::after`]).
+    pub fn parse(q: &TaskQuery) -> Result<Self, ApiError> {
+        let limit = page_limit(q.limit)?;
+        for (field, t) in [("due_before", &q.due_before), ("due_after", &q.due_after)] {
+            crate::domain::reject_leap_second(field, t.as_ref())
+                .map_err(|e| ApiError::validation(vec![e]))?;
+        }
+        let sort = Sort::parse(q.sort.as_deref())?;
+        let statuses: Option<Vec<Status>> = q
+            .status
+            .as_deref()
+            .map(|s| parse_list("status", s))
+            .transpose()?;
+        let priorities: Option<Vec<Priority>> = q
+            .priority
+            .as_deref()
+            .map(|s| parse_list("priority", s))
+            .transpose()?;
+        if q.q.as_ref().is_some_and(|s| s.chars().count() > Q_MAX) {
+            return Err(ApiError::invalid_field(
+                "q",
+                format!("must be at most {Q_MAX} characters"),
+            ));
+        }
+        if q.q.as_ref().is_some_and(|s| s.contains('\0')) {
+            // PostgreSQL cannot compare text with NUL; refuse it on both backends.
+            return Err(ApiError::invalid_field(
+                "q",
+                "must not contain NUL characters",
+            ));
+        }
+        if sort.key == SortKey::Position && q.list_id.is_none() {
+            return Err(ApiError::invalid_field(
+                "sort",
+                "position orders the tasks of one list: give list_id too",
+            ));
+        }
+        Ok(Self {
+            board_id: q.board_id,
+            list_id: q.list_id,
+            statuses,
+            priorities,
+            assignee_id: q.assignee_id,
+            label_id: q.label_id,
+            due_before: q.due_before,
+            due_after: q.due_after,
+            q: q.q.clone(),
+            sort,
+            limit,
+            from: None,
+        })
+    }
+
+    /// What this filter's cursors are bound to in `org_id`.
+    fn cursor_scope(&self, org_id: Uuid) -> String {
+        cursor_scope(org_id, self.sort, self.list_id)
+    }
+
+    /// Resumes after the task `id` (for the default sort, by id; the
+    /// benchmark pages this way without a sealed cursor).
+    pub fn after(mut self, id: Uuid) -> Self {
+        self.from = Some(Position { k: None, id });
+        self
+    }
+}
+
+/// Checks that every id in the filter belongs to the organization (`422`
 /// otherwise: a foreign id is never silently turned into an empty page).
-async fn check_ids(tx: &mut Tx, org_id: Uuid, q: &TaskQuery) -> Result<(), ApiError> {
+/// One statement, whatever the number of ids.
+async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), ApiError> {
     let checks = [
-        (
-            "board_id",
-            "SELECT 1 FROM boards WHERE org_id = $1 AND id = $2",
-            q.board_id,
-        ),
-        (
-            "list_id",
-            "SELECT 1 FROM lists WHERE org_id = $1 AND id = $2",
-            q.list_id,
-        ),
-        (
-            "assignee_id",
-            "SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2",
-            q.assignee_id,
-        ),
-        (
-            "label_id",
-            "SELECT 1 FROM labels WHERE org_id = $1 AND id = $2",
-            q.label_id,
-        ),
+        ("board_id", "boards", "id", f.board_id),
+        ("list_id", "lists", "id", f.list_id),
+        ("assignee_id", "memberships", "user_id", f.assignee_id),
+        ("label_id", "labels", "id", f.label_id),
     ];
+    let given: Vec<_> = checks.iter().filter(|c| c.3.is_some()).collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec![crate::db::uow::Arg::from(org_id)];
+    let parts: Vec<String> = given
+        .iter()
+        .map(|(_, table, col, id)| {
+            args.push(crate::db::uow::Arg::from(*id));
+            format!(
+                "(SELECT COUNT(*) FROM {table} WHERE org_id = $1 AND {col} = ${})",
+                args.len()
+            )
+        })
+        .collect();
+    let sql = format!("SELECT {}", parts.join(", "));
+    let row = u
+        .fetch_optional(&sql, &args)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("SELECT gave no row")))?;
     let mut errors = Vec::new();
-    for (field, sql, id) in checks {
-        let Some(id) = id else { continue };
-        let found: Option<i32> = on_tx!(&mut *tx, |c| sqlx::query_scalar(sql)
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(c)
-            .await)?;
-        if found.is_none() {
+    for (i, (field, ..)) in given.iter().enumerate() {
+        if row.get::<i64>(i)? == 0 {
             errors.push(FieldError::new(
-                field,
+                *field,
                 "does not exist in this organization",
             ));
         }
@@ -276,125 +373,72 @@ async fn check_ids(tx: &mut Tx, org_id: Uuid, q: &TaskQuery) -> Result<(), ApiEr
 /// Runs the page query `b` (ordered by `order`, limited) and adds each
 /// task's relation ids in the same statement: the relation subqueries wrap
 /// the limited page, so they run for the page's rows only.
-async fn fetch(tx: &mut Tx, b: &Built, order: &str) -> Result<Vec<Task>, sqlx::Error> {
+async fn fetch<U: Uow>(
+    u: &mut U,
+    b: &Built,
+    order: &str,
+    rows: &mut Vec<Task>,
+) -> Result<(), ApiError> {
     let sql = format!(
         "SELECT t.*{} FROM ({}) t ORDER BY {order}",
-        super::relation_columns(tx.backend()),
+        super::relation_columns(u.backend()),
         b.sql
     );
-    let rows = on_tx!(tx, |c| {
-        let mut q = sqlx::query_as::<_, super::TaskRow>(sqlx::AssertSqlSafe(sql.as_str()));
-        for a in &b.args {
-            q = match a {
-                Arg::Uuid(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_str()),
-                Arg::Time(v) => q.bind(*v),
-                Arg::Rank(v) => q.bind(*v),
-            };
-        }
-        q.fetch_all(c).await
-    })?;
-    Ok(rows.into_iter().map(super::TaskRow::into_task).collect())
+    let args: Vec<crate::db::uow::Arg<'_>> = b.args.iter().map(Into::into).collect();
+    u.fetch_each(&sql, &args, |r| {
+        rows.push(super::write::task_from_row(r)?);
+        Ok::<_, ApiError>(())
+    })
+    .await
 }
 
-/// Tasks of the organization, filtered, sorted and paged.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks", tag = "tasks",
-    params(("org" = String, Path, description = "Organization id or slug"), TaskQuery),
-    security(("bearer" = [])),
-    responses((status = 200, body = Page<Task>), (status = 400, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
-pub(super) async fn list_tasks(
-    State(state): State<AppState>,
-    org: OrgRequest,
-    AppQuery(q): AppQuery<TaskQuery>,
-) -> ApiResult<AppJson<Page<Task>>> {
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    for (field, t) in [("due_before", &q.due_before), ("due_after", &q.due_after)] {
-        crate::domain::reject_leap_second(field, t.as_ref())
-            .map_err(|e| ApiError::validation(vec![e]))?;
-    }
-    let sort = Sort::parse(q.sort.as_deref())?;
-    let statuses: Option<Vec<Status>> = q
-        .status
-        .as_deref()
-        .map(|s| parse_list("status", s))
-        .transpose()?;
-    let priorities: Option<Vec<Priority>> = q
-        .priority
-        .as_deref()
-        .map(|s| parse_list("priority", s))
-        .transpose()?;
-    if q.q.as_ref().is_some_and(|s| s.chars().count() > Q_MAX) {
-        return Err(ApiError::invalid_field(
-            "q",
-            format!("must be at most {Q_MAX} characters"),
-        ));
-    }
-    if q.q.as_ref().is_some_and(|s| s.contains('\0')) {
-        // PostgreSQL cannot compare text with NUL; refuse it on both backends.
-        return Err(ApiError::invalid_field(
-            "q",
-            "must not contain NUL characters",
-        ));
-    }
-    if sort.key == SortKey::Position && q.list_id.is_none() {
-        return Err(ApiError::invalid_field(
-            "sort",
-            "position orders the tasks of one list: give list_id too",
-        ));
-    }
-    let scope = cursor_scope(ctx.org_id, sort, q.list_id);
-    let from: Option<Position> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-
-    check_ids(&mut tx, ctx.org_id, &q).await?;
-
+/// A page of the organization's tasks for `f` (one more than the limit
+/// when there is a next page): the ids checked, then one or two
+/// statements (tasks without a due date follow the others).
+pub async fn page<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<Vec<Task>, ApiError> {
+    check_ids(u, org_id, f).await?;
+    let (sort, limit, from) = (f.sort, f.limit, &f.from);
     let mut base = Built {
         sql: format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1"),
-        args: vec![Arg::Uuid(ctx.org_id)],
+        args: vec![Arg::Uuid(org_id)],
     };
-    if let Some(v) = q.board_id {
+    if let Some(v) = f.board_id {
         base.push(" AND t.board_id = {}", Arg::Uuid(v));
     }
-    if let Some(v) = q.list_id {
+    if let Some(v) = f.list_id {
         base.push(" AND t.list_id = {}", Arg::Uuid(v));
     }
-    if let Some(v) = &statuses {
+    if let Some(v) = &f.statuses {
         base.push_list("t.status", v, |s| Arg::Text(s.as_str().to_owned()));
     }
-    if let Some(v) = &priorities {
+    if let Some(v) = &f.priorities {
         base.push_list("t.priority", v, |p| Arg::Rank(p.rank()));
     }
-    if let Some(v) = q.assignee_id {
+    if let Some(v) = f.assignee_id {
         base.push(
             " AND EXISTS (SELECT 1 FROM task_assignees a WHERE a.org_id = t.org_id AND a.task_id = t.id AND a.user_id = {})",
             Arg::Uuid(v),
         );
     }
-    if let Some(v) = q.label_id {
+    if let Some(v) = f.label_id {
         base.push(
             " AND EXISTS (SELECT 1 FROM task_labels l WHERE l.org_id = t.org_id AND l.task_id = t.id AND l.label_id = {})",
             Arg::Uuid(v),
         );
     }
-    if let Some(v) = q.due_before {
+    if let Some(v) = f.due_before {
         base.push(" AND t.due_date < {}", Arg::Time(v));
     }
-    if let Some(v) = q.due_after {
+    if let Some(v) = f.due_after {
         base.push(" AND t.due_date > {}", Arg::Time(v));
     }
-    if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(text) = f.q.as_deref().filter(|s| !s.trim().is_empty()) {
         let escaped = text
             .trim()
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        let op = match tx.backend() {
+        let op = match u.backend() {
             Backend::Postgres => "ILIKE",
             Backend::Sqlite => "LIKE",
         };
@@ -406,14 +450,11 @@ pub(super) async fn list_tasks(
 
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let cmp = if sort.desc { "<" } else { ">" };
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(limit as usize + 1);
     let in_null_phase = sort.key == SortKey::Due && from.as_ref().is_some_and(|p| p.k.is_none());
     if !in_null_phase {
-        let mut b = Built {
-            sql: base.sql.clone(),
-            args: base.args.clone(),
-        };
-        match (sort.column(), &from) {
+        let mut b = base.clone();
+        match (sort.column(), from) {
             (None, Some(p)) => b.push(&format!(" AND t.id {cmp} {{}}"), Arg::Uuid(p.id)),
             (Some(col), Some(p)) => {
                 let v = match &p.k {
@@ -444,14 +485,11 @@ pub(super) async fn list_tasks(
             None => format!("t.id {dir}"),
         };
         b.sql += &format!(" ORDER BY {order} LIMIT {}", limit + 1);
-        rows = fetch(&mut tx, &b, &order).await?;
+        fetch(u, &b, &order, &mut rows).await?;
     }
     if sort.key == SortKey::Due && rows.len() <= limit as usize {
         // Then the tasks without a due date, by id.
-        let mut b = Built {
-            sql: base.sql.clone(),
-            args: base.args.clone(),
-        };
+        let mut b = base;
         b.sql += " AND t.due_date IS NULL";
         if let Some(p) = from.as_ref().filter(|_| in_null_phase) {
             b.push(" AND t.id > {}", Arg::Uuid(p.id));
@@ -460,17 +498,48 @@ pub(super) async fn list_tasks(
             " ORDER BY t.id ASC LIMIT {}",
             limit as usize + 1 - rows.len()
         );
-        rows.extend(fetch(&mut tx, &b, "t.id ASC").await?);
+        fetch(u, &b, "t.id ASC", &mut rows).await?;
     }
+    Ok(rows)
+}
 
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
+/// Tasks of the organization, filtered, sorted and paged.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks", tag = "tasks",
+    params(("org" = String, Path, description = "Organization id or slug"), TaskQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<Task>), (status = 400, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub(super) async fn list_tasks(
+    State(state): State<AppState>,
+    org: OrgRequest,
+    AppQuery(q): AppQuery<TaskQuery>,
+) -> ApiResult<AppJson<Page<Task>>> {
+    // Checked before the membership, answered after it: a non-member gets
+    // `404` whatever the query.
+    let filter = Filter::parse(&q);
+    let cursor = q.cursor;
+    let opener = state.clone();
+    let scope = Scope::user(org.user_id());
+    let (rows, filter, org_id) = crate::read_unit!(state.db, scope, |u| async move {
+        let ctx = org.enter(u).await?;
+        ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+        let mut filter = filter?;
+        if let Some(c) = cursor.as_deref() {
+            filter.from = Some(open(&opener, &filter.cursor_scope(ctx.org_id), c)?);
+        }
+        let rows = page(u, ctx.org_id, &filter).await?;
+        Ok::<_, ApiError>((rows, filter, ctx.org_id))
+    })?;
+    let mut rows = rows;
+    let limit = filter.limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
     let next_cursor = match rows.last() {
         Some(last) if more => Some(seal(
             &state,
-            &scope,
+            &filter.cursor_scope(org_id),
             &Position {
-                k: sort_value(sort, last),
+                k: sort_value(filter.sort, last),
                 id: last.id,
             },
         )),

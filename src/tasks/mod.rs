@@ -25,14 +25,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::change;
-use crate::db::uow::{Arg, Reader, Uow};
-use crate::db::{Backend, Scope, Tx};
+use crate::db::uow::{Arg, Uow};
+use crate::db::{Backend, Scope};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::Creating;
 use crate::lists::ListPath;
-use crate::on_tx;
 use crate::orgs::context::{OrgKey, OrgRequest, membership_slot, membership_sql};
 use crate::state::AppState;
 
@@ -247,53 +246,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(move_task))
 }
 
-/// The first `per_list + 1` tasks of each list of `lists`, in one statement:
-/// each list's tasks by position through the `(org_id, list_id, position)`
-/// index, `LIMIT`ed per list, with their relation ids; descriptions are left
-/// out (read as empty: the board view carries summaries). The rows come
-/// ordered by list (in the order of `lists`), then position, and go to
-/// `each` as they arrive: nothing holds them all. The extra task of a list
-/// tells whether it has more.
-pub async fn each_first_task_of_lists<E: From<sqlx::Error>>(
-    tx: &mut Tx,
-    org_id: Uuid,
-    lists: &[Uuid],
-    per_list: u32,
-    mut each: impl FnMut(Task) -> Result<(), E>,
-) -> Result<(), E> {
-    use futures_util::TryStreamExt as _;
-    if lists.is_empty() {
-        return Ok(());
-    }
-    let cols = TASK_COLUMNS.replace("t.description", "'' AS description");
-    let take = u64::from(per_list) + 1;
-    let parts: Vec<String> = (0..lists.len())
-        .map(|i| {
-            format!(
-                "SELECT * FROM (SELECT {cols}, {i} AS part FROM tasks t \
-                 WHERE t.org_id = $1 AND t.list_id = ${} ORDER BY t.position LIMIT {take}) p{i}",
-                i + 2
-            )
-        })
-        .collect();
-    let sql = format!(
-        "SELECT t.*{} FROM ({}) t ORDER BY t.part, t.position",
-        relation_columns(tx.backend()),
-        parts.join(" UNION ALL ")
-    );
-    on_tx!(&mut *tx, |c| {
-        let mut q = sqlx::query_as::<_, TaskRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(org_id);
-        for id in lists {
-            q = q.bind(*id);
-        }
-        let mut rows = q.fetch(c);
-        while let Some(row) = rows.try_next().await? {
-            each(row.into_task())?;
-        }
-        Ok(())
-    })
-}
-
 /// A task as the board view carries it: every field but the description
 /// (`GET …/tasks/{task}` has it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -362,7 +314,7 @@ pub use write::load_task;
 
 /// `, <assignee ids> AS assignees, <label ids> AS labels` for a `SELECT`
 /// over tasks aliased `t`: each task's relation ids as one comma-separated
-/// text (the same shape on both backends), read with [`TaskRow`]. Cheaper
+/// text (the same shape on both backends), read with [`id_list`]. Cheaper
 /// than separate relation queries: no extra round trip.
 pub fn relation_columns(backend: crate::db::Backend) -> String {
     let rel = |table: &str, col: &str| {
@@ -382,28 +334,8 @@ pub fn relation_columns(backend: crate::db::Backend) -> String {
     )
 }
 
-/// A task with its relation ids as comma-separated text (see
-/// [`relation_columns`]).
-#[derive(sqlx::FromRow)]
-pub struct TaskRow {
-    #[sqlx(flatten)]
-    task: Task,
-    assignees: String,
-    labels: String,
-}
-
-impl TaskRow {
-    /// The task with its (sorted) relation ids.
-    pub fn into_task(self) -> Task {
-        let mut task = self.task;
-        task.assignee_ids = id_list(&self.assignees);
-        task.label_ids = id_list(&self.labels);
-        task
-    }
-}
-
 /// Sorted ids from a comma-separated list (hyphenated or hex).
-fn id_list(text: &str) -> Vec<Uuid> {
+pub(crate) fn id_list(text: &str) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = text
         .split(',')
         .filter_map(|s| Uuid::try_parse(s.trim()).ok())
@@ -594,8 +526,8 @@ async fn create_task(
 /// membership (and role, which the policy table is asked about), the task
 /// and its relation ids, from one snapshot. `None` (→ `404`) for a
 /// non-member, an unknown or deleted organization and a missing task alike.
-/// On SQLite it runs on the reader pool without `BEGIN`/`COMMIT`
-/// ([`crate::db::uow::Reader`]); on PostgreSQL in a read transaction whose
+/// On SQLite it runs on the rusqlite read pool without `BEGIN`/`COMMIT`
+/// ([`crate::db::uow::LiteRead`]); on PostgreSQL in a read transaction whose
 /// tenant was set from the path in the `BEGIN` round trip (row-level
 /// security only narrows: the joined membership still decides).
 async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiResult<Option<Task>> {
@@ -640,7 +572,7 @@ async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiRes
     let role = crate::domain::Role::try_from(row.get::<String>(18)?)
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     crate::domain::require(role, Action::ReadOrg, Ownership::NotOwn)?;
-    Ok(Some(write::task_from_row(&row)?))
+    Ok(Some(write::task_from_row((&row).into())?))
 }
 
 /// A task (with `ETag`).
@@ -653,8 +585,22 @@ async fn get_task(
     org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
 ) -> ApiResult<Response> {
-    let task = match (state.db.sqlite_reader(), org.org_key()) {
-        (Some(pool), _) => read_task(&mut Reader(pool), &org, path.task).await?,
+    let task = match (state.db.sqlite_readers(), org.org_key()) {
+        // SQLite: one statement on the rusqlite read pool (its own snapshot).
+        (Some(readers), _) => {
+            let id = path.task;
+            readers
+                .run(move |conn| {
+                    let mut u = crate::db::uow::LiteRead::new(conn);
+                    crate::db::uow::poll_now(read_task(&mut u, &org, id))
+                })
+                .await?
+                .unwrap_or_else(|| {
+                    Err(ApiError::internal(anyhow::anyhow!(
+                        "a read on the SQLite read pool waited for I/O"
+                    )))
+                })?
+        }
         (None, Some((_, OrgKey::Id(org_id)))) => {
             let scope = Scope::tenant(org.user_id(), org_id);
             let mut tx = state.db.read(scope).await?;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::args;
 use crate::db::change::{self, Kind};
-use crate::db::uow::{AnyRow, Arg, DbError, Uow};
+use crate::db::uow::{Arg, DbError, RowRef, Uow};
 use crate::db::{Backend, lock_suffix, now};
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
@@ -28,7 +28,7 @@ use crate::idempotency::{self, Created, IdemKey};
 use crate::orgs::context::{OrgContext, OrgRequest};
 
 /// A task from a row of [`TASK_COLUMNS`] followed by [`relation_columns`].
-pub fn task_from_row(r: &AnyRow) -> Result<Task, DbError> {
+pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
     let status: String = r.get(6)?;
     let priority: i16 = r.get(7)?;
     Ok(Task {
@@ -73,7 +73,7 @@ pub async fn load_task<U: Uow>(
     u.fetch_optional(&sql, &args![org_id, id])
         .await?
         .as_ref()
-        .map(task_from_row)
+        .map(|r| task_from_row(r.into()))
         .transpose()
 }
 

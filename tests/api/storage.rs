@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 backend_tests!(
     unit_of_work_statements_agree_on_every_executor,
+    read_executors_agree_and_refuse_writes,
     audit_log_is_append_only,
     ready_checks_migrations,
     idempotency_key_of_another_org_is_another_request,
@@ -171,6 +172,34 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
     assert_eq!(r.get::<Option<DateTime<Utc>>>(7)?, None);
     assert_eq!(r.get::<Vec<u8>>(9)?, Vec::<u8>::new());
     assert_eq!(rows[2].get::<String>(2)?, "third");
+    // The same rows read in place, one by one (RowRef::Lite on the
+    // rusqlite executors), decode to the same values.
+    let mut seen = Vec::new();
+    u.fetch_each("SELECT n, u, t, ts, y FROM conf ORDER BY n", &[], |r| {
+        seen.push((
+            r.get::<i32>(0)?,
+            r.get::<Option<Uuid>>(1)?,
+            r.get::<Option<String>>(2)?,
+            r.get::<Option<DateTime<Utc>>>(3)?,
+            r.get::<Option<Vec<u8>>>(4)?,
+        ));
+        assert!(r.get::<i64>(2).is_err() || r.get::<Option<String>>(2)?.is_none());
+        Ok::<_, orgboard::db::uow::DbError>(())
+    })
+    .await?;
+    assert_eq!(
+        seen[0],
+        (
+            1,
+            Some(id),
+            Some("text ✓".to_owned()),
+            Some(at),
+            Some(bytes.to_vec())
+        )
+    );
+    assert_eq!(seen[1], (2, None, None, None, Some(Vec::new())));
+    assert_eq!(seen[2], (3, None, Some("third".to_owned()), None, None));
+    assert_eq!(seen.len(), 3);
     // A value of the wrong type is an error, not a panic or a guess.
     assert!(rows[0].get::<i64>(2).is_err());
     // fetch_value / fetch_optional on no row.
@@ -186,6 +215,82 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
         .await?;
     assert_eq!(changed, 2);
     Ok(())
+}
+
+/// The read executors — a sqlx read transaction and `read_unit!` (on
+/// SQLite the rusqlite read pool, in a snapshot) — read the same rows of a
+/// tenant to the same values, whole or one by one; the read pool refuses
+/// writes and a failed read leaves its connection usable.
+async fn read_executors_agree_and_refuse_writes(app: TestApp) {
+    let a = app.signup("alice").await;
+    let org = app.create_org(&a, "Acme").await;
+    for name in ["Roadmap", "Bugs", "Ops"] {
+        app.post(
+            &format!("/api/v1/orgs/{org}/boards"),
+            &a.token,
+            json!({ "name": name }),
+        )
+        .await
+        .expect(201);
+    }
+    let db = &app.state.db;
+    let scope = Scope::tenant(a.id, org);
+    let sql =
+        "SELECT id, name, description, created_at FROM boards WHERE org_id = $1 ORDER BY name";
+    type Board = (Uuid, String, Option<String>, chrono::DateTime<chrono::Utc>);
+    async fn read<U: Uow>(
+        u: &mut U,
+        sql: &str,
+        org: Uuid,
+    ) -> Result<(Vec<Board>, Vec<Board>), orgboard::error::ApiError> {
+        let whole = u
+            .fetch_all(sql, &orgboard::args![org])
+            .await?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .collect::<Result<Vec<Board>, orgboard::db::uow::DbError>>()?;
+        let mut each = Vec::new();
+        u.fetch_each(sql, &orgboard::args![org], |r| {
+            each.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+            Ok::<_, orgboard::db::uow::DbError>(())
+        })
+        .await?;
+        Ok((whole, each))
+    }
+    let mut tx = db.read(scope).await.unwrap();
+    let (by_tx, _) = read(&mut tx, sql, org).await.unwrap();
+    drop(tx);
+    let (whole, each) =
+        async { orgboard::read_unit!(db, scope, |u| async move { read(u, sql, org).await }) }
+            .await
+            .unwrap();
+    assert_eq!(by_tx.len(), 3);
+    assert_eq!(
+        by_tx.iter().map(|b| b.1.as_str()).collect::<Vec<_>>(),
+        ["Bugs", "Ops", "Roadmap"]
+    );
+    assert_eq!(whole, by_tx);
+    assert_eq!(each, by_tx);
+    // A write through a read unit is refused (SQLite's read pool says so
+    // itself; PostgreSQL's read transaction is READ ONLY), and the next
+    // read still works.
+    let refused = async {
+        orgboard::read_unit!(db, scope, |u| async move {
+            u.execute(
+                "DELETE FROM boards WHERE org_id = $1",
+                &orgboard::args![org],
+            )
+            .await
+            .map_err(orgboard::error::ApiError::from)
+        })
+    }
+    .await;
+    assert!(refused.is_err(), "a read unit wrote: {refused:?}");
+    let (again, _) =
+        async { orgboard::read_unit!(db, scope, |u| async move { read(u, sql, org).await }) }
+            .await
+            .unwrap();
+    assert_eq!(again, by_tx);
 }
 
 // ---------------------------------------------------------------- helpers

@@ -18,19 +18,22 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::change::{self, Kind, from_to};
 use crate::db::lock_suffix;
+use crate::db::now;
 use crate::db::uow::{AnyRow, DbError, Uow};
-use crate::db::{Tx, now};
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
 use crate::idempotency::Created;
 use crate::idempotency::{self, Creating, IdemKey};
-use crate::lists::{self, List};
+use crate::lists::List;
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
-use crate::tasks::{self, Task, TaskSummary};
+use crate::tasks::{self, TaskSummary};
+
+pub mod view;
+pub use view::{DEFAULT_PER_LIST, MAX_PER_LIST, board_view_json};
 
 /// Longest board description.
 pub const DESCRIPTION_MAX: usize = 10_000;
@@ -146,18 +149,19 @@ const BOARD_COLUMNS: &str =
     "id, org_id, name, description, archived_at, created_by, created_at, updated_at";
 
 /// Loads a board of the organization.
-pub async fn load_board(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<Board>, sqlx::Error> {
-    let sql = format!("SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_tx!(tx, |c| sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(c)
-        .await)?
-        .map(Board::finish),
-    )
+pub async fn load_board<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Board>, DbError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND id = $2")
+    });
+    u.fetch_optional(&SQL, &args![org_id, id])
+        .await?
+        .as_ref()
+        .map(board_from_row)
+        .transpose()
 }
 
 fn parse_board_fields(
@@ -297,160 +301,6 @@ pub async fn create<U: Uow>(
     Ok(Created::New(board))
 }
 
-/// Writes the board view's JSON (the shape of [`BoardView`]) inside `tx`,
-/// three statements whatever the size: the board, its lists, and the first
-/// `per_list` tasks of every list (one `LIMIT`ed index range each, in one
-/// statement), each task written as its row arrives. `cursor` makes the
-/// `next_cursor` of a list from its last task shown (list, id, position).
-pub async fn board_view_json(
-    tx: &mut Tx,
-    org_id: Uuid,
-    board_id: Uuid,
-    per_list: u32,
-    cursor: impl Fn(Uuid, Uuid, &str) -> String,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(board) = load_board(tx, org_id, board_id).await? else {
-        return Ok(None);
-    };
-    let lists = lists::lists_of_board(tx, org_id, board_id).await?;
-    let ids: Vec<Uuid> = lists.iter().map(|l| l.id).collect();
-    // About 400 bytes a card.
-    let guess = 1024 + lists.len() * (256 + per_list.min(200) as usize * 400);
-    let mut view = ViewJson::start(Vec::with_capacity(guess), &board, &lists, per_list, cursor)?;
-    tasks::each_first_task_of_lists(tx, org_id, &ids, per_list, |t| view.task(t)).await?;
-    view.finish().map(Some)
-}
-
-/// The board view's JSON written as it is read: the board's fields, then
-/// each list's fields with `tasks` and `next_cursor` (what serializing
-/// [`BoardView`] gives, without holding every task first).
-struct ViewJson<'a, F> {
-    out: Vec<u8>,
-    lists: &'a [List],
-    /// The list being written (tasks go to it), and how many it shows.
-    open: Option<usize>,
-    shown: u32,
-    /// The open list has more tasks than it shows.
-    more: bool,
-    /// The last task shown in the open list: id and position.
-    last: Option<(Uuid, String)>,
-    per_list: u32,
-    cursor: F,
-}
-
-fn json_err(e: serde_json::Error) -> ApiError {
-    ApiError::internal(anyhow::Error::new(e))
-}
-
-impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewJson<'a, F> {
-    fn start(
-        mut out: Vec<u8>,
-        board: &Board,
-        lists: &'a [List],
-        per_list: u32,
-        cursor: F,
-    ) -> Result<Self, ApiError> {
-        Self::open_object(&mut out, board)?;
-        out.extend_from_slice(b",\"lists\":[");
-        Ok(Self {
-            out,
-            lists,
-            open: None,
-            shown: 0,
-            more: false,
-            last: None,
-            per_list,
-            cursor,
-        })
-    }
-
-    /// Writes `value` (an object with fields) without its closing brace.
-    fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
-        serde_json::to_writer(&mut *out, value).map_err(json_err)?;
-        match out.pop() {
-            Some(b'}') => Ok(()),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "board view: expected an object with fields"
-            ))),
-        }
-    }
-
-    /// Closes the open list (if any) and opens the next one.
-    fn next_list(&mut self) -> Result<(), ApiError> {
-        let i = match self.open {
-            Some(i) => {
-                self.close_list()?;
-                i + 1
-            }
-            None => 0,
-        };
-        if i > 0 {
-            self.out.push(b',');
-        }
-        Self::open_object(&mut self.out, &self.lists[i])?;
-        self.out.extend_from_slice(b",\"tasks\":[");
-        self.open = Some(i);
-        self.shown = 0;
-        self.more = false;
-        self.last = None;
-        Ok(())
-    }
-
-    fn close_list(&mut self) -> Result<(), ApiError> {
-        self.out.extend_from_slice(b"],\"next_cursor\":");
-        let next = match (&self.last, self.open) {
-            (Some((id, position)), Some(i)) if self.more => {
-                Some((self.cursor)(self.lists[i].id, *id, position))
-            }
-            _ => None,
-        };
-        serde_json::to_writer(&mut self.out, &next).map_err(json_err)?;
-        self.out.push(b'}');
-        Ok(())
-    }
-
-    /// A task of the rows (ordered by list, then position).
-    fn task(&mut self, task: Task) -> Result<(), ApiError> {
-        while self.open.is_none_or(|i| self.lists[i].id != task.list_id) {
-            if self.open.is_some_and(|i| i + 1 >= self.lists.len()) {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "board view: a task of no list, or out of order"
-                )));
-            }
-            self.next_list()?;
-        }
-        if self.shown == self.per_list {
-            self.more = true;
-            return Ok(());
-        }
-        if self.shown > 0 {
-            self.out.push(b',');
-        }
-        self.shown += 1;
-        let summary = TaskSummary::from(task);
-        serde_json::to_writer(&mut self.out, &summary).map_err(json_err)?;
-        self.last = Some((summary.id, summary.position));
-        Ok(())
-    }
-
-    /// Writes the lists without tasks left and closes the view.
-    fn finish(mut self) -> Result<Vec<u8>, ApiError> {
-        while self.open.map_or(0, |i| i + 1) < self.lists.len() {
-            self.next_list()?;
-        }
-        if self.open.is_some() {
-            self.close_list()?;
-        }
-        self.out.extend_from_slice(b"]}");
-        Ok(self.out)
-    }
-}
-
-/// Cards per list in the board view when `per_list` is not given.
-pub const DEFAULT_PER_LIST: u32 = 200;
-/// Most cards per list a board view carries.
-pub const MAX_PER_LIST: u32 = 1000;
-
 /// Query of `GET …/boards/{board}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -511,47 +361,65 @@ async fn get_board(
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
     });
-    let (mut tx, ctx) = org.read(&state).await?;
+    // The membership: on SQLite one statement on the rusqlite read pool; on
+    // PostgreSQL in the read transaction the view is then read in.
+    let (mut tx, ctx) = match state.db.sqlite_readers() {
+        Some(_) => {
+            let scope = crate::db::Scope::user(org.user_id());
+            let ctx = crate::read_unit!(state.db, scope, |u| async move { org.enter(u).await })?;
+            (None, ctx)
+        }
+        None => {
+            let (tx, ctx) = org.read(&state).await?;
+            (Some(tx), ctx)
+        }
+    };
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let per_list = query.per_list()?;
     let gzip = crate::web::accepts_gzip(&headers);
-    // The version is read before the view (see crate::cache); SQLite's read
-    // snapshot began with the membership check, so it starts over after it.
+    // The version is read before the view (see crate::cache); SQLite's view
+    // is read in a snapshot of its own, begun after it.
     let cache = &state.live.cache;
     let version = cache.version(ctx.org_id, path.board).await;
     let etag = version.map(|v| v.etag(path.board, per_list));
-    if let Some(v) = version {
-        if !fresh {
-            if etag
-                .as_ref()
-                .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
-            {
-                // Nothing acknowledged since: no view is read or built.
-                return Ok(not_modified(etag));
-            }
-            if let Some(hit) = cache.get(ctx.org_id, path.board, per_list, v).await {
-                return Ok(view_response(&hit, gzip, etag));
-            }
+    if let Some(v) = version
+        && !fresh
+    {
+        if etag
+            .as_ref()
+            .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
+        {
+            // Nothing acknowledged since: no view is read or built.
+            return Ok(not_modified(etag));
         }
-        if tx.backend() == crate::db::Backend::Sqlite {
-            drop(tx);
-            tx = state
-                .db
-                .read(crate::db::Scope::tenant(ctx.user_id, ctx.org_id))
-                .await?;
+        if let Some(hit) = cache.get(ctx.org_id, path.board, per_list, v).await {
+            return Ok(view_response(&hit, gzip, etag));
         }
     }
     let org_id = ctx.org_id;
-    let body = board_view_json(
-        &mut tx,
-        org_id,
-        path.board,
-        per_list,
-        |list, id, position| tasks::filter::position_cursor(&state, org_id, list, id, position),
-    )
-    .await?
+    let board = path.board;
+    let cursor = {
+        let state = state.clone();
+        move |list, id, position: &str| {
+            tasks::filter::position_cursor(&state, org_id, list, id, position)
+        }
+    };
+    let body = match (&mut tx, state.db.sqlite_readers()) {
+        (Some(tx), _) => board_view_json(tx, org_id, board, per_list, cursor).await?,
+        // SQLite: on the rusqlite read pool, in a snapshot of its own (the
+        // version was read before it, see crate::cache).
+        (None, Some(readers)) => {
+            readers
+                .read(async move |u| board_view_json(u, org_id, board, per_list, cursor).await)
+                .await??
+        }
+        (None, None) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "board view: neither a read transaction nor the read pool"
+            )));
+        }
+    }
     .ok_or_else(ApiError::not_found)?;
-    drop(tx);
     let body = axum::body::Bytes::from(body);
     let stored = crate::cache::CachedView::new(body);
     if let Some(v) = version {

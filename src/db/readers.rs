@@ -1,0 +1,104 @@
+//! SQLite's rusqlite read pool: a few read-only connections on the
+//! database file, each used by one blocking task at a time.
+//!
+//! The big reads (the board view, filtered pages) run here rather than on
+//! sqlx's SQLite pool: sqlx runs each connection on a thread of its own,
+//! copies every value of every row (`sqlite3_value_dup`) and hands the rows
+//! to Tokio through a channel; the copies, allocated on one thread and
+//! freed on another, were most of the board view's CPU and of the server's
+//! peak memory (BENCHMARKS.md, issue 13). Here a read runs on Tokio's
+//! blocking pool with the connection in hand, rows are read in place
+//! ([`super::uow::LiteRead`]) and the answer is written as they arrive.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use super::uow::{DbError, LiteRead, poll_now};
+
+/// The read pool: at most `size` connections, opened when first needed.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").field("path", &self.path).finish()
+    }
+}
+
+/// Prepared statements kept per connection (the board view's statement
+/// differs with the number of lists).
+const STATEMENT_CACHE: usize = 64;
+
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -16000)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+impl Readers {
+    /// A pool of at most `size` (≥ 1) read connections on `path`.
+    pub fn new(path: PathBuf, size: usize) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+        }
+    }
+
+    /// Runs `f` with a read connection on Tokio's blocking pool. A
+    /// connection whose `f` panicked is dropped (the next read opens one).
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DbError::Decode(0, "the read pool is closed".into()))?;
+        let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let path = self.path.clone();
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let mut conn = match idle {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let out = f(&mut conn);
+            Ok::<_, DbError>((conn, out))
+        })
+        .await
+        .map_err(|e| DbError::Decode(0, format!("a read task failed: {e}")))??;
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        Ok(out)
+    }
+
+    /// Runs the read `f` on a connection of the pool in one snapshot
+    /// (`BEGIN … COMMIT`): the same code as on PostgreSQL, over
+    /// [`LiteRead`], whose statements complete inside one poll.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&mut LiteRead<'_>) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        self.run(move |conn| {
+            let mut u = LiteRead::new(conn);
+            u.snapshot(|u| poll_now(f(u)))?
+                .ok_or_else(|| DbError::Decode(0, "a read waited on the read pool".into()))
+        })
+        .await?
+    }
+}
