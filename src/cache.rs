@@ -56,7 +56,29 @@ pub struct Version {
 /// when the change concerns one board only, that board.
 pub type Touched = (Uuid, Option<Uuid>);
 
+/// The pseudo-board whose counter every change of an organization bumps
+/// (whatever board it names): the version of the organization's
+/// collections (`GET …/tasks`), see [`BoardCache::org_version`].
+const ANY_BOARD: Uuid = Uuid::nil();
+
 impl Version {
+    /// The `ETag` of a collection answer at this organization-wide version
+    /// ([`BoardCache::org_version`]): `what` names the collection, `query`
+    /// is the request's query string (hashed: every filter, sort and cursor
+    /// gives its own tag).
+    pub fn collection_etag(&self, what: &str, query: &str) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(query.as_bytes());
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&digest[..8]);
+        format!(
+            "\"{:x}-{}-{what}-{:x}\"",
+            self.epoch,
+            self.board,
+            u64::from_be_bytes(short)
+        )
+    }
+
     /// The `ETag` of the view of `board` with `per_list` cards per list at
     /// this version.
     pub fn etag(&self, board: Uuid, per_list: u32) -> String {
@@ -227,6 +249,14 @@ impl BoardCache {
         }
     }
 
+    /// The organization-wide version: a counter every acknowledged change
+    /// of the organization bumps, whichever board it names (read before the
+    /// database, as [`BoardCache::version`]). `None` when Redis does not
+    /// answer.
+    pub async fn org_version(&self, org: Uuid) -> Option<Version> {
+        self.version(org, ANY_BOARD).await
+    }
+
     /// The view of `board` with `per_list` cards per list stored under
     /// `version`, counted as a hit or miss.
     pub async fn get(
@@ -301,6 +331,12 @@ impl BoardCache {
     /// the acknowledgement): each board named, and each organization whose
     /// change named no board.
     pub async fn invalidate(&self, touched: &[Touched]) {
+        // And every organization's changes counter (ANY_BOARD), once each.
+        let mut orgs: Vec<Touched> = touched.iter().map(|t| (t.0, Some(ANY_BOARD))).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let touched: Vec<Touched> = touched.iter().copied().chain(orgs).collect();
+        let touched = touched.as_slice();
         match &self.redis {
             None => {
                 let mut map = self.versions.lock().unwrap_or_else(|e| e.into_inner());

@@ -390,7 +390,7 @@ async fn get_board(
             .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
         {
             // Nothing acknowledged since: no view is read or built.
-            return Ok(not_modified(etag));
+            return Ok(crate::http::not_modified(etag));
         }
         if let Some(hit) = cache.get(ctx.org_id, path.board, per_list, v).await {
             return Ok(view_response(&hit, gzip, etag));
@@ -428,15 +428,6 @@ async fn get_board(
             .await;
     }
     Ok(view_response(&stored, gzip, etag))
-}
-
-/// `304 Not Modified` with the current `ETag`.
-fn not_modified(etag: Option<String>) -> Response {
-    let mut res = StatusCode::NOT_MODIFIED.into_response();
-    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
-        res.headers_mut().insert(axum::http::header::ETAG, v);
-    }
-    res
 }
 
 /// A board view: gzipped as stored (never compressed again) when the client

@@ -224,6 +224,15 @@ pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
+/// `304 Not Modified` with the current `ETag`.
+pub fn not_modified(etag: Option<String>) -> axum::response::Response {
+    let mut res = axum::http::StatusCode::NOT_MODIFIED.into_response();
+    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+        res.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    res
+}
+
 /// Smallest answer worth compressing, in bytes.
 pub const COMPRESS_ABOVE: u16 = 2048;
 

@@ -504,33 +504,62 @@ pub async fn page<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<Vec<Tas
 }
 
 /// Tasks of the organization, filtered, sorted and paged.
+///
+/// With `{org}` given by id, the answer carries an `ETag` of the
+/// organization's changes counter and the query; `If-None-Match` with it
+/// answers `304` (after the membership check, no page read) until any change
+/// of the organization is acknowledged. By slug there is no `ETag` (the
+/// counter must be read before the database, and the organization is not
+/// known before it).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks", tag = "tasks",
-    params(("org" = String, Path, description = "Organization id or slug"), TaskQuery),
+    params(("org" = String, Path, description = "Organization id or slug"), TaskQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")),
     security(("bearer" = [])),
-    responses((status = 200, body = Page<Task>), (status = 400, body = crate::error::Problem),
+    responses((status = 200, body = Page<Task>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
+              (status = 400, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub(super) async fn list_tasks(
     State(state): State<AppState>,
     org: OrgRequest,
     AppQuery(q): AppQuery<TaskQuery>,
-) -> ApiResult<AppJson<Page<Task>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
     // Checked before the membership, answered after it: a non-member gets
     // `404` whatever the query.
     let filter = Filter::parse(&q);
     let cursor = q.cursor;
+    // The organization's version is read before the database (see
+    // crate::cache), so a page read after it holds at least every change
+    // acknowledged before it.
+    let version = match org.org_key() {
+        Some((_, crate::orgs::context::OrgKey::Id(id))) => state.live.cache.org_version(id).await,
+        _ => None,
+    };
+    let etag = version.map(|v| v.collection_etag("tasks", uri.query().unwrap_or("")));
+    let unchanged = etag
+        .as_ref()
+        .is_some_and(|tag| crate::http::if_none_match(&headers, tag));
     let opener = state.clone();
     let scope = Scope::user(org.user_id());
-    let (rows, filter, org_id) = crate::read_unit!(state.db, scope, |u| async move {
+    let read = crate::read_unit!(state.db, scope, |u| async move {
         let ctx = org.enter(u).await?;
         ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
         let mut filter = filter?;
         if let Some(c) = cursor.as_deref() {
             filter.from = Some(open(&opener, &filter.cursor_scope(ctx.org_id), c)?);
         }
+        if unchanged {
+            return Ok::<_, ApiError>(None);
+        }
         let rows = page(u, ctx.org_id, &filter).await?;
-        Ok::<_, ApiError>((rows, filter, ctx.org_id))
+        Ok(Some((rows, filter, ctx.org_id)))
     })?;
-    let mut rows = rows;
+    let Some((mut rows, filter, org_id)) = read else {
+        return Ok(crate::http::not_modified(etag));
+    };
     let limit = filter.limit as usize;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -545,10 +574,15 @@ pub(super) async fn list_tasks(
         )),
         _ => None,
     };
-    Ok(AppJson(Page {
+    let mut res = AppJson(Page {
         items: rows,
         next_cursor,
-    }))
+    })
+    .into_response();
+    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+        res.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    Ok(res)
 }
 
 #[cfg(test)]

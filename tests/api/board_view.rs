@@ -18,6 +18,7 @@ backend_tests!(
     paging_while_cards_move_never_repeats_or_loses_an_unmoved_card,
     bad_per_list_and_cursors_are_refused,
     etag_answers_304_until_a_write,
+    task_pages_answer_304_until_any_change_of_the_org,
     large_answers_are_compressed,
 );
 
@@ -429,6 +430,90 @@ async fn etag_answers_304_until_a_write(app: TestApp) {
         .expect(200);
     assert_ne!(after.headers["etag"].to_str().unwrap(), etag);
     assert_eq!(after.json["lists"][0]["tasks"].as_array().unwrap().len(), 4);
+}
+
+/// `GET …/tasks` carries an `ETag` of the organization's changes counter
+/// and the query: `304` until any change of the organization (on any board)
+/// is acknowledged; another query is another tag; strangers get `404`; by
+/// slug there is no tag.
+async fn task_pages_answer_304_until_any_change_of_the_org(app: TestApp) {
+    let b = board(&app, &[3]).await;
+    let path = url(
+        b.org,
+        &format!("/tasks?list_id={}&sort=position&limit=2", b.lists[0].0),
+    );
+    let first = get_with(&app, &path, &b.owner.token, &[]).await.expect(200);
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(first.json["items"].as_array().unwrap().len(), 2);
+    let same = get_with(&app, &path, &b.owner.token, &[("if-none-match", &etag)])
+        .await
+        .expect(304);
+    assert!(same.text.is_empty());
+    assert_eq!(same.headers["etag"].to_str().unwrap(), etag);
+    // The next page (its cursor in the query) is another representation.
+    let cursor = first.json["next_cursor"].as_str().unwrap();
+    let next = get_with(
+        &app,
+        &format!("{path}&cursor={cursor}"),
+        &b.owner.token,
+        &[("if-none-match", &etag)],
+    )
+    .await
+    .expect(200);
+    assert_eq!(next.json["items"].as_array().unwrap().len(), 1);
+    assert_ne!(next.headers["etag"].to_str().unwrap(), etag);
+    for junk in ["garbage", "\"\"", "W/", &"x".repeat(4000)] {
+        get_with(&app, &path, &b.owner.token, &[("if-none-match", junk)])
+            .await
+            .expect(200);
+    }
+    // A stranger with the tag gets 404, not 304.
+    let stranger = app.signup("stranger").await;
+    get_with(&app, &path, &stranger.token, &[("if-none-match", &etag)])
+        .await
+        .expect_problem(404, "not_found");
+    // By slug: the same page, no tag, never 304.
+    let slug = app
+        .get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
+        .await
+        .expect(200)
+        .json["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_slug = path.replace(&b.org.to_string(), &slug);
+    let plain = get_with(&app, &by_slug, &b.owner.token, &[("if-none-match", &etag)])
+        .await
+        .expect(200);
+    assert!(!plain.headers.contains_key("etag"));
+    assert_eq!(plain.json["items"], first.json["items"]);
+    // A change on another board of the organization: a new tag.
+    app.post(
+        &url(b.org, "/boards"),
+        &b.owner.token,
+        json!({"name": "elsewhere"}),
+    )
+    .await
+    .expect(201);
+    let after = get_with(&app, &path, &b.owner.token, &[("if-none-match", &etag)])
+        .await
+        .expect(200);
+    let tag2 = after.headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(tag2, etag);
+    // A change of a task of the page: a new tag and the change.
+    let task = b.lists[0].1[0];
+    app.patch(
+        &url(b.org, &format!("/tasks/{task}")),
+        &b.owner.token,
+        json!({"title": "renamed"}),
+    )
+    .await
+    .expect(200);
+    let changed = get_with(&app, &path, &b.owner.token, &[("if-none-match", &tag2)])
+        .await
+        .expect(200);
+    assert_eq!(changed.json["items"][0]["title"], "renamed");
 }
 
 async fn large_answers_are_compressed(app: TestApp) {
