@@ -364,7 +364,36 @@ fn refuse(problems: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// glibc keeps a memory arena per thread (up to 8 per core) and memory
+/// freed into one stays there: answers built on the read pool's threads
+/// and freed on Tokio's took the server's peak from ~114 to ~156 MiB in the
+/// benchmark's big-board runs (BENCHMARKS.md, issue 13). The variable is
+/// read by glibc when the process starts, so the server starts itself over
+/// with `MALLOC_ARENA_MAX=2` when it is unset (same pid, arguments and
+/// environment otherwise; `exec` only returns if it failed, and then the
+/// server simply runs as it is). Set `MALLOC_ARENA_MAX` to anything to
+/// keep glibc's default or choose another bound.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_malloc_arenas() {
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    eprintln!("orgboard: cannot restart with MALLOC_ARENA_MAX=2 ({err}); running as is");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    bound_malloc_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Settings from a config file become the defaults of their flags, so the
     // environment and the flags still win.

@@ -288,7 +288,7 @@ impl Db {
                 .with_context(|| format!("cannot open SQLite database {url}"))?;
             let lite = std::sync::Arc::new(readers::Readers::new(
                 path.clone(),
-                cfg.db_max_connections.max(2) as usize,
+                readers::pool_size(cfg.db_max_connections as usize),
             ));
             let gate = writer::Gate::default();
             let hook = Hook::default();

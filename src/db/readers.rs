@@ -32,6 +32,19 @@ impl std::fmt::Debug for Readers {
     }
 }
 
+/// How many rusqlite readers run at once: the reads are CPU work (pages
+/// come from SQLite's cache or the OS's), so more of them than twice the
+/// cores only queue on the CPUs while each holds its page cache and its
+/// answer in memory; at most `configured` (`ORGBOARD_DB_MAX_CONNECTIONS`),
+/// at least 2.
+pub fn pool_size(configured: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    configured.min(2 * cores).max(2)
+}
+
+/// SQLite's page cache per reader connection, in KiB (8 MiB).
+const CACHE_KIB: i64 = 8 * 1024;
+
 /// Prepared statements kept per connection (the board view's statement
 /// differs with the number of lists).
 const STATEMENT_CACHE: usize = 64;
@@ -42,7 +55,7 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "cache_size", -16000)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.pragma_update(None, "temp_store", "memory")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)

@@ -403,7 +403,8 @@ fn start_server(nofile: u32, settings: &[(&str, &str)]) -> Server {
         }
     }
     sh.env("ORGBOARD_DATA_DIR", dir.path().join("data"))
-        .env("ORGBOARD_ADDR", addr.to_string());
+        .env("ORGBOARD_ADDR", addr.to_string())
+        .env_remove("MALLOC_ARENA_MAX");
     for (k, v) in settings {
         sh.env(k, v);
     }
@@ -437,6 +438,28 @@ fn start_server(nofile: u32, settings: &[(&str, &str)]) -> Server {
         addr,
         log: log_path,
         _dir: dir,
+    }
+}
+
+/// The server starts itself over with `MALLOC_ARENA_MAX=2` when the
+/// variable is unset (same pid, it serves), and keeps a value it was given.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn bounds_malloc_arenas_unless_told_otherwise() {
+    for (given, expect) in [(None, "2"), (Some("4"), "4")] {
+        let settings: Vec<(&str, &str)> = given
+            .map(|v| vec![("MALLOC_ARENA_MAX", v)])
+            .unwrap_or_default();
+        let server = start_server(1024, &settings);
+        let pid = server.running.0.as_ref().unwrap().id();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let value = environ
+            .split(|b| *b == 0)
+            .filter_map(|kv| kv.strip_prefix(b"MALLOC_ARENA_MAX="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(value, [expect], "given {given:?}");
+        assert_eq!(http_get(server.addr, "/healthz").unwrap().0, 200);
     }
 }
 
