@@ -283,6 +283,11 @@ mod tests {
     }
 
     proptest! {
+        // A fixed seed: CI is deterministic (explore by changing it locally).
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_205),
+            ..ProptestConfig::default()
+        })]
         #[test]
         fn random_inserts_keep_a_strict_total_order(ops in proptest::collection::vec(any::<prop::sample::Index>(), 1..300)) {
             let mut keys: Vec<String> = Vec::new();
