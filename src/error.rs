@@ -278,7 +278,7 @@ impl From<crate::db::uow::DbError> for ApiError {
         match err {
             DbError::Sqlx(e) => e.into(),
             DbError::Lite(e) => e.into(),
-            e @ DbError::Decode(..) => Self::internal(e),
+            e @ (DbError::Decode(..) | DbError::Executor(_)) => Self::internal(e),
         }
     }
 }

@@ -114,20 +114,13 @@ macro_rules! read_unit {
         let db: &$crate::db::Db = &$db;
         match db.sqlite_readers() {
             Some(readers) => readers
-                .run(move |conn| {
-                    let mut lite = $crate::db::uow::LiteRead::new(conn);
-                    lite.snapshot(|$u| $crate::db::uow::poll_now($body))
+                .read(async move |lite| {
+                    let $u = lite;
+                    $body.await
                 })
                 .await
-                .and_then(|snapshot| snapshot)
                 .map_err($crate::error::ApiError::from)
-                .and_then(|out| {
-                    out.unwrap_or_else(|| {
-                        Err($crate::error::ApiError::internal(::anyhow::anyhow!(
-                            "a read on the SQLite read pool waited for I/O"
-                        )))
-                    })
-                }),
+                .and_then(|out| out),
             None => {
                 let mut tx = db.read($scope).await?;
                 let $u = &mut tx;

@@ -112,18 +112,9 @@ async fn board_view(db: &Db, vu: &Vu) -> anyhow::Result<Outcome> {
     // placeholder here.
     let (org_id, board_id) = (vu.org_id, vu.board_id);
     let cursor = |_, id: Uuid, _: &str| id.to_string();
-    let view = match db.sqlite_readers() {
-        Some(readers) => readers
-            .read(async move |u| {
-                board_view_json(u, org_id, board_id, DEFAULT_PER_LIST, cursor).await
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("board view: {e}"))?,
-        None => {
-            let mut tx = db.read(scope(vu)).await?;
-            board_view_json(&mut tx, org_id, board_id, DEFAULT_PER_LIST, cursor).await
-        }
-    }
+    let view = orgboard::read_unit!(db, scope(vu), |u| async move {
+        board_view_json(u, org_id, board_id, DEFAULT_PER_LIST, cursor).await
+    })
     .map_err(|e| anyhow::anyhow!("board view: {e:?}"))?;
     Ok(if view.is_some() {
         Outcome::Ok

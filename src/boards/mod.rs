@@ -364,9 +364,10 @@ async fn get_board(
     // The membership: on SQLite one statement on the rusqlite read pool; on
     // PostgreSQL in the read transaction the view is then read in.
     let (mut tx, ctx) = match state.db.sqlite_readers() {
-        Some(_) => {
-            let scope = crate::db::Scope::user(org.user_id());
-            let ctx = crate::read_unit!(state.db, scope, |u| async move { org.enter(u).await })?;
+        Some(readers) => {
+            let ctx = readers
+                .read_statement(async move |u| org.enter(u).await)
+                .await??;
             (None, ctx)
         }
         None => {

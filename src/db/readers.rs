@@ -81,7 +81,7 @@ impl Readers {
             .permits
             .acquire()
             .await
-            .map_err(|_| DbError::Decode(0, "the read pool is closed".into()))?;
+            .map_err(|_| DbError::Executor("the read pool is closed".into()))?;
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         let path = self.path.clone();
         let (conn, out) = tokio::task::spawn_blocking(move || {
@@ -93,8 +93,12 @@ impl Readers {
             Ok::<_, DbError>((conn, out))
         })
         .await
-        .map_err(|e| DbError::Decode(0, format!("a read task failed: {e}")))??;
-        if let Ok(mut idle) = self.idle.lock() {
+        .map_err(|e| DbError::Executor(format!("a read task failed: {e}")))??;
+        // A connection left inside a transaction (its COMMIT failed) would
+        // refuse every later BEGIN: it is dropped, not pooled.
+        if conn.is_autocommit()
+            && let Ok(mut idle) = self.idle.lock()
+        {
             idle.push(conn);
         }
         Ok(out)
@@ -107,10 +111,31 @@ impl Readers {
         &self,
         f: impl AsyncFnOnce(&mut LiteRead<'_>) -> R + Send + 'static,
     ) -> Result<R, DbError> {
+        self.drive(true, f).await
+    }
+
+    /// Runs a read of one statement (its own snapshot, no `BEGIN`): the
+    /// membership check, or a statement that joins it with what it guards.
+    pub async fn read_statement<R: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&mut LiteRead<'_>) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        self.drive(false, f).await
+    }
+
+    async fn drive<R: Send + 'static>(
+        &self,
+        snapshot: bool,
+        f: impl AsyncFnOnce(&mut LiteRead<'_>) -> R + Send + 'static,
+    ) -> Result<R, DbError> {
         self.run(move |conn| {
             let mut u = LiteRead::new(conn);
-            u.snapshot(|u| poll_now(f(u)))?
-                .ok_or_else(|| DbError::Decode(0, "a read waited on the read pool".into()))
+            let out = if snapshot {
+                u.snapshot(|u| poll_now(f(u)))?
+            } else {
+                poll_now(f(&mut u))
+            };
+            out.ok_or_else(|| DbError::Executor("a read waited for I/O on the read pool".into()))
         })
         .await?
     }

@@ -47,6 +47,10 @@ pub enum DbError {
     /// A column that does not hold what its reader expects.
     #[error("cannot decode column {0}: {1}")]
     Decode(usize, String),
+    /// The executor cannot run this (a write on a read connection, a read
+    /// that waited for I/O on a blocking thread, a closed or failed pool).
+    #[error("{0}")]
+    Executor(String),
 }
 
 impl DbError {
@@ -893,17 +897,11 @@ impl Uow for LiteRead<'_> {
     }
 
     async fn execute(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<u64, DbError> {
-        Err(DbError::Decode(
-            0,
-            "a read connection does not write".into(),
-        ))
+        Err(DbError::Executor("a read connection does not write".into()))
     }
 
     async fn defer(&mut self, _sql: &str, _args: &[Arg<'_>]) -> Result<(), DbError> {
-        Err(DbError::Decode(
-            0,
-            "a read connection does not write".into(),
-        ))
+        Err(DbError::Executor("a read connection does not write".into()))
     }
 
     fn note(&mut self, _touched: Touched, _event: Option<Event>) {}

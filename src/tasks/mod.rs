@@ -590,16 +590,8 @@ async fn get_task(
         (Some(readers), _) => {
             let id = path.task;
             readers
-                .run(move |conn| {
-                    let mut u = crate::db::uow::LiteRead::new(conn);
-                    crate::db::uow::poll_now(read_task(&mut u, &org, id))
-                })
-                .await?
-                .unwrap_or_else(|| {
-                    Err(ApiError::internal(anyhow::anyhow!(
-                        "a read on the SQLite read pool waited for I/O"
-                    )))
-                })?
+                .read_statement(async move |u| read_task(u, &org, id).await)
+                .await??
         }
         (None, Some((_, OrgKey::Id(org_id)))) => {
             let scope = Scope::tenant(org.user_id(), org_id);

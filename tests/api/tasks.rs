@@ -2013,6 +2013,22 @@ async fn filters_refuse_foreign_ids_and_bad_values(app: &TestApp) {
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(fields(&r), ["board_id", "label_id"]);
+    // Own ids around a foreign one: only the foreign one is named (the ids
+    // are checked in one statement, one column each).
+    let r = get(format!(
+        "board_id={}&list_id={}&assignee_id={}&label_id={slabel}",
+        w.board, w.list, w.owner.id
+    ))
+    .await
+    .expect_problem(422, "validation_failed");
+    assert_eq!(fields(&r), ["label_id"]);
+    let r = get(format!(
+        "board_id={}&list_id={sl}&assignee_id={}",
+        w.board, w.owner.id
+    ))
+    .await
+    .expect_problem(422, "validation_failed");
+    assert_eq!(fields(&r), ["list_id"]);
     for qs in [
         "board_id=nope",
         "due_before=yesterday",
