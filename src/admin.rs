@@ -109,6 +109,7 @@ async fn audit_admin(
             entity_id: org,
             board_id: None,
             payload,
+            card: None,
         },
     )
     .await

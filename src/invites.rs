@@ -506,6 +506,7 @@ async fn accept_invite(
         entity_id,
         board_id: None,
         payload,
+        card: None,
         request_id: request_id.as_deref(),
     };
     change::record(

@@ -58,6 +58,8 @@ pub const EVENTS_PUBLISHED: &str = "orgboard_events_published_total";
 pub const BOARD_CACHE_HITS: &str = "orgboard_board_cache_hits_total";
 /// Counter: board views that had to be built from the database.
 pub const BOARD_CACHE_MISSES: &str = "orgboard_board_cache_misses_total";
+/// Counter: cached board views kept through a task change by patching.
+pub const BOARD_CACHE_PATCHES: &str = "orgboard_board_cache_patches_total";
 pub use crate::db::writer::SQLITE_WRITE_BATCHES;
 pub use crate::db::writer::SQLITE_WRITE_JOBS;
 /// Counter: job attempts that failed (each retry counts).
@@ -188,6 +190,10 @@ fn describe() {
         "Board views built from the database (cache miss)."
     );
     describe_counter!(
+        BOARD_CACHE_PATCHES,
+        "Cached board views kept through a task change by patching."
+    );
+    describe_counter!(
         SQLITE_WRITE_BATCHES,
         "Transactions committed by the SQLite group-commit writer."
     );
@@ -208,6 +214,7 @@ fn describe() {
         EVENTS_PUBLISHED,
         BOARD_CACHE_HITS,
         BOARD_CACHE_MISSES,
+        BOARD_CACHE_PATCHES,
         JOB_FAILURES,
         JOBS_DEAD,
         JOBS_COMPLETED,
@@ -314,6 +321,7 @@ mod tests {
             EVENTS_PUBLISHED,
             BOARD_CACHE_HITS,
             BOARD_CACHE_MISSES,
+            BOARD_CACHE_PATCHES,
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} counter")),

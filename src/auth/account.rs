@@ -339,6 +339,7 @@ pub(super) async fn delete_me(
             entity_id: entity,
             board_id: None,
             payload,
+            card: None,
             request_id: request_id.as_deref(),
         };
         if members.len() <= 1 {

@@ -33,7 +33,7 @@ use crate::state::AppState;
 use crate::tasks::{self, TaskSummary};
 
 pub mod view;
-pub use view::{DEFAULT_PER_LIST, MAX_PER_LIST, board_view_json};
+pub use view::{DEFAULT_PER_LIST, MAX_PER_LIST, board_view_json, board_view_parts};
 
 /// Longest board description.
 pub const DESCRIPTION_MAX: usize = 10_000;
@@ -336,7 +336,8 @@ impl BoardViewQuery {
 /// `next_cursor` for the rest (`GET …/tasks?list_id=…&sort=position&cursor=…`).
 /// Served from the board-view cache when no write touching the board (its
 /// tasks, lists, comments, or labels and members of the organization) has
-/// been acknowledged since it was stored (gzipped once, when first asked for);
+/// been acknowledged since it was stored, or only task changes that patched
+/// it (gzipped once, when first asked for);
 /// `If-None-Match` with its `ETag` answers `304` without reading the view;
 /// `Cache-Control: no-cache` reads it from the database.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
@@ -383,35 +384,32 @@ async fn get_board(
     let cache = &state.live.cache;
     let version = cache.version(ctx.org_id, path.board).await;
     let etag = version.map(|v| v.etag(path.board, per_list));
-    if let Some(v) = version
-        && !fresh
-    {
-        if etag
+    if !fresh
+        && etag
             .as_ref()
             .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
-        {
-            // Nothing acknowledged since: no view is read or built.
-            return Ok(crate::http::not_modified(etag));
-        }
-        if let Some(hit) = cache.get(ctx.org_id, path.board, per_list, v).await {
-            return Ok(view_response(&hit, gzip, etag));
-        }
+    {
+        // Nothing acknowledged since: no view is read or built.
+        return Ok(crate::http::not_modified(etag));
     }
     let org_id = ctx.org_id;
     let board = path.board;
-    let cursor = {
-        let state = state.clone();
-        move |list, id, position: &str| {
-            tasks::filter::position_cursor(&state, org_id, list, id, position)
-        }
+    let cursor = |list, id, position: &str| {
+        tasks::filter::position_cursor(&state, org_id, list, id, position)
     };
-    let body = match (&mut tx, state.db.sqlite_readers()) {
-        (Some(tx), _) => board_view_json(tx, org_id, board, per_list, cursor).await?,
+    if let Some(v) = version
+        && !fresh
+        && let Some(hit) = cache.get(org_id, board, per_list, v).await
+    {
+        return Ok(view_response(&hit, gzip, etag, &cursor));
+    }
+    let parts = match (&mut tx, state.db.sqlite_readers()) {
+        (Some(tx), _) => board_view_parts(tx, org_id, board, per_list).await?,
         // SQLite: on the rusqlite read pool, in a snapshot of its own (the
         // version was read before it, see crate::cache).
         (None, Some(readers)) => {
             readers
-                .read(async move |u| board_view_json(u, org_id, board, per_list, cursor).await)
+                .read(async move |u| board_view_parts(u, org_id, board, per_list).await)
                 .await??
         }
         (None, None) => {
@@ -421,27 +419,31 @@ async fn get_board(
         }
     }
     .ok_or_else(ApiError::not_found)?;
-    let body = axum::body::Bytes::from(body);
-    let stored = crate::cache::CachedView::new(body);
+    let body = axum::body::Bytes::from(parts.render(&cursor));
+    let stored = crate::cache::CachedView::from_parts(parts, body);
     if let Some(v) = version {
-        cache
-            .put(ctx.org_id, path.board, per_list, v, stored.clone())
-            .await;
+        cache.put(org_id, board, per_list, v, stored.clone()).await;
     }
-    Ok(view_response(&stored, gzip, etag))
+    Ok(view_response(&stored, gzip, etag, &cursor))
 }
 
 /// A board view: gzipped as stored (never compressed again) when the client
-/// accepts gzip, else plain; with its `ETag` when it has one.
-fn view_response(view: &crate::cache::CachedView, gzip: bool, etag: Option<String>) -> Response {
+/// accepts gzip, else plain; with its `ETag` when it has one. `cursor`
+/// makes the lists' `next_cursor` of a view patched since it was read.
+fn view_response(
+    view: &crate::cache::CachedView,
+    gzip: bool,
+    etag: Option<String>,
+    cursor: crate::cache::Cursor<'_>,
+) -> Response {
     use axum::http::{HeaderValue, header};
     let mut res = if gzip {
-        let mut res = view.gzip().into_response();
+        let mut res = view.gzip(cursor).into_response();
         res.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         res
     } else {
-        view.body.clone().into_response()
+        view.body(cursor).into_response()
     };
     let h = res.headers_mut();
     h.insert(

@@ -6,11 +6,17 @@
 //! transaction; on SQLite on a connection of the rusqlite read pool
 //! ([`crate::db::readers`]), where each row is read in place and written
 //! straight into the answer (no row copied, no `Task` built).
+//!
+//! The view is built in parts ([`Parts`]: the board's JSON, each list's,
+//! each card's) so that the board-view cache can patch a cached view with
+//! a task's change ([`crate::tasks::write::card_change`]) instead of reading it again.
 
+use bytes::Bytes;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Board, load_board};
+use crate::cache::parts::{Card, ListPart, Parts};
 use crate::db::uow::{Arg, DbError, RowRef, Uow};
 use crate::error::ApiError;
 use crate::lists::{List, lists_of_board};
@@ -72,26 +78,23 @@ fn first_cards_sql(backend: crate::db::Backend, lists: usize, take: u64) -> Stri
     )
 }
 
-/// Writes the board view's JSON (the shape of [`super::BoardView`]) in
-/// `u`, three statements whatever the board's size: the board, its lists,
-/// and the first `per_list` cards of every list, each card written as its
-/// row arrives. (One statement per list on SQLite, where no round trip is
-/// saved, measured the same: 66.0 vs 64.5 ms p50.) `cursor` makes the `next_cursor` of a list from its last
-/// card shown (list, id, position). `None`: no such board.
-pub async fn board_view_json<U: Uow>(
+/// Reads the board view in `u` as [`Parts`] (the shape of
+/// [`super::BoardView`] in pieces the cache can patch), three statements
+/// whatever the board's size: the board, its lists, and the first
+/// `per_list` cards of every list, each card written as JSON as its row
+/// arrives. (One statement per list on SQLite, where no round trip is
+/// saved, measured the same: 66.0 vs 64.5 ms p50.) `None`: no such board.
+pub async fn board_view_parts<U: Uow>(
     u: &mut U,
     org_id: Uuid,
     board_id: Uuid,
     per_list: u32,
-    cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
-) -> Result<Option<Vec<u8>>, ApiError> {
+) -> Result<Option<Parts>, ApiError> {
     let Some(board) = load_board(u, org_id, board_id).await? else {
         return Ok(None);
     };
     let lists = lists_of_board(u, org_id, board_id).await?;
-    // About 400 bytes a card.
-    let guess = 1024 + lists.len() * (256 + per_list.min(200) as usize * 400);
-    let mut view = ViewJson::start(Vec::with_capacity(guess), &board, &lists, per_list, cursor)?;
+    let mut view = ViewParts::start(&board, &lists, per_list)?;
     if !lists.is_empty() {
         let sql = first_cards_sql(u.backend(), lists.len(), u64::from(per_list) + 1);
         let mut args = Vec::with_capacity(lists.len() + 1);
@@ -103,126 +106,122 @@ pub async fn board_view_json<U: Uow>(
     view.finish().map(Some)
 }
 
-/// The board view's JSON written as it is read: the board's fields, then
-/// each list's fields with `tasks` and `next_cursor` (what serializing
-/// [`super::BoardView`] gives, without holding every card first).
-struct ViewJson<'a, F> {
-    out: Vec<u8>,
-    lists: &'a [List],
-    /// The list being written (cards go to it), and how many it shows.
-    open: Option<usize>,
-    shown: u32,
-    /// The open list has more cards than it shows.
-    more: bool,
-    /// The last card shown in the open list: id and position.
-    last: Option<(Uuid, String)>,
+/// The board view's JSON ([`board_view_parts`] rendered); `cursor` makes
+/// the `next_cursor` of a list from its last card shown (list, id,
+/// position). `None`: no such board.
+pub async fn board_view_json<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    board_id: Uuid,
     per_list: u32,
-    cursor: F,
+    cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    Ok(board_view_parts(u, org_id, board_id, per_list)
+        .await?
+        .map(|p| p.render(&cursor)))
+}
+
+/// A card read: id, position, version, and where its JSON lies in the
+/// buffer.
+type CardAt = (Uuid, String, i64, std::ops::Range<usize>);
+
+/// The board view built as it is read: the board's fields, each list's
+/// fields, and each card's JSON (written into one buffer, then shared by
+/// slices), with what orders and versions it.
+struct ViewParts<'a> {
+    head: Bytes,
+    lists: &'a [List],
+    heads: Vec<Bytes>,
+    /// Per list: its cards (id, position, version, bytes of `buf`), and
+    /// whether it has more than it shows.
+    shown: Vec<(Vec<CardAt>, bool)>,
+    buf: Vec<u8>,
+    per_list: u32,
 }
 
 fn json_err(e: serde_json::Error) -> ApiError {
     ApiError::internal(anyhow::Error::new(e))
 }
 
-impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewJson<'a, F> {
-    fn start(
-        mut out: Vec<u8>,
-        board: &Board,
-        lists: &'a [List],
-        per_list: u32,
-        cursor: F,
-    ) -> Result<Self, ApiError> {
-        Self::open_object(&mut out, board)?;
-        out.extend_from_slice(b",\"lists\":[");
+/// `value` (an object with fields) as JSON without its closing brace.
+fn open_object(value: &impl Serialize) -> Result<Bytes, ApiError> {
+    let mut out = serde_json::to_vec(value).map_err(json_err)?;
+    match out.pop() {
+        Some(b'}') => Ok(Bytes::from(out)),
+        _ => Err(ApiError::internal(anyhow::anyhow!(
+            "board view: expected an object with fields"
+        ))),
+    }
+}
+
+impl<'a> ViewParts<'a> {
+    fn start(board: &Board, lists: &'a [List], per_list: u32) -> Result<Self, ApiError> {
         Ok(Self {
-            out,
+            head: open_object(board)?,
             lists,
-            open: None,
-            shown: 0,
-            more: false,
-            last: None,
+            heads: lists.iter().map(open_object).collect::<Result<_, _>>()?,
+            shown: Vec::with_capacity(lists.len()),
+            // About 400 bytes a card.
+            buf: Vec::with_capacity(lists.len() * per_list.min(200) as usize * 400),
             per_list,
-            cursor,
         })
-    }
-
-    /// Writes `value` (an object with fields) without its closing brace.
-    fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
-        serde_json::to_writer(&mut *out, value).map_err(json_err)?;
-        match out.pop() {
-            Some(b'}') => Ok(()),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "board view: expected an object with fields"
-            ))),
-        }
-    }
-
-    /// Closes the open list (if any) and opens the next one.
-    fn next_list(&mut self) -> Result<(), ApiError> {
-        let i = match self.open {
-            Some(i) => {
-                self.close_list()?;
-                i + 1
-            }
-            None => 0,
-        };
-        if i > 0 {
-            self.out.push(b',');
-        }
-        Self::open_object(&mut self.out, &self.lists[i])?;
-        self.out.extend_from_slice(b",\"tasks\":[");
-        self.open = Some(i);
-        self.shown = 0;
-        self.more = false;
-        self.last = None;
-        Ok(())
-    }
-
-    fn close_list(&mut self) -> Result<(), ApiError> {
-        self.out.extend_from_slice(b"],\"next_cursor\":");
-        let next = match (&self.last, self.open) {
-            (Some((id, position)), Some(i)) if self.more => {
-                Some((self.cursor)(self.lists[i].id, *id, position))
-            }
-            _ => None,
-        };
-        serde_json::to_writer(&mut self.out, &next).map_err(json_err)?;
-        self.out.push(b'}');
-        Ok(())
     }
 
     /// A card of the rows (ordered by list, then position).
     fn card(&mut self, card: TaskSummary) -> Result<(), ApiError> {
-        while self.open.is_none_or(|i| self.lists[i].id != card.list_id) {
-            if self.open.is_some_and(|i| i + 1 >= self.lists.len()) {
+        while self
+            .shown
+            .len()
+            .checked_sub(1)
+            .is_none_or(|i| self.lists[i].id != card.list_id)
+        {
+            if self.shown.len() >= self.lists.len() {
                 return Err(ApiError::internal(anyhow::anyhow!(
                     "board view: a card of no list, or out of order"
                 )));
             }
-            self.next_list()?;
+            self.shown.push((Vec::new(), false));
         }
-        if self.shown == self.per_list {
-            self.more = true;
+        let Some((cards, more)) = self.shown.last_mut() else {
+            return Ok(());
+        };
+        if cards.len() >= self.per_list as usize {
+            *more = true;
             return Ok(());
         }
-        if self.shown > 0 {
-            self.out.push(b',');
-        }
-        self.shown += 1;
-        serde_json::to_writer(&mut self.out, &card).map_err(json_err)?;
-        self.last = Some((card.id, card.position));
+        let start = self.buf.len();
+        serde_json::to_writer(&mut self.buf, &card).map_err(json_err)?;
+        cards.push((card.id, card.position, card.version, start..self.buf.len()));
         Ok(())
     }
 
-    /// Writes the lists without cards left and closes the view.
-    fn finish(mut self) -> Result<Vec<u8>, ApiError> {
-        while self.open.map_or(0, |i| i + 1) < self.lists.len() {
-            self.next_list()?;
-        }
-        if self.open.is_some() {
-            self.close_list()?;
-        }
-        self.out.extend_from_slice(b"]}");
-        Ok(self.out)
+    fn finish(self) -> Result<Parts, ApiError> {
+        let buf = Bytes::from(self.buf);
+        let mut shown = self.shown.into_iter();
+        let lists = self
+            .lists
+            .iter()
+            .zip(self.heads)
+            .map(|(list, head)| {
+                let (cards, more) = shown.next().unwrap_or_default();
+                ListPart {
+                    id: list.id,
+                    head,
+                    cards: std::sync::Arc::new(
+                        cards
+                            .into_iter()
+                            .map(|(id, position, version, range)| Card {
+                                id,
+                                position,
+                                version,
+                                json: buf.slice(range),
+                            })
+                            .collect(),
+                    ),
+                    more,
+                }
+            })
+            .collect();
+        Ok(Parts::new(self.head, lists, self.per_list))
     }
 }

@@ -27,6 +27,127 @@ use super::{Backend, now};
 /// when the change concerns one board only, that board.
 pub type Touched = (Uuid, Option<Uuid>);
 
+/// What a change did to one card of its board's view, so that cached views
+/// can be patched instead of read again ([`crate::cache`]). Storage knows
+/// the card only as the bytes of its JSON summary and what orders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CardChange {
+    /// The card as the board view shows it after the change.
+    Put {
+        /// Task id.
+        id: Uuid,
+        /// The list it is in now.
+        list_id: Uuid,
+        /// The list it was in before the change (`None`: a new card).
+        was: Option<Uuid>,
+        /// Its order key in `list_id` (compared as bytes).
+        position: String,
+        /// Its version after the change (a later change has a higher one).
+        version: i64,
+        /// Its summary, as the board view writes it.
+        json: bytes::Bytes,
+    },
+    /// The card was deleted from list `was`.
+    Gone {
+        /// Task id.
+        id: Uuid,
+        /// The list it was in.
+        was: Uuid,
+    },
+}
+
+impl CardChange {
+    /// The card's id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            CardChange::Put { id, .. } | CardChange::Gone { id, .. } => *id,
+        }
+    }
+}
+
+/// Everything a unit of work changed, for its after-commit work: the
+/// organizations and boards touched and, per board, the card changes that
+/// patch its cached views (when every change of that board said what it
+/// did to its card).
+#[derive(Debug, Default)]
+pub struct Touches {
+    touched: Vec<Touched>,
+    boards: Vec<(Uuid, Uuid, Option<Vec<CardChange>>)>,
+}
+
+impl Touches {
+    /// Notes a change of `touched`; `card`: what it did to a card of the
+    /// board, if it can say (`None` on a board makes its views unpatchable
+    /// for this unit).
+    pub fn note(&mut self, touched: Touched, card: Option<CardChange>) {
+        if !self.touched.contains(&touched) {
+            self.touched.push(touched);
+        }
+        let (org, Some(board)) = touched else {
+            return;
+        };
+        let i = match self
+            .boards
+            .iter()
+            .position(|(o, b, _)| *o == org && *b == board)
+        {
+            Some(i) => i,
+            None => {
+                self.boards.push((org, board, Some(Vec::new())));
+                self.boards.len() - 1
+            }
+        };
+        let slot = &mut self.boards[i].2;
+        match (card, slot.as_mut()) {
+            (Some(c), Some(cards)) => cards.push(c),
+            (None, _) => *slot = None,
+            (Some(_), None) => {}
+        }
+    }
+
+    /// Adds what a later unit (the next job of a writer batch) changed.
+    pub fn merge(&mut self, later: Touches) {
+        for t in later.touched {
+            if !self.touched.contains(&t) {
+                self.touched.push(t);
+            }
+        }
+        for (org, board, cards) in later.boards {
+            match self
+                .boards
+                .iter_mut()
+                .find(|(o, b, _)| *o == org && *b == board)
+            {
+                None => self.boards.push((org, board, cards)),
+                Some((_, _, mine)) => match (mine.as_mut(), cards) {
+                    (Some(mine), Some(cards)) => mine.extend(cards),
+                    (_, None) => *mine = None,
+                    (None, Some(_)) => {}
+                },
+            }
+        }
+    }
+
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.touched.is_empty()
+    }
+
+    /// Every organization (and board) changed, once each, in order.
+    pub fn touched(&self) -> &[Touched] {
+        &self.touched
+    }
+
+    /// The card changes of `board` in commit order, when every change of
+    /// it in this unit said what it did; `None` otherwise.
+    pub fn cards(&self, org: Uuid, board: Uuid) -> Option<&[CardChange]> {
+        self.boards
+            .iter()
+            .find(|(o, b, _)| *o == org && *b == board)
+            .and_then(|(_, _, c)| c.as_deref())
+    }
+}
+
 macro_rules! kinds {
     ($($variant:ident = $text:literal => $entity:ident,)*) => {
         /// What happened: the audit row's `action` and the event's `type`.
@@ -216,6 +337,17 @@ pub struct Change<'a> {
     pub board_id: Option<Uuid>,
     /// What changed (`{"name": {"from": "A", "to": "B"}}`), never a secret.
     pub payload: Value,
+    /// What it did to a card of the board's view (task changes), so that
+    /// cached views are patched rather than dropped.
+    pub card: Option<CardChange>,
+}
+
+impl Change<'_> {
+    /// The change, saying what it did to a card of its board.
+    pub fn with_card(mut self, card: CardChange) -> Self {
+        self.card = Some(card);
+        self
+    }
 }
 
 /// `{"from": a, "to": b}` when they differ.
@@ -314,7 +446,7 @@ pub async fn record<U: Uow>(u: &mut U, change: Change<'_>) -> Result<(), DbError
                 ],
             )
             .await?;
-            u.note((change.org_id, change.board_id), None);
+            u.note((change.org_id, change.board_id), None, change.card);
         }
         Backend::Sqlite => {
             u.execute(AUDIT_INSERT, &audit).await?;
@@ -342,7 +474,7 @@ pub async fn record<U: Uow>(u: &mut U, change: Change<'_>) -> Result<(), DbError
                 actor_id: change.actor_id,
                 at,
             };
-            u.note((change.org_id, change.board_id), Some(event));
+            u.note((change.org_id, change.board_id), Some(event), change.card);
         }
     }
     Ok(())
@@ -351,6 +483,44 @@ pub async fn record<U: Uow>(u: &mut U, change: Change<'_>) -> Result<(), DbError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A board's card changes are kept in order across a writer batch's
+    /// jobs, and one change that says nothing of its card makes the board
+    /// unpatchable for the whole unit; other boards keep theirs.
+    #[test]
+    fn touches_keep_card_changes_per_board_until_one_change_cannot_say() {
+        let (org, a, b) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let gone = |n: u128| CardChange::Gone {
+            id: Uuid::from_u128(n),
+            was: Uuid::from_u128(9),
+        };
+        let mut first = Touches::default();
+        assert!(first.is_empty());
+        first.note((org, Some(a)), Some(gone(10)));
+        first.note((org, Some(a)), Some(gone(11)));
+        first.note((org, Some(b)), Some(gone(20)));
+        let mut second = Touches::default();
+        second.note((org, Some(a)), Some(gone(12)));
+        second.note((org, Some(b)), None);
+        second.note((org, None), None);
+        first.merge(second);
+        assert_eq!(
+            first.touched(),
+            &[(org, Some(a)), (org, Some(b)), (org, None)]
+        );
+        assert_eq!(
+            first
+                .cards(org, a)
+                .map(|c| c.iter().map(CardChange::id).collect::<Vec<_>>()),
+            Some(vec![
+                Uuid::from_u128(10),
+                Uuid::from_u128(11),
+                Uuid::from_u128(12)
+            ])
+        );
+        assert_eq!(first.cards(org, b), None);
+        assert_eq!(first.cards(org, Uuid::from_u128(4)), None);
+    }
 
     /// Each kind has one string form that parses back to it, and the
     /// string names its entity's family (`task.*` is about a task).

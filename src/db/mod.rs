@@ -192,7 +192,7 @@ pub trait AfterCommit: Send + Sync {
     /// numbered itself (SQLite; on PostgreSQL the dispatcher numbers them).
     fn committed<'a>(
         &'a self,
-        touched: &'a [change::Touched],
+        touched: &'a change::Touches,
         events: Vec<change::Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
@@ -201,7 +201,7 @@ pub trait AfterCommit: Send + Sync {
 pub struct Tx {
     /// The connection; use [`on_tx!`](crate::on_tx) to run statements on it.
     pub conn: TxConn,
-    changed: Vec<change::Touched>,
+    changed: change::Touches,
     after: Option<std::sync::Arc<dyn AfterCommit>>,
     /// Events this transaction numbered itself (SQLite), published after commit.
     pub(crate) committed_events: Vec<change::Event>,
@@ -491,7 +491,7 @@ impl Tx {
     fn new(conn: TxConn) -> Self {
         Self {
             conn,
-            changed: Vec::new(),
+            changed: change::Touches::default(),
             after: None,
             committed_events: Vec::new(),
             deferred: uow::Deferred::default(),
@@ -511,9 +511,7 @@ impl Tx {
     /// given (the audit log calls it for every recorded change, with the
     /// board of its event).
     pub fn changed(&mut self, org_id: Uuid, board: Option<Uuid>) {
-        if !self.changed.contains(&(org_id, board)) {
-            self.changed.push((org_id, board));
-        }
+        self.changed.note((org_id, board), None);
     }
 
     /// Enters an organization inside an open transaction (after creating it,
@@ -657,7 +655,12 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
 /// Current time, truncated to microseconds (what PostgreSQL keeps) so a value
 /// reads back exactly as written on both backends.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
-    let t = chrono::Utc::now();
-    let micros = t.timestamp_micros();
-    chrono::DateTime::from_timestamp_micros(micros).unwrap_or(t)
+    micros(chrono::Utc::now())
+}
+
+/// `t` truncated to microseconds (what PostgreSQL keeps): a time a client
+/// sends (a due date) is stored, answered and read back the same on both
+/// backends.
+pub fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }

@@ -31,7 +31,7 @@ use serde_json::Value;
 use sqlx::Row as _;
 use uuid::Uuid;
 
-use super::change::{Event, Touched};
+use super::change::{CardChange, Event, Touched};
 use super::writer::time_text;
 use super::{Backend, Tx, TxConn, WriteCtx};
 
@@ -564,7 +564,7 @@ pub trait Uow: Send {
     /// Notes that the unit changed `touched` and, on SQLite, numbered
     /// `event` (published after commit); called by
     /// [`super::change::record`] only.
-    fn note(&mut self, touched: Touched, event: Option<Event>);
+    fn note(&mut self, touched: Touched, event: Option<Event>, card: Option<CardChange>);
 }
 
 macro_rules! bind_all {
@@ -697,8 +697,8 @@ impl Uow for Tx {
         })
     }
 
-    fn note(&mut self, (org, board): Touched, event: Option<Event>) {
-        self.changed(org, board);
+    fn note(&mut self, touched: Touched, event: Option<Event>, card: Option<CardChange>) {
+        self.changed.note(touched, card);
         self.committed_events.extend(event);
     }
 }
@@ -842,8 +842,8 @@ impl Uow for LiteUow<'_, '_> {
         self.execute(sql, args).await.map(|_| ())
     }
 
-    fn note(&mut self, touched: Touched, event: Option<Event>) {
-        self.ctx.note(touched, event);
+    fn note(&mut self, touched: Touched, event: Option<Event>, card: Option<CardChange>) {
+        self.ctx.note(touched, event, card);
     }
 }
 
@@ -904,7 +904,7 @@ impl Uow for LiteRead<'_> {
         Err(DbError::Executor("a read connection does not write".into()))
     }
 
-    fn note(&mut self, _touched: Touched, _event: Option<Event>) {}
+    fn note(&mut self, _touched: Touched, _event: Option<Event>, _card: Option<CardChange>) {}
 }
 
 /// Drives `fut` to completion without waiting: on the SQLite writer every

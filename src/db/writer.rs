@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, oneshot};
 
-use super::change::{Event, Touched};
+use super::change::{CardChange, Event, Touched, Touches};
 
 /// Counter of batches the writer committed (`/metrics`).
 pub const SQLITE_WRITE_BATCHES: &str = "orgboard_sqlite_write_batches_total";
@@ -67,7 +67,7 @@ pub struct WriteCtx<'c> {
     /// The connection; the job's statements run on it (through
     /// [`super::uow::LiteUow`]).
     pub conn: &'c mut rusqlite::Connection,
-    changed: Vec<Touched>,
+    changed: Touches,
     events: Vec<Event>,
 }
 
@@ -75,10 +75,8 @@ impl WriteCtx<'_> {
     /// Notes that the job changed `touched` (an organization, and a board
     /// when the change concerns only one) and numbered `event`;
     /// [`super::change::record`] calls it for every recorded change.
-    pub fn note(&mut self, touched: Touched, event: Option<Event>) {
-        if !self.changed.contains(&touched) {
-            self.changed.push(touched);
-        }
+    pub fn note(&mut self, touched: Touched, event: Option<Event>, card: Option<CardChange>) {
+        self.changed.note(touched, card);
         self.events.extend(event);
     }
 }
@@ -196,7 +194,7 @@ fn run(
         }
         let guard = gate.blocking_lock();
         let mut finishes = Vec::with_capacity(batch.len());
-        let mut changed: Vec<Touched> = Vec::new();
+        let mut changed = Touches::default();
         let mut events = Vec::new();
         let outcome = (|| -> rusqlite::Result<()> {
             conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -204,7 +202,7 @@ fn run(
                 conn.execute_batch("SAVEPOINT job")?;
                 let mut ctx = WriteCtx {
                     conn: &mut conn,
-                    changed: Vec::new(),
+                    changed: Touches::default(),
                     events: Vec::new(),
                 };
                 // A panicking job (a bug) must not take the writer down:
@@ -222,11 +220,7 @@ fn run(
                 let (job_changed, job_events) = (ctx.changed, ctx.events);
                 if ok {
                     conn.execute_batch("RELEASE job")?;
-                    for t in job_changed {
-                        if !changed.contains(&t) {
-                            changed.push(t);
-                        }
-                    }
+                    changed.merge(job_changed);
                     events.extend(job_events);
                 } else {
                     conn.execute_batch("ROLLBACK TO job; RELEASE job")?;

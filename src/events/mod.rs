@@ -326,12 +326,13 @@ impl Drop for StreamGuard {
 impl AfterCommit for Live {
     fn committed<'a>(
         &'a self,
-        touched: &'a [crate::cache::Touched],
+        touched: &'a crate::db::change::Touches,
         events: Vec<Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             // Before the change is acknowledged: no node may serve a board
-            // view from before it.
+            // view from before it (views of this node are patched with the
+            // change where it says what it did to a card).
             self.cache.invalidate(touched).await;
             if self.postgres {
                 self.dispatch.notify_one();

@@ -263,6 +263,7 @@ impl OrgContext {
             entity_id,
             board_id,
             payload,
+            card: None,
         }
     }
 }

@@ -167,6 +167,7 @@ pub async fn create_org(
                 entity_id,
                 board_id: None,
                 payload,
+                card: None,
                 request_id,
             };
             change::record(

@@ -646,7 +646,7 @@ fn apply_update(
         new.priority = p;
     }
     if let Some(d) = body.due_date {
-        new.due_date = d;
+        new.due_date = d.map(crate::db::micros);
     }
     if let Some(a) = assignees {
         new.assignee_ids = a.clone();

@@ -14,11 +14,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, UpdateTaskBody,
+    CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, TaskSummary, UpdateTaskBody,
     apply_update, changed_concurrently, diff, ownership, relation_columns, validate_fields,
 };
 use crate::args;
-use crate::db::change::{self, Kind};
+use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{Arg, DbError, RowRef, Uow};
 use crate::db::{Backend, lock_suffix, now};
 use crate::domain::ordering::key_between;
@@ -228,6 +228,7 @@ pub async fn create<U: Uow>(
     let now = now();
     let completed_at = (status == Status::Done).then_some(now);
     let description = body.description.clone().unwrap_or_default();
+    let due_date = body.due_date.map(crate::db::micros);
     u.defer(
         "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, position, \
          due_date, created_by, completed_at, version, created_at, updated_at) \
@@ -242,7 +243,7 @@ pub async fn create<U: Uow>(
             status.as_str(),
             priority.rank(),
             &position,
-            body.due_date,
+            due_date,
             oc.user_id,
             completed_at,
             now,
@@ -263,7 +264,7 @@ pub async fn create<U: Uow>(
         position,
         assignee_ids: assignees,
         label_ids: labels,
-        due_date: body.due_date,
+        due_date,
         created_by: oc.user_id,
         completed_at,
         version: 1,
@@ -282,11 +283,27 @@ pub async fn create<U: Uow>(
                 "status": task.status, "priority": task.priority,
                 "assignee_ids": task.assignee_ids, "label_ids": task.label_ids, "due_date": task.due_date,
             }),
-        ),
+        )
+        .with_card(card_change(&task, None)),
     )
     .await?;
     idempotency::complete(u, oc.user_id, key, 201, &task).await?;
     Ok(Created::New(task))
+}
+
+/// A card as the board view shows it and as the cache patches it: its
+/// summary's JSON with what orders it (`was`: the list it was in before the
+/// change, `None` for a new card).
+pub fn card_change(task: &Task, was: Option<Uuid>) -> CardChange {
+    let summary = TaskSummary::from(task.clone());
+    CardChange::Put {
+        id: task.id,
+        list_id: task.list_id,
+        was,
+        position: task.position.clone(),
+        version: task.version,
+        json: bytes::Bytes::from(serde_json::to_vec(&summary).unwrap_or_default()),
+    }
 }
 
 /// `PATCH …/tasks/{task}` (admin+, or a member on a task they created or
@@ -357,6 +374,11 @@ pub async fn update<U: Uow>(
         false,
     )
     .await?;
+    // Exactly the row as written (the locked row plus this change), without
+    // reading it back; relation ids are sorted as loading sorts them.
+    let mut updated = new;
+    updated.version = task.version + 1;
+    updated.updated_at = now;
     change::record(
         u,
         oc.change(
@@ -364,14 +386,10 @@ pub async fn update<U: Uow>(
             task_id,
             Some(task.board_id),
             payload.into(),
-        ),
+        )
+        .with_card(card_change(&updated, Some(task.list_id))),
     )
     .await?;
-    // Exactly the row as written (the locked row plus this change), without
-    // reading it back; relation ids are sorted as loading sorts them.
-    let mut updated = new;
-    updated.version = task.version + 1;
-    updated.updated_at = now;
     Ok(updated)
 }
 
@@ -477,22 +495,24 @@ pub async fn move_to<U: Uow>(
     diff(&mut payload, "list_id", &task.list_id, &list_id);
     diff(&mut payload, "position", &task.position, &position);
     payload.insert("board_id".into(), json!(task.board_id));
-    change::record(
-        u,
-        oc.change(
-            Kind::TaskMoved,
-            task_id,
-            Some(task.board_id),
-            payload.into(),
-        ),
-    )
-    .await?;
     // The locked row plus this move, without reading it back.
+    let was = task.list_id;
     let mut moved = task;
     moved.list_id = list_id;
     moved.position = position;
     moved.version += 1;
     moved.updated_at = now;
+    change::record(
+        u,
+        oc.change(
+            Kind::TaskMoved,
+            task_id,
+            Some(moved.board_id),
+            payload.into(),
+        )
+        .with_card(card_change(&moved, Some(was))),
+    )
+    .await?;
     Ok(moved)
 }
 
@@ -522,7 +542,11 @@ pub async fn delete<U: Uow>(
             task_id,
             Some(task.board_id),
             json!({ "title": task.title, "board_id": task.board_id, "list_id": task.list_id }),
-        ),
+        )
+        .with_card(CardChange::Gone {
+            id: task_id,
+            was: task.list_id,
+        }),
     )
     .await?;
     Ok(())

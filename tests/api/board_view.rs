@@ -20,6 +20,7 @@ backend_tests!(
     etag_answers_304_until_a_write,
     task_pages_answer_304_until_any_change_of_the_org,
     large_answers_are_compressed,
+    patched_views_equal_views_read_again,
 );
 
 fn url(org: Uuid, rest: &str) -> String {
@@ -557,4 +558,195 @@ async fn large_answers_are_compressed(app: TestApp) {
     .await
     .expect(200);
     assert!(!small.headers.contains_key("content-encoding"));
+}
+
+/// Task changes patch the cached views of their board instead of dropping
+/// them (crate::cache::parts): after each change of a fixed pseudo-random
+/// sequence (creates, updates with odd due times, moves within and across
+/// lists, deletes, comments, a label deleted), the view served from the
+/// cache is exactly the view read from the database, for a `per_list` that
+/// shows every card and for one that leaves lists with more; and most task
+/// changes did patch (the view stayed cached).
+async fn patched_views_equal_views_read_again(app: TestApp) {
+    let b = board(&app, &[5, 0, 8]).await;
+    let label = id_of(
+        &app.post(
+            &url(b.org, "/labels"),
+            &b.owner.token,
+            json!({"name": "Spare"}),
+        )
+        .await
+        .expect(201)
+        .json,
+    );
+    let lists: Vec<Uuid> = b.lists.iter().map(|l| l.0).collect();
+    let mut tasks: Vec<Uuid> = b.lists.iter().flat_map(|l| l.1.clone()).collect();
+    let views = [
+        url(b.org, &format!("/boards/{}", b.board)),
+        url(b.org, &format!("/boards/{}?per_list=3", b.board)),
+    ];
+    let cache = &app.state.live.cache;
+    // A fixed sequence (a linear congruential generator; CI is
+    // deterministic).
+    let mut seed: u64 = 20_261_206;
+    let mut next = move |n: usize| -> usize {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) as usize) % n
+    };
+    let (mut task_changes, mut patched) = (0, 0);
+    for step in 0..70 {
+        // Both views cached before the change.
+        for v in &views {
+            app.get(v, &b.owner.token).await.expect(200);
+        }
+        let op = if step == 55 { 9 } else { next(10) };
+        let mut is_task_change = true;
+        match op {
+            0..=2 => {
+                let list = lists[next(lists.len())];
+                let body = match next(3) {
+                    0 => {
+                        json!({"title": format!("new {step}"), "due_date": "2027-01-02T03:04:05.123456789Z"})
+                    }
+                    1 if step < 55 => {
+                        json!({"title": format!("new {step}"), "label_ids": [label], "assignee_ids": [b.owner.id]})
+                    }
+                    _ => json!({"title": format!("new {step}"), "status": "done"}),
+                };
+                let t = app
+                    .post(
+                        &url(b.org, &format!("/lists/{list}/tasks")),
+                        &b.owner.token,
+                        body,
+                    )
+                    .await
+                    .expect(201)
+                    .json;
+                tasks.push(id_of(&t));
+            }
+            3 | 4 => {
+                let t = tasks[next(tasks.len())];
+                let body = match next(4) {
+                    0 => json!({"title": format!("renamed {step}")}),
+                    1 => json!({"status": "done", "priority": "high"}),
+                    2 => {
+                        json!({"due_date": "2027-03-04T05:06:07.000001999+02:00", "label_ids": []})
+                    }
+                    _ => json!({"status": "todo", "due_date": null, "assignee_ids": [b.owner.id]}),
+                };
+                app.patch(&url(b.org, &format!("/tasks/{t}")), &b.owner.token, body)
+                    .await
+                    .expect(200);
+            }
+            5..=7 => {
+                let t = tasks[next(tasks.len())];
+                let to = lists[next(lists.len())];
+                // Anchor on a card the fresh view shows in the target list.
+                let fresh = get_with(
+                    &app,
+                    &views[0],
+                    &b.owner.token,
+                    &[("cache-control", "no-cache")],
+                )
+                .await
+                .expect(200)
+                .json;
+                let shown: Vec<Uuid> = fresh["lists"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| id_of(l) == to)
+                    .map(|l| ids(&l["tasks"]))
+                    .unwrap_or_default();
+                let others: Vec<Uuid> = shown.into_iter().filter(|x| *x != t).collect();
+                let body = match (next(3), others.is_empty()) {
+                    (0, false) => json!({"list_id": to, "before_id": others[next(others.len())]}),
+                    (1, false) => json!({"list_id": to, "after_id": others[next(others.len())]}),
+                    _ => json!({"list_id": to}),
+                };
+                app.post(
+                    &url(b.org, &format!("/tasks/{t}/move")),
+                    &b.owner.token,
+                    body,
+                )
+                .await
+                .expect(200);
+                // The no-cache read above stored a fresh view: read both
+                // through the cache again so the change patches them.
+                for v in &views {
+                    app.get(v, &b.owner.token).await.expect(200);
+                }
+            }
+            8 => {
+                let t = tasks.swap_remove(next(tasks.len()));
+                app.delete(&url(b.org, &format!("/tasks/{t}")), &b.owner.token)
+                    .await
+                    .expect(204);
+            }
+            _ if step == 55 => {
+                // A label deleted may touch every card: views read again.
+                is_task_change = false;
+                app.delete(&url(b.org, &format!("/labels/{label}")), &b.owner.token)
+                    .await
+                    .expect(204);
+            }
+            _ => {
+                // A comment changes a card's count: not patched, dropped.
+                is_task_change = false;
+                let t = tasks[next(tasks.len())];
+                app.post(
+                    &url(b.org, &format!("/tasks/{t}/comments")),
+                    &b.owner.token,
+                    json!({"body": "hello"}),
+                )
+                .await
+                .expect(201);
+            }
+        }
+        let v = cache.version(b.org, b.board).await.unwrap();
+        let still = cache
+            .get(b.org, b.board, orgboard::boards::DEFAULT_PER_LIST, v)
+            .await
+            .is_some();
+        if is_task_change {
+            task_changes += 1;
+            patched += usize::from(still);
+        } else {
+            assert!(
+                !still,
+                "step {step}: a change that cannot patch drops the view"
+            );
+        }
+        for v in &views {
+            let cached = app.get(v, &b.owner.token).await.expect(200).json;
+            let read = get_with(&app, v, &b.owner.token, &[("cache-control", "no-cache")])
+                .await
+                .expect(200)
+                .json;
+            if cached != read {
+                // Name the first card that differs.
+                let cards = |x: &Value| -> Vec<Value> {
+                    x["lists"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|l| l["tasks"].as_array().unwrap().clone())
+                        .collect()
+                };
+                let diff = cards(&cached)
+                    .into_iter()
+                    .zip(cards(&read))
+                    .find(|(a, b)| a != b);
+                panic!(
+                    "step {step} (op {op}): {v}: first card that differs (cached, read): {diff:#?}"
+                );
+            }
+        }
+    }
+    assert!(
+        patched * 10 >= task_changes * 9,
+        "{patched} of {task_changes} task changes patched the view that shows every card"
+    );
 }

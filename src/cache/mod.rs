@@ -18,8 +18,21 @@
 //! recent entries in memory (moka, bounded by bytes): an entry found under
 //! the current version is fresh wherever it came from.
 //!
-//! Entries are keyed by board and `per_list` and hold the JSON and its gzip
-//! form, compressed once, when first asked for. A version also names the view for
+//! A change that says what it did to a card (task created, changed, moved
+//! or deleted: [`crate::db::change::CardChange`]) does not throw this
+//! node's views of the board away: its after-commit work bumps the board's
+//! counter from `n` to `n + 1` and patches the view stored under `n` into
+//! the view under `n + 1` ([`parts`]): a view under `n` holds every write
+//! acknowledged before `n`, the bump to `n + 1` is this change's, so the
+//! patched view holds every write acknowledged before `n + 1`. A view under
+//! any other `n` (another bump came between, in whatever order after-commit
+//! work runs), one the patch cannot keep exact, or a change that says
+//! nothing of its cards drops the views of the board. Other nodes see the
+//! new counter and read the view again.
+//!
+//! Entries are keyed by board, hold a view per `per_list` asked for, kept
+//! in parts (when read here) with the JSON and its gzip form made once,
+//! when first asked for. A version also names the view for
 //! HTTP: [`Version::etag`] is `"<epoch>-<org n>.<board n>-<board>-<per_list>"`, where the
 //! epoch is random per process (in process) or per Redis data set (a key
 //! set once; a flushed Redis gets a new one), so a counter that starts over
@@ -29,14 +42,19 @@
 //! a failed invalidation is logged; entries in Redis expire after
 //! [`REDIS_TTL_SECS`], which bounds any staleness such a failure could cause.
 
+pub mod parts;
+
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use bytes::Bytes;
+use moka::ops::compute::Op;
 use uuid::Uuid;
 
 use crate::cluster::Redis;
+use crate::db::change::{CardChange, Touches};
+pub use parts::Parts;
 
 /// Expiry of entries kept in Redis.
 pub const REDIS_TTL_SECS: u64 = 30;
@@ -54,7 +72,11 @@ pub struct Version {
 
 /// What a committed change touched, for invalidation: its organization and,
 /// when the change concerns one board only, that board.
-pub type Touched = (Uuid, Option<Uuid>);
+pub type Touched = crate::db::change::Touched;
+
+/// Makes a list's `next_cursor` from its last card shown: list, id,
+/// position.
+pub type Cursor<'a> = &'a dyn Fn(Uuid, Uuid, &str) -> String;
 
 /// The pseudo-board whose counter every change of an organization bumps
 /// (whatever board it names): the version of the organization's
@@ -79,6 +101,15 @@ impl Version {
         )
     }
 
+    /// Whether this version comes after `other` (same epoch, no counter
+    /// behind, not the same).
+    fn newer_than(&self, other: &Version) -> bool {
+        self.epoch == other.epoch
+            && self.org >= other.org
+            && self.board >= other.board
+            && self != other
+    }
+
     /// The `ETag` of the view of `board` with `per_list` cards per list at
     /// this version.
     pub fn etag(&self, board: Uuid, per_list: u32) -> String {
@@ -92,54 +123,121 @@ impl Version {
     }
 }
 
-/// A serialized board view and its gzip form, made once, the first time a
-/// client that accepts gzip asks for it (an uncached read for a client that
-/// does not, e.g. `Cache-Control: no-cache` from a script, never pays for
-/// compression).
+/// A board view as cached: in parts when this node read it (so that a
+/// change can patch it) or as JSON only (from Redis), with its JSON and
+/// gzip form each made once, when first asked for (an uncached read for a
+/// client that does not accept gzip, e.g. `Cache-Control: no-cache` from a
+/// script, never pays for compression).
 #[derive(Clone)]
-pub struct CachedView {
-    /// The JSON.
-    pub body: Bytes,
-    gzip: std::sync::Arc<std::sync::OnceLock<Bytes>>,
+pub struct CachedView(Arc<ViewInner>);
+
+struct ViewInner {
+    parts: Option<Parts>,
+    body: OnceLock<Bytes>,
+    gzip: OnceLock<Bytes>,
 }
 
 impl CachedView {
-    /// A view of `body` (not compressed yet).
+    /// A view known only as its JSON `body` (cannot be patched).
     pub fn new(body: Bytes) -> Self {
-        Self {
-            body,
-            gzip: std::sync::Arc::default(),
+        Self::make(None, Some(body))
+    }
+
+    /// A view in `parts`, whose JSON is `body` (`parts` rendered).
+    pub fn from_parts(parts: Parts, body: Bytes) -> Self {
+        Self::make(Some(parts), Some(body))
+    }
+
+    fn make(parts: Option<Parts>, body: Option<Bytes>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(body) = body {
+            let _ = cell.set(body);
         }
+        Self(Arc::new(ViewInner {
+            parts,
+            body: cell,
+            gzip: OnceLock::new(),
+        }))
+    }
+
+    /// The JSON (rendered with `cursor` the first time, for a patched view).
+    pub fn body(&self, cursor: Cursor<'_>) -> Bytes {
+        self.0
+            .body
+            .get_or_init(|| match &self.0.parts {
+                Some(parts) => Bytes::from(parts.render(cursor)),
+                None => Bytes::new(),
+            })
+            .clone()
     }
 
     /// The JSON gzipped (fast level), compressed on first use and kept.
-    pub fn gzip(&self) -> Bytes {
-        self.gzip
+    pub fn gzip(&self, cursor: Cursor<'_>) -> Bytes {
+        self.0
+            .gzip
             .get_or_init(|| {
                 use std::io::Write as _;
+                let body = self.body(cursor);
                 let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(self.body.len() / 6),
+                    Vec::with_capacity(body.len() / 6),
                     flate2::Compression::new(4),
                 );
                 let gzip = enc
-                    .write_all(&self.body)
+                    .write_all(&body)
                     .and_then(|()| enc.finish())
                     .unwrap_or_default();
                 Bytes::from(gzip)
             })
             .clone()
     }
+
+    /// This view with `cards` applied, if it is in parts and every patch
+    /// keeps it exact.
+    fn patched(&self, cards: &[CardChange]) -> Option<CachedView> {
+        let mut parts = self.0.parts.clone()?;
+        for c in cards {
+            if !parts.apply(c) {
+                return None;
+            }
+        }
+        Some(Self::make(Some(parts), None))
+    }
+
+    /// About how many bytes it holds (its JSON, and a tenth for the gzip
+    /// form made later).
+    fn weight(&self) -> usize {
+        let json = match (self.0.body.get(), &self.0.parts) {
+            (Some(b), _) => b.len(),
+            (None, Some(p)) => p.size(),
+            (None, None) => 0,
+        };
+        json + json / 8
+    }
 }
 
+/// The views of one board at one version, one per `per_list` asked for.
 #[derive(Clone)]
 struct Entry {
     version: Version,
-    view: CachedView,
+    views: Vec<(u32, CachedView)>,
+}
+
+impl Entry {
+    fn with(&self, version: Version, per_list: u32, view: CachedView) -> Entry {
+        let mut views = if self.version == version {
+            self.views.clone()
+        } else {
+            Vec::new()
+        };
+        views.retain(|(n, _)| *n != per_list);
+        views.push((per_list, view));
+        Entry { version, views }
+    }
 }
 
 /// Cached board views, in process and (when configured) in Redis.
 pub struct BoardCache {
-    local: moka::sync::Cache<(Uuid, Uuid, u32), Entry>,
+    local: moka::sync::Cache<(Uuid, Uuid), Entry>,
     versions: Mutex<HashMap<Touched, u64>>,
     /// The epoch of in-process versions.
     epoch: u64,
@@ -156,8 +254,8 @@ impl BoardCache {
             local: moka::sync::Cache::builder()
                 .max_capacity(LOCAL_BYTES)
                 .weigher(|_, e: &Entry| {
-                    // The gzip form (made later) is about a tenth of the JSON.
-                    u32::try_from(e.view.body.len() + e.view.body.len() / 8).unwrap_or(u32::MAX)
+                    let bytes: usize = e.views.iter().map(|(_, v)| v.weight()).sum();
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
                 })
                 .time_to_live(Duration::from_secs(if redis.is_some() {
                     REDIS_TTL_SECS
@@ -266,10 +364,16 @@ impl BoardCache {
         per_list: u32,
         version: Version,
     ) -> Option<CachedView> {
-        let key = (org, board, per_list);
-        let found = match self.local.get(&key) {
-            Some(e) if e.version == version => Some(e.view),
-            _ => match &self.redis {
+        let key = (org, board);
+        let here = self
+            .local
+            .get(&key)
+            .filter(|e| e.version == version)
+            .and_then(|e| e.views.into_iter().find(|(n, _)| *n == per_list))
+            .map(|(_, v)| v);
+        let found = match here {
+            Some(view) => Some(view),
+            None => match &self.redis {
                 None => None,
                 Some(redis) => {
                     let mut c = redis.conn.clone();
@@ -281,13 +385,7 @@ impl BoardCache {
                         // Redis holds the JSON; this node compresses its copy once
                         // (when a client first asks for gzip).
                         let view = CachedView::new(Bytes::from(body));
-                        self.local.insert(
-                            key,
-                            Entry {
-                                version,
-                                view: view.clone(),
-                            },
-                        );
+                        self.store(key, version, per_list, view.clone());
                         view
                     })
                 }
@@ -310,11 +408,13 @@ impl BoardCache {
         version: Version,
         view: CachedView,
     ) {
-        if let Some(redis) = &self.redis {
+        if let Some(redis) = &self.redis
+            && view.0.body.get().is_some()
+        {
             let mut c = redis.conn.clone();
             let set: Result<(), _> = redis::cmd("SET")
                 .arg(Self::entry_key(redis, org, board, per_list, version))
-                .arg(view.body.as_ref())
+                .arg(view.0.body.get().map_or(&[][..], |b| b.as_ref()))
                 .arg("EX")
                 .arg(REDIS_TTL_SECS)
                 .query_async(&mut c)
@@ -323,42 +423,113 @@ impl BoardCache {
                 tracing::warn!(error = %e, "board cache: Redis SET failed");
             }
         }
-        self.local
-            .insert((org, board, per_list), Entry { version, view });
+        self.store((org, board), version, per_list, view);
     }
 
-    /// Bumps the version of everything in `touched` (after a commit, before
-    /// the acknowledgement): each board named, and each organization whose
-    /// change named no board.
-    pub async fn invalidate(&self, touched: &[Touched]) {
+    /// Keeps `view` here, beside the board's views of the same version.
+    fn store(&self, key: (Uuid, Uuid), version: Version, per_list: u32, view: CachedView) {
+        self.local.entry(key).and_compute_with(|found| match found {
+            // A newer entry (patched, or stored by a later read) stays.
+            Some(e) if e.value().version.newer_than(&version) => Op::Nop,
+            Some(e) => Op::Put(e.into_value().with(version, per_list, view)),
+            None => Op::Put(Entry {
+                version,
+                views: vec![(per_list, view)],
+            }),
+        });
+    }
+
+    /// After the board's counter went to `now`: the views stored under
+    /// `now - 1` patched with `cards` become the views under `now`; any
+    /// other views of the board are dropped.
+    fn patch(&self, org: Uuid, board: Uuid, now: u64, cards: Option<&[CardChange]>) {
+        self.local.entry((org, board)).and_compute_with(|found| {
+            let Some(e) = found.map(|e| e.into_value()) else {
+                return Op::Nop;
+            };
+            let Some(cards) = cards.filter(|_| e.version.board.checked_add(1) == Some(now)) else {
+                return Op::Remove;
+            };
+            let views: Vec<_> = e
+                .views
+                .iter()
+                .filter_map(|(n, v)| v.patched(cards).map(|v| (*n, v)))
+                .collect();
+            if views.is_empty() {
+                return Op::Remove;
+            }
+            metrics::counter!(crate::metrics::BOARD_CACHE_PATCHES).increment(1);
+            Op::Put(Entry {
+                version: Version {
+                    board: now,
+                    ..e.version
+                },
+                views,
+            })
+        });
+    }
+
+    /// Bumps the version of everything `touches` names (after a commit,
+    /// before the acknowledgement): each board named, and each organization
+    /// whose change named no board; this node's views of a board are
+    /// patched with its card changes or dropped (see the module's doc).
+    pub async fn invalidate(&self, touches: &Touches) {
         // And every organization's changes counter (ANY_BOARD), once each.
-        let mut orgs: Vec<Touched> = touched.iter().map(|t| (t.0, Some(ANY_BOARD))).collect();
+        let mut orgs: Vec<Touched> = touches
+            .touched()
+            .iter()
+            .map(|t| (t.0, Some(ANY_BOARD)))
+            .collect();
         orgs.sort_unstable();
         orgs.dedup();
-        let touched: Vec<Touched> = touched.iter().copied().chain(orgs).collect();
-        let touched = touched.as_slice();
-        match &self.redis {
+        let touched: Vec<Touched> = touches.touched().iter().copied().chain(orgs).collect();
+        // Each counter's new value, when known.
+        let now: Vec<Option<u64>> = match &self.redis {
             None => {
                 let mut map = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-                for t in touched {
-                    *map.entry(*t).or_insert(0) += 1;
-                }
+                touched
+                    .iter()
+                    .map(|t| {
+                        let n = map.entry(*t).or_insert(0);
+                        *n += 1;
+                        Some(*n)
+                    })
+                    .collect()
             }
             Some(redis) => {
                 let mut pipe = redis::pipe();
                 // Counters never expire (one small key per organization and
                 // per board ever written): a counter that started over would
                 // repeat ETags of other content.
-                for t in touched {
-                    pipe.cmd("INCR").arg(Self::version_key(redis, *t)).ignore();
+                for t in &touched {
+                    pipe.cmd("INCR").arg(Self::version_key(redis, *t));
                 }
                 let mut c = redis.conn.clone();
-                let mut result: Result<(), _> = pipe.query_async(&mut c).await;
+                let mut result: redis::RedisResult<Vec<u64>> = pipe.query_async(&mut c).await;
                 if result.is_err() {
+                    // A retry may count some counters twice: only their
+                    // views are then read again.
                     result = pipe.query_async(&mut c).await;
                 }
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "board cache: cannot invalidate in Redis");
+                match result {
+                    Ok(values) if values.len() == touched.len() => {
+                        values.into_iter().map(Some).collect()
+                    }
+                    Ok(_) => vec![None; touched.len()],
+                    Err(e) => {
+                        tracing::error!(error = %e, "board cache: cannot invalidate in Redis");
+                        vec![None; touched.len()]
+                    }
+                }
+            }
+        };
+        for (t, n) in touched.iter().zip(now) {
+            if let (org, Some(board)) = *t
+                && board != ANY_BOARD
+            {
+                match n {
+                    Some(n) => self.patch(org, board, n, touches.cards(org, board)),
+                    None => self.local.invalidate(&(org, board)),
                 }
             }
         }
