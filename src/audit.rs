@@ -83,15 +83,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The organization's audit log, newest first (admin+).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit-log", tag = "audit",
-    params(("org" = String, Path, description = "Organization id or slug"), AuditQuery),
+    params(("org" = String, Path, description = "Organization id or slug"), AuditQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")),
     security(("bearer" = [])),
-    responses((status = 200, body = Page<AuditEvent>), (status = 403, body = crate::error::Problem),
+    responses((status = 200, body = Page<AuditEvent>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn list_audit_log(
     State(state): State<AppState>,
     org: OrgRequest,
     AppQuery(q): AppQuery<AuditQuery>,
-) -> ApiResult<AppJson<Page<AuditEvent>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "audit-log", &uri, &headers)
+            .await;
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadAuditLog, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
@@ -115,6 +122,9 @@ async fn list_audit_log(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
+    if cond.unchanged() {
+        return Ok(cond.not_modified());
+    }
 
     // Built from the filters actually given, so each query can use the index
     // that leads with org_id and the filtered column.
@@ -176,5 +186,5 @@ async fn list_audit_log(
         }
         query.fetch_all(c).await
     })?;
-    Ok(AppJson(paginate(&state, &scope, rows, limit, |e| e.id)))
+    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |e| e.id))))
 }

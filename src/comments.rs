@@ -106,14 +106,20 @@ async fn task_exists(tx: &mut Tx, org_id: Uuid, task_id: Uuid) -> Result<bool, s
 
 /// Comments of a task, oldest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks/{task}/comments", tag = "comments",
-    params(TaskPath, PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = Page<Comment>), (status = 404, body = crate::error::Problem)))]
+    params(TaskPath, PageQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")), security(("bearer" = [])),
+    responses((status = 200, body = Page<Comment>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"), (status = 404, body = crate::error::Problem)))]
 async fn list_comments(
     State(state): State<AppState>,
     org: OrgRequest,
     AppPath(path): AppPath<TaskPath>,
     AppQuery(q): AppQuery<PageQuery>,
-) -> ApiResult<AppJson<Page<Comment>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "comments", &uri, &headers).await;
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
@@ -125,6 +131,9 @@ async fn list_comments(
         .transpose()?;
     if !task_exists(&mut tx, ctx.org_id, path.task).await? {
         return Err(ApiError::not_found());
+    }
+    if cond.unchanged() {
+        return Ok(cond.not_modified());
     }
     let sql = format!(
         "SELECT {COMMENT_COLUMNS} FROM comments WHERE org_id = $1 AND task_id = $2{} ORDER BY id LIMIT {}",
@@ -140,7 +149,7 @@ async fn list_comments(
         }
         query.fetch_all(c).await
     })?;
-    Ok(AppJson(paginate(&state, &scope, rows, limit, |c| c.id)))
+    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |c| c.id))))
 }
 
 /// Comment on a task (member+).

@@ -116,14 +116,20 @@ fn name_taken() -> ApiError {
 
 /// Labels of the organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/labels", tag = "labels",
-    params(("org" = String, Path, description = "Organization id or slug"), PageQuery),
+    params(("org" = String, Path, description = "Organization id or slug"), PageQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")),
     security(("bearer" = [])),
-    responses((status = 200, body = Page<Label>), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Page<Label>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"), (status = 404, body = crate::error::Problem)))]
 async fn list_labels(
     State(state): State<AppState>,
     org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
-) -> ApiResult<AppJson<Page<Label>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "labels", &uri, &headers).await;
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
@@ -133,6 +139,9 @@ async fn list_labels(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
+    if cond.unchanged() {
+        return Ok(cond.not_modified());
+    }
     let sql = format!(
         "SELECT {LABEL_COLUMNS} FROM labels WHERE org_id = $1{} ORDER BY id LIMIT {}",
         if after.is_some() { " AND id > $2" } else { "" },
@@ -146,7 +155,7 @@ async fn list_labels(
         }
         query.fetch_all(c).await
     })?;
-    Ok(AppJson(paginate(&state, &scope, rows, limit, |l| l.id)))
+    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| l.id))))
 }
 
 /// Create a label (member+).

@@ -108,14 +108,20 @@ fn list_name(raw: &str) -> Result<String, ApiError> {
 
 /// Lists of a board, in order.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}/lists", tag = "lists",
-    params(BoardPath, PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = Page<List>), (status = 404, body = crate::error::Problem)))]
+    params(BoardPath, PageQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")), security(("bearer" = [])),
+    responses((status = 200, body = Page<List>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"), (status = 404, body = crate::error::Problem)))]
 async fn list_lists(
     State(state): State<AppState>,
     org: OrgRequest,
     AppPath(path): AppPath<BoardPath>,
     AppQuery(q): AppQuery<PageQuery>,
-) -> ApiResult<AppJson<Page<List>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "lists", &uri, &headers).await;
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
@@ -125,6 +131,9 @@ async fn list_lists(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
+    if cond.unchanged() {
+        return Ok(cond.not_modified());
+    }
     boards::load_board(&mut tx, ctx.org_id, path.board)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -146,9 +155,11 @@ async fn list_lists(
         }
         query.fetch_all(c).await
     })?;
-    Ok(AppJson(paginate(&state, &scope, rows, limit, |l| {
-        l.position.clone()
-    })))
+    Ok(
+        cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| {
+            l.position.clone()
+        }))),
+    )
 }
 
 /// Create a list at the end of the board (member+).

@@ -197,14 +197,20 @@ fn parse_board_fields(
 
 /// Boards of the organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/boards", tag = "boards",
-    params(("org" = String, Path, description = "Organization id or slug"), BoardsQuery),
+    params(("org" = String, Path, description = "Organization id or slug"), BoardsQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page: `304` when nothing in the organization changed since")),
     security(("bearer" = [])),
-    responses((status = 200, body = Page<Board>), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Page<Board>, headers(("ETag" = String, description = "The page's version (`{org}` by id only)"))),
+              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"), (status = 404, body = crate::error::Problem)))]
 async fn list_boards(
     State(state): State<AppState>,
     org: OrgRequest,
     AppQuery(q): AppQuery<BoardsQuery>,
-) -> ApiResult<AppJson<Page<Board>>> {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "boards", &uri, &headers).await;
     let (mut tx, ctx) = org.read(&state).await?;
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
     let limit = page_limit(q.limit)?;
@@ -215,6 +221,9 @@ async fn list_boards(
         .as_deref()
         .map(|c| open(&state, &scope, c))
         .transpose()?;
+    if cond.unchanged() {
+        return Ok(cond.not_modified());
+    }
     let sql = format!(
         "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND archived_at IS {} NULL{} ORDER BY id LIMIT {}",
         if archived { "NOT" } else { "" },
@@ -230,7 +239,7 @@ async fn list_boards(
         query.fetch_all(c).await
     })?;
     let rows = rows.into_iter().map(Board::finish).collect();
-    Ok(AppJson(paginate(&state, &scope, rows, limit, |b| b.id)))
+    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |b| b.id))))
 }
 
 /// Create a board (admin+).

@@ -4,6 +4,7 @@
 //! with its `/docs` page.
 
 pub mod apidoc;
+pub mod conditional;
 pub mod extract;
 pub mod limits;
 pub mod page;

@@ -526,7 +526,6 @@ pub(super) async fn list_tasks(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse as _;
     // Checked before the membership, answered after it: a non-member gets
     // `404` whatever the query.
     let filter = Filter::parse(&q);
@@ -534,14 +533,9 @@ pub(super) async fn list_tasks(
     // The organization's version is read before the database (see
     // crate::cache), so a page read after it holds at least every change
     // acknowledged before it.
-    let version = match org.org_key() {
-        Some((_, crate::orgs::context::OrgKey::Id(id))) => state.live.cache.org_version(id).await,
-        _ => None,
-    };
-    let etag = version.map(|v| v.collection_etag("tasks", uri.query().unwrap_or("")));
-    let unchanged = etag
-        .as_ref()
-        .is_some_and(|tag| crate::http::if_none_match(&headers, tag));
+    let cond =
+        crate::http::conditional::Conditional::read(&state, &org, "tasks", &uri, &headers).await;
+    let unchanged = cond.unchanged();
     let opener = state.clone();
     let scope = Scope::user(org.user_id());
     let read = crate::read_unit!(state.db, scope, |u| async move {
@@ -558,7 +552,7 @@ pub(super) async fn list_tasks(
         Ok(Some((rows, filter, ctx.org_id)))
     })?;
     let Some((mut rows, filter, org_id)) = read else {
-        return Ok(crate::http::not_modified(etag));
+        return Ok(cond.not_modified());
     };
     let limit = filter.limit as usize;
     let more = rows.len() > limit;
@@ -574,15 +568,10 @@ pub(super) async fn list_tasks(
         )),
         _ => None,
     };
-    let mut res = AppJson(Page {
+    Ok(cond.answer(AppJson(Page {
         items: rows,
         next_cursor,
-    })
-    .into_response();
-    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
-        res.headers_mut().insert(axum::http::header::ETAG, v);
-    }
-    Ok(res)
+    })))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ backend_tests!(
     task_pages_answer_304_until_any_change_of_the_org,
     large_answers_are_compressed,
     patched_views_equal_views_read_again,
+    collections_answer_304_until_any_change_of_the_org,
 );
 
 fn url(org: Uuid, rest: &str) -> String {
@@ -749,4 +750,131 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         patched * 10 >= task_changes * 9,
         "{patched} of {task_changes} task changes patched the view that shows every card"
     );
+}
+
+/// Boards, lists, labels, comments and the audit log carry the `ETag` of
+/// the organization's changes counter and their path and query: `304`
+/// until any change of the organization is acknowledged, another
+/// collection's (or page's) tag is no match, and access comes first (a
+/// stranger gets `404`, a member the audit log's `403`, a bad query its
+/// error, whatever tag they send).
+async fn collections_answer_304_until_any_change_of_the_org(app: TestApp) {
+    let b = board(&app, &[2]).await;
+    let task = b.lists[0].1[0];
+    app.post(
+        &url(b.org, &format!("/tasks/{task}/comments")),
+        &b.owner.token,
+        json!({"body": "first"}),
+    )
+    .await
+    .expect(201);
+    let paths = [
+        url(b.org, "/boards"),
+        url(b.org, &format!("/boards/{}/lists", b.board)),
+        url(b.org, "/labels"),
+        url(b.org, &format!("/tasks/{task}/comments")),
+        url(b.org, "/audit-log"),
+        url(b.org, "/audit-log?limit=2"),
+    ];
+    let stranger = app.signup("stranger").await;
+    let mut tags = Vec::new();
+    for path in &paths {
+        let first = get_with(&app, path, &b.owner.token, &[]).await.expect(200);
+        let tag = first.headers["etag"].to_str().unwrap().to_owned();
+        let same = get_with(&app, path, &b.owner.token, &[("if-none-match", &tag)])
+            .await
+            .expect(304);
+        assert!(same.text.is_empty(), "{path}");
+        assert_eq!(same.headers["etag"].to_str().unwrap(), tag);
+        for junk in ["garbage", "\"\"", "W/", &"x".repeat(4000)] {
+            get_with(&app, path, &b.owner.token, &[("if-none-match", junk)])
+                .await
+                .expect(200);
+        }
+        get_with(&app, path, &stranger.token, &[("if-none-match", &tag)])
+            .await
+            .expect_problem(404, "not_found");
+        tags.push(tag);
+    }
+    // Each collection and page has its own tag.
+    let distinct: HashSet<&String> = tags.iter().collect();
+    assert_eq!(distinct.len(), tags.len(), "{tags:?}");
+    get_with(
+        &app,
+        &paths[2],
+        &b.owner.token,
+        &[("if-none-match", &tags[0])],
+    )
+    .await
+    .expect(200);
+    // A member joins (a change of the organization); roles and bad
+    // queries come before the tag.
+    let member = app.member(b.org, &b.owner, "member").await;
+    get_with(&app, &paths[4], &member.token, &[("if-none-match", "*")])
+        .await
+        .expect_problem(403, "forbidden");
+    get_with(
+        &app,
+        &url(b.org, "/labels?limit=0"),
+        &b.owner.token,
+        &[("if-none-match", "*")],
+    )
+    .await
+    .expect(422);
+    // The member joined after the tags were made: every tag is old now.
+    for (path, tag) in paths.iter().zip(&tags) {
+        get_with(&app, path, &b.owner.token, &[("if-none-match", tag)])
+            .await
+            .expect(200);
+    }
+    // Any change of the organization: new tags, and the change is there.
+    let fresh: Vec<String> = {
+        let mut v = Vec::new();
+        for path in &paths {
+            let r = get_with(&app, path, &b.owner.token, &[]).await.expect(200);
+            v.push(r.headers["etag"].to_str().unwrap().to_owned());
+        }
+        v
+    };
+    app.post(
+        &url(b.org, "/labels"),
+        &b.owner.token,
+        json!({"name": "New"}),
+    )
+    .await
+    .expect(201);
+    for (path, tag) in paths.iter().zip(&fresh) {
+        let r = get_with(&app, path, &b.owner.token, &[("if-none-match", tag)])
+            .await
+            .expect(200);
+        assert_ne!(r.headers["etag"].to_str().unwrap(), tag, "{path}");
+    }
+    let labels = get_with(&app, &paths[2], &b.owner.token, &[])
+        .await
+        .expect(200);
+    assert!(
+        labels.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "New")
+    );
+    // By slug: no tag.
+    let slug = app
+        .get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
+        .await
+        .expect(200)
+        .json["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_slug = get_with(
+        &app,
+        &format!("/api/v1/orgs/{slug}/labels"),
+        &b.owner.token,
+        &[("if-none-match", "*")],
+    )
+    .await
+    .expect(200);
+    assert!(!by_slug.headers.contains_key("etag"));
 }

@@ -1,0 +1,76 @@
+//! Conditional reads of an organization's collections: an `ETag` of the
+//! organization's changes counter (every acknowledged change of it bumps
+//! the counter, whatever it changed: [`crate::cache::BoardCache::org_version`])
+//! and of the request's path and query; `If-None-Match` with it answers
+//! `304` without reading the collection.
+//!
+//! The counter is read *before* the database, so a page read after it holds
+//! every change acknowledged before it, and the tag can only be older than
+//! the content, never newer. The `304` comes after the membership and role
+//! check and after the query was checked: a stranger gets `404`, a member
+//! without the role `403`, a bad query its `400`/`422`, whatever tag they
+//! send. Collections that change without a change of the organization
+//! (members and invitations carry users' own names and e-mail addresses)
+//! have no tag; neither has `{org}` given by slug (the organization is not
+//! known before the database).
+
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::orgs::context::{OrgKey, OrgRequest};
+use crate::state::AppState;
+
+/// The `ETag` of a collection answer and whether the client has it.
+pub struct Conditional {
+    etag: Option<String>,
+    unchanged: bool,
+}
+
+impl Conditional {
+    /// Reads the organization's version (before any database read) and
+    /// compares the tag it gives with `If-None-Match`; `what` names the
+    /// collection in the tag.
+    pub async fn read(
+        state: &AppState,
+        org: &OrgRequest,
+        what: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Self {
+        let version = match org.org_key() {
+            Some((_, OrgKey::Id(id))) => state.live.cache.org_version(id).await,
+            _ => None,
+        };
+        // The path names the board or task of nested collections.
+        let etag = version.map(|v| {
+            v.collection_etag(
+                what,
+                &format!("{}?{}", uri.path(), uri.query().unwrap_or("")),
+            )
+        });
+        let unchanged = etag
+            .as_ref()
+            .is_some_and(|tag| super::if_none_match(headers, tag));
+        Self { etag, unchanged }
+    }
+
+    /// The client's copy is current: answer [`Conditional::not_modified`]
+    /// (once access and the query were checked).
+    pub fn unchanged(&self) -> bool {
+        self.unchanged
+    }
+
+    /// `304 Not Modified` with the tag.
+    pub fn not_modified(self) -> Response {
+        super::not_modified(self.etag)
+    }
+
+    /// `body` with the tag.
+    pub fn answer(self, body: impl IntoResponse) -> Response {
+        let mut res = body.into_response();
+        if let Some(v) = self.etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            res.headers_mut().insert(header::ETAG, v);
+        }
+        res
+    }
+}
