@@ -98,6 +98,17 @@ async fn board(app: &TestApp, sizes: &[usize]) -> Board {
     }
 }
 
+/// The organization's slug.
+async fn slug_of(app: &TestApp, b: &Board) -> String {
+    app.get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
+        .await
+        .expect(200)
+        .json["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn ids(items: &Value) -> Vec<Uuid> {
     items.as_array().unwrap().iter().map(id_of).collect()
 }
@@ -476,14 +487,7 @@ async fn task_pages_answer_304_until_any_change_of_the_org(app: TestApp) {
         .await
         .expect_problem(404, "not_found");
     // By slug: the same page, no tag, never 304.
-    let slug = app
-        .get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
-        .await
-        .expect(200)
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = slug_of(&app, &b).await;
     let by_slug = path.replace(&b.org.to_string(), &slug);
     let plain = get_with(&app, &by_slug, &b.owner.token, &[("if-none-match", &etag)])
         .await
@@ -860,14 +864,7 @@ async fn collections_answer_304_until_any_change_of_the_org(app: TestApp) {
             .any(|l| l["name"] == "New")
     );
     // By slug: no tag.
-    let slug = app
-        .get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
-        .await
-        .expect(200)
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = slug_of(&app, &b).await;
     let by_slug = get_with(
         &app,
         &format!("/api/v1/orgs/{slug}/labels"),
