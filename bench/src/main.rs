@@ -858,7 +858,7 @@ async fn run_on(
     }
     if scenarios.iter().any(|s| s.uses_board_cache()) {
         notes.push(
-            "Board cache hit rate = hits ÷ (hits + misses) of the server's /metrics counters read before and after the HTTP phase (warm-up included). The mix's board views go through the cache, as a client's would; its writes invalidate the organization's entries."
+            "Board cache hit rate = hits ÷ (hits + misses) of the server's /metrics counters read before and after the HTTP phase (warm-up included). The mix's board views go through the cache, as a client's would; its task writes patch the cached view of their board (or drop it when a patch cannot stay exact), other writes drop it."
                 .into(),
         );
     }

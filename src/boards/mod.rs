@@ -428,8 +428,7 @@ async fn get_board(
         }
     }
     .ok_or_else(ApiError::not_found)?;
-    let body = axum::body::Bytes::from(parts.render(&cursor));
-    let stored = crate::cache::CachedView::from_parts(parts, body);
+    let stored = crate::cache::CachedView::from_parts(parts, &cursor);
     if let Some(v) = version {
         cache.put(org_id, board, per_list, v, stored.clone()).await;
     }

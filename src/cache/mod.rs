@@ -54,7 +54,7 @@ use uuid::Uuid;
 
 use crate::cluster::Redis;
 use crate::db::change::{CardChange, Touches};
-pub use parts::Parts;
+pub use parts::{Cursor, Parts};
 
 /// Expiry of entries kept in Redis.
 pub const REDIS_TTL_SECS: u64 = 30;
@@ -73,10 +73,6 @@ pub struct Version {
 /// What a committed change touched, for invalidation: its organization and,
 /// when the change concerns one board only, that board.
 pub type Touched = crate::db::change::Touched;
-
-/// Makes a list's `next_cursor` from its last card shown: list, id,
-/// position.
-pub type Cursor<'a> = &'a dyn Fn(Uuid, Uuid, &str) -> String;
 
 /// The pseudo-board whose counter every change of an organization bumps
 /// (whatever board it names): the version of the organization's
@@ -127,12 +123,14 @@ impl Version {
 /// change can patch it) or as JSON only (from Redis), with its JSON and
 /// gzip form each made once, when first asked for (an uncached read for a
 /// client that does not accept gzip, e.g. `Cache-Control: no-cache` from a
-/// script, never pays for compression).
+/// script, never pays for compression). Once its JSON is made, the parts
+/// are slices of it: a view holds its JSON once.
 #[derive(Clone)]
 pub struct CachedView(Arc<ViewInner>);
 
 struct ViewInner {
-    parts: Option<Parts>,
+    /// The parts (re-sliced into `body` once it is made).
+    parts: Option<Mutex<Parts>>,
     body: OnceLock<Bytes>,
     gzip: OnceLock<Bytes>,
 }
@@ -140,35 +138,45 @@ struct ViewInner {
 impl CachedView {
     /// A view known only as its JSON `body` (cannot be patched).
     pub fn new(body: Bytes) -> Self {
-        Self::make(None, Some(body))
-    }
-
-    /// A view in `parts`, whose JSON is `body` (`parts` rendered).
-    pub fn from_parts(parts: Parts, body: Bytes) -> Self {
-        Self::make(Some(parts), Some(body))
-    }
-
-    fn make(parts: Option<Parts>, body: Option<Bytes>) -> Self {
         let cell = OnceLock::new();
-        if let Some(body) = body {
-            let _ = cell.set(body);
-        }
+        let _ = cell.set(body);
         Self(Arc::new(ViewInner {
-            parts,
+            parts: None,
             body: cell,
             gzip: OnceLock::new(),
         }))
     }
 
-    /// The JSON (rendered with `cursor` the first time, for a patched view).
+    /// A view in `parts`, its JSON made now (`cursor`: see [`Parts::render`]).
+    pub fn from_parts(parts: Parts, cursor: Cursor<'_>) -> Self {
+        let view = Self::unrendered(parts);
+        view.body(cursor);
+        view
+    }
+
+    fn unrendered(parts: Parts) -> Self {
+        Self(Arc::new(ViewInner {
+            parts: Some(Mutex::new(parts)),
+            body: OnceLock::new(),
+            gzip: OnceLock::new(),
+        }))
+    }
+
+    /// The JSON (made with `cursor` the first time, for a patched view).
     pub fn body(&self, cursor: Cursor<'_>) -> Bytes {
-        self.0
-            .body
-            .get_or_init(|| match &self.0.parts {
-                Some(parts) => Bytes::from(parts.render(cursor)),
-                None => Bytes::new(),
-            })
-            .clone()
+        if let Some(body) = self.0.body.get() {
+            return body.clone();
+        }
+        match &self.0.parts {
+            Some(parts) => {
+                let mut parts = parts.lock().unwrap_or_else(|e| e.into_inner());
+                self.0
+                    .body
+                    .get_or_init(|| parts.render_shared(cursor))
+                    .clone()
+            }
+            None => Bytes::new(),
+        }
     }
 
     /// The JSON gzipped (fast level), compressed on first use and kept.
@@ -194,13 +202,19 @@ impl CachedView {
     /// This view with `cards` applied, if it is in parts and every patch
     /// keeps it exact.
     fn patched(&self, cards: &[CardChange]) -> Option<CachedView> {
-        let mut parts = self.0.parts.clone()?;
+        let mut parts = self
+            .0
+            .parts
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for c in cards {
             if !parts.apply(c) {
                 return None;
             }
         }
-        Some(Self::make(Some(parts), None))
+        Some(Self::unrendered(parts))
     }
 
     /// About how many bytes it holds (its JSON, and a tenth for the gzip
@@ -208,7 +222,7 @@ impl CachedView {
     fn weight(&self) -> usize {
         let json = match (self.0.body.get(), &self.0.parts) {
             (Some(b), _) => b.len(),
-            (None, Some(p)) => p.size(),
+            (None, Some(p)) => p.lock().map_or(0, |p| p.size()),
             (None, None) => 0,
         };
         json + json / 8

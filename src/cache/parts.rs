@@ -1,27 +1,40 @@
 //! A board view kept in parts, so that a cached view can be patched with a
 //! change instead of read again: the board's JSON up to its lists, each
 //! list's JSON up to its cards, and each card's summary with what orders
-//! it. [`Parts::render`] joins them into the answer; [`Parts::apply`]
+//! it. [`Parts::render_shared`] joins them into the answer; [`Parts::apply`]
 //! patches them with a [`CardChange`].
 //!
 //! A patch keeps the view exactly what the database would give (the test
 //! `board_view::patched_views_equal_views_read_again` compares both after
 //! every kind of change) or refuses, and the view is then read again:
-//! * each card carries its version, and a change older than the card shown
-//!   is skipped (after-commit work may run out of commit order on
-//!   PostgreSQL); deleted cards are remembered, so a late change cannot
-//!   bring one back;
-//! * a list shows its first `per_list` cards and knows whether it has more;
-//!   a card that joins a full list pushes its last card out, but a card that
-//!   leaves a list with more cannot be replaced by the next one (not in
-//!   the view): refused. So is a card of a list the view does not have.
+//! * each list keeps an exact *prefix* of its cards: the `per_list` shown
+//!   and up to [`RESERVE`] more, so a card that leaves the page is replaced
+//!   by the next one without a read; whether cards lie beyond the prefix is
+//!   known ([`Beyond`]), or becomes unknown when one of them leaves — the
+//!   view refuses when that would change what it shows;
+//! * a card that lands after the last card of the prefix of a list with
+//!   cards beyond it is beyond it too (not shown, not kept);
+//! * each card's last version seen is kept, so a change older than one
+//!   already applied is skipped (after-commit work may run out of commit
+//!   order on PostgreSQL), and a deleted card cannot come back.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::db::change::CardChange;
+
+/// Cards kept per list beyond the ones shown, to replace cards that leave
+/// the page (read with the view: 8 rows more per full list, ~4 % of a view
+/// of 200 cards per list).
+pub const RESERVE: u32 = 8;
+
+/// Makes a list's `next_cursor` from its last card shown: list, id,
+/// position.
+pub type Cursor<'a> = &'a dyn Fn(Uuid, Uuid, &str) -> String;
 
 /// One card: its summary's JSON and what orders and versions it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,18 +49,30 @@ pub struct Card {
     pub json: Bytes,
 }
 
-/// One list: its JSON without the closing brace, its first cards, and
-/// whether it has more than it shows.
+/// Whether a list has cards after the ones a view keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beyond {
+    /// None: the view keeps the whole list.
+    None,
+    /// At least one.
+    Some,
+    /// Not known (one of them left).
+    Unknown,
+}
+
+/// One list: its JSON without the closing brace, the first cards of it,
+/// and whether it has more.
 #[derive(Debug, Clone)]
 pub struct ListPart {
     /// List id.
     pub id: Uuid,
     /// The list's fields as JSON, without the closing `}`.
     pub head: Bytes,
-    /// The cards shown, in order (shared until patched).
+    /// Its first cards in order: the ones shown, then up to [`RESERVE`]
+    /// more (shared with other versions of the view until patched).
     pub cards: Arc<Vec<Card>>,
-    /// The list has cards after the last one shown.
-    pub more: bool,
+    /// Cards after these.
+    pub beyond: Beyond,
 }
 
 /// A board view in parts.
@@ -59,23 +84,29 @@ pub struct Parts {
     pub lists: Vec<ListPart>,
     /// Most cards a list shows.
     pub per_list: u32,
-    /// Cards deleted since the view was read (a late change of one of them
-    /// must not bring it back).
-    gone: Vec<Uuid>,
+    /// The last version of each card a patch brought (`i64::MAX`: deleted).
+    seen: HashMap<Uuid, i64>,
+}
+
+/// Where the pieces of a rendered view lie in its JSON.
+struct Layout {
+    head: Range<usize>,
+    lists: Vec<(Range<usize>, Vec<Range<usize>>)>,
 }
 
 impl Parts {
-    /// A view of `lists` under the board's `head`, `per_list` cards each.
+    /// A view of `lists` under the board's `head`, `per_list` cards shown
+    /// per list.
     pub fn new(head: Bytes, lists: Vec<ListPart>, per_list: u32) -> Self {
         Self {
             head,
             lists,
             per_list,
-            gone: Vec::new(),
+            seen: HashMap::new(),
         }
     }
 
-    /// About how long its JSON is.
+    /// About how many bytes it holds.
     pub fn size(&self) -> usize {
         self.head.len()
             + self
@@ -88,30 +119,65 @@ impl Parts {
             + 16
     }
 
-    /// The answer's JSON; `cursor(list, id, position)` makes the
-    /// `next_cursor` of a list that has more, from its last card shown.
-    pub fn render(&self, cursor: &dyn Fn(Uuid, Uuid, &str) -> String) -> Vec<u8> {
+    /// The answer's JSON; `cursor` makes the `next_cursor` of a list with
+    /// more from its last card shown.
+    pub fn render(&self, cursor: Cursor<'_>) -> Vec<u8> {
+        self.write(cursor).0
+    }
+
+    /// The answer's JSON, with every piece of the view then made a slice
+    /// of it: the view and its answer share one buffer (the buffers the
+    /// pieces came from are freed).
+    pub fn render_shared(&mut self, cursor: Cursor<'_>) -> Bytes {
+        let (out, layout) = self.write(cursor);
+        let body = Bytes::from(out);
+        self.head = body.slice(layout.head);
+        let shown = self.per_list as usize;
+        for (list, (head, cards)) in self.lists.iter_mut().zip(layout.lists) {
+            list.head = body.slice(head);
+            // The cards kept beyond the page are not in the answer.
+            let kept = Arc::make_mut(&mut list.cards);
+            for (card, range) in kept.iter_mut().take(shown).zip(cards) {
+                card.json = body.slice(range);
+            }
+            for card in kept.iter_mut().skip(shown) {
+                card.json = Bytes::copy_from_slice(&card.json);
+            }
+        }
+        body
+    }
+
+    fn write(&self, cursor: Cursor<'_>) -> (Vec<u8>, Layout) {
         let mut out = Vec::with_capacity(self.size());
         out.extend_from_slice(&self.head);
+        let head = 0..out.len();
         out.extend_from_slice(b",\"lists\":[");
+        let mut lists = Vec::with_capacity(self.lists.len());
         for (i, list) in self.lists.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
+            let start = out.len();
             out.extend_from_slice(&list.head);
+            let list_head = start..out.len();
             out.extend_from_slice(b",\"tasks\":[");
-            for (k, card) in list.cards.iter().enumerate() {
+            let shown = &list.cards[..list.cards.len().min(self.per_list as usize)];
+            let mut cards = Vec::with_capacity(shown.len());
+            for (k, card) in shown.iter().enumerate() {
                 if k > 0 {
                     out.push(b',');
                 }
+                let start = out.len();
                 out.extend_from_slice(&card.json);
+                cards.push(start..out.len());
             }
             out.extend_from_slice(b"],\"next_cursor\":");
-            match list.cards.last() {
-                Some(last) if list.more => {
+            let more = list.cards.len() > shown.len() || list.beyond != Beyond::None;
+            match shown.last() {
+                Some(last) if more => {
                     let next = cursor(list.id, last.id, &last.position);
-                    // A cursor is URL-safe base64 and a dot: nothing to escape,
-                    // but written as JSON all the same.
+                    // A cursor is URL-safe base64 and a dot: nothing to
+                    // escape, but written as JSON all the same.
                     if serde_json::to_writer(&mut out, &next).is_err() {
                         out.extend_from_slice(b"null");
                     }
@@ -119,113 +185,95 @@ impl Parts {
                 _ => out.extend_from_slice(b"null"),
             }
             out.push(b'}');
+            lists.push((list_head, cards));
         }
         out.extend_from_slice(b"]}");
-        out
+        (out, Layout { head, lists })
     }
 
     /// Patches the view with `change`; `false` when it cannot say what the
     /// database now shows (the view must then be read again).
     pub fn apply(&mut self, change: &CardChange) -> bool {
         let id = change.id();
-        if self.gone.contains(&id) {
-            // Deleted: any other change of it is older.
-            return true;
-        }
-        let version = match change {
-            CardChange::Put { version, .. } => Some(*version),
-            CardChange::Gone { .. } => None,
+        let (version, was, to) = match change {
+            CardChange::Put {
+                version,
+                was,
+                list_id,
+                ..
+            } => (*version, *was, Some(*list_id)),
+            CardChange::Gone { was, .. } => (i64::MAX, Some(*was), None),
         };
         let found = self.find(id);
-        if let (Some((l, k)), Some(v)) = (found, version)
-            && self.lists[l].cards[k].version >= v
-        {
-            // The view already shows this change or a later one.
+        let known = found
+            .map(|(l, k)| self.lists[l].cards[k].version)
+            .into_iter()
+            .chain(self.seen.get(&id).copied())
+            .max();
+        if known.is_some_and(|v| v >= version) {
+            // The view already has this change or a later one (or the
+            // card is deleted).
             return true;
         }
-        // Take the card out of where the view shows it or, when the view
-        // does not show it, make sure the list it left shows the same.
-        let was = match change {
-            CardChange::Put { was, .. } => *was,
-            CardChange::Gone { was, .. } => Some(*was),
-        };
-        let to = match change {
-            CardChange::Put { list_id, .. } => Some(*list_id),
-            CardChange::Gone { .. } => None,
-        };
-        // Taken out of a list with more that it stays in: it must land
-        // among the cards shown again.
-        let mut must_stay = false;
+        self.seen.insert(id, version);
         match found {
+            // Out of the prefix it was in: still an exact prefix.
             Some((l, k)) => {
-                if self.lists[l].more {
-                    if to != Some(self.lists[l].id) {
-                        // The next card of that list would move up: not here.
-                        return false;
-                    }
-                    must_stay = true;
-                }
                 Arc::make_mut(&mut self.lists[l].cards).remove(k);
             }
+            // Not kept: either beyond the prefix of the list it left (which
+            // may now have nothing beyond), or newer than the view.
             None => {
-                if let Some(was) = was
-                    && was != to.unwrap_or(Uuid::nil())
-                {
-                    match self.lists.iter().find(|l| l.id == was) {
-                        // Not shown in a list with more: whether it still
-                        // has more is not known here.
-                        Some(l) if l.more => return false,
-                        Some(_) => {}
-                        // A list the view does not have.
-                        None => return false,
+                if let Some(was) = was {
+                    let Some(list) = self.lists.iter_mut().find(|l| l.id == was) else {
+                        return false;
+                    };
+                    if list.beyond == Beyond::Some {
+                        list.beyond = Beyond::Unknown;
                     }
                 }
             }
         }
-        match change {
-            CardChange::Gone { .. } => {
-                self.gone.push(id);
-                true
-            }
-            CardChange::Put {
-                list_id,
-                position,
-                version,
-                json,
-                ..
-            } => {
-                let Some(list) = self.lists.iter_mut().find(|l| l.id == *list_id) else {
-                    return false;
-                };
-                let at = list
-                    .cards
-                    .partition_point(|c| c.position.as_bytes() < position.as_bytes());
-                if list.more && at >= list.cards.len() {
-                    // After the last card shown of a list with more: on a
-                    // later page (and if it was shown, the card after it
-                    // there comes up: not in the view).
-                    return !must_stay;
-                }
+        if let (Some(to), CardChange::Put { position, json, .. }) = (to, change) {
+            let per_list = self.per_list;
+            let Some(list) = self.lists.iter_mut().find(|l| l.id == to) else {
+                return false;
+            };
+            let at = list
+                .cards
+                .partition_point(|c| c.position.as_bytes() < position.as_bytes());
+            if at == list.cards.len() && list.beyond != Beyond::None {
+                // After the last card kept, with cards beyond: beyond too.
+                list.beyond = Beyond::Some;
+            } else {
                 let cards = Arc::make_mut(&mut list.cards);
                 cards.insert(
                     at,
                     Card {
                         id,
                         position: position.clone(),
-                        version: *version,
+                        version,
                         json: json.clone(),
                     },
                 );
-                if cards.len() > self.per_list as usize {
+                if cards.len() > (per_list + RESERVE) as usize {
                     cards.pop();
-                    list.more = true;
+                    list.beyond = Beyond::Some;
                 }
-                true
             }
         }
+        // What each list shows must still be known: a full page while
+        // cards lie beyond, and whether there are any when the page is the
+        // last.
+        let per_list = self.per_list as usize;
+        self.lists.iter().all(|l| match l.beyond {
+            Beyond::None => true,
+            Beyond::Some => l.cards.len() >= per_list,
+            Beyond::Unknown => l.cards.len() > per_list,
+        })
     }
 
-    /// Where the view shows card `id`: list and index.
+    /// Where the view keeps card `id`: list and index.
     fn find(&self, id: Uuid) -> Option<(usize, usize)> {
         self.lists
             .iter()
@@ -251,12 +299,12 @@ mod tests {
         }
     }
 
-    fn list(n: u128, cards: Vec<Card>, more: bool) -> ListPart {
+    fn list(n: u128, cards: Vec<Card>, beyond: Beyond) -> ListPart {
         ListPart {
             id: id(n),
             head: Bytes::from(format!("{{\"list\":{n}")),
             cards: Arc::new(cards),
-            more,
+            beyond,
         }
     }
 
@@ -271,50 +319,127 @@ mod tests {
         }
     }
 
-    /// Ids shown per list.
-    fn shown(p: &Parts) -> Vec<Vec<u128>> {
+    fn gone(n: u128, was: u128) -> CardChange {
+        CardChange::Gone {
+            id: id(n),
+            was: id(was),
+        }
+    }
+
+    /// Ids kept per list.
+    fn kept(p: &Parts) -> Vec<Vec<u128>> {
         p.lists
             .iter()
             .map(|l| l.cards.iter().map(|c| c.id.as_u128()).collect())
             .collect()
     }
 
+    fn cursor(list: Uuid, id: Uuid, pos: &str) -> String {
+        format!("{}:{}:{pos}", list.as_u128(), id.as_u128())
+    }
+
+    /// Two cards shown per list. List 100 is whole (two cards); list 200
+    /// keeps its first RESERVE + 2 cards (ids 1000…, positions "b0"…) and
+    /// has cards beyond them.
     fn view() -> Parts {
+        let long: Vec<Card> = (0..2 + u128::from(RESERVE))
+            .map(|i| card(1000 + i, &format!("b{i}"), 1))
+            .collect();
         Parts::new(
             Bytes::from_static(b"{\"board\":1"),
             vec![
-                list(100, vec![card(1, "a", 1), card(2, "c", 1)], false),
-                list(200, vec![card(3, "a", 1), card(4, "b", 1)], true),
+                list(100, vec![card(1, "a", 1), card(2, "c", 1)], Beyond::None),
+                list(200, long, Beyond::Some),
             ],
             2,
         )
     }
 
     #[test]
-    fn renders_the_json_of_the_parts() {
-        let text =
-            view().render(&|list, id, pos| format!("{}:{}:{pos}", list.as_u128(), id.as_u128()));
-        assert_eq!(
-            String::from_utf8(text).expect("utf-8"),
-            "{\"board\":1,\"lists\":[\
+    fn renders_the_cards_shown_and_shares_one_buffer() {
+        let mut p = view();
+        let expected = "{\"board\":1,\"lists\":[\
              {\"list\":100,\"tasks\":[{\"id\":1,\"v\":1},{\"id\":2,\"v\":1}],\"next_cursor\":null},\
-             {\"list\":200,\"tasks\":[{\"id\":3,\"v\":1},{\"id\":4,\"v\":1}],\"next_cursor\":\"200:4:b\"}]}"
+             {\"list\":200,\"tasks\":[{\"id\":1000,\"v\":1},{\"id\":1001,\"v\":1}],\"next_cursor\":\"200:1001:b1\"}]}";
+        assert_eq!(
+            String::from_utf8(p.render(&cursor)).expect("utf-8"),
+            expected
+        );
+        let body = p.render_shared(&cursor);
+        assert_eq!(&body[..], expected.as_bytes());
+        // The pieces shown are slices of the answer now.
+        let inside = |b: &Bytes| {
+            let (start, end) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+            (b.as_ptr() as usize) >= start && (b.as_ptr() as usize) + b.len() <= end
+        };
+        assert!(inside(&p.head) && inside(&p.lists[1].head));
+        assert!(inside(&p.lists[1].cards[1].json));
+        assert!(!inside(&p.lists[1].cards[2].json), "kept, not shown");
+        assert_eq!(
+            String::from_utf8(p.render(&cursor)).expect("utf-8"),
+            expected
         );
     }
 
     #[test]
-    fn new_cards_go_in_order_and_push_the_last_one_out_of_a_full_list() {
+    fn new_cards_go_in_order_and_the_last_kept_one_goes_beyond() {
         let mut p = view();
+        // A whole list grows (RESERVE keeps them all).
         assert!(p.apply(&put(5, 100, None, "b", 1)));
-        // List 100 held two of two: the last one leaves, the list has more.
-        assert_eq!(shown(&p), vec![vec![1, 5], vec![3, 4]]);
-        assert!(p.lists[0].more);
-        // After the last card shown of a list with more: a later page.
+        assert_eq!(kept(&p)[0], vec![1, 5, 2]);
+        assert_eq!(p.lists[0].beyond, Beyond::None);
+        // After the last card kept of a list with cards beyond: beyond.
         assert!(p.apply(&put(6, 200, None, "z", 1)));
-        assert_eq!(shown(&p), vec![vec![1, 5], vec![3, 4]]);
-        // Before it: shown, and the last one goes.
-        assert!(p.apply(&put(7, 200, None, "0", 1)));
-        assert_eq!(shown(&p), vec![vec![1, 5], vec![7, 3]]);
+        assert_eq!(kept(&p)[1].len(), 2 + RESERVE as usize);
+        assert!(!kept(&p)[1].contains(&6));
+        // Before it: kept, and the last kept one goes beyond.
+        assert!(p.apply(&put(7, 200, None, "a", 1)));
+        assert_eq!(kept(&p)[1][..2], [7, 1000]);
+        assert_eq!(kept(&p)[1].len(), 2 + RESERVE as usize);
+        assert_eq!(p.lists[1].beyond, Beyond::Some);
+    }
+
+    #[test]
+    fn cards_leaving_a_page_are_replaced_until_the_reserve_runs_out() {
+        let mut p = view();
+        for (i, n) in (1000..1000 + u128::from(RESERVE)).enumerate() {
+            assert!(
+                p.apply(&put(n, 100, Some(200), &format!("d{i}"), 2)),
+                "card {n}"
+            );
+        }
+        // The page of list 200 is the next cards, and still has more.
+        assert_eq!(
+            kept(&p)[1],
+            vec![1000 + u128::from(RESERVE), 1001 + u128::from(RESERVE)]
+        );
+        let text = String::from_utf8(p.render(&cursor)).expect("utf-8");
+        assert!(
+            text.ends_with(&format!(
+                "\"next_cursor\":\"200:{}:b{}\"}}]}}",
+                1001 + RESERVE,
+                1 + RESERVE
+            )),
+            "{text}"
+        );
+        // One more leaves: the page would need a card the view lacks.
+        assert!(!p.apply(&put(1000 + u128::from(RESERVE), 100, Some(200), "e", 2)));
+    }
+
+    #[test]
+    fn a_card_leaving_from_beyond_makes_beyond_unknown() {
+        let mut p = view();
+        // Card 77, beyond the kept prefix of list 200, moves to list 100.
+        assert!(p.apply(&put(77, 100, Some(200), "b", 2)));
+        assert_eq!(kept(&p)[0], vec![1, 77, 2]);
+        assert_eq!(p.lists[1].beyond, Beyond::Unknown);
+        // Fine while more cards are kept than shown; once the kept cards
+        // are down to the page, whether more follow is unknown.
+        for n in 1000..1000 + u128::from(RESERVE) - 1 {
+            assert!(p.apply(&gone(n, 200)), "card {n}");
+        }
+        assert_eq!(kept(&p)[1].len(), 3);
+        assert!(!p.apply(&gone(1000 + u128::from(RESERVE) - 1, 200)));
     }
 
     #[test]
@@ -324,32 +449,22 @@ mod tests {
         assert_eq!(p.lists[0].cards[0].version, 3);
         // Version 2 arrives after version 3: skipped.
         assert!(p.apply(&put(1, 100, Some(100), "d", 2)));
-        assert_eq!(shown(&p), vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(kept(&p)[0], vec![1, 2]);
         assert_eq!(p.lists[0].cards[0].position, "b");
-        assert!(p.apply(&CardChange::Gone {
-            id: id(2),
-            was: id(100)
-        }));
-        assert_eq!(shown(&p), vec![vec![1], vec![3, 4]]);
+        assert!(p.apply(&gone(2, 100)));
+        assert_eq!(kept(&p)[0], vec![1]);
         // A late update of the deleted card does not bring it back.
         assert!(p.apply(&put(2, 100, Some(100), "c", 5)));
-        assert_eq!(shown(&p), vec![vec![1], vec![3, 4]]);
+        assert_eq!(kept(&p)[0], vec![1]);
+        // A card the view does not keep: its later version moved it beyond
+        // list 200; the earlier one (into list 100) arrives late, skipped.
+        assert!(p.apply(&put(88, 200, Some(200), "z", 3)));
+        assert!(p.apply(&put(88, 100, Some(200), "a", 2)));
+        assert!(!kept(&p)[0].contains(&88));
     }
 
     #[test]
-    fn refuses_what_it_cannot_know() {
-        // A card leaving a list with more: the next one is not in the view.
-        let mut p = view();
-        assert!(!p.apply(&put(3, 100, Some(200), "z", 2)));
-        let mut p = view();
-        assert!(!p.apply(&CardChange::Gone {
-            id: id(4),
-            was: id(200)
-        }));
-        // A card not shown leaving a list with more: does it still have more?
-        let mut p = view();
-        assert!(!p.apply(&put(9, 100, Some(200), "z", 2)));
-        // A list the view does not have.
+    fn refuses_lists_it_does_not_have() {
         let mut p = view();
         assert!(!p.apply(&put(1, 300, Some(100), "a", 2)));
         let mut p = view();
@@ -357,33 +472,15 @@ mod tests {
     }
 
     #[test]
-    fn moves_within_and_between_lists_without_more() {
+    fn moves_within_a_list() {
         let mut p = view();
         assert!(p.apply(&put(2, 100, Some(100), "0", 2)));
-        assert_eq!(shown(&p), vec![vec![2, 1], vec![3, 4]]);
-        // A card hidden in list 200 moving inside it, to before its last
-        // card shown: it comes in, the last goes out, still more.
-        assert!(p.apply(&put(9, 200, Some(200), "ab", 2)));
-        assert_eq!(shown(&p), vec![vec![2, 1], vec![3, 9]]);
-        assert!(p.lists[1].more);
-        // Into list 100 from list 100 (not more): it had room.
-        assert!(p.apply(&put(1, 100, Some(100), "1", 2)));
-        assert_eq!(shown(&p), vec![vec![2, 1], vec![3, 9]]);
-    }
-
-    #[test]
-    fn cards_of_a_list_with_more_change_in_place_but_cannot_leave_its_page() {
-        let mut p = view();
-        // Card 3 of list 200 (has more) changed, same place: patched.
-        assert!(p.apply(&put(3, 200, Some(200), "a", 2)));
-        assert_eq!(shown(&p), vec![vec![1, 2], vec![3, 4]]);
-        assert_eq!(p.lists[1].cards[0].version, 2);
-        // Moved ahead of card 3, inside the page: patched.
-        assert!(p.apply(&put(4, 200, Some(200), "0", 2)));
-        assert_eq!(shown(&p), vec![vec![1, 2], vec![4, 3]]);
-        // Moved behind the last card shown (now card 3): hidden cards may
-        // lie between, and the next one is not in the view.
-        assert!(!p.apply(&put(4, 200, Some(200), "b", 3)));
+        assert_eq!(kept(&p)[0], vec![2, 1]);
+        // The first card of list 200 moves past the last kept one: beyond,
+        // and the next card comes up.
+        assert!(p.apply(&put(1000, 200, Some(200), "z", 2)));
+        assert_eq!(kept(&p)[1][..2], [1001, 1002]);
+        assert_eq!(p.lists[1].beyond, Beyond::Some);
     }
 
     #[test]
@@ -391,7 +488,7 @@ mod tests {
         let original = view();
         let mut copy = original.clone();
         assert!(copy.apply(&put(5, 100, None, "b", 1)));
-        assert_eq!(shown(&original), vec![vec![1, 2], vec![3, 4]]);
-        assert_ne!(shown(&copy), shown(&original));
+        assert_eq!(kept(&original)[0], vec![1, 2]);
+        assert_ne!(kept(&copy), kept(&original));
     }
 }

@@ -570,10 +570,13 @@ async fn large_answers_are_compressed(app: TestApp) {
 /// sequence (creates, updates with odd due times, moves within and across
 /// lists, deletes, comments, a label deleted), the view served from the
 /// cache is exactly the view read from the database, for a `per_list` that
-/// shows every card and for one that leaves lists with more; and most task
-/// changes did patch (the view stayed cached).
+/// shows every card and for ones that leave lists with more (and cards
+/// beyond the reserve a view keeps); and most task changes did patch (the
+/// view stayed cached).
 async fn patched_views_equal_views_read_again(app: TestApp) {
-    let b = board(&app, &[5, 0, 8]).await;
+    // Per list 1 and 3, list 2 (14 cards) has cards beyond the ones a
+    // view keeps (the page and a reserve of 8).
+    let b = board(&app, &[5, 0, 14]).await;
     let label = id_of(
         &app.post(
             &url(b.org, "/labels"),
@@ -589,7 +592,29 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
     let views = [
         url(b.org, &format!("/boards/{}", b.board)),
         url(b.org, &format!("/boards/{}?per_list=3", b.board)),
+        url(b.org, &format!("/boards/{}?per_list=1", b.board)),
     ];
+    let per_list = [orgboard::boards::DEFAULT_PER_LIST, 3, 1];
+    // The view read from the database as `Cache-Control: no-cache` reads
+    // it, without storing it: patches pile up over many changes.
+    let read = |n: u32| {
+        let state = app.state.clone();
+        let (org, board, user) = (b.org, b.board, b.owner.id);
+        async move {
+            let scope = orgboard::db::Scope::tenant(user, org);
+            let out: Result<_, orgboard::error::ApiError> = async {
+                orgboard::read_unit!(state.db, scope, |u| {
+                    orgboard::boards::board_view_parts(u, org, board, n)
+                })
+            }
+            .await;
+            let parts = out.expect("read").expect("the board");
+            let body = parts.render(&|list, id, position: &str| {
+                orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
+            });
+            serde_json::from_slice::<Value>(&body).unwrap()
+        }
+    };
     let cache = &app.state.live.cache;
     // A fixed sequence (a linear congruential generator; CI is
     // deterministic).
@@ -600,9 +625,9 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
             .wrapping_add(1_442_695_040_888_963_407);
         ((seed >> 33) as usize) % n
     };
-    let (mut task_changes, mut patched) = (0, 0);
+    let (mut task_changes, mut patched, mut patched_small) = (0, 0, 0);
     for step in 0..70 {
-        // Both views cached before the change.
+        // Every view cached (or patched) before the change.
         for v in &views {
             app.get(v, &b.owner.token).await.expect(200);
         }
@@ -649,15 +674,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                 let t = tasks[next(tasks.len())];
                 let to = lists[next(lists.len())];
                 // Anchor on a card the fresh view shows in the target list.
-                let fresh = get_with(
-                    &app,
-                    &views[0],
-                    &b.owner.token,
-                    &[("cache-control", "no-cache")],
-                )
-                .await
-                .expect(200)
-                .json;
+                let fresh = read(per_list[0]).await;
                 let shown: Vec<Uuid> = fresh["lists"]
                     .as_array()
                     .unwrap()
@@ -678,11 +695,6 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                 )
                 .await
                 .expect(200);
-                // The no-cache read above stored a fresh view: read both
-                // through the cache again so the change patches them.
-                for v in &views {
-                    app.get(v, &b.owner.token).await.expect(200);
-                }
             }
             8 => {
                 let t = tasks.swap_remove(next(tasks.len()));
@@ -715,44 +727,86 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
             .get(b.org, b.board, orgboard::boards::DEFAULT_PER_LIST, v)
             .await
             .is_some();
+        let small = cache.get(b.org, b.board, 1, v).await.is_some();
         if is_task_change {
             task_changes += 1;
             patched += usize::from(still);
+            patched_small += usize::from(small);
         } else {
             assert!(
                 !still,
                 "step {step}: a change that cannot patch drops the view"
             );
         }
-        for v in &views {
-            let cached = app.get(v, &b.owner.token).await.expect(200).json;
-            let read = get_with(&app, v, &b.owner.token, &[("cache-control", "no-cache")])
-                .await
-                .expect(200)
-                .json;
-            if cached != read {
-                // Name the first card that differs.
-                let cards = |x: &Value| -> Vec<Value> {
-                    x["lists"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .flat_map(|l| l["tasks"].as_array().unwrap().clone())
-                        .collect()
-                };
-                let diff = cards(&cached)
-                    .into_iter()
-                    .zip(cards(&read))
-                    .find(|(a, b)| a != b);
-                panic!(
-                    "step {step} (op {op}): {v}: first card that differs (cached, read): {diff:#?}"
-                );
-            }
-        }
+        same_views(
+            &app,
+            &b,
+            &views,
+            &per_list,
+            &read,
+            &format!("step {step} (op {op})"),
+        )
+        .await;
     }
     assert!(
         patched * 10 >= task_changes * 9,
         "{patched} of {task_changes} task changes patched the view that shows every card"
+    );
+    // With one card a page, some changes must replace a card from the
+    // reserve or refuse; most still patch.
+    assert!(
+        patched_small * 2 >= task_changes,
+        "{patched_small} of {task_changes} task changes patched the view of one card a list"
+    );
+    // Cards leaving the page of a long list one by one: each is replaced
+    // from the reserve the view keeps (still patched, still exact) until
+    // the reserve runs out and the view of one card a list is read again.
+    let long = lists[2];
+    for n in 0..10 {
+        app.post(
+            &url(b.org, &format!("/lists/{long}/tasks")),
+            &b.owner.token,
+            json!({"title": format!("tail {n}")}),
+        )
+        .await
+        .expect(201);
+    }
+    // Read again (and stored): the view keeps the page and a full reserve.
+    for v in &views {
+        get_with(&app, v, &b.owner.token, &[("cache-control", "no-cache")])
+            .await
+            .expect(200);
+    }
+    let (mut replaced, mut refused) = (0, false);
+    for k in 0..12 {
+        let fresh = read(1).await;
+        let first = ids(&fresh["lists"][2]["tasks"])[0];
+        app.post(
+            &url(b.org, &format!("/tasks/{first}/move")),
+            &b.owner.token,
+            json!({"list_id": lists[0]}),
+        )
+        .await
+        .expect(200);
+        let v = cache.version(b.org, b.board).await.unwrap();
+        match cache.get(b.org, b.board, 1, v).await {
+            Some(_) if !refused => replaced += 1,
+            Some(_) => {}
+            None => refused = true,
+        }
+        same_views(
+            &app,
+            &b,
+            &views,
+            &per_list,
+            &read,
+            &format!("departure {k}"),
+        )
+        .await;
+    }
+    assert!(
+        refused && replaced == orgboard::cache::parts::RESERVE,
+        "{replaced} departures replaced from the reserve before it ran out ({refused})"
     );
 }
 
@@ -874,4 +928,39 @@ async fn collections_answer_304_until_any_change_of_the_org(app: TestApp) {
     .await
     .expect(200);
     assert!(!by_slug.headers.contains_key("etag"));
+}
+
+/// Each of `views` served through the cache equals `read(per_list)`, the
+/// view read from the database; `what` names the moment.
+async fn same_views<F: std::future::Future<Output = Value>>(
+    app: &TestApp,
+    b: &Board,
+    views: &[String],
+    per_list: &[u32],
+    read: &impl Fn(u32) -> F,
+    what: &str,
+) {
+    for (v, n) in views.iter().zip(per_list) {
+        let cached = app.get(v, &b.owner.token).await.expect(200).json;
+        let read = read(*n).await;
+        if cached != read {
+            // Name the first card that differs.
+            let cards = |x: &Value| -> Vec<Value> {
+                x["lists"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|l| l["tasks"].as_array().unwrap().clone())
+                    .collect()
+            };
+            let diff = cards(&cached)
+                .into_iter()
+                .zip(cards(&read))
+                .find(|(a, b)| a != b);
+            panic!(
+                "{what}: {v}: first card that differs (cached, read): {diff:#?}\n\
+                 cached: {cached}\nread: {read}"
+            );
+        }
+    }
 }
