@@ -403,8 +403,11 @@ async fn get_board(
     }
     let org_id = ctx.org_id;
     let board = path.board;
-    let cursor = |list, id, position: &str| {
-        tasks::filter::position_cursor(&state, org_id, list, id, position)
+    let cursor = {
+        let state = state.clone();
+        move |list, id, position: &str| {
+            tasks::filter::position_cursor(&state, org_id, list, id, position)
+        }
     };
     if let Some(v) = version
         && !fresh
@@ -412,13 +415,16 @@ async fn get_board(
     {
         return Ok(view_response(&hit, gzip, etag, &cursor));
     }
-    let parts = match (&mut tx, state.db.sqlite_readers()) {
-        (Some(tx), _) => board_view_parts(tx, org_id, board, per_list).await?,
+    let (body, parts) = match (&mut tx, state.db.sqlite_readers()) {
+        (Some(tx), _) => board_view_parts(tx, org_id, board, per_list, cursor.clone()).await?,
         // SQLite: on the rusqlite read pool, in a snapshot of its own (the
         // version was read before it, see crate::cache).
         (None, Some(readers)) => {
             readers
-                .read(async move |u| board_view_parts(u, org_id, board, per_list).await)
+                .read({
+                    let cursor = cursor.clone();
+                    async move |u| board_view_parts(u, org_id, board, per_list, cursor).await
+                })
                 .await??
         }
         (None, None) => {
@@ -428,7 +434,7 @@ async fn get_board(
         }
     }
     .ok_or_else(ApiError::not_found)?;
-    let stored = crate::cache::CachedView::from_parts(parts, &cursor);
+    let stored = crate::cache::CachedView::from_parts(parts, body);
     if let Some(v) = version {
         cache.put(org_id, board, per_list, v, stored.clone()).await;
     }

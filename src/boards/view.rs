@@ -78,24 +78,27 @@ fn first_cards_sql(backend: crate::db::Backend, lists: usize, take: u64) -> Stri
     )
 }
 
-/// Reads the board view in `u` as [`Parts`] (the shape of
-/// [`super::BoardView`] in pieces the cache can patch), three statements
-/// whatever the board's size: the board, its lists, and the first
-/// `per_list` cards of every list (and up to [`RESERVE`] more, kept by the
-/// cache to replace cards that leave a page), each card written as JSON as its row
-/// arrives. (One statement per list on SQLite, where no round trip is
-/// saved, measured the same: 66.0 vs 64.5 ms p50.) `None`: no such board.
+/// Reads the board view in `u`: its JSON, and the same view as [`Parts`]
+/// (the shape of [`super::BoardView`] in pieces the cache can patch, slices
+/// of that JSON), three statements whatever the board's size: the board,
+/// its lists, and the first `per_list` cards of every list (and up to
+/// [`RESERVE`] more, kept by the cache to replace cards that leave a page),
+/// each card written as JSON as its row arrives. (One statement per list on
+/// SQLite, where no round trip is saved, measured the same: 66.0 vs 64.5 ms
+/// p50.) `cursor` makes the `next_cursor` of a list from its last card shown
+/// (list, id, position). `None`: no such board.
 pub async fn board_view_parts<U: Uow>(
     u: &mut U,
     org_id: Uuid,
     board_id: Uuid,
     per_list: u32,
-) -> Result<Option<Parts>, ApiError> {
+    cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
+) -> Result<Option<(Bytes, Parts)>, ApiError> {
     let Some(board) = load_board(u, org_id, board_id).await? else {
         return Ok(None);
     };
     let lists = lists_of_board(u, org_id, board_id).await?;
-    let mut view = ViewParts::start(&board, &lists, per_list)?;
+    let mut view = ViewParts::start(&board, &lists, per_list, cursor)?;
     if !lists.is_empty() {
         // The cards shown, the reserve, and one to know if more follow.
         let sql = first_cards_sql(u.backend(), lists.len(), u64::from(per_list + RESERVE) + 1);
@@ -108,122 +111,190 @@ pub async fn board_view_parts<U: Uow>(
     view.finish().map(Some)
 }
 
-/// The board view's JSON ([`board_view_parts`] rendered); `cursor` makes
-/// the `next_cursor` of a list from its last card shown (list, id,
-/// position). `None`: no such board.
+/// The board view's JSON (of [`board_view_parts`]). `None`: no such board.
 pub async fn board_view_json<U: Uow>(
     u: &mut U,
     org_id: Uuid,
     board_id: Uuid,
     per_list: u32,
     cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    Ok(board_view_parts(u, org_id, board_id, per_list)
+) -> Result<Option<Bytes>, ApiError> {
+    Ok(board_view_parts(u, org_id, board_id, per_list, cursor)
         .await?
-        .map(|p| p.render(&cursor)))
+        .map(|(body, _)| body))
 }
 
-/// A card read: id, position, version, and where its JSON lies in the
-/// buffer.
+/// A card kept: id, position, version, and where its JSON lies: in the
+/// answer (shown) or in the reserve's buffer.
 type CardAt = (Uuid, String, i64, std::ops::Range<usize>);
 
-/// The board view built as it is read: the board's fields, each list's
-/// fields, and each card's JSON (written into one buffer, then shared by
-/// slices), with what orders and versions it.
-struct ViewParts<'a> {
-    head: Bytes,
+/// One list as read: its head's place in the answer, the cards shown and
+/// kept in reserve, and whether more follow.
+#[derive(Default)]
+struct ListAt {
+    head: std::ops::Range<usize>,
+    shown: Vec<CardAt>,
+    reserve: Vec<CardAt>,
+    more: bool,
+}
+
+/// The board view built as it is read: the answer's JSON written in one
+/// buffer (the board's fields, each list's, each card shown, each list's
+/// `next_cursor`), the reserve's cards in another, and where each piece
+/// lies, so that [`Parts`] are slices of the answer.
+struct ViewParts<'a, F> {
+    out: Vec<u8>,
+    head: std::ops::Range<usize>,
     lists: &'a [List],
-    heads: Vec<Bytes>,
-    /// Per list: its cards (id, position, version, bytes of `buf`), and
-    /// whether it has more than it shows.
-    shown: Vec<(Vec<CardAt>, bool)>,
-    buf: Vec<u8>,
+    read: Vec<ListAt>,
+    reserve: Vec<u8>,
     per_list: u32,
+    cursor: F,
 }
 
 fn json_err(e: serde_json::Error) -> ApiError {
     ApiError::internal(anyhow::Error::new(e))
 }
 
-/// `value` (an object with fields) as JSON without its closing brace.
-fn open_object(value: &impl Serialize) -> Result<Bytes, ApiError> {
-    let mut out = serde_json::to_vec(value).map_err(json_err)?;
+/// Writes `value` (an object with fields) without its closing brace.
+fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
+    serde_json::to_writer(&mut *out, value).map_err(json_err)?;
     match out.pop() {
-        Some(b'}') => Ok(Bytes::from(out)),
+        Some(b'}') => Ok(()),
         _ => Err(ApiError::internal(anyhow::anyhow!(
             "board view: expected an object with fields"
         ))),
     }
 }
 
-impl<'a> ViewParts<'a> {
-    fn start(board: &Board, lists: &'a [List], per_list: u32) -> Result<Self, ApiError> {
+impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
+    fn start(board: &Board, lists: &'a [List], per_list: u32, cursor: F) -> Result<Self, ApiError> {
+        // About 400 bytes a card.
+        let mut out =
+            Vec::with_capacity(1024 + lists.len() * (256 + per_list.min(200) as usize * 400));
+        open_object(&mut out, board)?;
+        let head = 0..out.len();
+        out.extend_from_slice(b",\"lists\":[");
         Ok(Self {
-            head: open_object(board)?,
+            out,
+            head,
             lists,
-            heads: lists.iter().map(open_object).collect::<Result<_, _>>()?,
-            shown: Vec::with_capacity(lists.len()),
-            // About 400 bytes a card.
-            buf: Vec::with_capacity(lists.len() * per_list.min(200) as usize * 400),
+            read: Vec::with_capacity(lists.len()),
+            reserve: Vec::new(),
             per_list,
+            cursor,
         })
+    }
+
+    /// Closes the open list (if any) and opens the next one.
+    fn next_list(&mut self) -> Result<(), ApiError> {
+        if !self.read.is_empty() {
+            self.close_list()?;
+            self.out.push(b',');
+        }
+        let i = self.read.len();
+        let start = self.out.len();
+        open_object(&mut self.out, &self.lists[i])?;
+        let head = start..self.out.len();
+        self.out.extend_from_slice(b",\"tasks\":[");
+        self.read.push(ListAt {
+            head,
+            ..ListAt::default()
+        });
+        Ok(())
+    }
+
+    fn close_list(&mut self) -> Result<(), ApiError> {
+        self.out.extend_from_slice(b"],\"next_cursor\":");
+        let i = self.read.len() - 1;
+        let list = &self.read[i];
+        let next = match list.shown.last() {
+            Some((id, position, _, _)) if list.more || !list.reserve.is_empty() => {
+                Some((self.cursor)(self.lists[i].id, *id, position))
+            }
+            _ => None,
+        };
+        serde_json::to_writer(&mut self.out, &next).map_err(json_err)?;
+        self.out.push(b'}');
+        Ok(())
     }
 
     /// A card of the rows (ordered by list, then position).
     fn card(&mut self, card: TaskSummary) -> Result<(), ApiError> {
         while self
-            .shown
+            .read
             .len()
             .checked_sub(1)
             .is_none_or(|i| self.lists[i].id != card.list_id)
         {
-            if self.shown.len() >= self.lists.len() {
+            if self.read.len() >= self.lists.len() {
                 return Err(ApiError::internal(anyhow::anyhow!(
                     "board view: a card of no list, or out of order"
                 )));
             }
-            self.shown.push((Vec::new(), false));
+            self.next_list()?;
         }
-        let Some((cards, more)) = self.shown.last_mut() else {
+        let Some(list) = self.read.last_mut() else {
             return Ok(());
         };
-        if cards.len() >= (self.per_list + RESERVE) as usize {
-            *more = true;
-            return Ok(());
+        if list.shown.len() < self.per_list as usize {
+            if !list.shown.is_empty() {
+                self.out.push(b',');
+            }
+            let start = self.out.len();
+            serde_json::to_writer(&mut self.out, &card).map_err(json_err)?;
+            list.shown
+                .push((card.id, card.position, card.version, start..self.out.len()));
+        } else if list.reserve.len() < RESERVE as usize {
+            let start = self.reserve.len();
+            serde_json::to_writer(&mut self.reserve, &card).map_err(json_err)?;
+            list.reserve.push((
+                card.id,
+                card.position,
+                card.version,
+                start..self.reserve.len(),
+            ));
+        } else {
+            list.more = true;
         }
-        let start = self.buf.len();
-        serde_json::to_writer(&mut self.buf, &card).map_err(json_err)?;
-        cards.push((card.id, card.position, card.version, start..self.buf.len()));
         Ok(())
     }
 
-    fn finish(self) -> Result<Parts, ApiError> {
-        let buf = Bytes::from(self.buf);
-        let mut shown = self.shown.into_iter();
+    /// Writes the lists without cards left and closes the view.
+    fn finish(mut self) -> Result<(Bytes, Parts), ApiError> {
+        while self.read.len() < self.lists.len() {
+            self.next_list()?;
+        }
+        if !self.read.is_empty() {
+            self.close_list()?;
+        }
+        self.out.extend_from_slice(b"]}");
+        let body = Bytes::from(self.out);
+        let reserve = Bytes::from(self.reserve);
+        let card = |buf: &Bytes, (id, position, version, range): CardAt| Card {
+            id,
+            position,
+            version,
+            json: buf.slice(range),
+        };
         let lists = self
             .lists
             .iter()
-            .zip(self.heads)
-            .map(|(list, head)| {
-                let (cards, more) = shown.next().unwrap_or_default();
-                ListPart {
-                    id: list.id,
-                    head,
-                    cards: std::sync::Arc::new(
-                        cards
-                            .into_iter()
-                            .map(|(id, position, version, range)| Card {
-                                id,
-                                position,
-                                version,
-                                json: buf.slice(range),
-                            })
-                            .collect(),
-                    ),
-                    beyond: if more { Beyond::Some } else { Beyond::None },
-                }
+            .zip(self.read)
+            .map(|(list, at)| ListPart {
+                id: list.id,
+                head: body.slice(at.head),
+                cards: std::sync::Arc::new(
+                    at.shown
+                        .into_iter()
+                        .map(|c| card(&body, c))
+                        .chain(at.reserve.into_iter().map(|c| card(&reserve, c)))
+                        .collect(),
+                ),
+                beyond: if at.more { Beyond::Some } else { Beyond::None },
             })
             .collect();
-        Ok(Parts::new(self.head, lists, self.per_list))
+        let parts = Parts::new(body.slice(self.head), lists, self.per_list);
+        Ok((body, parts))
     }
 }

@@ -147,11 +147,16 @@ impl CachedView {
         }))
     }
 
-    /// A view in `parts`, its JSON made now (`cursor`: see [`Parts::render`]).
-    pub fn from_parts(parts: Parts, cursor: Cursor<'_>) -> Self {
-        let view = Self::unrendered(parts);
-        view.body(cursor);
-        view
+    /// A view in `parts` whose JSON is `body` (the parts being slices of
+    /// it, as [`crate::boards::board_view_parts`] reads them).
+    pub fn from_parts(parts: Parts, body: Bytes) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(body);
+        Self(Arc::new(ViewInner {
+            parts: Some(Mutex::new(parts)),
+            body: cell,
+            gzip: OnceLock::new(),
+        }))
     }
 
     fn unrendered(parts: Parts) -> Self {

@@ -602,16 +602,19 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         let (org, board, user) = (b.org, b.board, b.owner.id);
         async move {
             let scope = orgboard::db::Scope::tenant(user, org);
+            let cursor = {
+                let state = state.clone();
+                move |list, id, position: &str| {
+                    orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
+                }
+            };
             let out: Result<_, orgboard::error::ApiError> = async {
                 orgboard::read_unit!(state.db, scope, |u| {
-                    orgboard::boards::board_view_parts(u, org, board, n)
+                    orgboard::boards::board_view_json(u, org, board, n, cursor)
                 })
             }
             .await;
-            let parts = out.expect("read").expect("the board");
-            let body = parts.render(&|list, id, position: &str| {
-                orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
-            });
+            let body = out.expect("read").expect("the board");
             serde_json::from_slice::<Value>(&body).unwrap()
         }
     };
