@@ -403,18 +403,22 @@ async fn get_board(
     }
     let org_id = ctx.org_id;
     let board = path.board;
+    // Only a patched view needs it: no copy of the state for a hit.
+    let hit_cursor = |list, id, position: &str| {
+        tasks::filter::position_cursor(&state, org_id, list, id, position)
+    };
+    if let Some(v) = version
+        && !fresh
+        && let Some(hit) = cache.get(org_id, board, per_list, v).await
+    {
+        return Ok(view_response(&hit, gzip, etag, &hit_cursor));
+    }
     let cursor = {
         let state = state.clone();
         move |list, id, position: &str| {
             tasks::filter::position_cursor(&state, org_id, list, id, position)
         }
     };
-    if let Some(v) = version
-        && !fresh
-        && let Some(hit) = cache.get(org_id, board, per_list, v).await
-    {
-        return Ok(view_response(&hit, gzip, etag, &cursor));
-    }
     let (body, parts) = match (&mut tx, state.db.sqlite_readers()) {
         (Some(tx), _) => board_view_parts(tx, org_id, board, per_list, cursor.clone()).await?,
         // SQLite: on the rusqlite read pool, in a snapshot of its own (the

@@ -238,19 +238,23 @@ impl CachedView {
 #[derive(Clone)]
 struct Entry {
     version: Version,
-    views: Vec<(u32, CachedView)>,
+    /// Shared: a hit clones the entry (one reference count, no copy).
+    views: Arc<Vec<(u32, CachedView)>>,
 }
 
 impl Entry {
     fn with(&self, version: Version, per_list: u32, view: CachedView) -> Entry {
         let mut views = if self.version == version {
-            self.views.clone()
+            self.views.as_ref().clone()
         } else {
             Vec::new()
         };
         views.retain(|(n, _)| *n != per_list);
         views.push((per_list, view));
-        Entry { version, views }
+        Entry {
+            version,
+            views: Arc::new(views),
+        }
     }
 }
 
@@ -388,8 +392,12 @@ impl BoardCache {
             .local
             .get(&key)
             .filter(|e| e.version == version)
-            .and_then(|e| e.views.into_iter().find(|(n, _)| *n == per_list))
-            .map(|(_, v)| v);
+            .and_then(|e| {
+                e.views
+                    .iter()
+                    .find(|(n, _)| *n == per_list)
+                    .map(|(_, v)| v.clone())
+            });
         let found = match here {
             Some(view) => Some(view),
             None => match &self.redis {
@@ -453,7 +461,7 @@ impl BoardCache {
             Some(e) => Op::Put(e.into_value().with(version, per_list, view)),
             None => Op::Put(Entry {
                 version,
-                views: vec![(per_list, view)],
+                views: Arc::new(vec![(per_list, view)]),
             }),
         });
     }
@@ -483,7 +491,7 @@ impl BoardCache {
                     board: now,
                     ..e.version
                 },
-                views,
+                views: Arc::new(views),
             })
         });
     }
