@@ -271,29 +271,28 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         self.out.extend_from_slice(b"]}");
         let body = Bytes::from(self.out);
         let reserve = Bytes::from(self.reserve);
-        let card = |buf: &Bytes, (id, position, version, range): CardAt| Card {
-            id,
-            position,
-            version,
-            json: buf.slice(range),
+        let card = |buf: &Bytes, (id, position, version, range): CardAt| {
+            Card::new(id, version, buf.slice(range), &position).ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!(
+                    "board view: a card's JSON without its position"
+                ))
+            })
         };
-        let lists = self
-            .lists
-            .iter()
-            .zip(self.read)
-            .map(|(list, at)| ListPart {
+        let mut lists = Vec::with_capacity(self.lists.len());
+        for (list, at) in self.lists.iter().zip(self.read) {
+            let cards = at
+                .shown
+                .into_iter()
+                .map(|c| card(&body, c))
+                .chain(at.reserve.into_iter().map(|c| card(&reserve, c)))
+                .collect::<Result<Vec<_>, _>>()?;
+            lists.push(ListPart {
                 id: list.id,
                 head: body.slice(at.head),
-                cards: std::sync::Arc::new(
-                    at.shown
-                        .into_iter()
-                        .map(|c| card(&body, c))
-                        .chain(at.reserve.into_iter().map(|c| card(&reserve, c)))
-                        .collect(),
-                ),
+                cards: std::sync::Arc::new(cards),
                 beyond: if at.more { Beyond::Some } else { Beyond::None },
-            })
-            .collect();
+            });
+        }
         let parts = Parts::new(body.slice(self.head), lists, self.per_list);
         Ok((body, parts))
     }

@@ -41,12 +41,39 @@ pub type Cursor<'a> = &'a dyn Fn(Uuid, Uuid, &str) -> String;
 pub struct Card {
     /// Task id.
     pub id: Uuid,
-    /// Order key in its list (compared as bytes).
-    pub position: String,
     /// The task's version.
     pub version: i64,
     /// The summary's JSON.
     pub json: Bytes,
+    /// Where its order key lies in `json` (no copy: a view keeps thousands
+    /// of cards, and small allocations kept that long pin the allocator's
+    /// memory).
+    at: Range<usize>,
+}
+
+impl Card {
+    /// The card whose summary is `json`, ordered by `position`; `None`
+    /// when `json` does not hold `"position":"<position>"`.
+    pub fn new(id: Uuid, version: i64, json: Bytes, position: &str) -> Option<Card> {
+        const KEY: &[u8] = b"\"position\":\"";
+        let start = memchr::memmem::find(&json, KEY)? + KEY.len();
+        let end = start + position.len();
+        (json.get(start..end) == Some(position.as_bytes()) && json.get(end) == Some(&b'"'))
+            .then_some(Card {
+                id,
+                version,
+                json,
+                at: start..end,
+            })
+    }
+
+    /// Its order key in its list (compared as bytes).
+    pub fn position(&self) -> &str {
+        self.json
+            .get(self.at.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// Whether a list has cards after the ones a view keeps.
@@ -175,7 +202,7 @@ impl Parts {
             let more = list.cards.len() > shown.len() || list.beyond != Beyond::None;
             match shown.last() {
                 Some(last) if more => {
-                    let next = cursor(list.id, last.id, &last.position);
+                    let next = cursor(list.id, last.id, last.position());
                     // A cursor is URL-safe base64 and a dot: nothing to
                     // escape, but written as JSON all the same.
                     if serde_json::to_writer(&mut out, &next).is_err() {
@@ -241,21 +268,16 @@ impl Parts {
             };
             let at = list
                 .cards
-                .partition_point(|c| c.position.as_bytes() < position.as_bytes());
+                .partition_point(|c| c.position().as_bytes() < position.as_bytes());
             if at == list.cards.len() && list.beyond != Beyond::None {
                 // After the last card kept, with cards beyond: beyond too.
                 list.beyond = Beyond::Some;
             } else {
+                let Some(card) = Card::new(id, version, json.clone(), position) else {
+                    return false;
+                };
                 let cards = Arc::make_mut(&mut list.cards);
-                cards.insert(
-                    at,
-                    Card {
-                        id,
-                        position: position.clone(),
-                        version,
-                        json: json.clone(),
-                    },
-                );
+                cards.insert(at, card);
                 if cards.len() > (per_list + RESERVE) as usize {
                     cards.pop();
                     list.beyond = Beyond::Some;
@@ -290,13 +312,14 @@ mod tests {
         Uuid::from_u128(n)
     }
 
+    fn json(n: u128, position: &str, version: i64) -> Bytes {
+        Bytes::from(format!(
+            "{{\"id\":{n},\"position\":\"{position}\",\"v\":{version}}}"
+        ))
+    }
+
     fn card(n: u128, position: &str, version: i64) -> Card {
-        Card {
-            id: id(n),
-            position: position.into(),
-            version,
-            json: Bytes::from(format!("{{\"id\":{n},\"v\":{version}}}")),
-        }
+        Card::new(id(n), version, json(n, position, version), position).expect("position")
     }
 
     fn list(n: u128, cards: Vec<Card>, beyond: Beyond) -> ListPart {
@@ -315,7 +338,7 @@ mod tests {
             was: was.map(id),
             position: position.into(),
             version,
-            json: Bytes::from(format!("{{\"id\":{n},\"v\":{version}}}")),
+            json: json(n, position, version),
         }
     }
 
@@ -359,8 +382,8 @@ mod tests {
     fn renders_the_cards_shown_and_shares_one_buffer() {
         let mut p = view();
         let expected = "{\"board\":1,\"lists\":[\
-             {\"list\":100,\"tasks\":[{\"id\":1,\"v\":1},{\"id\":2,\"v\":1}],\"next_cursor\":null},\
-             {\"list\":200,\"tasks\":[{\"id\":1000,\"v\":1},{\"id\":1001,\"v\":1}],\"next_cursor\":\"200:1001:b1\"}]}";
+             {\"list\":100,\"tasks\":[{\"id\":1,\"position\":\"a\",\"v\":1},{\"id\":2,\"position\":\"c\",\"v\":1}],\"next_cursor\":null},\
+             {\"list\":200,\"tasks\":[{\"id\":1000,\"position\":\"b0\",\"v\":1},{\"id\":1001,\"position\":\"b1\",\"v\":1}],\"next_cursor\":\"200:1001:b1\"}]}";
         assert_eq!(
             String::from_utf8(p.render(&cursor)).expect("utf-8"),
             expected
@@ -450,7 +473,7 @@ mod tests {
         // Version 2 arrives after version 3: skipped.
         assert!(p.apply(&put(1, 100, Some(100), "d", 2)));
         assert_eq!(kept(&p)[0], vec![1, 2]);
-        assert_eq!(p.lists[0].cards[0].position, "b");
+        assert_eq!(p.lists[0].cards[0].position(), "b");
         assert!(p.apply(&gone(2, 100)));
         assert_eq!(kept(&p)[0], vec![1]);
         // A late update of the deleted card does not bring it back.
@@ -461,6 +484,19 @@ mod tests {
         assert!(p.apply(&put(88, 200, Some(200), "z", 3)));
         assert!(p.apply(&put(88, 100, Some(200), "a", 2)));
         assert!(!kept(&p)[0].contains(&88));
+    }
+
+    #[test]
+    fn a_card_knows_its_order_key_only_from_its_json() {
+        let j = json(1, "a0", 1);
+        assert_eq!(
+            Card::new(id(1), 1, j.clone(), "a0").map(|c| c.position().to_owned()),
+            Some("a0".into())
+        );
+        // Not the key written there: no card (a patch is refused).
+        assert!(Card::new(id(1), 1, j.clone(), "a").is_none());
+        assert!(Card::new(id(1), 1, j, "b0").is_none());
+        assert!(Card::new(id(1), 1, Bytes::from_static(b"{\"id\":1}"), "a0").is_none());
     }
 
     #[test]
