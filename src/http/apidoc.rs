@@ -16,6 +16,8 @@
 //! * `500` on every route but the two that cannot fail, and `503` (busy or
 //!   unreachable database, with `Retry-After`) on every route that reads or
 //!   writes the database;
+//! * `414` on every route, without a body: hyper refuses a request line
+//!   over 64 KiB before any route sees it;
 //! * a description on every response (OpenAPI requires one).
 //!
 //! It also states the bounds the server enforces (string lengths, patterns,
@@ -30,8 +32,12 @@ use serde_json::{Map, Value, json};
 use crate::domain::{EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, SLUG_MAX, SLUG_MIN};
 use crate::http::page::{DEFAULT_LIMIT, MAX_CURSOR_LEN, MAX_LIMIT};
 
-/// Media type of every error answer.
+/// Media type of every error answer (but `414`, see [`URI_TOO_LONG`]).
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `414 URI Too Long`: hyper answers it, without a body, for a request line
+/// over 64 KiB, before any route runs; documented on every operation.
+const URI_TOO_LONG: u16 = 414;
 
 /// Most values in a comma-separated `status` or `priority` filter
 /// (`tasks::filter::parse_list`).
@@ -252,6 +258,11 @@ fn finish_operation(path: &str, op: &mut Value) {
             entry["description"] = Value::String(error_description(status, &codes, annotated));
         }
     }
+    // Any request line over 64 KiB (hyper's bound on a URI, not ours to
+    // change) is refused by the HTTP layer before any route sees it.
+    responses.entry("414").or_insert_with(|| {
+        json!({ "description": "URI Too Long: the request line is over 64 KiB; answered by the HTTP layer, without a body" })
+    });
     for (status, response) in responses.iter_mut() {
         finish_response(status, response);
         if shape.rate_limited && status != "401" {
@@ -353,7 +364,7 @@ fn finish_response(status: &str, response: &mut Value) {
         };
         r.insert("description".into(), Value::String(text));
     }
-    if code >= 400 {
+    if code >= 400 && code != URI_TOO_LONG {
         r.insert(
             "content".into(),
             json!({ PROBLEM_JSON: { "schema": { "$ref": "#/components/schemas/Problem" } } }),
