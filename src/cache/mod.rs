@@ -467,13 +467,19 @@ impl BoardCache {
     }
 
     /// After the board's counter went to `now`: the views stored under
-    /// `now - 1` patched with `cards` become the views under `now`; any
-    /// other views of the board are dropped.
+    /// `now - 1` patched with `cards` become the views under `now`; views
+    /// read at `now` or later stay; any other views of the board are
+    /// dropped.
     fn patch(&self, org: Uuid, board: Uuid, now: u64, cards: Option<&[CardChange]>) {
         self.local.entry((org, board)).and_compute_with(|found| {
             let Some(e) = found.map(|e| e.into_value()) else {
                 return Op::Nop;
             };
+            if e.version.board >= now {
+                // Read after the counter reached `now`, so after this
+                // change committed: it holds it already.
+                return Op::Nop;
+            }
             let Some(cards) = cards.filter(|_| e.version.board.checked_add(1) == Some(now)) else {
                 return Op::Remove;
             };
