@@ -109,6 +109,17 @@ async fn slug_of(app: &TestApp, b: &Board) -> String {
         .to_owned()
 }
 
+/// Moves `task` as `body` says (`200` expected).
+async fn move_task(app: &TestApp, b: &Board, task: Uuid, body: Value) {
+    app.post(
+        &url(b.org, &format!("/tasks/{task}/move")),
+        &b.owner.token,
+        body,
+    )
+    .await
+    .expect(200);
+}
+
 fn ids(items: &Value) -> Vec<Uuid> {
     items.as_array().unwrap().iter().map(id_of).collect()
 }
@@ -278,13 +289,7 @@ async fn paging_while_cards_move_never_repeats_or_loses_an_unmoved_card(app: Tes
         let away = json!({"list_id": b.lists[1].0});
         let body = if round % 2 == 0 { to_top } else { away };
         if !moved.contains(&pick) {
-            app.post(
-                &url(b.org, &format!("/tasks/{pick}/move")),
-                &b.owner.token,
-                body,
-            )
-            .await
-            .expect(200);
+            move_task(&app, &b, pick, body).await;
             moved.insert(pick);
         }
         round += 1;
@@ -691,13 +696,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                     (1, false) => json!({"list_id": to, "after_id": others[next(others.len())]}),
                     _ => json!({"list_id": to}),
                 };
-                app.post(
-                    &url(b.org, &format!("/tasks/{t}/move")),
-                    &b.owner.token,
-                    body,
-                )
-                .await
-                .expect(200);
+                move_task(&app, &b, t, body).await;
             }
             8 => {
                 let t = tasks.swap_remove(next(tasks.len()));
@@ -784,13 +783,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
     for k in 0..12 {
         let fresh = read(1).await;
         let first = ids(&fresh["lists"][2]["tasks"])[0];
-        app.post(
-            &url(b.org, &format!("/tasks/{first}/move")),
-            &b.owner.token,
-            json!({"list_id": lists[0]}),
-        )
-        .await
-        .expect(200);
+        move_task(&app, &b, first, json!({"list_id": lists[0]})).await;
         let v = cache.version(b.org, b.board).await.unwrap();
         match cache.get(b.org, b.board, 1, v).await {
             Some(_) if !refused => replaced += 1,
