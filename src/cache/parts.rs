@@ -147,8 +147,10 @@ impl Parts {
     }
 
     /// The answer's JSON; `cursor` makes the `next_cursor` of a list with
-    /// more from its last card shown.
-    pub fn render(&self, cursor: Cursor<'_>) -> Vec<u8> {
+    /// more from its last card shown (the server uses
+    /// [`Parts::render_shared`]; this one leaves the parts as they are).
+    #[cfg(test)]
+    fn render(&self, cursor: Cursor<'_>) -> Vec<u8> {
         self.write(cursor).0
     }
 
