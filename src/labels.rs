@@ -383,6 +383,12 @@ pub mod write {
         let label = load(u, oc.org_id, id)
             .await?
             .ok_or_else(ApiError::not_found)?;
+        // Off the ids kept on the task rows first; the relation rows go
+        // with the label (cascade).
+        let untag =
+            crate::tasks::without_id_sql(u.backend(), "label_ids", "task_labels", "label_id");
+        let hex = id.simple().to_string();
+        u.execute(&untag, &args![oc.org_id, &hex, id]).await?;
         u.defer(
             "DELETE FROM labels WHERE org_id = $1 AND id = $2",
             &args![oc.org_id, id],

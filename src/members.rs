@@ -107,11 +107,18 @@ async fn lock_owners<U: Uow>(u: &mut U, org_id: Uuid) -> Result<usize, DbError> 
     Ok(u.fetch_all(sql, &args![org_id]).await?.len())
 }
 
+/// Removes a membership, and the member from every task of the
+/// organization it was assigned to (the assignment rows go by cascade; the
+/// ids kept on the task rows are taken out first).
 pub(crate) async fn delete_membership<U: Uow>(
     u: &mut U,
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<u64, DbError> {
+    let unassign =
+        crate::tasks::without_id_sql(u.backend(), "assignee_ids", "task_assignees", "user_id");
+    let hex = user_id.simple().to_string();
+    u.execute(&unassign, &args![org_id, &hex, user_id]).await?;
     u.execute(
         "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2",
         &args![org_id, user_id],

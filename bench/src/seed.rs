@@ -294,6 +294,23 @@ async fn insert(tx: &mut Tx, table: &str, cols: &[&str], values: Vec<V>) -> anyh
     Ok(())
 }
 
+/// Whether the server's schema keeps relation ids on the task row
+/// (migration 0009): the seed writes them when it does, so the same tool
+/// can seed a build from before it (`--server-bin`, before/after pairs).
+async fn keeps_relation_ids(tx: &mut Tx) -> anyhow::Result<bool> {
+    let sql = match tx.backend() {
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns \
+             WHERE table_name = 'tasks' AND column_name = 'assignee_ids'"
+        }
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name = 'assignee_ids'"
+        }
+    };
+    let n: i64 = on_tx!(&mut *tx, |c| sqlx::query_scalar(sql).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
 const WORDS: &[&str] = &[
     "invoice",
     "login",
@@ -521,6 +538,7 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
     counts.labels += labels.len() as u64;
 
     let assignable: Vec<Uuid> = members.iter().take(ASSIGNABLE).map(|m| m.id).collect();
+    let keeps_ids = keeps_relation_ids(&mut tx).await?;
     let mut boards = Vec::new();
     let mut plans = vec![(p.regular_tasks, BoardKind::Regular)];
     plans.extend(p.extra.iter().copied());
@@ -590,7 +608,7 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
         let mut done = 0;
         while done < n_tasks {
             let n = (n_tasks - done).min(TASKS_PER_TX);
-            let mut tv = Vec::with_capacity(n * 15);
+            let mut tv = Vec::with_capacity(n * 17);
             let mut av = Vec::new();
             let mut lv = Vec::new();
             for i in done..done + n {
@@ -651,12 +669,11 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
                     _ => 2,
                 };
                 let first = rng.random_range(0..assignable.len());
-                for k in 0..n_assignees.min(assignable.len()) {
-                    av.extend([
-                        V::U(org_id),
-                        V::U(id),
-                        V::U(assignable[(first + k) % assignable.len()]),
-                    ]);
+                let assignees: Vec<Uuid> = (0..n_assignees.min(assignable.len()))
+                    .map(|k| assignable[(first + k) % assignable.len()])
+                    .collect();
+                for &user in &assignees {
+                    av.extend([V::U(org_id), V::U(id), V::U(user)]);
                 }
                 let n_labels = match rng.random_range(0..20) {
                     0..=7 => 0,
@@ -664,11 +681,17 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
                     _ => 2,
                 };
                 let first = rng.random_range(0..labels.len());
-                for k in 0..n_labels {
-                    lv.extend([
-                        V::U(org_id),
-                        V::U(id),
-                        V::U(labels[(first + k) % labels.len()]),
+                let tagged: Vec<Uuid> = (0..n_labels)
+                    .map(|k| labels[(first + k) % labels.len()])
+                    .collect();
+                for &label in &tagged {
+                    lv.extend([V::U(org_id), V::U(id), V::U(label)]);
+                }
+                // The ids the task row keeps too (migration 0009).
+                if keeps_ids {
+                    tv.extend([
+                        V::T(orgboard::tasks::ids_text(&assignees)),
+                        V::T(orgboard::tasks::ids_text(&tagged)),
                     ]);
                 }
                 tasks.push(SeedTask {
@@ -679,29 +702,31 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
             counts.task_assignees += (av.len() / 3) as u64;
             counts.task_labels += (lv.len() / 3) as u64;
             counts.tasks += n as u64;
-            insert(
-                &mut tx,
-                "tasks",
-                &[
-                    "org_id",
-                    "id",
-                    "board_id",
-                    "list_id",
-                    "title",
-                    "description",
-                    "status",
-                    "priority",
-                    "position",
-                    "due_date",
-                    "created_by",
-                    "completed_at",
-                    "version",
-                    "created_at",
-                    "updated_at",
-                ],
-                tv,
-            )
-            .await?;
+            let columns = [
+                "org_id",
+                "id",
+                "board_id",
+                "list_id",
+                "title",
+                "description",
+                "status",
+                "priority",
+                "position",
+                "due_date",
+                "created_by",
+                "completed_at",
+                "version",
+                "created_at",
+                "updated_at",
+                "assignee_ids",
+                "label_ids",
+            ];
+            let columns = if keeps_ids {
+                &columns[..]
+            } else {
+                &columns[..columns.len() - 2]
+            };
+            insert(&mut tx, "tasks", columns, tv).await?;
             insert(
                 &mut tx,
                 "task_assignees",

@@ -20,7 +20,7 @@ use crate::cache::parts::{Beyond, Card, ListPart, Parts, RESERVE};
 use crate::db::uow::{Arg, DbError, RowRef, Uow};
 use crate::error::ApiError;
 use crate::lists::{List, lists_of_board};
-use crate::tasks::{Priority, Status, TaskSummary, id_list, relation_columns};
+use crate::tasks::{Priority, Status, TaskSummary, id_list};
 
 /// Cards per list in the board view when `per_list` is not given.
 pub const DEFAULT_PER_LIST: u32 = 200;
@@ -28,12 +28,12 @@ pub const DEFAULT_PER_LIST: u32 = 200;
 pub const MAX_PER_LIST: u32 = 1000;
 
 /// The columns of a card summary, in the order [`summary_from_row`] reads
-/// them (the relation ids follow, see [`relation_columns`]).
+/// them (the relation ids as the task row keeps them: [`crate::tasks::ids_text`]).
 const SUMMARY_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.status, \
      t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, \
-     t.comment_count, t.created_at, t.updated_at";
+     t.comment_count, t.created_at, t.updated_at, t.assignee_ids, t.label_ids";
 
-/// A card summary from a row of [`SUMMARY_COLUMNS`] and the relation ids.
+/// A card summary from a row of [`SUMMARY_COLUMNS`].
 fn summary_from_row(r: RowRef<'_, '_>) -> Result<TaskSummary, DbError> {
     let status: String = r.get(5)?;
     let priority: i16 = r.get(6)?;
@@ -61,7 +61,7 @@ fn summary_from_row(r: RowRef<'_, '_>) -> Result<TaskSummary, DbError> {
 /// The statement of the first `take` cards of each of `lists` lists (one
 /// `LIMIT`ed index range of `(org_id, list_id, position)` each), ordered
 /// by list, then position; `$1` is the organization, `$2…` the lists.
-fn first_cards_sql(backend: crate::db::Backend, lists: usize, take: u64) -> String {
+fn first_cards_sql(lists: usize, take: u64) -> String {
     let parts: Vec<String> = (0..lists)
         .map(|i| {
             format!(
@@ -72,8 +72,7 @@ fn first_cards_sql(backend: crate::db::Backend, lists: usize, take: u64) -> Stri
         })
         .collect();
     format!(
-        "SELECT {SUMMARY_COLUMNS}{} FROM ({}) t ORDER BY t.part, t.position",
-        relation_columns(backend),
+        "SELECT {SUMMARY_COLUMNS} FROM ({}) t ORDER BY t.part, t.position",
         parts.join(" UNION ALL ")
     )
 }
@@ -101,7 +100,7 @@ pub async fn board_view_parts<U: Uow>(
     let mut view = ViewParts::start(&board, &lists, per_list, cursor)?;
     if !lists.is_empty() {
         // The cards shown, the reserve, and one to know if more follow.
-        let sql = first_cards_sql(u.backend(), lists.len(), u64::from(per_list + RESERVE) + 1);
+        let sql = first_cards_sql(lists.len(), u64::from(per_list + RESERVE) + 1);
         let mut args = Vec::with_capacity(lists.len() + 1);
         args.push(Arg::from(org_id));
         args.extend(lists.iter().map(|l| Arg::from(l.id)));

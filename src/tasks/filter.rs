@@ -379,11 +379,7 @@ async fn fetch<U: Uow>(
     order: &str,
     rows: &mut Vec<Task>,
 ) -> Result<(), ApiError> {
-    let sql = format!(
-        "SELECT t.*{} FROM ({}) t ORDER BY {order}",
-        super::relation_columns(u.backend()),
-        b.sql
-    );
+    let sql = format!("SELECT t.* FROM ({}) t ORDER BY {order}", b.sql);
     let args: Vec<crate::db::uow::Arg<'_>> = b.args.iter().map(Into::into).collect();
     u.fetch_each(&sql, &args, |r| {
         rows.push(super::write::task_from_row(r)?);

@@ -164,7 +164,8 @@ pub struct Task {
 
 /// Columns of [`Task`], for `SELECT`s (prefixed with `t.`).
 pub const TASK_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.description, t.status, \
-     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, t.comment_count, t.created_at, t.updated_at";
+     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, t.comment_count, t.created_at, t.updated_at, \
+     t.assignee_ids, t.label_ids";
 
 /// Body of `POST …/lists/{list}/tasks`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -312,25 +313,45 @@ impl From<Task> for TaskSummary {
 
 pub use write::load_task;
 
-/// `, <assignee ids> AS assignees, <label ids> AS labels` for a `SELECT`
-/// over tasks aliased `t`: each task's relation ids as one comma-separated
-/// text (the same shape on both backends), read with [`id_list`]. Cheaper
-/// than separate relation queries: no extra round trip.
-pub fn relation_columns(backend: crate::db::Backend) -> String {
-    let rel = |table: &str, col: &str| {
-        let col = match backend {
-            crate::db::Backend::Postgres => format!("string_agg(r.{col}::text, ',')"),
-            crate::db::Backend::Sqlite => format!("group_concat(hex(r.{col}), ',')"),
-        };
-        format!(
-            "COALESCE((SELECT {col} FROM {table} r \
-             WHERE r.org_id = t.org_id AND r.task_id = t.id), '')"
-        )
+/// A task's assignee or label ids as the task row keeps them (columns
+/// `assignee_ids` and `label_ids`, migration 0009): 32 lower-case hex
+/// digits each, sorted, separated by commas; `""` for none. Every
+/// statement that changes a task's relations writes them in the same
+/// transaction ([`write`]); a label's deletion and a member's removal take
+/// the id out with [`without_id_sql`]. Read back with [`id_list`].
+pub fn ids_text(ids: &[Uuid]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::with_capacity(sorted.len() * 33);
+    for (i, id) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(id.simple().encode_lower(&mut Uuid::encode_buffer()));
+    }
+    out
+}
+
+/// `UPDATE tasks` taking `$2` (an id as [`ids_text`] writes it) out of
+/// `column` (`assignee_ids` or `label_ids`) of the organization's (`$1`)
+/// tasks that `relation` (`task_assignees` with `user_id`, or
+/// `task_labels` with `label_id`) links to it — run before the rows that
+/// link them go (by cascade). The order of what stays is kept.
+pub(crate) fn without_id_sql(
+    backend: crate::db::Backend,
+    column: &str,
+    relation: &str,
+    relation_column: &str,
+) -> String {
+    let trim = match backend {
+        crate::db::Backend::Postgres => "btrim",
+        crate::db::Backend::Sqlite => "trim",
     };
     format!(
-        ", {} AS assignees, {} AS labels",
-        rel("task_assignees", "user_id"),
-        rel("task_labels", "label_id")
+        "UPDATE tasks SET {column} = {trim}(replace(',' || {column} || ',', ',' || $2 || ',', ','), ',') \
+         WHERE org_id = $1 AND id IN \
+         (SELECT task_id FROM {relation} WHERE org_id = $1 AND {relation_column} = $3)"
     )
 }
 
@@ -541,9 +562,8 @@ async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiRes
     let all = SQL.get_or_init(|| {
         let make = |backend: Backend, by: &'static str| {
             format!(
-                "SELECT {TASK_COLUMNS}{}, m.role, m.id, m.suspended FROM ({}) m \
+                "SELECT {TASK_COLUMNS}, m.role, m.id, m.suspended FROM ({}) m \
                  JOIN tasks t ON t.org_id = m.id AND t.id = $3",
-                relation_columns(backend),
                 membership_sql(backend, by),
             )
         };

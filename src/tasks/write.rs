@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, TaskSummary, UpdateTaskBody,
-    apply_update, changed_concurrently, diff, ownership, relation_columns, validate_fields,
+    apply_update, changed_concurrently, diff, ids_text, ownership, validate_fields,
 };
 use crate::args;
 use crate::db::change::{self, CardChange, Kind};
@@ -27,7 +27,7 @@ use crate::error::{ApiError, FieldError};
 use crate::idempotency::{self, Created, IdemKey};
 use crate::orgs::context::{OrgContext, OrgRequest};
 
-/// A task from a row of [`TASK_COLUMNS`] followed by [`relation_columns`].
+/// A task from a row of [`TASK_COLUMNS`].
 pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
     let status: String = r.get(6)?;
     let priority: i16 = r.get(7)?;
@@ -66,10 +66,8 @@ pub async fn load_task<U: Uow>(
     } else {
         ""
     };
-    let sql = format!(
-        "SELECT {TASK_COLUMNS}{} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}",
-        relation_columns(u.backend()),
-    );
+    let sql =
+        format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}");
     u.fetch_optional(&sql, &args![org_id, id])
         .await?
         .as_ref()
@@ -231,8 +229,8 @@ pub async fn create<U: Uow>(
     let due_date = body.due_date.map(crate::db::micros);
     u.defer(
         "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, position, \
-         due_date, created_by, completed_at, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13)",
+         due_date, created_by, completed_at, version, created_at, updated_at, assignee_ids, label_ids) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, $15)",
         &args![
             oc.org_id,
             id,
@@ -247,6 +245,8 @@ pub async fn create<U: Uow>(
             oc.user_id,
             completed_at,
             now,
+            &ids_text(&assignees),
+            &ids_text(&labels),
         ],
     )
     .await?;
@@ -344,8 +344,8 @@ pub async fn update<U: Uow>(
     let changed = u
         .execute(
             "UPDATE tasks SET title = $1, description = $2, status = $3, priority = $4, due_date = $5, \
-             completed_at = $6, version = version + 1, updated_at = $7 \
-             WHERE org_id = $8 AND id = $9 AND version = $10",
+             completed_at = $6, version = version + 1, updated_at = $7, assignee_ids = $11, \
+             label_ids = $12 WHERE org_id = $8 AND id = $9 AND version = $10",
             &args![
                 &new.title,
                 &new.description,
@@ -357,6 +357,8 @@ pub async fn update<U: Uow>(
                 oc.org_id,
                 task_id,
                 task.version,
+                &ids_text(&new.assignee_ids),
+                &ids_text(&new.label_ids),
             ],
         )
         .await?;

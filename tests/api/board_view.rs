@@ -804,6 +804,8 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         refused && replaced == orgboard::cache::parts::RESERVE,
         "{replaced} departures replaced from the reserve before it ran out ({refused})"
     );
+    // The relation ids the rows keep followed every change of the sequence.
+    assert_eq!(app.relation_ids_drift(b.org).await, Vec::<Uuid>::new());
 }
 
 /// Boards, lists, labels, comments and the audit log carry the `ETag` of

@@ -1225,6 +1225,27 @@ async fn deleting_a_label_takes_it_off_tasks(app: &TestApp) {
         .await,
         "label_ids[0]",
     );
+
+    // A label between two others is taken out of the ids the task row
+    // keeps (created in this order, the three sort in this order).
+    let z = new_label(app, org, &owner, "z").await;
+    let w = new_label(app, org, &owner, "w").await;
+    app.patch(
+        &url(org, &format!("/tasks/{t1}")),
+        &owner.token,
+        json!({ "label_ids": [w, y, z] }),
+    )
+    .await
+    .expect(200);
+    app.delete(&url(org, &format!("/labels/{z}")), &owner.token)
+        .await
+        .expect(204);
+    let one = app
+        .get(&url(org, &format!("/tasks/{t1}")), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(one.json["label_ids"], json!([y, w]));
+    assert_eq!(app.relation_ids_drift(org).await, Vec::<Uuid>::new());
 }
 
 // --------------------------------------------------------------- comments

@@ -15,6 +15,7 @@ backend_tests!(
     last_owner_can_step_down_after_promoting_another,
     member_can_leave_and_it_is_logged,
     removed_member_loses_access_on_the_next_request,
+    a_removed_member_is_taken_off_the_tasks_of_that_org_only,
     unknown_or_foreign_member_is_404,
     invalid_role_is_refused,
     role_of_the_wrong_json_type_is_a_validation_error,
@@ -588,6 +589,76 @@ async fn removed_member_loses_access_on_the_next_request(app: TestApp) {
             .json["name"],
         "Acme"
     );
+}
+
+/// Removing a member unassigns them from every task of that organization —
+/// in the task's read, the board view and the assignee filter — and from
+/// no task of another organization they belong to.
+async fn a_removed_member_is_taken_off_the_tasks_of_that_org_only(app: TestApp) {
+    let ada = app.signup("ada").await;
+    let org = app.create_org(&ada, "Acme").await;
+    let other = app.create_org(&ada, "Other").await;
+    let bob = app.member(org, &ada, "member").await;
+    let cleo = app.member(org, &ada, "member").await;
+    app.join(other, &ada, &bob, "member").await;
+    let tasks = app.new_list(&ada, org).await;
+    let new_task = async |path: &str, assignees: Value| {
+        let r = app
+            .post(
+                path,
+                &ada.token,
+                json!({ "title": "t", "assignee_ids": assignees }),
+            )
+            .await
+            .expect(201);
+        r.json["id"].as_str().unwrap().parse::<Uuid>().unwrap()
+    };
+    let both = new_task(&tasks, json!([bob.id, cleo.id])).await;
+    let bobs = new_task(&tasks, json!([bob.id])).await;
+    let elsewhere = new_task(&app.new_list(&ada, other).await, json!([bob.id])).await;
+
+    app.delete(&member_path(org, bob.id), &ada.token)
+        .await
+        .expect(204);
+
+    let assignees = async |org: Uuid, task: Uuid| {
+        app.get(&format!("/api/v1/orgs/{org}/tasks/{task}"), &ada.token)
+            .await
+            .expect(200)
+            .json["assignee_ids"]
+            .clone()
+    };
+    assert_eq!(assignees(org, both).await, json!([cleo.id]));
+    assert_eq!(assignees(org, bobs).await, json!([]));
+    assert_eq!(assignees(other, elsewhere).await, json!([bob.id]));
+    let page = app
+        .get(
+            &format!("/api/v1/orgs/{org}/tasks?assignee_id={}", cleo.id),
+            &ada.token,
+        )
+        .await
+        .expect(200);
+    let items = page.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["assignee_ids"], json!([cleo.id]));
+    let board = page.json["items"][0]["board_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = app
+        .get(&format!("/api/v1/orgs/{org}/boards/{board}"), &ada.token)
+        .await
+        .expect(200);
+    let shown: Vec<&Value> = view.json["lists"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["assignee_ids"])
+        .collect();
+    assert_eq!(shown, [&json!([cleo.id]), &json!([])]);
+    for org in [org, other] {
+        assert_eq!(app.relation_ids_drift(org).await, Vec::<Uuid>::new());
+    }
 }
 
 async fn unknown_or_foreign_member_is_404(app: TestApp) {

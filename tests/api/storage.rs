@@ -20,6 +20,7 @@ backend_tests!(
     audit_log_is_append_only,
     ready_checks_migrations,
     idempotency_key_of_another_org_is_another_request,
+    kept_relation_ids_are_what_the_migration_computes,
 );
 
 /// One user, one key, two organizations: the second use is another request
@@ -953,6 +954,76 @@ async fn audit_log_is_append_only(app: TestApp) {
     .await)
     .expect("count");
     assert_eq!(rewritten, 0);
+}
+
+/// The assignee and label ids the task use cases keep on the row are, to
+/// the byte, what migration 0009 computed for the rows that existed before
+/// it: running its `UPDATE` again over tasks written by the API changes
+/// nothing (under the tenant's row-level security on PostgreSQL).
+async fn kept_relation_ids_are_what_the_migration_computes(app: TestApp) {
+    let ada = app.signup("ada").await;
+    let org = app.create_org(&ada, "Acme").await;
+    let bob = app.member(org, &ada, "member").await;
+    let mut labels = Vec::new();
+    for name in ["one", "two", "three"] {
+        let r = app
+            .post(
+                &format!("/api/v1/orgs/{org}/labels"),
+                &ada.token,
+                json!({ "name": name, "color": "#336699" }),
+            )
+            .await
+            .expect(201);
+        labels.push(r.json["id"].as_str().unwrap().to_owned());
+    }
+    let tasks = app.new_list(&ada, org).await;
+    for (assignees, tagged) in [
+        (json!([]), json!([])),
+        (json!([bob.id]), json!([labels[1]])),
+        (json!([bob.id, ada.id]), json!([labels[2], labels[0]])),
+        (json!([]), json!([labels[0], labels[1], labels[2]])),
+    ] {
+        app.post(
+            &tasks,
+            &ada.token,
+            json!({ "title": "t", "assignee_ids": assignees, "label_ids": tagged }),
+        )
+        .await
+        .expect(201);
+    }
+    let kept = app.kept_relation_ids(org).await;
+    assert_eq!(kept.len(), 4);
+    assert!(kept.iter().any(|(_, a, _)| a.contains(',')), "{kept:?}");
+    assert!(
+        kept.iter().any(|(_, _, l)| l.matches(',').count() == 2),
+        "{kept:?}"
+    );
+
+    let dir = match app.backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let file = format!(
+        "{}/migrations/{dir}/0009_relation_ids.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let backfill = &text[text.find("UPDATE tasks SET").expect("the backfill")..];
+    let mut tx = app
+        .state
+        .db
+        .write(Scope::tenant(ada.id, org))
+        .await
+        .unwrap();
+    let updated = orgboard::on_tx!(&mut tx, |c| sqlx::query(sqlx::AssertSqlSafe(backfill))
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    assert!(updated >= 4, "{updated}");
+    tx.commit().await.unwrap();
+    assert_eq!(app.kept_relation_ids(org).await, kept);
+    assert_eq!(app.relation_ids_drift(org).await, Vec::<Uuid>::new());
 }
 
 // ------------------------------------------------ 4. migrations in step

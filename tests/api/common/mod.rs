@@ -425,15 +425,18 @@ impl TestApp {
         u
     }
 
+    /// A read transaction inside `org`'s tenant (as no user).
+    pub async fn tenant_read(&self, org: Uuid) -> orgboard::db::Tx {
+        self.state
+            .db
+            .read(orgboard::db::Scope::tenant(Uuid::nil(), org))
+            .await
+            .unwrap()
+    }
+
     /// Number of audit rows of `org` (read inside the tenant).
     pub async fn audit_count(&self, org: Uuid) -> i64 {
-        use orgboard::db::Scope;
-        let mut tx = self
-            .state
-            .db
-            .read(Scope::tenant(Uuid::nil(), org))
-            .await
-            .unwrap();
+        let mut tx = self.tenant_read(org).await;
         orgboard::on_tx!(&mut tx, |c| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM audit_log WHERE org_id = $1"
         )
@@ -441,5 +444,53 @@ impl TestApp {
         .fetch_one(c)
         .await)
         .unwrap()
+    }
+
+    /// The assignee and label ids every task of `org` keeps on its row
+    /// (migration 0009), by task, read inside the tenant.
+    pub async fn kept_relation_ids(&self, org: Uuid) -> Vec<(Uuid, String, String)> {
+        let mut tx = self.tenant_read(org).await;
+        orgboard::on_tx!(&mut tx, |c| sqlx::query_as::<_, (Uuid, String, String)>(
+            "SELECT id, assignee_ids, label_ids FROM tasks WHERE org_id = $1 ORDER BY id"
+        )
+        .bind(org)
+        .fetch_all(c)
+        .await)
+        .unwrap()
+    }
+
+    /// Tasks of `org` whose kept assignee or label ids differ from the
+    /// relation rows (`task_assignees`, `task_labels`): none, always.
+    pub async fn relation_ids_drift(&self, org: Uuid) -> Vec<Uuid> {
+        use std::collections::BTreeMap;
+        let mut tx = self.tenant_read(org).await;
+        let mut want: BTreeMap<Uuid, [Vec<Uuid>; 2]> = BTreeMap::new();
+        for (i, table, col) in [
+            (0, "task_assignees", "user_id"),
+            (1, "task_labels", "label_id"),
+        ] {
+            let sql = format!("SELECT task_id, {col} FROM {table} WHERE org_id = $1");
+            let rows = orgboard::on_tx!(&mut tx, |c| sqlx::query_as::<_, (Uuid, Uuid)>(
+                sqlx::AssertSqlSafe(sql.as_str())
+            )
+            .bind(org)
+            .fetch_all(c)
+            .await)
+            .unwrap();
+            for (task, id) in rows {
+                want.entry(task).or_default()[i].push(id);
+            }
+        }
+        drop(tx);
+        self.kept_relation_ids(org)
+            .await
+            .into_iter()
+            .filter(|(id, assignees, labels)| {
+                let [a, l] = want.remove(id).unwrap_or_default();
+                *assignees != orgboard::tasks::ids_text(&a)
+                    || *labels != orgboard::tasks::ids_text(&l)
+            })
+            .map(|(id, _, _)| id)
+            .collect()
     }
 }
