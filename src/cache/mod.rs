@@ -133,6 +133,10 @@ struct ViewInner {
     parts: Option<Mutex<Parts>>,
     body: OnceLock<Bytes>,
     gzip: OnceLock<Bytes>,
+    /// Read as it is (from the database or Redis), not patched: a patched
+    /// view may have used up some of its lists' reserves, which a read at
+    /// the same version fills again.
+    read: bool,
 }
 
 impl CachedView {
@@ -144,6 +148,7 @@ impl CachedView {
             parts: None,
             body: cell,
             gzip: OnceLock::new(),
+            read: true,
         }))
     }
 
@@ -156,14 +161,17 @@ impl CachedView {
             parts: Some(Mutex::new(parts)),
             body: cell,
             gzip: OnceLock::new(),
+            read: true,
         }))
     }
 
+    /// A patched view (its JSON made when first asked for).
     fn unrendered(parts: Parts) -> Self {
         Self(Arc::new(ViewInner {
             parts: Some(Mutex::new(parts)),
             body: OnceLock::new(),
             gzip: OnceLock::new(),
+            read: false,
         }))
     }
 
@@ -458,15 +466,19 @@ impl BoardCache {
         self.local.entry(key).and_compute_with(|found| match found {
             // A newer entry (patched, or stored by a later read) stays.
             Some(e) if e.value().version.newer_than(&version) => Op::Nop,
-            // So does the same view at the same version: replacing it (a
+            // So does a view read at the same version: replacing it (a
             // reload sent with `no-cache`, two misses at once) changes
             // nothing but memory — the replaced answers, a megabyte each
             // on a big board, are freed only when the map reclaims them,
             // which took the peak RSS of the uncached big-board runs from
-            // ~108 to ~147 MiB once reads got faster (BENCHMARKS.md).
+            // ~108 to ~147 MiB once reads got faster (BENCHMARKS.md). A
+            // patched one is replaced: the read fills its reserves again.
             Some(e)
                 if e.value().version == version
-                    && e.value().views.iter().any(|(n, _)| *n == per_list) =>
+                    && e.value()
+                        .views
+                        .iter()
+                        .any(|(n, v)| *n == per_list && v.0.read) =>
             {
                 Op::Nop
             }
@@ -598,9 +610,11 @@ mod tests {
             .body(&no_cursor)
     }
 
-    /// A view read again at the version a kept view has (a reload with
-    /// `no-cache`, two misses at once) leaves the kept one in place: the
-    /// same answer, and no replaced megabytes waiting to be reclaimed. A
+    /// A view read again at the version a kept view was read at (a reload
+    /// with `no-cache`, two misses at once) leaves the kept one in place:
+    /// the same answer, and no replaced megabytes waiting to be reclaimed
+    /// (that a read replaces a patched view, refilling its reserves, is
+    /// `board_view::patched_views_equal_views_read_again`'s). A
     /// view with another `per_list` is kept beside it; a newer version
     /// replaces both, and an older one never replaces a newer.
     #[tokio::test]
