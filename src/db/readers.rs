@@ -115,11 +115,33 @@ impl Readers {
     }
 
     /// Runs a read of one statement (its own snapshot, no `BEGIN`): the
-    /// membership check, or a statement that joins it with what it guards.
+    /// membership check, or a statement that joins it with what it guards
+    /// (a task's read). When a connection is idle it runs right here, on the
+    /// calling Tokio worker: one indexed statement over cached pages costs
+    /// tens of microseconds, less than handing it to the blocking pool and
+    /// back (two thread wake-ups and context switches, a quarter of the
+    /// server's samples under `get_task`; BENCHMARKS.md, issue 13, fifth
+    /// part). A reader in WAL mode waits for no writer. Otherwise (no idle
+    /// connection) it goes to the blocking pool as [`Self::read`] does.
     pub async fn read_statement<R: Send + 'static>(
         &self,
         f: impl AsyncFnOnce(&mut LiteRead<'_>) -> R + Send + 'static,
     ) -> Result<R, DbError> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+            if let Some(mut conn) = idle {
+                let out = poll_now(f(&mut LiteRead::new(&mut conn)));
+                if conn.is_autocommit()
+                    && let Ok(mut idle) = self.idle.lock()
+                {
+                    idle.push(conn);
+                }
+                drop(permit);
+                return out.ok_or_else(|| {
+                    DbError::Executor("a read waited for I/O on the read pool".into())
+                });
+            }
+        }
         self.drive(false, f).await
     }
 
