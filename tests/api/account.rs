@@ -257,7 +257,11 @@ async fn deleting_an_account_leaves_shared_work_and_frees_the_email(app: TestApp
     let leaver = app.member(org, &owner, "member").await;
     let tasks = app.new_list(&owner, org).await;
     let task = app
-        .post(&tasks, &leaver.token, json!({ "title": "Left behind" }))
+        .post(
+            &tasks,
+            &leaver.token,
+            json!({ "title": "Left behind", "assignee_ids": [leaver.id] }),
+        )
         .await
         .expect(201);
     let task_id = task.json["id"].as_str().unwrap().to_owned();
@@ -304,7 +308,15 @@ async fn deleting_an_account_leaves_shared_work_and_frees_the_email(app: TestApp
         .await
         .expect_problem(401, "account_not_found");
 
-    // The shared work stays, attributed to the same id.
+    // The shared work stays, attributed to the same id, no longer
+    // assigned to anyone (in the task's read and the ids its row keeps).
+    let left = app
+        .get(&format!("/api/v1/orgs/{org}/tasks/{task_id}"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(left.json["assignee_ids"], json!([]));
+    assert_eq!(left.json["created_by"], leaver.id.to_string());
+    assert_eq!(app.relation_ids_drift(org).await, Vec::<Uuid>::new());
     let comments = app
         .get(
             &format!("/api/v1/orgs/{org}/tasks/{task_id}/comments"),
