@@ -385,10 +385,7 @@ pub mod write {
             .ok_or_else(ApiError::not_found)?;
         // Off the ids kept on the task rows first; the relation rows go
         // with the label (cascade).
-        let untag =
-            crate::tasks::without_id_sql(u.backend(), "label_ids", "task_labels", "label_id");
-        let hex = id.simple().to_string();
-        u.execute(&untag, &args![oc.org_id, &hex, id]).await?;
+        crate::tasks::take_out_kept_id(u, oc.org_id, crate::tasks::Related::Label, id).await?;
         u.defer(
             "DELETE FROM labels WHERE org_id = $1 AND id = $2",
             &args![oc.org_id, id],

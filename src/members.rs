@@ -115,10 +115,7 @@ pub(crate) async fn delete_membership<U: Uow>(
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<u64, DbError> {
-    let unassign =
-        crate::tasks::without_id_sql(u.backend(), "assignee_ids", "task_assignees", "user_id");
-    let hex = user_id.simple().to_string();
-    u.execute(&unassign, &args![org_id, &hex, user_id]).await?;
+    crate::tasks::take_out_kept_id(u, org_id, crate::tasks::Related::Assignee, user_id).await?;
     u.execute(
         "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2",
         &args![org_id, user_id],

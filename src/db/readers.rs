@@ -94,14 +94,19 @@ impl Readers {
         })
         .await
         .map_err(|e| DbError::Executor(format!("a read task failed: {e}")))??;
-        // A connection left inside a transaction (its COMMIT failed) would
-        // refuse every later BEGIN: it is dropped, not pooled.
+        self.give_back(conn);
+        Ok(out)
+    }
+
+    /// Pools a connection again — unless it was left inside a transaction
+    /// (its COMMIT failed): it would refuse every later BEGIN, so it is
+    /// dropped.
+    fn give_back(&self, conn: Connection) {
         if conn.is_autocommit()
             && let Ok(mut idle) = self.idle.lock()
         {
             idle.push(conn);
         }
-        Ok(out)
     }
 
     /// Runs the read `f` on a connection of the pool in one snapshot
@@ -131,11 +136,7 @@ impl Readers {
             let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
             if let Some(mut conn) = idle {
                 let out = poll_now(f(&mut LiteRead::new(&mut conn)));
-                if conn.is_autocommit()
-                    && let Ok(mut idle) = self.idle.lock()
-                {
-                    idle.push(conn);
-                }
+                self.give_back(conn);
                 drop(permit);
                 return out.ok_or_else(|| {
                     DbError::Executor("a read waited for I/O on the read pool".into())

@@ -25,7 +25,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::change;
-use crate::db::uow::{Arg, Uow};
+use crate::db::uow::{Arg, DbError, Uow};
 use crate::db::{Backend, Scope};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -318,7 +318,7 @@ pub use write::load_task;
 /// digits each, sorted, separated by commas; `""` for none. Every
 /// statement that changes a task's relations writes them in the same
 /// transaction ([`write`]); a label's deletion and a member's removal take
-/// the id out with [`without_id_sql`]. Read back with [`id_list`].
+/// the id out with [`take_out_kept_id`]. Read back with [`id_list`].
 pub fn ids_text(ids: &[Uuid]) -> String {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
@@ -333,26 +333,39 @@ pub fn ids_text(ids: &[Uuid]) -> String {
     out
 }
 
-/// `UPDATE tasks` taking `$2` (an id as [`ids_text`] writes it) out of
-/// `column` (`assignee_ids` or `label_ids`) of the organization's (`$1`)
-/// tasks that `relation` (`task_assignees` with `user_id`, or
-/// `task_labels` with `label_id`) links to it — run before the rows that
-/// link them go (by cascade). The order of what stays is kept.
-pub(crate) fn without_id_sql(
-    backend: crate::db::Backend,
-    column: &str,
-    relation: &str,
-    relation_column: &str,
-) -> String {
-    let trim = match backend {
+/// A relation whose ids the task rows keep.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Related {
+    /// `task_assignees.user_id`, kept in `assignee_ids`.
+    Assignee,
+    /// `task_labels.label_id`, kept in `label_ids`.
+    Label,
+}
+
+/// Takes `id` out of the ids kept on every task of the organization that
+/// `related` links to it — run before the relation rows go (by cascade:
+/// a member removed, a label deleted). The order of what stays is kept.
+pub(crate) async fn take_out_kept_id<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    related: Related,
+    id: Uuid,
+) -> Result<u64, DbError> {
+    let (column, relation, relation_column) = match related {
+        Related::Assignee => ("assignee_ids", "task_assignees", "user_id"),
+        Related::Label => ("label_ids", "task_labels", "label_id"),
+    };
+    let trim = match u.backend() {
         crate::db::Backend::Postgres => "btrim",
         crate::db::Backend::Sqlite => "trim",
     };
-    format!(
+    let sql = format!(
         "UPDATE tasks SET {column} = {trim}(replace(',' || {column} || ',', ',' || $2 || ',', ','), ',') \
          WHERE org_id = $1 AND id IN \
          (SELECT task_id FROM {relation} WHERE org_id = $1 AND {relation_column} = $3)"
-    )
+    );
+    u.execute(&sql, &crate::args![org_id, &ids_text(&[id]), id])
+        .await
 }
 
 /// Sorted ids from a comma-separated list (hyphenated or hex).
