@@ -5,7 +5,8 @@
 //! Written once over [`Uow`]: on PostgreSQL it runs in the request's read
 //! transaction; on SQLite on a connection of the rusqlite read pool
 //! ([`crate::db::readers`]), where each row is read in place and written
-//! straight into the answer (no row copied, no `Task` built).
+//! straight into the answer (no row copied, no `Task` built: a card's text
+//! is borrowed from the row, [`crate::tasks::card`]).
 //!
 //! The view is built in parts ([`Parts`]: the board's JSON, each list's,
 //! each card's) so that the board-view cache can patch a cached view with
@@ -17,74 +18,58 @@ use uuid::Uuid;
 
 use super::{Board, load_board};
 use crate::cache::parts::{Beyond, Card, ListPart, Parts, RESERVE};
-use crate::db::uow::{Arg, DbError, RowRef, Uow};
+use crate::db::Backend;
+use crate::db::uow::{Arg, Uow};
 use crate::error::ApiError;
 use crate::lists::{List, lists_of_board};
-use crate::tasks::{Priority, Status, TaskSummary, id_list};
+use crate::tasks::card::{CARD_COLUMNS, CardFields};
 
 /// Cards per list in the board view when `per_list` is not given.
 pub const DEFAULT_PER_LIST: u32 = 200;
 /// Most cards per list a board view carries.
 pub const MAX_PER_LIST: u32 = 1000;
 
-/// The columns of a card summary, in the order [`summary_from_row`] reads
-/// them (the relation ids as the task row keeps them: [`crate::tasks::ids_text`]).
-const SUMMARY_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.status, \
-     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, \
-     t.comment_count, t.created_at, t.updated_at, t.assignee_ids, t.label_ids";
-
-/// A card summary from a row of [`SUMMARY_COLUMNS`].
-fn summary_from_row(r: RowRef<'_, '_>) -> Result<TaskSummary, DbError> {
-    let status: String = r.get(5)?;
-    let priority: i16 = r.get(6)?;
-    Ok(TaskSummary {
-        id: r.get(0)?,
-        org_id: r.get(1)?,
-        board_id: r.get(2)?,
-        list_id: r.get(3)?,
-        title: r.get(4)?,
-        status: Status::try_from(status).map_err(|e| DbError::Decode(5, e))?,
-        priority: Priority::try_from(priority).map_err(|e| DbError::Decode(6, e))?,
-        position: r.get(7)?,
-        due_date: r.get(8)?,
-        created_by: r.get(9)?,
-        completed_at: r.get(10)?,
-        version: r.get(11)?,
-        comment_count: r.get(12)?,
-        created_at: r.get(13)?,
-        updated_at: r.get(14)?,
-        assignee_ids: id_list(&r.get::<String>(15)?),
-        label_ids: id_list(&r.get::<String>(16)?),
-    })
-}
-
 /// The statement of the first `take` cards of each of `lists` lists (one
 /// `LIMIT`ed index range of `(org_id, list_id, position)` each), ordered
 /// by list, then position; `$1` is the organization, `$2…` the lists.
+/// PostgreSQL's: one round trip for the whole board.
 fn first_cards_sql(lists: usize, take: u64) -> String {
     let parts: Vec<String> = (0..lists)
         .map(|i| {
             format!(
-                "SELECT * FROM (SELECT {SUMMARY_COLUMNS}, {i} AS part FROM tasks t \
+                "SELECT * FROM (SELECT {CARD_COLUMNS}, {i} AS part FROM tasks t \
                  WHERE t.org_id = $1 AND t.list_id = ${} ORDER BY t.position LIMIT {take}) p{i}",
                 i + 2
             )
         })
         .collect();
     format!(
-        "SELECT {SUMMARY_COLUMNS} FROM ({}) t ORDER BY t.part, t.position",
+        "SELECT {CARD_COLUMNS} FROM ({}) t ORDER BY t.part, t.position",
         parts.join(" UNION ALL ")
+    )
+}
+
+/// The statement of the first `take` cards of one list (`$2`) in order.
+/// SQLite's: no round trip to save, and read straight off the index with
+/// no sorter (the union above copies every row into one to order them).
+fn list_cards_sql(take: u64) -> String {
+    format!(
+        "SELECT {CARD_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.list_id = $2 \
+         ORDER BY t.position LIMIT {take}"
     )
 }
 
 /// Reads the board view in `u`: its JSON, and the same view as [`Parts`]
 /// (the shape of [`super::BoardView`] in pieces the cache can patch, slices
-/// of that JSON), three statements whatever the board's size: the board,
-/// its lists, and the first `per_list` cards of every list (and up to
-/// [`RESERVE`] more, kept by the cache to replace cards that leave a page),
-/// each card written as JSON as its row arrives. (One statement per list on
-/// SQLite, where no round trip is saved, measured the same: 66.0 vs 64.5 ms
-/// p50.) `cursor` makes the `next_cursor` of a list from its last card shown
+/// of that JSON): the board, its lists, and the first `per_list` cards of
+/// every list (and up to [`RESERVE`] more, kept by the cache to replace
+/// cards that leave a page), each card written as JSON as its row arrives.
+/// On PostgreSQL the cards of all lists are one statement (three round
+/// trips whatever the board's size); on SQLite one statement per list, read
+/// off the index in order, with no round trip to save (the union's outer
+/// `ORDER BY` copies every row into a sorter; BENCHMARKS.md "Issue 13,
+/// sixth part").
+/// `cursor` makes the `next_cursor` of a list from its last card shown
 /// (list, id, position). `None`: no such board.
 pub async fn board_view_parts<U: Uow>(
     u: &mut U,
@@ -100,12 +85,25 @@ pub async fn board_view_parts<U: Uow>(
     let mut view = ViewParts::start(&board, &lists, per_list, cursor)?;
     if !lists.is_empty() {
         // The cards shown, the reserve, and one to know if more follow.
-        let sql = first_cards_sql(lists.len(), u64::from(per_list + RESERVE) + 1);
-        let mut args = Vec::with_capacity(lists.len() + 1);
-        args.push(Arg::from(org_id));
-        args.extend(lists.iter().map(|l| Arg::from(l.id)));
-        u.fetch_each(&sql, &args, |r| view.card(summary_from_row(r)?))
-            .await?;
+        let take = u64::from(per_list + RESERVE) + 1;
+        match u.backend() {
+            Backend::Postgres => {
+                let sql = first_cards_sql(lists.len(), take);
+                let mut args = Vec::with_capacity(lists.len() + 1);
+                args.push(Arg::from(org_id));
+                args.extend(lists.iter().map(|l| Arg::from(l.id)));
+                u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
+                    .await?;
+            }
+            Backend::Sqlite => {
+                let sql = list_cards_sql(take);
+                for list in &lists {
+                    let args = [Arg::from(org_id), Arg::from(list.id)];
+                    u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
+                        .await?;
+                }
+            }
+        }
     }
     view.finish().map(Some)
 }
@@ -219,7 +217,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
     }
 
     /// A card of the rows (ordered by list, then position).
-    fn card(&mut self, card: TaskSummary) -> Result<(), ApiError> {
+    fn card(&mut self, card: CardFields<'_>) -> Result<(), ApiError> {
         while self
             .read
             .len()
@@ -241,15 +239,19 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
                 self.out.push(b',');
             }
             let start = self.out.len();
-            serde_json::to_writer(&mut self.out, &card).map_err(json_err)?;
-            list.shown
-                .push((card.id, card.position, card.version, start..self.out.len()));
+            card.write_json(&mut self.out)?;
+            list.shown.push((
+                card.id,
+                card.position.into_owned(),
+                card.version,
+                start..self.out.len(),
+            ));
         } else if list.reserve.len() < RESERVE as usize {
             let start = self.reserve.len();
-            serde_json::to_writer(&mut self.reserve, &card).map_err(json_err)?;
+            card.write_json(&mut self.reserve)?;
             list.reserve.push((
                 card.id,
-                card.position,
+                card.position.into_owned(),
                 card.version,
                 start..self.reserve.len(),
             ));

@@ -24,6 +24,7 @@
 //! opens its own transaction, and the storage conformance tests, run the
 //! same shared statements.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -385,7 +386,7 @@ impl<'a> From<&'a AnyRow> for RowRef<'a, 'static> {
     }
 }
 
-impl RowRef<'_, '_> {
+impl<'a> RowRef<'a, '_> {
     /// Column `i` (from 0) as a `T`.
     pub fn get<T: Col>(&self, i: usize) -> Result<T, DbError> {
         match self {
@@ -393,6 +394,57 @@ impl RowRef<'_, '_> {
             RowRef::Lite(r) => T::lite(r.get_ref(i)?).map_err(|e| DbError::Decode(i, e)),
         }
     }
+
+    /// Text column `i`, borrowed from the row where the driver allows it
+    /// (rusqlite rows read in place, PostgreSQL rows), else copied.
+    pub fn text(&self, i: usize) -> Result<Cow<'a, str>, DbError> {
+        let lite = |v: LV<'a>| match v {
+            LV::Text(t) => utf8(t).map(Cow::Borrowed),
+            v => Err(wrong(v, "text")),
+        };
+        match *self {
+            RowRef::Lite(r) => lite(r.get_ref(i)?).map_err(|e| DbError::Decode(i, e)),
+            RowRef::Any(AnyRow::Pg(r)) => Ok(Cow::Borrowed(r.try_get::<&str, _>(i)?)),
+            RowRef::Any(AnyRow::Lite(v)) => match v.get(i) {
+                Some(v) => lite(v.into()).map_err(|e| DbError::Decode(i, e)),
+                None => Err(DbError::Decode(i, "no such column".into())),
+            },
+            RowRef::Any(r) => r.get::<String>(i).map(Cow::Owned),
+        }
+    }
+
+    /// Time column `i` as the row holds it: SQLite's text (borrowed as
+    /// [`RowRef::text`]), PostgreSQL's value; `None` for NULL.
+    pub fn time(&self, i: usize) -> Result<Option<RawTime<'a>>, DbError> {
+        match *self {
+            RowRef::Lite(r) => match r.get_ref(i)? {
+                LV::Null => Ok(None),
+                _ => self.text(i).map(|t| Some(RawTime::Text(t))),
+            },
+            RowRef::Any(AnyRow::Lite(v)) => match v.get(i) {
+                Some(rusqlite::types::Value::Null) => Ok(None),
+                _ => self.text(i).map(|t| Some(RawTime::Text(t))),
+            },
+            RowRef::Any(r) => Ok(r.get::<Option<DateTime<Utc>>>(i)?.map(RawTime::Value)),
+        }
+    }
+}
+
+/// A time column as a row holds it ([`RowRef::time`]).
+pub enum RawTime<'a> {
+    /// SQLite's text (RFC 3339; see [`crate::db::writer::time_text`]).
+    Text(Cow<'a, str>),
+    /// A decoded value.
+    Value(DateTime<Utc>),
+}
+
+/// A time as SQLite keeps it: RFC 3339, or with a space before the time
+/// (as SQLite's own functions write it).
+pub fn parse_time(t: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(t)
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| e.to_string())
 }
 
 /// How each backend stores a column type.
@@ -476,13 +528,7 @@ col_via_sqlx!(Vec<u8>, |v| match v {
     v => Err(wrong(v, "a blob")),
 });
 col_via_sqlx!(DateTime<Utc>, |v| match v {
-    LV::Text(t) => {
-        let t = utf8(t)?;
-        DateTime::parse_from_rfc3339(t)
-            .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| e.to_string())
-    }
+    LV::Text(t) => parse_time(utf8(t)?),
     v => Err(wrong(v, "a time")),
 });
 

@@ -8,6 +8,7 @@
 //! Placing a task locks the destination list, so concurrent placements in one
 //! list never pick the same order key.
 
+pub mod card;
 pub mod filter;
 pub mod write;
 
@@ -146,10 +147,12 @@ pub struct Task {
     #[sqlx(skip)]
     pub label_ids: Vec<Uuid>,
     /// Due time.
+    #[serde(serialize_with = "card::opt_time")]
     pub due_date: Option<DateTime<Utc>>,
     /// Who created it.
     pub created_by: Uuid,
     /// When it was last set to `done`; cleared on reopening.
+    #[serde(serialize_with = "card::opt_time")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Increases with every change; send it back in `If-Match`.
     pub version: i64,
@@ -157,8 +160,10 @@ pub struct Task {
     /// `version` stays).
     pub comment_count: i64,
     /// Created.
+    #[serde(serialize_with = "card::time")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "card::time")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -272,18 +277,22 @@ pub struct TaskSummary {
     /// Labels.
     pub label_ids: Vec<Uuid>,
     /// Due time.
+    #[serde(serialize_with = "card::opt_time")]
     pub due_date: Option<DateTime<Utc>>,
     /// Who created it.
     pub created_by: Uuid,
     /// When it was last set to `done`; cleared on reopening.
+    #[serde(serialize_with = "card::opt_time")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Increases with every change; send it back in `If-Match`.
     pub version: i64,
     /// How many comments it has.
     pub comment_count: i64,
     /// Created.
+    #[serde(serialize_with = "card::time")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "card::time")]
     pub updated_at: DateTime<Utc>,
 }
 

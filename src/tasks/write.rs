@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, TaskSummary, UpdateTaskBody,
+    CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, UpdateTaskBody,
     apply_update, changed_concurrently, diff, ids_text, ownership, validate_fields,
 };
 use crate::args;
@@ -295,14 +295,16 @@ pub async fn create<U: Uow>(
 /// summary's JSON with what orders it (`was`: the list it was in before the
 /// change, `None` for a new card).
 pub fn card_change(task: &Task, was: Option<Uuid>) -> CardChange {
-    let summary = TaskSummary::from(task.clone());
+    let mut json = Vec::with_capacity(512);
+    // A task's own times are values: nothing to refuse.
+    let _ = super::card::CardFields::of_task(task).write_json(&mut json);
     CardChange::Put {
         id: task.id,
         list_id: task.list_id,
         was,
         position: task.position.clone(),
         version: task.version,
-        json: bytes::Bytes::from(serde_json::to_vec(&summary).unwrap_or_default()),
+        json: bytes::Bytes::from(json),
     }
 }
 

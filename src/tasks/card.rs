@@ -1,0 +1,606 @@
+//! A card's JSON (a [`crate::tasks::TaskSummary`] as the board view carries it), written
+//! by hand from a row or a task, byte for byte what `serde_json` writes for
+//! the `TaskSummary` (the unit tests compare both).
+//!
+//! Why by hand: the board view writes ~2 000 cards per uncached read, and
+//! `perf` put about a quarter of its time in building and serialising
+//! `TaskSummary`s — mostly escaping ids and times written a character at a
+//! time through `collect_str`, parsing SQLite's time text into `DateTime`
+//! only to print it again, and allocating the strings. Here a row's text
+//! (title, position, kept ids, times) is borrowed where the backend allows
+//! (SQLite: read in place), ids are written from their bytes, and a time
+//! SQLite keeps in canonical form ([`crate::db::writer::time_text`]) is
+//! copied with its `+00:00` written as `Z`; anything else goes through
+//! `chrono` as before.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use uuid::Uuid;
+
+use super::{Priority, Status, Task, id_list};
+use crate::db::uow::{DbError, RawTime, RowRef};
+
+/// The columns of a card, in the order [`CardFields::from_row`] reads them
+/// (the relation ids as the task row keeps them: [`super::ids_text`]).
+pub const CARD_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.status, \
+     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, \
+     t.comment_count, t.created_at, t.updated_at, t.assignee_ids, t.label_ids";
+
+/// Assignee or label ids: as the task row keeps them, or a list.
+pub enum Ids<'a> {
+    /// Kept text (32 lower-case hex digits each, sorted, comma-separated).
+    Kept(Cow<'a, str>),
+    /// Ids in order.
+    List(&'a [Uuid]),
+}
+
+/// What a card shows, borrowed from a row or a task.
+pub struct CardFields<'a> {
+    /// Task id.
+    pub id: Uuid,
+    org_id: Uuid,
+    board_id: Uuid,
+    /// The list.
+    pub list_id: Uuid,
+    title: Cow<'a, str>,
+    status: Status,
+    priority: Priority,
+    /// Order key in its list.
+    pub position: Cow<'a, str>,
+    assignee_ids: Ids<'a>,
+    label_ids: Ids<'a>,
+    due_date: Option<RawTime<'a>>,
+    created_by: Uuid,
+    completed_at: Option<RawTime<'a>>,
+    /// The task's version.
+    pub version: i64,
+    comment_count: i64,
+    created_at: RawTime<'a>,
+    updated_at: RawTime<'a>,
+}
+
+impl<'a> CardFields<'a> {
+    /// A card from a row of [`CARD_COLUMNS`].
+    pub fn from_row(r: RowRef<'a, '_>) -> Result<Self, DbError> {
+        let status = r.text(5)?;
+        let priority: i16 = r.get(6)?;
+        Ok(Self {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            board_id: r.get(2)?,
+            list_id: r.get(3)?,
+            title: r.text(4)?,
+            status: Status::try_from(status.into_owned()).map_err(|e| DbError::Decode(5, e))?,
+            priority: Priority::try_from(priority).map_err(|e| DbError::Decode(6, e))?,
+            position: r.text(7)?,
+            due_date: r.time(8)?,
+            created_by: r.get(9)?,
+            completed_at: r.time(10)?,
+            version: r.get(11)?,
+            comment_count: r.get(12)?,
+            created_at: r.time(13)?.ok_or_else(|| null(13))?,
+            updated_at: r.time(14)?.ok_or_else(|| null(14))?,
+            assignee_ids: Ids::Kept(r.text(15)?),
+            label_ids: Ids::Kept(r.text(16)?),
+        })
+    }
+
+    /// The card of a task.
+    pub fn of_task(t: &'a Task) -> Self {
+        Self {
+            id: t.id,
+            org_id: t.org_id,
+            board_id: t.board_id,
+            list_id: t.list_id,
+            title: Cow::Borrowed(&t.title),
+            status: t.status,
+            priority: t.priority,
+            position: Cow::Borrowed(&t.position),
+            assignee_ids: Ids::List(&t.assignee_ids),
+            label_ids: Ids::List(&t.label_ids),
+            due_date: t.due_date.map(RawTime::Value),
+            created_by: t.created_by,
+            completed_at: t.completed_at.map(RawTime::Value),
+            version: t.version,
+            comment_count: t.comment_count,
+            created_at: RawTime::Value(t.created_at),
+            updated_at: RawTime::Value(t.updated_at),
+        }
+    }
+
+    /// Appends the card's JSON to `out` (what `serde_json` writes for its
+    /// `TaskSummary`). Fails only on a stored time that is not one.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), DbError> {
+        out.extend_from_slice(b"{\"id\":");
+        write_uuid(out, &self.id);
+        out.extend_from_slice(b",\"org_id\":");
+        write_uuid(out, &self.org_id);
+        out.extend_from_slice(b",\"board_id\":");
+        write_uuid(out, &self.board_id);
+        out.extend_from_slice(b",\"list_id\":");
+        write_uuid(out, &self.list_id);
+        out.extend_from_slice(b",\"title\":");
+        write_str(out, &self.title);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"priority\":\"");
+        out.extend_from_slice(priority_name(self.priority).as_bytes());
+        out.extend_from_slice(b"\",\"position\":");
+        write_str(out, &self.position);
+        out.extend_from_slice(b",\"assignee_ids\":");
+        write_ids(out, &self.assignee_ids);
+        out.extend_from_slice(b",\"label_ids\":");
+        write_ids(out, &self.label_ids);
+        out.extend_from_slice(b",\"due_date\":");
+        write_opt_time(out, self.due_date.as_ref(), 8)?;
+        out.extend_from_slice(b",\"created_by\":");
+        write_uuid(out, &self.created_by);
+        out.extend_from_slice(b",\"completed_at\":");
+        write_opt_time(out, self.completed_at.as_ref(), 10)?;
+        out.extend_from_slice(b",\"version\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.version).as_bytes());
+        out.extend_from_slice(b",\"comment_count\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.comment_count).as_bytes());
+        out.extend_from_slice(b",\"created_at\":");
+        write_time(out, &self.created_at, 13)?;
+        out.extend_from_slice(b",\"updated_at\":");
+        write_time(out, &self.updated_at, 14)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn null(i: usize) -> DbError {
+    DbError::Decode(i, "expected a time, found NULL".into())
+}
+
+/// The name a priority is serialised as.
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Medium => "medium",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+fn write_uuid(out: &mut Vec<u8>, id: &Uuid) {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.push(b'"');
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON string, escaped as `serde_json` escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail; a `&str` always serialises.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_ids(out: &mut Vec<u8>, ids: &Ids<'_>) {
+    out.push(b'[');
+    match ids {
+        Ids::List(list) => write_id_list(out, list),
+        Ids::Kept(text) => {
+            if !write_kept_ids(out, text) {
+                write_id_list(out, &id_list(text));
+            }
+        }
+    }
+    out.push(b']');
+}
+
+fn write_id_list(out: &mut Vec<u8>, ids: &[Uuid]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_uuid(out, id);
+    }
+}
+
+/// Writes kept ids in canonical form (each 32 lower-case hex digits, in
+/// ascending order, as [`super::ids_text`] writes them) straight from the
+/// text; `false` (nothing written) for any other text, which [`id_list`]
+/// then reads as before.
+fn write_kept_ids(out: &mut Vec<u8>, text: &str) -> bool {
+    if text.is_empty() {
+        return true;
+    }
+    let canonical = text.split(',').try_fold(None::<&str>, |prev, id| {
+        let ok = id.len() == 32
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && prev.is_none_or(|p| p <= id);
+        ok.then_some(Some(id))
+    });
+    if canonical.is_none() {
+        return false;
+    }
+    for (i, id) in text.split(',').enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let b = id.as_bytes();
+        out.push(b'"');
+        out.extend_from_slice(&b[0..8]);
+        out.push(b'-');
+        out.extend_from_slice(&b[8..12]);
+        out.push(b'-');
+        out.extend_from_slice(&b[12..16]);
+        out.push(b'-');
+        out.extend_from_slice(&b[16..20]);
+        out.push(b'-');
+        out.extend_from_slice(&b[20..32]);
+        out.push(b'"');
+    }
+    true
+}
+
+fn write_opt_time(out: &mut Vec<u8>, t: Option<&RawTime<'_>>, col: usize) -> Result<(), DbError> {
+    match t {
+        Some(t) => write_time(out, t, col),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// A time as `chrono`'s `Serialize` writes it: RFC 3339 in UTC with `Z`
+/// and as many fraction digits as needed (0, 3, 6 or 9).
+fn write_time(out: &mut Vec<u8>, t: &RawTime<'_>, col: usize) -> Result<(), DbError> {
+    match t {
+        RawTime::Text(text) => {
+            if let Some(head) = canonical_utc(text) {
+                out.push(b'"');
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(b"Z\"");
+                Ok(())
+            } else {
+                let value =
+                    crate::db::uow::parse_time(text).map_err(|e| DbError::Decode(col, e))?;
+                write_time_value(out, value);
+                Ok(())
+            }
+        }
+        RawTime::Value(v) => {
+            write_time_value(out, *v);
+            Ok(())
+        }
+    }
+}
+
+/// `text` without its `+00:00` when it is exactly what `chrono` would
+/// print before the `Z` of the same time: `YYYY-MM-DDTHH:MM:SS`, then no
+/// fraction or one of 3, 6 or 9 digits that could not be shorter, then
+/// `+00:00`, every field in range.
+fn canonical_utc(text: &str) -> Option<&str> {
+    let head = text.strip_suffix("+00:00")?;
+    let b = head.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let (month, day) = (num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    num(0..4)?;
+    let in_range = (1..=12).contains(&month)
+        && (1..=days_in(num(0..4)?, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    if !in_range {
+        return None;
+    }
+    match &b[19..] {
+        [] => Some(head),
+        [b'.', frac @ ..]
+            if matches!(frac.len(), 3 | 6 | 9) && frac.iter().all(u8::is_ascii_digit) =>
+        {
+            // Shortest: its last three digits are not all zero.
+            (frac[frac.len() - 3..] != *b"000").then_some(head)
+        }
+        _ => None,
+    }
+}
+
+fn days_in(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn write_time_value(out: &mut Vec<u8>, t: DateTime<Utc>) {
+    let mut buf = [0u8; TIME_MAX];
+    out.push(b'"');
+    match time_text_utc(t, &mut buf) {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
+        None => out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes()),
+    }
+    out.push(b'"');
+}
+
+/// The longest [`time_text_utc`]: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const TIME_MAX: usize = 30;
+
+/// `t` as `chrono`'s `Serialize` writes it (RFC 3339, `Z`, 0, 3, 6 or 9
+/// fraction digits), in `buf`; `None` for years outside 0–9999 and leap
+/// seconds (then `chrono`'s own form, which differs in width).
+fn time_text_utc(t: DateTime<Utc>, buf: &mut [u8; TIME_MAX]) -> Option<&str> {
+    let nanos = t.nanosecond();
+    if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let (frac, width) = if nanos == 0 {
+        (0, 0)
+    } else if nanos.is_multiple_of(1_000_000) {
+        (nanos / 1_000_000, 3)
+    } else if nanos.is_multiple_of(1_000) {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    let mut at = 0;
+    let mut put = |n: u32, width: usize, then: Option<u8>| {
+        let mut n = n;
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        at += width;
+        if let Some(c) = then {
+            buf[at] = c;
+            at += 1;
+        }
+    };
+    put(t.year() as u32, 4, Some(b'-'));
+    put(t.month(), 2, Some(b'-'));
+    put(t.day(), 2, Some(b'T'));
+    put(t.hour(), 2, Some(b':'));
+    put(t.minute(), 2, Some(b':'));
+    put(t.second(), 2, Some(if width > 0 { b'.' } else { b'Z' }));
+    if width > 0 {
+        put(frac, width, Some(b'Z'));
+    }
+    std::str::from_utf8(&buf[..at]).ok()
+}
+
+/// `serialize_with` for a time: what `chrono`'s `Serialize` writes, without
+/// its per-character formatting (a page of 50 tasks writes 200 times).
+pub fn time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; TIME_MAX];
+    match time_text_utc(*t, &mut buf) {
+        Some(text) => s.serialize_str(text),
+        None => serde::Serialize::serialize(t, s),
+    }
+}
+
+/// [`time`] for an optional time.
+pub fn opt_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::writer::time_text;
+    use crate::tasks::TaskSummary;
+
+    fn time(secs: i64, nanos: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, nanos).expect("time")
+    }
+
+    fn task(
+        title: &str,
+        due: Option<DateTime<Utc>>,
+        t: DateTime<Utc>,
+        ids: Vec<Uuid>,
+        k: usize,
+    ) -> Task {
+        Task {
+            id: Uuid::from_u128(0x0191_2d4c_aa00_7000_8000_0000_0000_00ff),
+            org_id: Uuid::from_u128(1),
+            board_id: Uuid::from_u128(u128::MAX),
+            list_id: Uuid::from_u128(0xabcdef),
+            title: title.to_owned(),
+            description: "not on a card".to_owned(),
+            status: [Status::Todo, Status::InProgress, Status::Done][k % 3],
+            priority: [
+                Priority::Low,
+                Priority::Medium,
+                Priority::High,
+                Priority::Urgent,
+            ][k % 4],
+            position: "a0V".to_owned(),
+            assignee_ids: ids.clone(),
+            label_ids: ids.into_iter().rev().take(k % 3).collect(),
+            due_date: due,
+            created_by: Uuid::from_u128(7),
+            completed_at: k.is_multiple_of(2).then_some(t),
+            version: i64::MAX,
+            comment_count: -3,
+            created_at: t,
+            updated_at: time(0, 0),
+        }
+    }
+
+    /// Times with every fraction width, at the ends of the range, around
+    /// leap days, and a fixed pseudo-random spread.
+    fn times() -> Vec<DateTime<Utc>> {
+        let mut out = vec![
+            time(0, 0),
+            time(0, 1),
+            time(1, 1_000),
+            time(1, 1_000_000),
+            time(1, 120_000_000),
+            time(1, 123_456_000),
+            time(1, 123_456_789),
+            time(951_782_400, 0),               // 2000-02-29
+            time(-62_135_596_800, 0),           // 0001-01-01
+            time(253_402_300_799, 999_999_999), // 9999-12-31T23:59:59.999999999
+            time(253_402_300_800, 0),           // year 10000
+            time(-62_167_219_200, 0),           // year 0
+            time(-62_167_219_201, 0),           // year -1
+            time(1_000_019, 1_999_999_999),     // a leap second
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = (x % 4_102_444_800) as i64;
+            let nanos = match x % 4 {
+                0 => 0,
+                1 => (x >> 20) as u32 % 1000 * 1_000_000,
+                2 => (x >> 20) as u32 % 1_000_000 * 1000,
+                _ => (x >> 20) as u32 % 1_000_000_000,
+            };
+            out.push(time(secs, nanos));
+        }
+        out
+    }
+
+    fn written(f: &CardFields<'_>) -> String {
+        let mut out = Vec::new();
+        f.write_json(&mut out).expect("written");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_card_is_what_serde_writes_for_its_tasks_summary() {
+        let ids = vec![
+            Uuid::from_u128(3),
+            Uuid::from_u128(u128::MAX - 1),
+            Uuid::from_u128(9),
+        ];
+        for title in [
+            "plain",
+            "q\"uote \\ back",
+            "tab\tnew\nline \u{1} \u{7f} é 😀 </script>",
+        ] {
+            for (k, t) in times().into_iter().enumerate() {
+                for due in [None, Some(t)] {
+                    let task = task(title, due, t, ids.clone(), k);
+                    let want = serde_json::to_string(&TaskSummary::from(task.clone()));
+                    assert_eq!(written(&CardFields::of_task(&task)), want.expect("serde"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stored_text_is_written_as_its_value_would_be() {
+        for t in times() {
+            let text = time_text(t);
+            let mut out = Vec::new();
+            let written = write_time(&mut out, &RawTime::Text(Cow::Borrowed(&text)), 0);
+            // Years outside 0–9999 are stored with a sign chrono does not
+            // read back: refused, as the decoding of a `DateTime` refuses them.
+            if crate::db::uow::parse_time(&text).is_err() {
+                assert!(written.is_err(), "{text}");
+                continue;
+            }
+            written.expect("time");
+            let want = serde_json::to_string(&t).expect("serde");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), want, "{text}");
+        }
+        // Not canonical: parsed, then written as the value.
+        for (text, want) in [
+            (
+                "2026-01-02T03:04:05.120000+00:00",
+                "\"2026-01-02T03:04:05.120Z\"",
+            ),
+            ("2026-01-02T03:04:05.000+00:00", "\"2026-01-02T03:04:05Z\""),
+            ("2026-01-02 03:04:05+00:00", "\"2026-01-02T03:04:05Z\""),
+            ("2026-01-02T04:04:05+01:00", "\"2026-01-02T03:04:05Z\""),
+            (
+                "2026-01-02T03:04:05.5+00:00",
+                "\"2026-01-02T03:04:05.500Z\"",
+            ),
+        ] {
+            assert!(canonical_utc(text).is_none(), "{text}");
+            let mut out = Vec::new();
+            write_time(&mut out, &RawTime::Text(Cow::Borrowed(text)), 0).expect("time");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), want);
+        }
+        // Out of range, or not a time at all: refused as chrono refuses it.
+        for text in [
+            "2026-02-30T00:00:00+00:00",
+            "2026-13-01T00:00:00+00:00",
+            "2026-01-01T24:00:00+00:00",
+            "soon",
+        ] {
+            assert!(canonical_utc(text).is_none(), "{text}");
+            let mut out = Vec::new();
+            assert!(
+                write_time(&mut out, &RawTime::Text(Cow::Borrowed(text)), 3).is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_serialise_as_chrono_serialises_them() {
+        #[derive(serde::Serialize)]
+        struct T {
+            #[serde(serialize_with = "super::time")]
+            t: DateTime<Utc>,
+            #[serde(serialize_with = "super::opt_time")]
+            o: Option<DateTime<Utc>>,
+        }
+        #[derive(serde::Serialize)]
+        struct Chrono {
+            t: DateTime<Utc>,
+            o: Option<DateTime<Utc>>,
+        }
+        for t in times() {
+            for o in [None, Some(t)] {
+                let ours = serde_json::to_string(&T { t, o }).expect("ours");
+                assert_eq!(
+                    ours,
+                    serde_json::to_string(&Chrono { t, o }).expect("chrono")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kept_ids_are_written_as_their_list() {
+        let a = Uuid::from_u128(0x0191_2d4c_aa00_7000_8000_0000_0000_00ff);
+        let b = Uuid::from_u128(u128::MAX);
+        let cases = [
+            String::new(),
+            super::super::ids_text(&[a]),
+            super::super::ids_text(&[b, a]),
+            format!("{},{}", b.simple(), a.simple()), // out of order
+            format!("{},oops", a.simple()),           // not an id
+            format!("{}", a.hyphenated()),            // another form
+            format!("{},{}", a.simple(), a.simple()), // twice
+        ];
+        for text in cases {
+            let mut out = Vec::new();
+            write_ids(&mut out, &Ids::Kept(Cow::Borrowed(&text)));
+            let want = serde_json::to_string(&id_list(&text)).expect("serde");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), want, "{text}");
+        }
+    }
+}
