@@ -234,30 +234,25 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         let Some(list) = self.read.last_mut() else {
             return Ok(());
         };
-        if list.shown.len() < self.per_list as usize {
+        let (buf, kept) = if list.shown.len() < self.per_list as usize {
             if !list.shown.is_empty() {
                 self.out.push(b',');
             }
-            let start = self.out.len();
-            card.write_json(&mut self.out)?;
-            list.shown.push((
-                card.id,
-                card.position.into_owned(),
-                card.version,
-                start..self.out.len(),
-            ));
+            (&mut self.out, &mut list.shown)
         } else if list.reserve.len() < RESERVE as usize {
-            let start = self.reserve.len();
-            card.write_json(&mut self.reserve)?;
-            list.reserve.push((
-                card.id,
-                card.position.into_owned(),
-                card.version,
-                start..self.reserve.len(),
-            ));
+            (&mut self.reserve, &mut list.reserve)
         } else {
             list.more = true;
-        }
+            return Ok(());
+        };
+        let start = buf.len();
+        card.write_json(buf)?;
+        kept.push((
+            card.id,
+            card.position.into_owned(),
+            card.version,
+            start..buf.len(),
+        ));
         Ok(())
     }
 

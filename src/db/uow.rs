@@ -398,31 +398,23 @@ impl<'a> RowRef<'a, '_> {
     /// Text column `i`, borrowed from the row where the driver allows it
     /// (rusqlite rows read in place, PostgreSQL rows), else copied.
     pub fn text(&self, i: usize) -> Result<Cow<'a, str>, DbError> {
-        let lite = |v: LV<'a>| match v {
-            LV::Text(t) => utf8(t).map(Cow::Borrowed),
-            v => Err(wrong(v, "text")),
-        };
         match *self {
-            RowRef::Lite(r) => lite(r.get_ref(i)?).map_err(|e| DbError::Decode(i, e)),
+            RowRef::Lite(r) => match r.get_ref(i)? {
+                LV::Text(t) => utf8(t).map(Cow::Borrowed),
+                v => Err(wrong(v, "text")),
+            }
+            .map_err(|e| DbError::Decode(i, e)),
             RowRef::Any(AnyRow::Pg(r)) => Ok(Cow::Borrowed(r.try_get::<&str, _>(i)?)),
-            RowRef::Any(AnyRow::Lite(v)) => match v.get(i) {
-                Some(v) => lite(v.into()).map_err(|e| DbError::Decode(i, e)),
-                None => Err(DbError::Decode(i, "no such column".into())),
-            },
             RowRef::Any(r) => r.get::<String>(i).map(Cow::Owned),
         }
     }
 
-    /// Time column `i` as the row holds it: SQLite's text (borrowed as
-    /// [`RowRef::text`]), PostgreSQL's value; `None` for NULL.
+    /// Time column `i` as the row holds it: on a rusqlite row read in place,
+    /// SQLite's text (borrowed), else the decoded value; `None` for NULL.
     pub fn time(&self, i: usize) -> Result<Option<RawTime<'a>>, DbError> {
         match *self {
             RowRef::Lite(r) => match r.get_ref(i)? {
                 LV::Null => Ok(None),
-                _ => self.text(i).map(|t| Some(RawTime::Text(t))),
-            },
-            RowRef::Any(AnyRow::Lite(v)) => match v.get(i) {
-                Some(rusqlite::types::Value::Null) => Ok(None),
                 _ => self.text(i).map(|t| Some(RawTime::Text(t))),
             },
             RowRef::Any(r) => Ok(r.get::<Option<DateTime<Utc>>>(i)?.map(RawTime::Value)),

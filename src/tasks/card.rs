@@ -208,30 +208,31 @@ fn write_kept_ids(out: &mut Vec<u8>, text: &str) -> bool {
     if text.is_empty() {
         return true;
     }
-    let canonical = text.split(',').try_fold(None::<&str>, |prev, id| {
-        let ok = id.len() == 32
+    let start = out.len();
+    let mut prev: Option<&str> = None;
+    for id in text.split(',') {
+        let canonical = id.len() == 32
             && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             && prev.is_none_or(|p| p <= id);
-        ok.then_some(Some(id))
-    });
-    if canonical.is_none() {
-        return false;
-    }
-    for (i, id) in text.split(',').enumerate() {
-        if i > 0 {
+        if !canonical {
+            out.truncate(start);
+            return false;
+        }
+        if prev.is_some() {
             out.push(b',');
         }
+        prev = Some(id);
         let b = id.as_bytes();
         out.push(b'"');
-        out.extend_from_slice(&b[0..8]);
-        out.push(b'-');
-        out.extend_from_slice(&b[8..12]);
-        out.push(b'-');
-        out.extend_from_slice(&b[12..16]);
-        out.push(b'-');
-        out.extend_from_slice(&b[16..20]);
-        out.push(b'-');
-        out.extend_from_slice(&b[20..32]);
+        for (k, part) in [&b[0..8], &b[8..12], &b[12..16], &b[16..20], &b[20..32]]
+            .into_iter()
+            .enumerate()
+        {
+            if k > 0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(part);
+        }
         out.push(b'"');
     }
     true
@@ -294,9 +295,9 @@ fn canonical_utc(text: &str) -> Option<&str> {
     };
     let (month, day) = (num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    num(0..4)?;
+    let year = num(0..4)?;
     let in_range = (1..=12).contains(&month)
-        && (1..=days_in(num(0..4)?, month)).contains(&day)
+        && (1..=days_in(year, month)).contains(&day)
         && hour < 24
         && minute < 60
         && second < 60;
