@@ -14,10 +14,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::args;
 use crate::auth::password::PasswordHasher;
 use crate::db::change;
-use crate::db::{Db, Scope, Tx, now};
+use crate::db::uow::Uow;
+use crate::db::{Db, Scope, now};
 use crate::domain::{Email, NAME_MAX, Password, parse_name};
+use crate::error::ApiError;
 use crate::on_tx;
 use crate::security::{self, Kind};
 
@@ -90,8 +93,8 @@ async fn log_action(db: &Db, user_id: Option<Uuid>, org_id: Option<Uuid>, detail
 }
 
 /// Appends an audit row by the administrator in `org`.
-async fn audit_admin(
-    tx: &mut Tx,
+async fn audit_admin<U: Uow>(
+    u: &mut U,
     org: Uuid,
     kind: change::Kind,
     mut payload: Value,
@@ -100,7 +103,7 @@ async fn audit_admin(
         m.insert("actor".into(), json!("admin"));
     }
     change::record(
-        tx,
+        u,
         change::Change {
             org_id: org,
             actor_id: None,
@@ -115,13 +118,17 @@ async fn audit_admin(
     .await
 }
 
-/// A write transaction inside `org` with no user (the administrator).
-async fn in_org(db: &Db, org: Uuid) -> Result<Tx, sqlx::Error> {
-    db.write(Scope {
+/// The scope of a write inside `org` with no user (the administrator).
+fn in_org(org: Uuid) -> Scope {
+    Scope {
         user_id: None,
         org_id: Some(org),
-    })
-    .await
+    }
+}
+
+/// The message of an error answered by a use case.
+fn plain(e: ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.problem().detail)
 }
 
 /// Sets an organization's plan; returns the plan it had.
@@ -133,24 +140,23 @@ pub async fn set_plan(db: &Db, reference: &str, plan: &str) -> anyhow::Result<St
     if org.plan == plan {
         return Ok(org.plan);
     }
-    let mut tx = in_org(db, org.id).await?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE organizations SET plan = $1, updated_at = $2 WHERE id = $3"
-    )
-    .bind(plan)
-    .bind(now())
-    .bind(org.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    audit_admin(
-        &mut tx,
-        org.id,
-        change::Kind::OrgPlanChanged,
-        json!({ "plan": { "from": org.plan, "to": plan } }),
-    )
-    .await?;
-    tx.commit().await?;
+    let (org_id, from, to) = (org.id, org.plan.clone(), plan.to_owned());
+    crate::unit!(db, in_org(org_id), |u| async move {
+        u.execute(
+            "UPDATE organizations SET plan = $1, updated_at = $2 WHERE id = $3",
+            &args![to.as_str(), now(), org_id],
+        )
+        .await?;
+        audit_admin(
+            u,
+            org_id,
+            change::Kind::OrgPlanChanged,
+            json!({ "plan": { "from": from, "to": to } }),
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    })
+    .map_err(plain)?;
     log_action(
         db,
         None,
@@ -172,24 +178,23 @@ pub async fn set_suspended(
     if org.suspended_at.is_some() == suspend {
         return Ok((org, false));
     }
-    let mut tx = in_org(db, org.id).await?;
-    let at = now();
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE organizations SET suspended_at = $1, updated_at = $2 WHERE id = $3"
-    )
-    .bind(suspend.then_some(at))
-    .bind(at)
-    .bind(org.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let action = if suspend {
-        change::Kind::OrgSuspended
-    } else {
-        change::Kind::OrgResumed
-    };
-    audit_admin(&mut tx, org.id, action, json!({})).await?;
-    tx.commit().await?;
+    let org_id = org.id;
+    crate::unit!(db, in_org(org_id), |u| async move {
+        let at = now();
+        u.execute(
+            "UPDATE organizations SET suspended_at = $1, updated_at = $2 WHERE id = $3",
+            &args![suspend.then_some(at), at, org_id],
+        )
+        .await?;
+        let action = if suspend {
+            change::Kind::OrgSuspended
+        } else {
+            change::Kind::OrgResumed
+        };
+        audit_admin(u, org_id, action, json!({})).await?;
+        Ok::<_, ApiError>(())
+    })
+    .map_err(plain)?;
     let command = if suspend { "suspend" } else { "resume" };
     log_action(db, None, Some(org.id), json!({ "command": command })).await;
     Ok((org, true))
@@ -230,29 +235,31 @@ pub async fn create_user(
     };
     let hash = hasher.hash(password).await?;
     let user_id = Uuid::now_v7();
-    let mut tx = db.write(Scope::user(user_id)).await?;
-    let org = crate::auth::create_account(&mut tx, user_id, &email, &name, &hash, Some(REQUEST_ID))
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
-    audit_admin(
-        &mut tx,
-        org.id,
-        change::Kind::UserCreated,
-        json!({ "user_id": user_id, "email": email.display }),
-    )
-    .await?;
-    let link = if generated {
-        let (token, _) = crate::auth::account::create_reset(&mut tx, user_id).await?;
-        Some(format!("{public_url}/reset-password?token={token}"))
-    } else {
-        None
-    };
-    tx.commit().await?;
+    let shown = email.display.clone();
+    let (org, token) = crate::unit!(db, Scope::user(user_id), |u| async move {
+        let org =
+            crate::auth::create_account(u, user_id, &email, &name, &hash, Some(REQUEST_ID)).await?;
+        audit_admin(
+            u,
+            org.id,
+            change::Kind::UserCreated,
+            json!({ "user_id": user_id, "email": email.display }),
+        )
+        .await?;
+        let token = if generated {
+            Some(crate::auth::account::create_reset(u, user_id).await?.0)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((org, token))
+    })
+    .map_err(plain)?;
+    let link = token.map(|t| format!("{public_url}/reset-password?token={t}"));
     log_action(
         db,
         Some(user_id),
         Some(org.id),
-        json!({ "command": "create-user", "email": email.display }),
+        json!({ "command": "create-user", "email": shown }),
     )
     .await;
     Ok(Created {
@@ -276,9 +283,13 @@ pub async fn reset_password(
         Some(p) => {
             let p = Password::parse(p).map_err(|m| anyhow::anyhow!("password: {m}"))?;
             let hash = hasher.hash(p.0).await?;
-            let mut tx = db.write(Scope::system()).await?;
-            crate::auth::account::set_password(&mut tx, account.id, &hash).await?;
-            tx.commit().await?;
+            let user_id = account.id;
+            crate::unit!(db, Scope::system(), |u| async move {
+                crate::auth::account::set_password(u, user_id, &hash)
+                    .await
+                    .map_err(ApiError::from)
+            })
+            .map_err(plain)?;
             log_action(
                 db,
                 Some(account.id),
@@ -295,9 +306,13 @@ pub async fn reset_password(
             Ok(None)
         }
         None => {
-            let mut tx = db.write(Scope::system()).await?;
-            let (token, _) = crate::auth::account::create_reset(&mut tx, account.id).await?;
-            tx.commit().await?;
+            let user_id = account.id;
+            let (token, _) = crate::unit!(db, Scope::system(), |u| async move {
+                crate::auth::account::create_reset(u, user_id)
+                    .await
+                    .map_err(ApiError::from)
+            })
+            .map_err(plain)?;
             log_action(
                 db,
                 Some(account.id),
@@ -343,27 +358,28 @@ pub async fn dead_jobs(db: &Db, limit: u32) -> anyhow::Result<Vec<DeadJob>> {
 /// requeued, they would mail a broken link.
 const SECRET_KINDS: [&str; 2] = ["invite_email", "password_reset_email"];
 
-/// Puts dead jobs back in the queue (one by id, or every one): attempts
-/// start over. Returns the ids requeued.
-pub async fn requeue(db: &Db, id: Option<Uuid>) -> anyhow::Result<Vec<Uuid>> {
-    let mut tx = db.system().await?;
-    let rows: Vec<(Uuid, String)> = on_tx!(&mut tx, |c| {
-        sqlx::query_as(
-        "SELECT id, kind FROM jobs WHERE status = 'dead' AND ($1 IS NULL OR id = $1) ORDER BY id"
-    )
-    .bind(id)
-    .fetch_all(c)
-    .await
-    })?;
+/// Requeues dead jobs (see [`requeue`]); a refusal names the job.
+async fn requeue_in<U: Uow>(u: &mut U, id: Option<Uuid>) -> Result<Vec<Uuid>, ApiError> {
+    let refuse = |m: String| ApiError::bad_request("requeue", m);
+    let mut rows = Vec::new();
+    for r in u
+        .fetch_all(
+            "SELECT id, kind FROM jobs WHERE status = 'dead' AND ($1 IS NULL OR id = $1) ORDER BY id",
+            &args![id],
+        )
+        .await?
+    {
+        rows.push((r.get::<Uuid>(0)?, r.get::<String>(1)?));
+    }
     if let Some(id) = id {
         let Some((_, kind)) = rows.first() else {
-            bail!("no dead job with the id {id}");
+            return Err(refuse(format!("no dead job with the id {id}")));
         };
         if SECRET_KINDS.contains(&kind.as_str()) {
-            bail!(
+            return Err(refuse(format!(
                 "job {id} ({kind}) lost its token when it died and cannot be sent again; \
                  create a new invite or reset link instead"
-            );
+            )));
         }
     }
     let ids: Vec<Uuid> = rows
@@ -373,17 +389,20 @@ pub async fn requeue(db: &Db, id: Option<Uuid>) -> anyhow::Result<Vec<Uuid>> {
         .collect();
     let at = now();
     for id in &ids {
-        on_tx!(&mut tx, |c| sqlx::query(
+        u.execute(
             "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, locked_until = NULL, \
-             updated_at = $1 WHERE id = $2 AND status = 'dead'"
+             updated_at = $1 WHERE id = $2 AND status = 'dead'",
+            &args![at, *id],
         )
-        .bind(at)
-        .bind(*id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .await?;
     }
-    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Puts dead jobs back in the queue (one by id, or every one): attempts
+/// start over. Returns the ids requeued.
+pub async fn requeue(db: &Db, id: Option<Uuid>) -> anyhow::Result<Vec<Uuid>> {
+    let ids = crate::unit!(db, system, |u| requeue_in(u, id)).map_err(plain)?;
     if !ids.is_empty() {
         log_action(
             db,

@@ -18,9 +18,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::args;
 use crate::auth::{AuthUser, tokens};
 use crate::db::change::{self, Kind};
-use crate::db::{Scope, Tx, now};
+use crate::db::uow::{AnyRow, DbError, Uow};
+use crate::db::{Scope, now};
 use crate::domain::{Action, Email, Ownership, Role};
 use crate::email::InviteEmail;
 use crate::error::{ApiError, ApiResult};
@@ -162,19 +164,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept_invite))
 }
 
-async fn load_invite(
-    tx: &mut Tx,
+fn invite_from_row(r: &AnyRow) -> Result<InviteRow, DbError> {
+    Ok(InviteRow {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        email: r.get(2)?,
+        email_norm: r.get(3)?,
+        role: Role::try_from(r.get::<String>(4)?).map_err(|e| DbError::Decode(4, e))?,
+        invited_by: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        accepted_at: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+
+async fn load_invite<U: Uow>(
+    u: &mut U,
     org_id: Uuid,
     id: Uuid,
-) -> Result<Option<InviteRow>, sqlx::Error> {
+) -> Result<Option<InviteRow>, DbError> {
     let sql = format!("{INVITE_SELECT} AND id = $2");
-    on_tx!(tx, |c| sqlx::query_as::<_, InviteRow>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(c)
-    .await)
+    u.fetch_optional(&sql, &args![org_id, id])
+        .await?
+        .as_ref()
+        .map(invite_from_row)
+        .transpose()
 }
 
 /// Invites of the organization, newest first (admin+).
@@ -233,7 +248,22 @@ async fn create_invite(
     org: OrgRequest,
     AppJson(body): AppJson<CreateInviteBody>,
 ) -> ApiResult<(StatusCode, AppJson<CreatedInvite>)> {
-    let (mut tx, ctx) = org.write(&state).await?;
+    let ttl = Duration::hours(state.config.invite_ttl_hours as i64);
+    let scope = Scope::user(org.user_id());
+    let created = crate::unit!(state.db, scope, |u| create(u, &org, body, ttl))?;
+    jobs::wake(&state);
+    Ok((StatusCode::CREATED, AppJson(created)))
+}
+
+/// `POST …/invites` (admin+, never above one's own power): stores the
+/// invite and queues its email; the answer carries the token this once.
+async fn create<U: Uow>(
+    u: &mut U,
+    org: &OrgRequest,
+    body: CreateInviteBody,
+    ttl: Duration,
+) -> ApiResult<CreatedInvite> {
+    let ctx = org.enter(u).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     let email = Email::parse(&body.email).map_err(|m| ApiError::invalid_field("email", m))?;
     if !ctx.role.may_grant(body.role) {
@@ -241,14 +271,13 @@ async fn create_invite(
             "You cannot invite with a role above your own power.",
         ));
     }
-    let member: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.org_id = $1 AND u.email_norm = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(&email.normalized)
-    .fetch_optional(c)
-    .await)?;
+    let member: Option<Uuid> = u
+        .fetch_value(
+            "SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND u.email_norm = $2",
+            &args![ctx.org_id, email.normalized.as_str()],
+        )
+        .await?;
     if member.is_some() {
         return Err(
             ApiError::conflict("already_member", "This person is already a member.")
@@ -256,15 +285,13 @@ async fn create_invite(
         );
     }
     let now = now();
-    let pending: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT id FROM invites WHERE org_id = $1 AND email_norm = $2 \
-         AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3"
-    )
-    .bind(ctx.org_id)
-    .bind(&email.normalized)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
+    let pending: Option<Uuid> = u
+        .fetch_value(
+            "SELECT id FROM invites WHERE org_id = $1 AND email_norm = $2 \
+             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+            &args![ctx.org_id, email.normalized.as_str(), now],
+        )
+        .await?;
     if pending.is_some() {
         return Err(ApiError::conflict(
             "invite_pending",
@@ -275,38 +302,38 @@ async fn create_invite(
 
     let id = Uuid::now_v7();
     let (token, hash) = tokens::new_invite_token(ctx.org_id);
-    let expires_at = now + Duration::hours(state.config.invite_ttl_hours as i64);
-    on_tx!(&mut tx, |c| sqlx::query(
+    let expires_at = now + ttl;
+    u.defer(
         "INSERT INTO invites (org_id, id, email, email_norm, role, token_hash, invited_by, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &args![
+            ctx.org_id,
+            id,
+            email.display.as_str(),
+            email.normalized.as_str(),
+            body.role.as_str(),
+            hash.as_slice(),
+            ctx.user_id,
+            now,
+            expires_at
+        ],
     )
-    .bind(ctx.org_id)
-    .bind(id)
-    .bind(&email.display)
-    .bind(&email.normalized)
-    .bind(body.role.as_str())
-    .bind(hash)
-    .bind(ctx.user_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let (org_name, inviter_name): (String, String) = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT o.name, u.name FROM organizations o, users u WHERE o.id = $1 AND u.id = $2"
-    )
-    .bind(ctx.org_id)
-    .bind(ctx.user_id)
-    .fetch_one(c)
-    .await)?;
+    .await?;
+    let names = u
+        .fetch_optional(
+            "SELECT o.name, u.name FROM organizations o, users u WHERE o.id = $1 AND u.id = $2",
+            &args![ctx.org_id, ctx.user_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("inviter or organization gone")))?;
     jobs::enqueue_in(
-        &mut tx,
+        u,
         &Job::InviteEmail(InviteEmail {
             org_id: ctx.org_id,
             invite_id: id,
             to: email.display.clone(),
-            org_name,
-            inviter_name,
+            org_name: names.get(0)?,
+            inviter_name: names.get(1)?,
             role: body.role.as_str().to_owned(),
             token: token.clone(),
             expires_at,
@@ -314,7 +341,7 @@ async fn create_invite(
     )
     .await?;
     change::record(
-        &mut tx,
+        u,
         ctx.change(
             Kind::InviteCreated,
             id,
@@ -323,18 +350,13 @@ async fn create_invite(
         ),
     )
     .await?;
-    let row = load_invite(&mut tx, ctx.org_id, id)
+    let row = load_invite(u, ctx.org_id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    tx.commit().await?;
-    jobs::wake(&state);
-    Ok((
-        StatusCode::CREATED,
-        AppJson(CreatedInvite {
-            invite: row.into_api(now),
-            token,
-        }),
-    ))
+    Ok(CreatedInvite {
+        invite: row.into_api(now),
+        token,
+    })
 }
 
 /// Revoke a pending invite (admin+; admins cannot revoke an owner invite).
@@ -347,9 +369,17 @@ async fn revoke_invite(
     org: OrgRequest,
     AppPath(path): AppPath<InvitePath>,
 ) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| revoke(u, &org, path.invite_id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE …/invites/{invite_id}` (admin+; admins cannot revoke an owner
+/// invite); revoking a revoked invite changes nothing.
+async fn revoke<U: Uow>(u: &mut U, org: &OrgRequest, invite_id: Uuid) -> ApiResult<()> {
+    let ctx = org.enter(u).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
-    let row = load_invite(&mut tx, ctx.org_id, path.invite_id)
+    let row = load_invite(u, ctx.org_id, invite_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if !ctx.role.may_grant(row.role) {
@@ -362,30 +392,144 @@ async fn revoke_invite(
                 "This invite was already accepted.",
             ));
         }
-        InviteStatus::Revoked => return Ok(StatusCode::NO_CONTENT),
+        InviteStatus::Revoked => return Ok(()),
         InviteStatus::Pending | InviteStatus::Expired => {}
     }
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE invites SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL"
+    u.execute(
+        "UPDATE invites SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL",
+        &args![now(), ctx.org_id, invite_id],
     )
-    .bind(now())
-    .bind(ctx.org_id)
-    .bind(path.invite_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     change::record(
-        &mut tx,
+        u,
         ctx.change(
             Kind::InviteRevoked,
-            path.invite_id,
+            invite_id,
             None,
             json!({ "email": row.email, "role": row.role }),
         ),
     )
     .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// Answer to an invite token that names no open invite.
+fn invite_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invite_not_found",
+        "Not found",
+        "This invite does not exist, was revoked or was already used.",
+    )
+}
+
+/// `POST /invites/accept` in the invite's organization: `user_id` joins it
+/// with the invited role, the invite is spent.
+async fn accept<U: Uow>(
+    u: &mut U,
+    user_id: Uuid,
+    org_id: Uuid,
+    hash: Vec<u8>,
+    request_id: Option<String>,
+) -> ApiResult<Org> {
+    let sql = format!(
+        "{INVITE_SELECT} AND token_hash = $2 AND EXISTS \
+         (SELECT 1 FROM organizations o WHERE o.id = invites.org_id AND o.deleted_at IS NULL)"
+    );
+    let row = u
+        .fetch_optional(&sql, &args![org_id, hash.as_slice()])
+        .await?
+        .as_ref()
+        .map(invite_from_row)
+        .transpose()?
+        .ok_or_else(invite_not_found)?;
+    let now = now();
+    match row.status(now) {
+        InviteStatus::Pending => {}
+        InviteStatus::Expired => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "invite_expired",
+                "Gone",
+                "This invite has expired; ask for a new one.",
+            ));
+        }
+        InviteStatus::Accepted | InviteStatus::Revoked => return Err(invite_not_found()),
+    }
+    let user_email: Option<String> = u
+        .fetch_value(
+            "SELECT email_norm FROM users WHERE id = $1 AND deleted_at IS NULL",
+            &args![user_id],
+        )
+        .await?;
+    let Some(user_email) = user_email else {
+        return Err(ApiError::account_gone());
+    };
+    if user_email != row.email_norm {
+        return Err(
+            ApiError::forbidden("This invite was sent to another email address.")
+                .with_code("invite_email_mismatch"),
+        );
+    }
+    let already: Option<String> = u
+        .fetch_value(
+            "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2",
+            &args![org_id, user_id],
+        )
+        .await?;
+    if already.is_some() {
+        return Err(ApiError::conflict(
+            "already_member",
+            "You are already a member.",
+        ));
+    }
+    // Spend the invite first: of two concurrent accepts only one wins.
+    let spent = u
+        .execute(
+            "UPDATE invites SET accepted_at = $1, accepted_by = $2 \
+             WHERE org_id = $3 AND id = $4 AND accepted_at IS NULL AND revoked_at IS NULL",
+            &args![now, user_id, org_id, row.id],
+        )
+        .await?;
+    if spent != 1 {
+        return Err(invite_not_found());
+    }
+    u.defer(
+        "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+        &args![org_id, user_id, row.role.as_str(), now],
+    )
+    .await?;
+    let entry = |kind, entity_id: Uuid, payload| change::Change {
+        org_id,
+        actor_id: Some(user_id),
+        kind,
+        entity_id,
+        board_id: None,
+        payload,
+        card: None,
+        request_id: request_id.as_deref(),
+    };
+    change::record(
+        u,
+        entry(
+            Kind::InviteAccepted,
+            row.id,
+            json!({ "email": row.email, "user_id": user_id }),
+        ),
+    )
+    .await?;
+    change::record(
+        u,
+        entry(
+            Kind::MemberJoined,
+            user_id,
+            json!({ "user_id": user_id, "role": row.role, "invite_id": row.id }),
+        ),
+    )
+    .await?;
+    orgs::load_org(u, user_id, org_id)
+        .await?
+        .ok_or_else(invite_not_found)
 }
 
 /// Accept an invite: the caller joins with the invited role. Only the user
@@ -406,130 +550,13 @@ async fn accept_invite(
         .limits
         .check("invite_accept", ip, Some(&auth.user_id.to_string()))
         .await?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invite_not_found",
-            "Not found",
-            "This invite does not exist, was revoked or was already used.",
-        )
-    };
     let org_id = tokens::invite_token_org(body.token.trim())
         .filter(|_| body.token.len() <= 200)
-        .ok_or_else(not_found)?;
+        .ok_or_else(invite_not_found)?;
     let hash = tokens::hash_token(body.token.trim());
-    let mut tx = state.db.write(Scope::tenant(auth.user_id, org_id)).await?;
-    let sql = format!(
-        "{INVITE_SELECT} AND token_hash = $2 AND EXISTS \
-         (SELECT 1 FROM organizations o WHERE o.id = invites.org_id AND o.deleted_at IS NULL)"
-    );
-    let row = on_tx!(&mut tx, |c| sqlx::query_as::<_, InviteRow>(
-        sqlx::AssertSqlSafe(sql.as_str())
-    )
-    .bind(org_id)
-    .bind(&hash)
-    .fetch_optional(c)
-    .await)?
-    .ok_or_else(not_found)?;
-    let now = now();
-    match row.status(now) {
-        InviteStatus::Pending => {}
-        InviteStatus::Expired => {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "invite_expired",
-                "Gone",
-                "This invite has expired; ask for a new one.",
-            ));
-        }
-        InviteStatus::Accepted | InviteStatus::Revoked => return Err(not_found()),
-    }
-    let user_email: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT email_norm FROM users WHERE id = $1 AND deleted_at IS NULL"
-    )
-    .bind(auth.user_id)
-    .fetch_optional(c)
-    .await)?;
-    let Some(user_email) = user_email else {
-        return Err(ApiError::account_gone());
-    };
-    if user_email != row.email_norm {
-        return Err(
-            ApiError::forbidden("This invite was sent to another email address.")
-                .with_code("invite_email_mismatch"),
-        );
-    }
-    let already: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2"
-    )
-    .bind(org_id)
-    .bind(auth.user_id)
-    .fetch_optional(c)
-    .await)?;
-    if already.is_some() {
-        return Err(ApiError::conflict(
-            "already_member",
-            "You are already a member.",
-        ));
-    }
-    // Spend the invite first: of two concurrent accepts only one wins.
-    let spent = on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE invites SET accepted_at = $1, accepted_by = $2 \
-         WHERE org_id = $3 AND id = $4 AND accepted_at IS NULL AND revoked_at IS NULL"
-    )
-    .bind(now)
-    .bind(auth.user_id)
-    .bind(org_id)
-    .bind(row.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if spent != 1 {
-        return Err(not_found());
-    }
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)"
-    )
-    .bind(org_id)
-    .bind(auth.user_id)
-    .bind(row.role.as_str())
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let entry = |kind, entity_id: Uuid, payload| change::Change {
-        org_id,
-        actor_id: Some(auth.user_id),
-        kind,
-        entity_id,
-        board_id: None,
-        payload,
-        card: None,
-        request_id: request_id.as_deref(),
-    };
-    change::record(
-        &mut tx,
-        entry(
-            Kind::InviteAccepted,
-            row.id,
-            json!({ "email": row.email, "user_id": auth.user_id }),
-        ),
-    )
-    .await?;
-    change::record(
-        &mut tx,
-        entry(
-            Kind::MemberJoined,
-            auth.user_id,
-            json!({ "user_id": auth.user_id, "role": row.role, "invite_id": row.id }),
-        ),
-    )
-    .await?;
-    let org = orgs::load_org(&mut tx, auth.user_id, org_id)
-        .await?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
+    let user_id = auth.user_id;
+    let org = crate::unit!(state.db, Scope::tenant(user_id, org_id), |u| accept(
+        u, user_id, org_id, hash, request_id
+    ))?;
     Ok(AppJson(org))
 }

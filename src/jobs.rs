@@ -30,12 +30,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::db::{Backend, Db, Scope, Tx, now};
+use crate::args;
+use crate::db::uow::{DbError, Uow};
+use crate::db::{Backend, Db, Scope, now};
 use crate::email;
+use crate::error::ApiError;
 use crate::on_tx;
 use crate::state::AppState;
 
@@ -115,25 +117,19 @@ impl Job {
     }
 }
 
-/// Enqueues `job` inside `tx`; it runs only if `tx` commits. Call
-/// [`wake`] after the commit to start it without waiting for the next poll.
-pub async fn enqueue_in(tx: &mut Tx, job: &Job) -> Result<Uuid, sqlx::Error> {
+/// Enqueues `job` in the unit of work `u`; it runs only if the unit
+/// commits. Call [`wake`] after the commit to start it without waiting for
+/// the next poll.
+pub async fn enqueue_in<U: Uow>(u: &mut U, job: &Job) -> Result<Uuid, DbError> {
     let id = Uuid::now_v7();
-    let now = now();
-    on_tx!(tx, |c| {
-        sqlx::query(
+    let payload =
+        serde_json::to_value(job).map_err(|e| DbError::Executor(format!("job payload: {e}")))?;
+    u.defer(
         "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, org_id) \
-         VALUES ($1, $2, $3, 'queued', 0, 5, $4, $4, $4, $5)"
+         VALUES ($1, $2, $3, 'queued', 0, 5, $4, $4, $4, $5)",
+        &args![id, job.kind(), &payload, now(), job.org_id()],
     )
-    .bind(id)
-    .bind(job.kind())
-    .bind(Json(job))
-    .bind(now)
-    .bind(job.org_id())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .await?;
     Ok(id)
 }
 
@@ -219,7 +215,7 @@ fn next_after(now: DateTime<Utc>, every: chrono::Duration) -> DateTime<Utc> {
 pub async fn run_schedules_at(
     state: &AppState,
     now: DateTime<Utc>,
-) -> Result<Vec<&'static str>, sqlx::Error> {
+) -> Result<Vec<&'static str>, ApiError> {
     let mut started = Vec::new();
     for schedule in SCHEDULES {
         if claim_schedule(state, schedule, now).await? {
@@ -235,54 +231,61 @@ pub async fn run_schedules_at(
 
 async fn claim_schedule(
     state: &AppState,
+    schedule: &'static Schedule,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    crate::unit!(state.db, Scope::system(), |u| claim_schedule_in(
+        u, schedule, now
+    ))
+}
+
+/// Claims `schedule` if it is due at `now` and enqueues its job.
+async fn claim_schedule_in<U: Uow>(
+    u: &mut U,
     schedule: &Schedule,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = state.db.write(Scope::system()).await?;
+) -> Result<bool, ApiError> {
     // A schedule seen for the first time is due at once.
-    on_tx!(&mut tx, |c| sqlx::query(
+    u.execute(
         "INSERT INTO schedules (name, next_run_at, updated_at) VALUES ($1, $2, $2) \
-         ON CONFLICT (name) DO NOTHING"
+         ON CONFLICT (name) DO NOTHING",
+        &args![schedule.name, now],
     )
-    .bind(schedule.name)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     // The claim: on PostgreSQL a concurrent claimer blocks on the row lock,
     // then re-checks `next_run_at` against the committed row and finds it
     // no longer due; on SQLite the single writer serializes the two.
-    let claimed: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "UPDATE schedules SET next_run_at = $2, last_run_at = $3, updated_at = $3 \
-         WHERE name = $1 AND next_run_at <= $3 RETURNING name"
-    )
-    .bind(schedule.name)
-    .bind(next_after(now, schedule.every))
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
+    let claimed: Option<String> = u
+        .fetch_value(
+            "UPDATE schedules SET next_run_at = $2, last_run_at = $3, updated_at = $3 \
+             WHERE name = $1 AND next_run_at <= $3 RETURNING name",
+            &args![schedule.name, next_after(now, schedule.every), now],
+        )
+        .await?;
     if claimed.is_some() {
-        enqueue_in(&mut tx, &(schedule.job)(now)).await?;
+        enqueue_in(u, &(schedule.job)(now)).await?;
     }
-    tx.commit().await?;
     Ok(claimed.is_some())
 }
 
 // --------------------------------------------------------------- workers
 
-#[derive(sqlx::FromRow)]
 struct Claimed {
     id: Uuid,
-    payload: Json<Job>,
+    payload: Job,
     attempts: i32,
     max_attempts: i32,
 }
 
 /// Claims the next due job, if any.
-async fn claim(state: &AppState) -> Result<Option<Claimed>, sqlx::Error> {
+async fn claim(state: &AppState) -> Result<Option<Claimed>, ApiError> {
+    crate::unit!(state.db, system, |u| claim_in(u))
+}
+
+async fn claim_in<U: Uow>(u: &mut U) -> Result<Option<Claimed>, ApiError> {
     let now = now();
     let lease_end = now + LEASE;
-    let pick = match state.db.backend() {
+    let pick = match u.backend() {
         Backend::Postgres => {
             "SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $2) \
              OR (status = 'running' AND locked_until < $2) ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED"
@@ -296,16 +299,17 @@ async fn claim(state: &AppState) -> Result<Option<Claimed>, sqlx::Error> {
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
          WHERE id = ({pick}) RETURNING id, payload, attempts, max_attempts"
     );
-    let mut tx = state.db.system().await?;
-    let claimed = on_tx!(&mut tx, |c| sqlx::query_as::<_, Claimed>(
-        sqlx::AssertSqlSafe(sql.as_str())
-    )
-    .bind(lease_end)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(claimed)
+    let Some(row) = u.fetch_optional(&sql, &args![lease_end, now]).await? else {
+        return Ok(None);
+    };
+    let payload: serde_json::Value = row.get(1)?;
+    Ok(Some(Claimed {
+        id: row.get(0)?,
+        payload: serde_json::from_value(payload)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("job payload: {e}")))?,
+        attempts: row.get(2)?,
+        max_attempts: row.get(3)?,
+    }))
 }
 
 /// Runs one job's work.
@@ -357,25 +361,18 @@ pub fn backoff(attempts: i32) -> chrono::Duration {
     chrono::Duration::seconds(2i64.saturating_pow(attempts.clamp(0, 12) as u32).min(3600))
 }
 
-async fn finish(
-    state: &AppState,
-    c: &Claimed,
-    result: anyhow::Result<()>,
-) -> Result<(), sqlx::Error> {
-    let kind = c.payload.0.kind();
-    let mut tx = state.db.system().await?;
+async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Result<(), ApiError> {
+    let kind = c.payload.kind();
+    let id = c.id;
     match result {
         Ok(()) => {
             // Done jobs are deleted: their payload may hold a secret (an
             // invite token) that must not outlive its use.
-            on_tx!(&mut tx, |conn| sqlx::query(
-                "DELETE FROM jobs WHERE id = $1"
-            )
-            .bind(c.id)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-            tx.commit().await?;
+            crate::unit!(state.db, system, |u| async move {
+                u.execute("DELETE FROM jobs WHERE id = $1", &args![id])
+                    .await
+                    .map_err(ApiError::from)
+            })?;
             ::metrics::counter!("orgboard_jobs_completed_total", "kind" => kind).increment(1);
         }
         Err(e) => {
@@ -384,25 +381,29 @@ async fn finish(
             let now = now();
             tracing::warn!(job_id = %c.id, kind, attempts = c.attempts, dead, error = %msg, "job failed");
             // A dead job keeps its payload for inspection, minus secrets.
-            let payload = Json(if dead {
-                c.payload.0.scrubbed()
+            let payload = serde_json::to_value(if dead {
+                c.payload.scrubbed()
             } else {
-                c.payload.0.clone()
-            });
-            on_tx!(&mut tx, |conn| sqlx::query(
-                "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, last_error = $3, \
-                 updated_at = $4, payload = $6 WHERE id = $5"
-            )
-            .bind(if dead { "dead" } else { "queued" })
-            .bind(now + backoff(c.attempts))
-            .bind(msg)
-            .bind(now)
-            .bind(c.id)
-            .bind(&payload)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-            tx.commit().await?;
+                c.payload.clone()
+            })
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("job payload: {e}")))?;
+            let run_at = now + backoff(c.attempts);
+            crate::unit!(state.db, system, |u| async move {
+                u.execute(
+                    "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, last_error = $3, \
+                     updated_at = $4, payload = $6 WHERE id = $5",
+                    &args![
+                        if dead { "dead" } else { "queued" },
+                        run_at,
+                        msg.as_str(),
+                        now,
+                        id,
+                        &payload
+                    ],
+                )
+                .await
+                .map_err(ApiError::from)
+            })?;
             ::metrics::counter!("orgboard_job_failures_total", "kind" => kind).increment(1);
             if dead {
                 ::metrics::counter!("orgboard_jobs_dead_total", "kind" => kind).increment(1);
@@ -414,20 +415,19 @@ async fn finish(
 
 /// Puts a job interrupted by shutdown back in the queue, due at once, its
 /// interrupted attempt not counted.
-async fn release(state: &AppState, c: &Claimed) -> Result<(), sqlx::Error> {
-    let mut tx = state.db.system().await?;
-    on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE jobs SET status = 'queued', locked_until = NULL, \
-         attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \
-         WHERE id = $1 AND status = 'running'"
-    )
-    .bind(c.id)
-    .bind(now())
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    tx.commit().await?;
-    tracing::info!(job_id = %c.id, kind = c.payload.0.kind(), "job released at shutdown");
+async fn release(state: &AppState, c: &Claimed) -> Result<(), ApiError> {
+    let id = c.id;
+    crate::unit!(state.db, system, |u| async move {
+        u.execute(
+            "UPDATE jobs SET status = 'queued', locked_until = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \
+             WHERE id = $1 AND status = 'running'",
+            &args![id, now()],
+        )
+        .await
+        .map_err(ApiError::from)
+    })?;
+    tracing::info!(job_id = %c.id, kind = c.payload.kind(), "job released at shutdown");
     Ok(())
 }
 
@@ -437,9 +437,9 @@ async fn run_claimed(
     state: &AppState,
     c: Claimed,
     shutdown: &CancellationToken,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), ApiError> {
     let limit = Duration::from_secs(state.config.job_timeout_secs);
-    let work = tokio::time::timeout(limit, perform(state, c.id, &c.payload.0));
+    let work = tokio::time::timeout(limit, perform(state, c.id, &c.payload));
     tokio::pin!(work);
     let outcome = tokio::select! {
         biased;
@@ -460,7 +460,7 @@ async fn run_claimed(
 }
 
 /// Runs due jobs until none is left or `shutdown` fires.
-async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, ApiError> {
     let mut n = 0;
     while !shutdown.is_cancelled() {
         let Some(c) = claim(state).await? else {
@@ -474,7 +474,7 @@ async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, 
 
 /// Runs due jobs until none is left (including jobs they enqueue); returns
 /// how many ran. Used by tests that want the queue drained now.
-pub async fn run_due(state: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn run_due(state: &AppState) -> Result<usize, ApiError> {
     drain(state, &CancellationToken::new()).await
 }
 

@@ -64,10 +64,13 @@ pub mod web;
 /// `scope`, committed when the body succeeds. Either way the after-commit
 /// work runs before the answer (see [`db::Db::set_after_commit`]), and an
 /// error rolls back everything the body did.
+///
+/// `unit!(db, system, |u| …)` runs the node's own upkeep across
+/// organizations: on PostgreSQL as `orgboard_system` ([`db::Db::system`]).
 #[macro_export]
 macro_rules! unit {
-    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
-        let db: &$crate::db::Db = &$db;
+    (@run $db:ident, $open:expr, |$u:ident| $body:expr) => {{
+        let db = $db;
         match db.sqlite_writer() {
             Some(writer) => {
                 writer
@@ -83,7 +86,7 @@ macro_rules! unit {
                     .await
             }
             None => {
-                let mut tx = db.write($scope).await?;
+                let mut tx = $open;
                 let out = {
                     let $u = &mut tx;
                     $body.await
@@ -97,6 +100,14 @@ macro_rules! unit {
                 }
             }
         }
+    }};
+    ($db:expr, system, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        $crate::unit!(@run db, db.system().await?, |$u| $body)
+    }};
+    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        $crate::unit!(@run db, db.write($scope).await?, |$u| $body)
     }};
 }
 

@@ -18,7 +18,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::db::{Db, Scope, Tx, now};
+use crate::args;
+use crate::db::uow::{DbError, Uow};
+use crate::db::{Db, Scope, now};
 use crate::on_tx;
 
 /// What happened.
@@ -130,32 +132,33 @@ pub async fn record(db: &Db, entry: Entry) {
     }
 }
 
-async fn try_record(db: &Db, e: &Entry) -> Result<(), sqlx::Error> {
-    let mut tx = db.write(Scope::system()).await?;
-    record_in(&mut tx, e).await?;
-    tx.commit().await
+async fn try_record(db: &Db, e: &Entry) -> Result<(), crate::error::ApiError> {
+    let e = e.clone();
+    crate::unit!(db, Scope::system(), |u| async move {
+        record_in(u, &e).await.map_err(crate::error::ApiError::from)
+    })
 }
 
-/// Appends `entry` inside `tx`, the transaction of the change it records
-/// (a sign-in's session, a reset): it commits with it, at no extra
+/// Appends `entry` in the unit of work `u`, the one of the change it
+/// records (a sign-in's session, a reset): it commits with it, at no extra
 /// transaction.
-pub async fn record_in(tx: &mut Tx, e: &Entry) -> Result<(), sqlx::Error> {
-    on_tx!(tx, |c| sqlx::query(
+pub async fn record_in<U: Uow>(u: &mut U, e: &Entry) -> Result<(), DbError> {
+    let ip = e.ip.map(|ip| ip.to_string());
+    u.defer(
         "INSERT INTO security_log (id, kind, user_id, email, org_id, ip, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &args![
+            Uuid::now_v7(),
+            e.kind.as_str(),
+            e.user_id,
+            e.email.as_deref(),
+            e.org_id,
+            ip.as_deref(),
+            &e.detail,
+            now()
+        ],
     )
-    .bind(Uuid::now_v7())
-    .bind(e.kind.as_str())
-    .bind(e.user_id)
-    .bind(e.email.as_deref())
-    .bind(e.org_id)
-    .bind(e.ip.map(|ip| ip.to_string()))
-    .bind(Json(&e.detail))
-    .bind(now())
-    .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
 }
 
 /// One entry as read back.

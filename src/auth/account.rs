@@ -31,8 +31,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AuthUser, cookie, tokens};
+use crate::args;
 use crate::db::change;
-use crate::db::{Scope, Tx, now};
+use crate::db::uow::{DbError, Uow, enter_tenant};
+use crate::db::{Backend, Scope, now};
+use crate::domain::Role;
 use crate::domain::{EMAIL_MAX, Password};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
@@ -77,35 +80,28 @@ pub fn new_reset_token() -> (String, Vec<u8>) {
     (t, h)
 }
 
-#[derive(sqlx::FromRow)]
 struct Account {
     id: Uuid,
     email: String,
     name: String,
 }
 
-/// Stores a reset token for `user_id` and queues its email, inside `tx`
-/// (the administrator's `reset-password --link` uses it too, without the
-/// email). Returns the token.
-pub async fn create_reset(
-    tx: &mut Tx,
+/// Stores a reset token for `user_id` in the unit of work `u` (the
+/// administrator's `reset-password --link` uses it too, without the
+/// email). Returns the token and when it expires.
+pub async fn create_reset<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
-) -> Result<(String, chrono::DateTime<chrono::Utc>), sqlx::Error> {
+) -> Result<(String, chrono::DateTime<chrono::Utc>), DbError> {
     let (token, hash) = new_reset_token();
     let now = now();
     let expires_at = now + RESET_TTL;
-    on_tx!(tx, |c| sqlx::query(
+    u.defer(
         "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)"
+         VALUES ($1, $2, $3, $4, $5)",
+        &args![Uuid::now_v7(), user_id, hash.as_slice(), now, expires_at],
     )
-    .bind(Uuid::now_v7())
-    .bind(user_id)
-    .bind(&hash)
-    .bind(now)
-    .bind(expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     Ok((token, expires_at))
 }
 
@@ -131,34 +127,40 @@ async fn request_password_reset(
     if !plausible {
         return Ok(StatusCode::ACCEPTED);
     }
-    let mut tx = state.db.write(Scope::system()).await?;
-    let account = on_tx!(&mut tx, |c| sqlx::query_as::<_, Account>(
-        "SELECT id, email, name FROM users WHERE email_norm = $1 AND deleted_at IS NULL"
-    )
-    .bind(&email_norm)
-    .fetch_optional(c)
-    .await)?;
-    let Some(account) = account else {
-        return Ok(StatusCode::ACCEPTED);
-    };
-    let (token, expires_at) = create_reset(&mut tx, account.id).await?;
-    jobs::enqueue_in(
-        &mut tx,
-        &Job::PasswordResetEmail(crate::email::PasswordResetEmail {
-            user_id: account.id,
-            to: account.email,
-            name: account.name,
-            token,
-            expires_at,
-        }),
-    )
-    .await?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::PasswordResetRequested, Some(account.id), Some(ip)),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::unit!(state.db, Scope::system(), |u| async move {
+        let Some(r) = u
+            .fetch_optional(
+                "SELECT id, email, name FROM users WHERE email_norm = $1 AND deleted_at IS NULL",
+                &args![email_norm.as_str()],
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        let account = Account {
+            id: r.get(0)?,
+            email: r.get(1)?,
+            name: r.get(2)?,
+        };
+        let (token, expires_at) = create_reset(u, account.id).await?;
+        jobs::enqueue_in(
+            u,
+            &Job::PasswordResetEmail(crate::email::PasswordResetEmail {
+                user_id: account.id,
+                to: account.email,
+                name: account.name,
+                token,
+                expires_at,
+            }),
+        )
+        .await?;
+        security::record_in(
+            u,
+            &security::Entry::new(Kind::PasswordResetRequested, Some(account.id), Some(ip)),
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    })?;
     jobs::wake(&state);
     Ok(StatusCode::ACCEPTED)
 }
@@ -222,28 +224,32 @@ async fn confirm_password_reset(
         return Err(failed().await);
     };
     let new_hash = state.hasher.hash(new.0).await?;
-    let mut tx = state.db.write(Scope::system()).await?;
-    // Spend it: of two concurrent uses one wins.
-    let spent = on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE password_resets SET used_at = $1 \
-         WHERE id = $2 AND used_at IS NULL AND expires_at > $1"
-    )
-    .bind(now())
-    .bind(reset.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if spent == 0 {
+    let (reset_id, user_id) = (reset.id, reset.user_id);
+    // `None`: another use spent it first.
+    let families = crate::unit!(state.db, Scope::system(), |u| async move {
+        // Spend it: of two concurrent uses one wins.
+        let spent = u
+            .execute(
+                "UPDATE password_resets SET used_at = $1 \
+                 WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+                &args![now(), reset_id],
+            )
+            .await?;
+        if spent == 0 {
+            return Ok(None);
+        }
+        let families = set_password(u, user_id, &new_hash).await?;
+        security::record_in(
+            u,
+            &security::Entry::new(Kind::PasswordReset, Some(user_id), Some(ip))
+                .detail(json!({ "via": "link" })),
+        )
+        .await?;
+        Ok::<_, ApiError>(Some(families))
+    })?;
+    let Some(families) = families else {
         return Err(failed().await);
-    }
-    let families = set_password(&mut tx, reset.user_id, &new_hash).await?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::PasswordReset, Some(reset.user_id), Some(ip))
-            .detail(json!({ "via": "link" })),
-    )
-    .await?;
-    tx.commit().await?;
+    };
     for family in families {
         state.live.hub.session_revoked(family);
     }
@@ -253,37 +259,23 @@ async fn confirm_password_reset(
 /// Sets `user_id`'s password hash, spends their open reset links and
 /// revokes every session; returns the revoked session families (to end
 /// their live streams after the commit).
-pub async fn set_password(
-    tx: &mut Tx,
+pub async fn set_password<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     hash: &str,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<Uuid>, DbError> {
     let now = now();
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND deleted_at IS NULL"
+    u.execute(
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND deleted_at IS NULL",
+        &args![hash, now, user_id],
     )
-    .bind(hash)
-    .bind(now)
-    .bind(user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL"
+    .await?;
+    u.execute(
+        "UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        &args![now, user_id],
     )
-    .bind(now)
-    .bind(user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    super::revoke_sessions(tx, user_id, None).await
-}
-
-#[derive(sqlx::FromRow)]
-struct MembershipRow {
-    org_id: Uuid,
-    #[sqlx(try_from = "String")]
-    role: crate::domain::Role,
+    .await?;
+    super::revoke_sessions(u, user_id, None).await
 }
 
 /// Delete the caller's account (with the password). Refused with
@@ -307,101 +299,12 @@ pub(super) async fn delete_me(
 ) -> ApiResult<Response> {
     let user_id = auth.user_id;
     super::check_own_password(&state, "delete_account", ip, user_id, body.password).await?;
-    let mut tx = state.db.write(Scope::user(user_id)).await?;
-    let memberships = on_tx!(&mut tx, |c| sqlx::query_as::<_, MembershipRow>(
-        "SELECT m.org_id, m.role FROM memberships m \
-         JOIN organizations o ON o.id = m.org_id AND o.deleted_at IS NULL \
-         WHERE m.user_id = $1 ORDER BY m.org_id"
-    )
-    .bind(user_id)
-    .fetch_all(c)
-    .await)?;
-    let now = now();
-    for m in memberships {
-        tx.set_org(m.org_id).await?;
-        // Locked on PostgreSQL, as a role change locks owners: a concurrent
-        // demotion cannot leave the organization without an owner.
-        let lock = match tx.backend() {
-            crate::db::Backend::Postgres => " FOR UPDATE",
-            crate::db::Backend::Sqlite => "",
-        };
-        let members: Vec<(Uuid, String)> =
-            on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT user_id, role FROM memberships WHERE org_id = $1{lock}"
-            )))
-            .bind(m.org_id)
-            .fetch_all(c)
-            .await)?;
-        let entry = |kind, entity: Uuid, payload| change::Change {
-            org_id: m.org_id,
-            actor_id: Some(user_id),
-            kind,
-            entity_id: entity,
-            board_id: None,
-            payload,
-            card: None,
-            request_id: request_id.as_deref(),
-        };
-        if members.len() <= 1 {
-            crate::orgs::soft_delete(&mut tx, m.org_id).await?;
-            change::record(
-                &mut tx,
-                entry(
-                    change::Kind::OrgDeleted,
-                    m.org_id,
-                    json!({ "reason": "account_deleted" }),
-                ),
-            )
-            .await?;
-            continue;
-        }
-        let owners = members.iter().filter(|(_, r)| r == "owner").count();
-        if m.role == crate::domain::Role::Owner && owners <= 1 {
-            return Err(ApiError::conflict(
-                "last_owner",
-                format!(
-                    "You are the last owner of organization {}, which has other members; \
-                     make someone else owner first (or remove them).",
-                    m.org_id
-                ),
-            ));
-        }
-        crate::members::delete_membership(&mut tx, m.org_id, user_id).await?;
-        change::record(
-            &mut tx,
-            entry(
-                change::Kind::MemberLeft,
-                user_id,
-                json!({ "user_id": user_id, "role": m.role, "reason": "account_deleted" }),
-            ),
-        )
-        .await?;
-    }
-    // The row stays for what points at it; nothing in it can sign in.
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE users SET email = $1, email_norm = $1, name = 'Deleted user', \
-         password_hash = '', updated_at = $2, deleted_at = $2 WHERE id = $3"
-    )
-    .bind(format!("deleted-{}", user_id.simple()))
-    .bind(now)
-    .bind(user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "DELETE FROM password_resets WHERE user_id = $1"
-    )
-    .bind(user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let families = super::revoke_sessions(&mut tx, user_id, None).await?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::AccountDeleted, Some(user_id), Some(ip)),
-    )
-    .await?;
-    tx.commit().await?;
+    let families = crate::unit!(state.db, Scope::user(user_id), |u| delete_account(
+        u,
+        user_id,
+        ip,
+        request_id.as_deref()
+    ))?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
@@ -412,6 +315,109 @@ pub(super) async fn delete_me(
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// Deletes account `user_id` in the unit of work `u`: it leaves every
+/// organization (an organization it is alone in is deleted with it), its
+/// row is blanked, its sessions revoked; `409 last_owner` while it is the
+/// last owner of an organization with other members. Returns the revoked
+/// session families.
+async fn delete_account<U: Uow>(
+    u: &mut U,
+    user_id: Uuid,
+    ip: std::net::IpAddr,
+    request_id: Option<&str>,
+) -> ApiResult<Vec<Uuid>> {
+    let memberships = u
+        .fetch_all(
+            "SELECT m.org_id, m.role FROM memberships m \
+             JOIN organizations o ON o.id = m.org_id AND o.deleted_at IS NULL \
+             WHERE m.user_id = $1 ORDER BY m.org_id",
+            &args![user_id],
+        )
+        .await?;
+    let now = now();
+    for m in memberships {
+        let org_id: Uuid = m.get(0)?;
+        let role = Role::try_from(m.get::<String>(1)?)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        enter_tenant(u, org_id).await?;
+        // Locked on PostgreSQL, as a role change locks owners: a concurrent
+        // demotion cannot leave the organization without an owner.
+        let sql = match u.backend() {
+            Backend::Postgres => "SELECT role FROM memberships WHERE org_id = $1 FOR UPDATE",
+            Backend::Sqlite => "SELECT role FROM memberships WHERE org_id = $1",
+        };
+        let roles = u
+            .fetch_all(sql, &args![org_id])
+            .await?
+            .iter()
+            .map(|r| r.get::<String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let entry = |kind, entity: Uuid, payload| change::Change {
+            org_id,
+            actor_id: Some(user_id),
+            kind,
+            entity_id: entity,
+            board_id: None,
+            payload,
+            card: None,
+            request_id,
+        };
+        if roles.len() <= 1 {
+            crate::orgs::soft_delete(u, org_id).await?;
+            change::record(
+                u,
+                entry(
+                    change::Kind::OrgDeleted,
+                    org_id,
+                    json!({ "reason": "account_deleted" }),
+                ),
+            )
+            .await?;
+            continue;
+        }
+        let owners = roles.iter().filter(|r| *r == "owner").count();
+        if role == Role::Owner && owners <= 1 {
+            return Err(ApiError::conflict(
+                "last_owner",
+                format!(
+                    "You are the last owner of organization {org_id}, which has other members; \
+                     make someone else owner first (or remove them)."
+                ),
+            ));
+        }
+        crate::members::delete_membership(u, org_id, user_id).await?;
+        change::record(
+            u,
+            entry(
+                change::Kind::MemberLeft,
+                user_id,
+                json!({ "user_id": user_id, "role": role, "reason": "account_deleted" }),
+            ),
+        )
+        .await?;
+    }
+    // The row stays for what points at it; nothing in it can sign in.
+    let blank = format!("deleted-{}", user_id.simple());
+    u.execute(
+        "UPDATE users SET email = $1, email_norm = $1, name = 'Deleted user', \
+         password_hash = '', updated_at = $2, deleted_at = $2 WHERE id = $3",
+        &args![blank.as_str(), now, user_id],
+    )
+    .await?;
+    u.execute(
+        "DELETE FROM password_resets WHERE user_id = $1",
+        &args![user_id],
+    )
+    .await?;
+    let families = super::revoke_sessions(u, user_id, None).await?;
+    security::record_in(
+        u,
+        &security::Entry::new(Kind::AccountDeleted, Some(user_id), Some(ip)),
+    )
+    .await?;
+    Ok(families)
 }
 
 /// Routes of this module.

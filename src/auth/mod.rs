@@ -22,7 +22,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::db::{Scope, Tx, now, unique_violation};
+use crate::args;
+use crate::db::uow::{DbError, Uow};
+use crate::db::{Scope, now};
 use crate::domain::{Email, NAME_MAX, Password, TimeZone, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
@@ -158,92 +160,129 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(account::router())
 }
 
-/// Inserts an account and its personal organization inside `tx` (opened
-/// in the new user's scope): sign-up, and `orgboard admin create-user`.
-/// `409 email_taken` when the email is registered. Returns the personal
-/// organization.
-pub async fn create_account(
-    tx: &mut Tx,
+/// Inserts an account and its personal organization in the unit of work
+/// `u` (opened in the new user's scope): sign-up, and `orgboard admin
+/// create-user`. `409 email_taken` when the email is registered. Returns
+/// the personal organization.
+pub async fn create_account<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     email: &Email,
     name: &str,
     password_hash: &str,
     request_id: Option<&str>,
 ) -> ApiResult<orgs::Org> {
-    let inserted = on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)"
-    )
-    .bind(user_id)
-    .bind(&email.display)
-    .bind(&email.normalized)
-    .bind(name)
-    .bind(password_hash)
-    .bind(now())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    });
+    let inserted = u
+        .execute(
+            "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &args![
+                user_id,
+                email.display.as_str(),
+                email.normalized.as_str(),
+                name,
+                password_hash,
+                now()
+            ],
+        )
+        .await;
     if let Err(e) = inserted {
-        return Err(match unique_violation(&e) {
-            Some(_) => {
-                ApiError::conflict("email_taken", "An account with this email already exists.")
-                    .with_field("email", "is already registered")
-            }
-            None => e.into(),
+        return Err(if e.is_unique_violation() {
+            ApiError::conflict("email_taken", "An account with this email already exists.")
+                .with_field("email", "is already registered")
+        } else {
+            e.into()
         });
     }
     let org_name: String = format!("{name}'s organization")
         .chars()
         .take(NAME_MAX)
         .collect();
-    orgs::create_org(tx, user_id, &org_name, None, true, request_id).await
+    orgs::create_org(u, user_id, &org_name, None, true, request_id).await
 }
 
 /// Loads a user by id.
-pub async fn load_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    on_tx!(tx, |c| {
-        sqlx::query_as::<_, User>(
-        "SELECT id, email, name, time_zone, created_at FROM users WHERE id = $1 AND deleted_at IS NULL"
-    )
-    .bind(user_id)
-    .fetch_optional(c)
-    .await
-    })
+pub async fn load_user<U: Uow>(u: &mut U, user_id: Uuid) -> Result<Option<User>, DbError> {
+    let Some(r) = u
+        .fetch_optional(
+            "SELECT id, email, name, time_zone, created_at FROM users WHERE id = $1 AND deleted_at IS NULL",
+            &args![user_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        time_zone: r.get(3)?,
+        created_at: r.get(4)?,
+    }))
 }
 
-/// Inserts a refresh token for `user_id` in `family` (a new family when
-/// `None`) and signs an access token.
-async fn issue_tokens(
-    state: &AppState,
-    tx: &mut Tx,
+/// A refresh token just stored, and its family (a session).
+pub(crate) struct NewSession {
+    family: Uuid,
+    refresh: String,
+}
+
+/// Stores a new refresh token for `user_id` in `family` (a new family when
+/// `None`), valid for `ttl`.
+async fn insert_refresh<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     family: Option<Uuid>,
     cookie: bool,
-) -> ApiResult<(String, String)> {
+    ttl: Duration,
+) -> Result<NewSession, DbError> {
     let (refresh, hash) = tokens::new_refresh_token();
     let family = family.unwrap_or_else(Uuid::now_v7);
     let now = now();
-    let expires = now + Duration::days(state.config.refresh_token_ttl_days as i64);
-    on_tx!(tx, |c| {
-        sqlx::query(
+    u.defer(
         "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at, cookie) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &args![
+            Uuid::now_v7(),
+            family,
+            user_id,
+            hash.as_slice(),
+            now,
+            now + ttl,
+            cookie
+        ],
     )
-    .bind(Uuid::now_v7())
-    .bind(family)
-    .bind(user_id)
-    .bind(hash)
-    .bind(now)
-    .bind(expires)
-    .bind(cookie)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let access = state.keys.issue_session_access(user_id, family)?;
-    Ok((access, refresh))
+    .await?;
+    Ok(NewSession { family, refresh })
+}
+
+/// Starts a session of `user_id` (sign-up, sign-in): a new refresh token
+/// family, the `kind` entry in the security log; the account as it stands.
+async fn open_session<U: Uow>(
+    u: &mut U,
+    user_id: Uuid,
+    in_cookie: bool,
+    ttl: Duration,
+    kind: Kind,
+    ip: std::net::IpAddr,
+) -> ApiResult<(User, NewSession)> {
+    let stored = insert_refresh(u, user_id, None, in_cookie, ttl).await?;
+    let user = load_user(u, user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
+    security::record_in(u, &security::Entry::new(kind, Some(user_id), Some(ip))).await?;
+    Ok((user, stored))
+}
+
+/// How long a refresh token lives.
+fn refresh_ttl(state: &AppState) -> Duration {
+    Duration::days(state.config.refresh_token_ttl_days as i64)
+}
+
+/// The access token of a stored session, and its refresh token.
+fn tokens_of(state: &AppState, user_id: Uuid, s: NewSession) -> ApiResult<(String, String)> {
+    let access = state.keys.issue_session_access(user_id, s.family)?;
+    Ok((access, s.refresh))
 }
 
 /// The answer of sign-up, login and refresh: the session in the body, and
@@ -308,26 +347,12 @@ async fn signup(
 
     let hash = state.hasher.hash(password.0).await?;
     let user_id = Uuid::now_v7();
-    let mut tx = state.db.write(Scope::user(user_id)).await?;
-    create_account(
-        &mut tx,
-        user_id,
-        &email,
-        &name,
-        &hash,
-        request_id.as_deref(),
-    )
-    .await?;
-    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None, in_cookie).await?;
-    let user = load_user(&mut tx, user_id)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::Signup, Some(user_id), Some(ip)),
-    )
-    .await?;
-    tx.commit().await?;
+    let ttl = refresh_ttl(&state);
+    let (user, stored) = crate::unit!(state.db, Scope::user(user_id), |u| async move {
+        create_account(u, user_id, &email, &name, &hash, request_id.as_deref()).await?;
+        open_session(u, user_id, in_cookie, ttl, Kind::Signup, ip).await
+    })?;
+    let (access, refresh) = tokens_of(&state, user_id, stored)?;
     Ok(session(
         &state,
         StatusCode::CREATED,
@@ -398,17 +423,16 @@ async fn login(
                 .with_code("invalid_credentials"),
         );
     };
-    let mut tx = state.db.write(Scope::user(user_id)).await?;
-    let (access, refresh) = issue_tokens(&state, &mut tx, user_id, None, in_cookie).await?;
-    let user = load_user(&mut tx, user_id)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::Login, Some(user_id), Some(ip)),
-    )
-    .await?;
-    tx.commit().await?;
+    let ttl = refresh_ttl(&state);
+    let (user, stored) = crate::unit!(state.db, Scope::user(user_id), |u| open_session(
+        u,
+        user_id,
+        in_cookie,
+        ttl,
+        Kind::Login,
+        ip
+    ))?;
+    let (access, refresh) = tokens_of(&state, user_id, stored)?;
     Ok(session(
         &state,
         StatusCode::OK,
@@ -419,7 +443,6 @@ async fn login(
     ))
 }
 
-#[derive(sqlx::FromRow)]
 struct TokenRow {
     user_id: Uuid,
     family_id: Uuid,
@@ -486,65 +509,21 @@ async fn refresh(
         return Err(failed(None).await);
     }
     let hash = tokens::hash_token(&presented);
-    let now = now();
-    let mut tx = state.db.write(Scope::system()).await?;
-    let row = on_tx!(&mut tx, |c| sqlx::query_as::<_, TokenRow>(
-        "SELECT user_id, family_id, spent_at, revoked_at, expires_at, cookie \
-         FROM refresh_tokens WHERE token_hash = $1"
-    )
-    .bind(&hash)
-    .fetch_optional(c)
-    .await)?;
-    let Some(row) = row else {
-        return Err(failed(None).await);
+    let ttl = refresh_ttl(&state);
+    let outcome = crate::unit!(state.db, Scope::system(), |u| rotate(
+        u, hash, in_cookie, ip, ttl
+    ))?;
+    let (user, stored) = match outcome {
+        Rotated::Unknown => return Err(failed(None).await),
+        Rotated::Refused(user_id) => return Err(failed(Some(user_id)).await),
+        Rotated::Reused { user_id, family } => {
+            state.live.hub.session_revoked(family);
+            tracing::warn!(%user_id, family_id = %family, "refresh token reused; family revoked");
+            return Err(failed(Some(user_id)).await);
+        }
+        Rotated::Fresh(user, stored) => (user, stored),
     };
-    if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(failed(Some(row.user_id)).await);
-    }
-    // Spend it atomically: of two concurrent uses only one wins, and the
-    // loser is treated as reuse.
-    let spent = on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE refresh_tokens SET spent_at = $1 \
-         WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL"
-    )
-    .bind(now)
-    .bind(&hash)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    // A cookie session presenting its token again right after rotating it
-    // (two tabs, or a refresh cut short by a navigation) gets a fresh pair
-    // of the same family; any other reuse means theft.
-    let in_grace = in_cookie
-        && row.cookie
-        && row
-            .spent_at
-            .is_none_or(|t| now - t <= Duration::seconds(cookie::GRACE_SECS));
-    if (row.spent_at.is_some() || spent == 0) && !in_grace {
-        revoke_family(&mut tx, row.family_id).await?;
-        security::record_in(
-            &mut tx,
-            &security::Entry::new(Kind::RefreshReuse, Some(row.user_id), Some(ip))
-                .detail(serde_json::json!({ "family_id": row.family_id })),
-        )
-        .await?;
-        tx.commit().await?;
-        state.live.hub.session_revoked(row.family_id);
-        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id,
-            "refresh token reused; family revoked");
-        return Err(failed(Some(row.user_id)).await);
-    }
-    let (access, refresh) = issue_tokens(
-        &state,
-        &mut tx,
-        row.user_id,
-        Some(row.family_id),
-        // Grace is only ever for tokens that never left a cookie.
-        row.cookie && in_cookie,
-    )
-    .await?;
-    let user = load_user(&mut tx, row.user_id).await?.ok_or_else(invalid)?;
-    tx.commit().await?;
+    let (access, refresh) = tokens_of(&state, user.id, stored)?;
     Ok(session(
         &state,
         StatusCode::OK,
@@ -555,15 +534,106 @@ async fn refresh(
     ))
 }
 
-async fn revoke_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL"
+/// What presenting a refresh token came to.
+enum Rotated {
+    /// No such token.
+    Unknown,
+    /// Revoked or expired (of this account).
+    Refused(Uuid),
+    /// Spent before, outside the cookie grace: its family is revoked now.
+    Reused {
+        /// The account.
+        user_id: Uuid,
+        /// The revoked family.
+        family: Uuid,
+    },
+    /// Spent now; a new token of the same family is stored.
+    Fresh(User, NewSession),
+}
+
+/// Spends the refresh token with hash `hash` and stores the next one of
+/// its family; a reused token revokes its whole family instead.
+async fn rotate<U: Uow>(
+    u: &mut U,
+    hash: Vec<u8>,
+    in_cookie: bool,
+    ip: std::net::IpAddr,
+    ttl: Duration,
+) -> ApiResult<Rotated> {
+    let now = now();
+    let row = u
+        .fetch_optional(
+            "SELECT user_id, family_id, spent_at, revoked_at, expires_at, cookie \
+             FROM refresh_tokens WHERE token_hash = $1",
+            &args![hash.as_slice()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Rotated::Unknown);
+    };
+    let row = TokenRow {
+        user_id: row.get(0)?,
+        family_id: row.get(1)?,
+        spent_at: row.get(2)?,
+        revoked_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        cookie: row.get(5)?,
+    };
+    if row.revoked_at.is_some() || row.expires_at <= now {
+        return Ok(Rotated::Refused(row.user_id));
+    }
+    // Spend it atomically: of two concurrent uses only one wins, and the
+    // loser is treated as reuse.
+    let spent = u
+        .execute(
+            "UPDATE refresh_tokens SET spent_at = $1 \
+             WHERE token_hash = $2 AND spent_at IS NULL AND revoked_at IS NULL",
+            &args![now, hash.as_slice()],
+        )
+        .await?;
+    // A cookie session presenting its token again right after rotating it
+    // (two tabs, or a refresh cut short by a navigation) gets a fresh pair
+    // of the same family; any other reuse means theft.
+    let in_grace = in_cookie
+        && row.cookie
+        && row
+            .spent_at
+            .is_none_or(|t| now - t <= Duration::seconds(cookie::GRACE_SECS));
+    if (row.spent_at.is_some() || spent == 0) && !in_grace {
+        revoke_family(u, row.family_id).await?;
+        security::record_in(
+            u,
+            &security::Entry::new(Kind::RefreshReuse, Some(row.user_id), Some(ip))
+                .detail(serde_json::json!({ "family_id": row.family_id })),
+        )
+        .await?;
+        return Ok(Rotated::Reused {
+            user_id: row.user_id,
+            family: row.family_id,
+        });
+    }
+    let stored = insert_refresh(
+        u,
+        row.user_id,
+        Some(row.family_id),
+        // Grace is only ever for tokens that never left a cookie.
+        row.cookie && in_cookie,
+        ttl,
     )
-    .bind(now())
-    .bind(family_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
+    // The account is gone: nothing of this is kept.
+    let user = load_user(u, row.user_id).await?.ok_or_else(|| {
+        ApiError::unauthorized("The refresh token is invalid, expired or revoked.")
+    })?;
+    Ok(Rotated::Fresh(user, stored))
+}
+
+async fn revoke_family<U: Uow>(u: &mut U, family_id: Uuid) -> Result<(), DbError> {
+    u.execute(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        &args![now(), family_id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -585,17 +655,18 @@ async fn logout(
     let presented = presented_token(&headers, &body);
     if !presented.is_empty() && presented.len() <= 200 {
         let hash = tokens::hash_token(&presented);
-        let mut tx = state.db.write(Scope::system()).await?;
-        let family: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
-        )
-        .bind(&hash)
-        .fetch_optional(c)
-        .await)?;
-        if let Some(f) = family {
-            revoke_family(&mut tx, f).await?;
-        }
-        tx.commit().await?;
+        let family = crate::unit!(state.db, Scope::system(), |u| async move {
+            let family: Option<Uuid> = u
+                .fetch_value(
+                    "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
+                    &args![hash.as_slice()],
+                )
+                .await?;
+            if let Some(f) = family {
+                revoke_family(u, f).await?;
+            }
+            Ok::<_, ApiError>(family)
+        })?;
         if let Some(f) = family {
             // This node's live streams of the session end now; other nodes'
             // find out at their next check (within a minute).
@@ -650,24 +721,22 @@ async fn change_password(
     )
     .await?;
     let new_hash = state.hasher.hash(new.0).await?;
-    let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3"
-    )
-    .bind(&new_hash)
-    .bind(now())
-    .bind(auth.user_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    // Every other session.
-    let families = revoke_sessions(&mut tx, auth.user_id, auth.session).await?;
-    security::record_in(
-        &mut tx,
-        &security::Entry::new(Kind::PasswordChanged, Some(auth.user_id), Some(ip)),
-    )
-    .await?;
-    tx.commit().await?;
+    let (user_id, keep) = (auth.user_id, auth.session);
+    let families = crate::unit!(state.db, Scope::user(user_id), |u| async move {
+        u.execute(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+            &args![new_hash.as_str(), now(), user_id],
+        )
+        .await?;
+        // Every other session.
+        let families = revoke_sessions(u, user_id, keep).await?;
+        security::record_in(
+            u,
+            &security::Entry::new(Kind::PasswordChanged, Some(user_id), Some(ip)),
+        )
+        .await?;
+        Ok::<_, ApiError>(families)
+    })?;
     for family in families {
         state.live.hub.session_revoked(family);
     }
@@ -677,30 +746,28 @@ async fn change_password(
 
 /// Revokes every session of `user_id` but `keep` (their refresh tokens);
 /// returns the revoked families, whose live streams end after the commit.
-pub(crate) async fn revoke_sessions(
-    tx: &mut Tx,
+pub(crate) async fn revoke_sessions<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     keep: Option<Uuid>,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<Uuid>, DbError> {
     let keep = keep.unwrap_or(Uuid::nil());
-    let families: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT DISTINCT family_id FROM refresh_tokens \
-         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2"
-    )
-    .bind(user_id)
-    .bind(keep)
-    .fetch_all(c)
-    .await)?;
-    on_tx!(tx, |c| sqlx::query(
+    let families = u
+        .fetch_all(
+            "SELECT DISTINCT family_id FROM refresh_tokens \
+             WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2",
+            &args![user_id, keep],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<Uuid>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    u.execute(
         "UPDATE refresh_tokens SET revoked_at = $1 \
-         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3"
+         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3",
+        &args![now(), user_id, keep],
     )
-    .bind(now())
-    .bind(user_id)
-    .bind(keep)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .await?;
     Ok(families)
 }
 
@@ -784,28 +851,21 @@ async fn update_me(
     let (Ok(name), Ok(time_zone)) = (name, time_zone) else {
         return Err(ApiError::validation(errors));
     };
-    let changes = name.is_some() || time_zone.is_some();
-    let mut tx = if changes {
-        state.db.write(Scope::user(auth.user_id)).await?
+    let user_id = auth.user_id;
+    let user = if name.is_some() || time_zone.is_some() {
+        crate::unit!(state.db, Scope::user(user_id), |u| async move {
+            u.execute(
+                "UPDATE users SET name = COALESCE($1, name), time_zone = COALESCE($2, time_zone), \
+                 updated_at = $3 WHERE id = $4 AND deleted_at IS NULL",
+                &args![name.as_deref(), time_zone.map(|z| z.name()), now(), user_id],
+            )
+            .await?;
+            load_user(u, user_id).await.map_err(ApiError::from)
+        })?
     } else {
-        state.db.read(Scope::user(auth.user_id)).await?
-    };
-    if changes {
-        on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE users SET name = COALESCE($1, name), time_zone = COALESCE($2, time_zone), \
-             updated_at = $3 WHERE id = $4 AND deleted_at IS NULL"
-        )
-        .bind(name.as_deref())
-        .bind(time_zone.map(|z| z.name()))
-        .bind(now())
-        .bind(auth.user_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let mut tx = state.db.read(Scope::user(user_id)).await?;
+        load_user(&mut tx, user_id).await?
     }
-    let user = load_user(&mut tx, auth.user_id)
-        .await?
-        .ok_or_else(ApiError::account_gone)?;
-    tx.commit().await?;
+    .ok_or_else(ApiError::account_gone)?;
     Ok(AppJson(user))
 }

@@ -87,9 +87,13 @@ pub enum Db {
         reader: SqlitePool,
         /// Read-only rusqlite connections for the big reads (see [`readers`]).
         lite: std::sync::Arc<readers::Readers>,
-        /// The sqlx connection that writes (every write but the hot task
-        /// writes, which go through `fast`).
+        /// The sqlx connection that writes outside the product's use cases:
+        /// migrations, the benchmark's seeder and tests' fixtures
+        /// ([`Db::write`] on SQLite). Every route, job and administrator
+        /// command writes through `fast` (counted by `sqlx_writes`).
         writer: SqlitePool,
+        /// Write transactions opened on `writer` ([`Db::sqlite_sqlx_writes`]).
+        sqlx_writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
         /// The group-commit writer thread (see [`writer`]).
         fast: SqliteWriter,
         /// Taken for the length of every write transaction by either
@@ -298,6 +302,7 @@ impl Db {
                 reader,
                 lite,
                 writer,
+                sqlx_writes: Default::default(),
                 fast,
                 gate,
                 hook,
@@ -375,7 +380,12 @@ impl Db {
             Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
                 pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?,
             )),
-            Db::Sqlite { writer, gate, .. } => sqlite_write(writer, gate).await?,
+            Db::Sqlite {
+                writer,
+                gate,
+                sqlx_writes,
+                ..
+            } => sqlite_write(writer, gate, sqlx_writes).await?,
         };
         tx.after = self.hook().get();
         Ok(tx)
@@ -403,6 +413,18 @@ impl Db {
         }
     }
 
+    /// How many write transactions were opened on SQLite's sqlx writer
+    /// (`None` on PostgreSQL): the product's own writes never are, so a
+    /// test can tell that a flow wrote only through the group-commit writer.
+    pub fn sqlite_sqlx_writes(&self) -> Option<u64> {
+        match self {
+            Db::Sqlite { sqlx_writes, .. } => {
+                Some(sqlx_writes.load(std::sync::atomic::Ordering::Relaxed))
+            }
+            Db::Postgres(..) => None,
+        }
+    }
+
     /// The group-commit writer, on SQLite (`None` on PostgreSQL).
     pub fn sqlite_writer(&self) -> Option<&SqliteWriter> {
         match self {
@@ -421,7 +443,12 @@ impl Db {
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
                     .await?,
             )),
-            Db::Sqlite { writer, gate, .. } => sqlite_write(writer, gate).await?,
+            Db::Sqlite {
+                writer,
+                gate,
+                sqlx_writes,
+                ..
+            } => sqlite_write(writer, gate, sqlx_writes).await?,
         };
         tx.after = self.hook().get();
         Ok(tx)
@@ -454,7 +481,12 @@ impl Db {
 
 /// A sqlx write transaction on SQLite: the writers' gate, then `BEGIN
 /// IMMEDIATE` on the writer connection; the gate opens when the `Tx` ends.
-async fn sqlite_write(writer: &SqlitePool, gate: &writer::Gate) -> Result<Tx, sqlx::Error> {
+async fn sqlite_write(
+    writer: &SqlitePool,
+    gate: &writer::Gate,
+    opened: &std::sync::atomic::AtomicU64,
+) -> Result<Tx, sqlx::Error> {
+    opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let held = enter_gate(gate).await?;
     let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
     tx.gate = Some(held);

@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::Row as _;
 use uuid::Uuid;
@@ -89,6 +89,8 @@ pub enum Arg<'a> {
     Json(&'a Value),
     /// `bytea` (a blob in SQLite).
     Bytes(&'a [u8]),
+    /// `date` (`YYYY-MM-DD` text in SQLite, as sqlx writes it).
+    Date(NaiveDate),
 }
 
 impl From<Uuid> for Arg<'_> {
@@ -156,6 +158,11 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
         Arg::Bytes(v)
     }
 }
+impl From<NaiveDate> for Arg<'_> {
+    fn from(v: NaiveDate) -> Self {
+        Arg::Date(v)
+    }
+}
 
 /// An owned [`Arg`], for statements that wait to be sent ([`Uow::defer`]).
 #[derive(Debug, Clone)]
@@ -178,6 +185,8 @@ pub enum Val {
     Json(Value),
     /// `bytea`.
     Bytes(Vec<u8>),
+    /// `date`.
+    Date(NaiveDate),
 }
 
 impl From<&Arg<'_>> for Val {
@@ -192,6 +201,7 @@ impl From<&Arg<'_>> for Val {
             Arg::Time(v) => Val::Time(v),
             Arg::Json(v) => Val::Json(v.clone()),
             Arg::Bytes(v) => Val::Bytes(v.to_vec()),
+            Arg::Date(v) => Val::Date(v),
         }
     }
 }
@@ -208,6 +218,7 @@ impl<'a> From<&'a Val> for Arg<'a> {
             Val::Time(v) => Arg::Time(*v),
             Val::Json(v) => Arg::Json(v),
             Val::Bytes(v) => Arg::Bytes(v),
+            Val::Date(v) => Arg::Date(*v),
         }
     }
 }
@@ -524,6 +535,22 @@ col_via_sqlx!(DateTime<Utc>, |v| match v {
     v => Err(wrong(v, "a time")),
 });
 
+/// `jsonb` on PostgreSQL, JSON text on SQLite.
+impl Col for Value {
+    fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error> {
+        row.try_get::<sqlx::types::Json<Value>, _>(i).map(|j| j.0)
+    }
+    fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
+        row.try_get::<sqlx::types::Json<Value>, _>(i).map(|j| j.0)
+    }
+    fn lite(v: LV<'_>) -> Result<Self, String> {
+        match v {
+            LV::Text(t) => serde_json::from_slice(t).map_err(|e| e.to_string()),
+            v => Err(wrong(v, "JSON text")),
+        }
+    }
+}
+
 /// Where a unit of work runs: statements, and what it changed.
 ///
 /// Every method's future is `Send` so a use case generic over `U: Uow`
@@ -619,6 +646,7 @@ macro_rules! bind_all {
                 Arg::Time(v) => q.bind(v),
                 Arg::Json(v) => q.bind(sqlx::types::Json(v)),
                 Arg::Bytes(v) => q.bind(v),
+                Arg::Date(v) => q.bind(v),
             };
         }
         q
@@ -794,6 +822,7 @@ fn bind_lite(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg<'_>]) -> rusq
             Arg::Time(v) => stmt.raw_bind_parameter(idx, v.map(time_text))?,
             Arg::Json(v) => stmt.raw_bind_parameter(idx, v.to_string())?,
             Arg::Bytes(v) => stmt.raw_bind_parameter(idx, v)?,
+            Arg::Date(v) => stmt.raw_bind_parameter(idx, v.format("%F").to_string())?,
         }
     }
     Ok(())
@@ -943,6 +972,23 @@ impl Uow for LiteRead<'_> {
     }
 
     fn note(&mut self, _touched: Touched, _event: Option<Event>, _card: Option<CardChange>) {}
+}
+
+/// Enters organization `org_id` for the rest of the unit of work: on
+/// PostgreSQL row-level security lets the unit see that tenant's rows from
+/// here on (a new organization, or one found by an invite token); SQLite
+/// has no row-level security. Writes still waiting are sent first, in the
+/// tenant they were written in.
+pub async fn enter_tenant<U: Uow>(u: &mut U, org_id: Uuid) -> Result<(), DbError> {
+    if u.backend() == Backend::Postgres {
+        let id = org_id.to_string();
+        u.fetch_optional(
+            "SELECT set_config('app.org_id', $1, true)",
+            &[Arg::Text(Some(&id))],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Drives `fut` to completion without waiting: on the SQLite writer every

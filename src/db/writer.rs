@@ -14,11 +14,12 @@
 //! answers each job. Dirty pages shared by the jobs (the tail of every
 //! index) are written to the WAL once per batch instead of once per job.
 //!
-//! The use cases written against the unit of work ([`super::uow`]) run on
-//! it; every other write still goes through sqlx's writer connection. The two never overlap: both take
-//! the same [`Gate`] for the length of a transaction (a sqlx write
-//! transaction holds it in its [`Tx`](super::Tx)), so SQLite's write lock is
-//! never contended between them.
+//! Every write of the product is a use case written against the unit of
+//! work ([`super::uow`]) and runs on it. sqlx's writer connection is left
+//! for migrations, the benchmark's seeder and tests' fixtures; the two never
+//! overlap: both take the same [`Gate`] for the length of a transaction (a
+//! sqlx write transaction holds it in its [`Tx`](super::Tx)), so SQLite's
+//! write lock is never contended between them.
 //!
 //! A job runs to completion whatever happens to the request that sent it: a
 //! client that disconnects only drops the answer.

@@ -16,8 +16,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::Tx;
-use crate::on_tx;
+use crate::args;
+use crate::db::uow::{DbError, Uow};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long after its expiry an unaccepted invite is kept (so "expired"
@@ -53,73 +54,60 @@ pub struct Removed {
     pub security_log: u64,
 }
 
-async fn delete_before<T>(tx: &mut Tx, sql: &'static str, before: T) -> Result<u64, sqlx::Error>
-where
-    T: for<'q> sqlx::Encode<'q, sqlx::Postgres>
-        + sqlx::Type<sqlx::Postgres>
-        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
-        + sqlx::Type<sqlx::Sqlite>
-        + Send
-        + Clone
-        + 'static,
-{
-    on_tx!(tx, |c| sqlx::query(sql)
-        .bind(before.clone())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
-}
-
 /// Deletes everything that is past its retention at `at` (the clock is a
 /// parameter so tests can move it); returns what went.
-pub async fn cleanup_at(state: &AppState, at: DateTime<Utc>) -> Result<Removed, sqlx::Error> {
-    let mut tx = state.db.system().await?;
-    let invites = delete_before(
-        &mut tx,
-        "DELETE FROM invites WHERE accepted_at IS NULL AND expires_at < $1",
-        at - INVITE_GRACE,
-    )
-    .await?;
-    let refresh_tokens = delete_before(
-        &mut tx,
-        "DELETE FROM refresh_tokens WHERE expires_at < $1 OR revoked_at < $1",
-        at,
-    )
-    .await?;
-    let idempotency_keys = delete_before(
-        &mut tx,
-        "DELETE FROM idempotency_keys WHERE created_at < $1",
-        at - IDEMPOTENCY_RETENTION,
-    )
-    .await?;
+pub async fn cleanup_at(state: &AppState, at: DateTime<Utc>) -> Result<Removed, ApiError> {
+    crate::unit!(state.db, system, |u| async move {
+        cleanup_in(u, at).await.map_err(ApiError::from)
+    })
+}
+
+async fn cleanup_in<U: Uow>(u: &mut U, at: DateTime<Utc>) -> Result<Removed, DbError> {
+    let invites = u
+        .execute(
+            "DELETE FROM invites WHERE accepted_at IS NULL AND expires_at < $1",
+            &args![at - INVITE_GRACE],
+        )
+        .await?;
+    let refresh_tokens = u
+        .execute(
+            "DELETE FROM refresh_tokens WHERE expires_at < $1 OR revoked_at < $1",
+            &args![at],
+        )
+        .await?;
+    let idempotency_keys = u
+        .execute(
+            "DELETE FROM idempotency_keys WHERE created_at < $1",
+            &args![at - IDEMPOTENCY_RETENTION],
+        )
+        .await?;
     // Pending events (no id yet) are never touched, and the newest event of
     // each organization stays: numbering continues from MAX(id).
-    let events = delete_before(
-        &mut tx,
-        "DELETE FROM events WHERE at < $1 AND id IS NOT NULL \
-         AND id < (SELECT MAX(e.id) FROM events e WHERE e.org_id = events.org_id)",
-        at - EVENT_RETENTION,
-    )
-    .await?;
-    let daily_summaries = delete_before(
-        &mut tx,
-        "DELETE FROM daily_summaries WHERE local_date < $1",
-        (at - SUMMARY_RECORD_RETENTION).date_naive(),
-    )
-    .await?;
-    let password_resets = delete_before(
-        &mut tx,
-        "DELETE FROM password_resets WHERE expires_at < $1 OR used_at < $1",
-        at,
-    )
-    .await?;
-    let security_log = delete_before(
-        &mut tx,
-        "DELETE FROM security_log WHERE created_at < $1",
-        at - SECURITY_LOG_RETENTION,
-    )
-    .await?;
-    tx.commit().await?;
+    let events = u
+        .execute(
+            "DELETE FROM events WHERE at < $1 AND id IS NOT NULL \
+             AND id < (SELECT MAX(e.id) FROM events e WHERE e.org_id = events.org_id)",
+            &args![at - EVENT_RETENTION],
+        )
+        .await?;
+    let daily_summaries = u
+        .execute(
+            "DELETE FROM daily_summaries WHERE local_date < $1",
+            &args![(at - SUMMARY_RECORD_RETENTION).date_naive()],
+        )
+        .await?;
+    let password_resets = u
+        .execute(
+            "DELETE FROM password_resets WHERE expires_at < $1 OR used_at < $1",
+            &args![at],
+        )
+        .await?;
+    let security_log = u
+        .execute(
+            "DELETE FROM security_log WHERE created_at < $1",
+            &args![at - SECURITY_LOG_RETENTION],
+        )
+        .await?;
     Ok(Removed {
         password_resets,
         security_log,

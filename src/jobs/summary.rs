@@ -18,8 +18,11 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::args;
+use crate::db::uow::Uow;
 use crate::db::{Scope, now};
 use crate::email::{self, OrgSummary, SummaryEmail, SummaryTask};
+use crate::error::ApiError;
 use crate::jobs::{self, Job};
 use crate::on_tx;
 use crate::state::AppState;
@@ -67,13 +70,22 @@ pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// 08:xx and whose local day has no summary handled yet; returns how many.
 /// Run by the `daily_summary` schedule; the clock is a parameter so tests
 /// can pick any moment.
-pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-    let mut tx = state.db.write(Scope::system()).await?;
-    let zones: Vec<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT DISTINCT time_zone FROM users"
-    )
-    .fetch_all(c)
-    .await)?;
+pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usize, ApiError> {
+    let n = crate::unit!(state.db, Scope::system(), |u| enqueue_summaries(u, at))?;
+    if n > 0 {
+        jobs::wake(state);
+    }
+    Ok(n)
+}
+
+/// Enqueues the summary jobs due at `at` (see [`daily_summary_at`]).
+async fn enqueue_summaries<U: Uow>(u: &mut U, at: DateTime<Utc>) -> Result<usize, ApiError> {
+    let zones = u
+        .fetch_all("SELECT DISTINCT time_zone FROM users", &[])
+        .await?
+        .iter()
+        .map(|r| r.get::<String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut n = 0;
     for name in zones {
         let local = at.with_timezone(&zone(&name));
@@ -81,57 +93,52 @@ pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usi
             continue;
         }
         let local_date = local.date_naive();
-        let users: Vec<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT u.id FROM users u WHERE u.time_zone = $1 AND NOT EXISTS \
-             (SELECT 1 FROM daily_summaries d WHERE d.user_id = u.id AND d.local_date = $2) \
-             ORDER BY u.id"
-        )
-        .bind(&name)
-        .bind(local_date)
-        .fetch_all(c)
-        .await)?;
+        let users = u
+            .fetch_all(
+                "SELECT u.id FROM users u WHERE u.time_zone = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM daily_summaries d WHERE d.user_id = u.id AND d.local_date = $2) \
+                 ORDER BY u.id",
+                &args![name.as_str(), local_date],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<Uuid>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         for user_id in users {
             let job = Job::DailySummary(SummaryJob {
                 user_id,
                 local_date,
                 at,
             });
-            jobs::enqueue_in(&mut tx, &job).await?;
+            jobs::enqueue_in(u, &job).await?;
             n += 1;
         }
-    }
-    tx.commit().await?;
-    if n > 0 {
-        jobs::wake(state);
     }
     Ok(n)
 }
 
 /// Claims the member's day for job `job_id`: true when this job (or an
 /// earlier attempt of it) owns the day and nothing was mailed yet.
-async fn claim_day(state: &AppState, job_id: Uuid, job: &SummaryJob) -> Result<bool, sqlx::Error> {
-    let mut tx = state.db.write(Scope::user(job.user_id)).await?;
-    on_tx!(&mut tx, |c| sqlx::query(
-        "INSERT INTO daily_summaries (user_id, local_date, job_id, mailed, created_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, local_date) DO NOTHING"
-    )
-    .bind(job.user_id)
-    .bind(job.local_date)
-    .bind(job_id)
-    .bind(false)
-    .bind(now())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    let owner: Option<(Uuid, bool)> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT job_id, mailed FROM daily_summaries WHERE user_id = $1 AND local_date = $2"
-    )
-    .bind(job.user_id)
-    .bind(job.local_date)
-    .fetch_optional(c)
-    .await)?;
-    tx.commit().await?;
-    Ok(matches!(owner, Some((owner, false)) if owner == job_id))
+async fn claim_day(state: &AppState, job_id: Uuid, job: &SummaryJob) -> Result<bool, ApiError> {
+    let (user_id, local_date) = (job.user_id, job.local_date);
+    crate::unit!(state.db, Scope::user(user_id), |u| async move {
+        u.execute(
+            "INSERT INTO daily_summaries (user_id, local_date, job_id, mailed, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, local_date) DO NOTHING",
+            &args![user_id, local_date, job_id, false, now()],
+        )
+        .await?;
+        let owner = u
+            .fetch_optional(
+                "SELECT job_id, mailed FROM daily_summaries WHERE user_id = $1 AND local_date = $2",
+                &args![user_id, local_date],
+            )
+            .await?;
+        Ok(match owner {
+            Some(r) => r.get::<Uuid>(0)? == job_id && !r.get::<bool>(1)?,
+            None => false,
+        })
+    })
 }
 
 type TaskRow = (
@@ -252,20 +259,15 @@ pub async fn send(state: &AppState, job_id: Uuid, job: &SummaryJob) -> anyhow::R
     };
     email::send_summary(&state.config, job_id, job.user_id, &mail).await?;
 
-    let mut tx = state.db.write(Scope::user(job.user_id)).await?;
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE daily_summaries SET mailed = $1 WHERE user_id = $2 AND local_date = $3 AND job_id = $4"
-    )
-    .bind(true)
-    .bind(job.user_id)
-    .bind(job.local_date)
-    .bind(job_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
+    let (user_id, local_date) = (job.user_id, job.local_date);
+    crate::unit!(state.db, Scope::user(user_id), |u| async move {
+        u.execute(
+            "UPDATE daily_summaries SET mailed = $1 WHERE user_id = $2 AND local_date = $3 AND job_id = $4",
+            &args![true, user_id, local_date, job_id],
+        )
+        .await
+        .map_err(ApiError::from)
     })?;
-    tx.commit().await?;
     Ok(())
 }
 

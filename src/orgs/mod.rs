@@ -13,9 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::args;
 use crate::auth::AuthUser;
 use crate::db::change::{self, Kind, from_to};
-use crate::db::{Scope, Tx, now};
+use crate::db::uow::{AnyRow, DbError, Uow, enter_tenant};
+use crate::db::{Scope, now};
 use crate::domain::{Action, NAME_MAX, Ownership, Role, Slug, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppQuery, RequestId};
@@ -81,43 +83,53 @@ const ORG_SELECT: &str = "SELECT o.id, o.name, o.slug, o.plan, o.suspended_at IS
      o.is_personal, o.created_by, m.role, o.created_at, o.updated_at FROM organizations o \
      JOIN memberships m ON m.org_id = o.id AND m.user_id = $1";
 
-pub(crate) async fn load_org(
-    tx: &mut Tx,
-    user_id: Uuid,
-    org_id: Uuid,
-) -> Result<Option<Org>, sqlx::Error> {
-    let sql = format!("{ORG_SELECT} WHERE o.id = $2 AND o.deleted_at IS NULL");
-    on_tx!(tx, |c| sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(user_id)
-    .bind(org_id)
-    .fetch_optional(c)
-    .await)
-}
-
-/// Soft-deletes an organization inside `tx` (entered in it): it answers
-/// `404` from then on and its slug is free again. The delete route and
-/// account deletion share it.
-pub(crate) async fn soft_delete(tx: &mut Tx, org_id: Uuid) -> Result<u64, sqlx::Error> {
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL"
-    )
-    .bind(now())
-    .bind(org_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
+fn org_from_row(r: &AnyRow) -> Result<Org, DbError> {
+    Ok(Org {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        slug: r.get(2)?,
+        plan: r.get(3)?,
+        suspended: r.get(4)?,
+        is_personal: r.get(5)?,
+        created_by: r.get(6)?,
+        role: Role::try_from(r.get::<String>(7)?).map_err(|e| DbError::Decode(7, e))?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
     })
 }
 
-/// Creates an organization owned by `user_id` inside `tx` and records
-/// `org.created` and `member.joined`. Without a slug, the name's plain slug
-/// when it is free ("Acme Corp" → `acme-corp`), else that with a short random
-/// suffix. `409` when the given slug is taken.
-pub async fn create_org(
-    tx: &mut Tx,
+/// The organization `org_id` with `user_id`'s role in it, unless deleted
+/// or `user_id` is not a member.
+pub(crate) async fn load_org<U: Uow>(
+    u: &mut U,
+    user_id: Uuid,
+    org_id: Uuid,
+) -> Result<Option<Org>, DbError> {
+    let sql = format!("{ORG_SELECT} WHERE o.id = $2 AND o.deleted_at IS NULL");
+    u.fetch_optional(&sql, &args![user_id, org_id])
+        .await?
+        .as_ref()
+        .map(org_from_row)
+        .transpose()
+}
+
+/// Soft-deletes an organization in the unit of work `u` (entered in it):
+/// it answers `404` from then on and its slug is free again. The delete
+/// route and account deletion share it.
+pub(crate) async fn soft_delete<U: Uow>(u: &mut U, org_id: Uuid) -> Result<u64, DbError> {
+    u.execute(
+        "UPDATE organizations SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+        &args![now(), org_id],
+    )
+    .await
+}
+
+/// Creates an organization owned by `user_id` in the unit of work `u` and
+/// records `org.created` and `member.joined`. Without a slug, the name's
+/// plain slug when it is free ("Acme Corp" → `acme-corp`), else that with a
+/// short random suffix. `409` when the given slug is taken.
+pub async fn create_org<U: Uow>(
+    u: &mut U,
     user_id: Uuid,
     name: &str,
     slug: Option<Slug>,
@@ -125,7 +137,7 @@ pub async fn create_org(
     request_id: Option<&str>,
 ) -> ApiResult<Org> {
     let org_id = Uuid::now_v7();
-    tx.set_org(org_id).await?;
+    enter_tenant(u, org_id).await?;
     let now = now();
     let given = slug.is_some();
     let mut slug = slug
@@ -133,33 +145,21 @@ pub async fn create_org(
         .unwrap_or_else(|| Slug::derive_from(name));
     // A derived slug that collides is derived again; a given one is a 409.
     for _ in 0..6 {
-        let inserted = on_tx!(&mut *tx, |c| {
-            sqlx::query(
-            "INSERT INTO organizations (id, name, slug, is_personal, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING"
-        )
-        .bind(org_id)
-        .bind(name)
-        .bind(&slug.0)
-        .bind(personal)
-        .bind(user_id)
-        .bind(now)
-        .execute(c)
-        .await
-    .map(|r| r.rows_affected())
-        })?;
-        if inserted == 1 {
-            on_tx!(&mut *tx, |c| sqlx::query(
-                "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
-                 VALUES ($1, $2, 'owner', $3, $3)"
+        let inserted = u
+            .execute(
+                "INSERT INTO organizations (id, name, slug, is_personal, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING",
+                &args![org_id, name, slug.0.as_str(), personal, user_id, now],
             )
-            .bind(org_id)
-            .bind(user_id)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .await?;
+        if inserted == 1 {
+            u.defer(
+                "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
+                 VALUES ($1, $2, 'owner', $3, $3)",
+                &args![org_id, user_id, now],
+            )
+            .await?;
             let entry = |kind, entity_id: Uuid, payload| change::Change {
                 org_id,
                 actor_id: Some(user_id),
@@ -171,7 +171,7 @@ pub async fn create_org(
                 request_id,
             };
             change::record(
-                tx,
+                u,
                 entry(
                     Kind::OrgCreated,
                     org_id,
@@ -180,7 +180,7 @@ pub async fn create_org(
             )
             .await?;
             change::record(
-                tx,
+                u,
                 entry(
                     Kind::MemberJoined,
                     user_id,
@@ -188,7 +188,7 @@ pub async fn create_org(
                 ),
             )
             .await?;
-            return load_org(tx, user_id, org_id)
+            return load_org(u, user_id, org_id)
                 .await?
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created org not visible")));
         }
@@ -266,25 +266,15 @@ async fn create_org_route(
     let (Ok(name), Ok(slug)) = (name, slug) else {
         return Err(ApiError::validation(errors));
     };
-    let mut tx = state.db.write(Scope::user(auth.user_id)).await?;
-    // A token outlives an account deleted meanwhile: answer 401, not a
-    // foreign-key error.
-    if crate::auth::load_user(&mut tx, auth.user_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::account_gone());
-    }
-    let org = create_org(
-        &mut tx,
-        auth.user_id,
-        &name,
-        slug,
-        false,
-        request_id.as_deref(),
-    )
-    .await?;
-    tx.commit().await?;
+    let user_id = auth.user_id;
+    let org = crate::unit!(state.db, Scope::user(user_id), |u| async move {
+        // A token outlives an account deleted meanwhile: answer 401, not a
+        // foreign-key error.
+        if crate::auth::load_user(u, user_id).await?.is_none() {
+            return Err(ApiError::account_gone());
+        }
+        create_org(u, user_id, &name, slug, false, request_id.as_deref()).await
+    })?;
     Ok((StatusCode::CREATED, AppJson(org)))
 }
 
@@ -314,7 +304,15 @@ async fn update_org(
     org: OrgRequest,
     AppJson(body): AppJson<UpdateOrgBody>,
 ) -> ApiResult<AppJson<Org>> {
-    let (mut tx, ctx) = org.write(&state).await?;
+    let scope = Scope::user(org.user_id());
+    let org = crate::unit!(state.db, scope, |u| update(u, &org, body))?;
+    Ok(AppJson(org))
+}
+
+/// `PATCH /orgs/{org}` (admin+): a new name and/or slug; `409` when the
+/// slug is taken. Written once for both backends.
+pub async fn update<U: Uow>(u: &mut U, org: &OrgRequest, body: UpdateOrgBody) -> ApiResult<Org> {
+    let ctx = org.enter(u).await?;
     ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
     let mut errors = Vec::new();
     let name = body
@@ -333,7 +331,7 @@ async fn update_org(
         return Err(ApiError::validation(errors));
     };
 
-    let current = load_org(&mut tx, ctx.user_id, ctx.org_id)
+    let current = load_org(u, ctx.user_id, ctx.org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let new_name = name.unwrap_or_else(|| current.name.clone());
@@ -346,47 +344,42 @@ async fn update_org(
         payload.insert("slug".into(), c);
     }
     if payload.is_empty() {
-        return Ok(AppJson(current));
+        return Ok(current);
     }
     if new_slug != current.slug {
-        let taken: Option<Uuid> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT id FROM organizations WHERE slug = $1 AND deleted_at IS NULL"
-        )
-        .bind(&new_slug)
-        .fetch_optional(c)
-        .await)?;
+        let taken: Option<Uuid> = u
+            .fetch_value(
+                "SELECT id FROM organizations WHERE slug = $1 AND deleted_at IS NULL",
+                &args![new_slug.as_str()],
+            )
+            .await?;
         // RLS hides other tenants' rows from this query on PostgreSQL; the
         // unique index below still refuses a collision.
         if taken.is_some() {
             return Err(slug_taken());
         }
     }
-    let res = on_tx!(&mut tx, |c| sqlx::query(
-        "UPDATE organizations SET name = $1, slug = $2, updated_at = $3 WHERE id = $4"
-    )
-    .bind(&new_name)
-    .bind(&new_slug)
-    .bind(now())
-    .bind(ctx.org_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()));
+    let res = u
+        .execute(
+            "UPDATE organizations SET name = $1, slug = $2, updated_at = $3 WHERE id = $4",
+            &args![new_name.as_str(), new_slug.as_str(), now(), ctx.org_id],
+        )
+        .await;
     if let Err(e) = res {
-        return Err(match crate::db::unique_violation(&e) {
-            Some(_) => slug_taken(),
-            None => e.into(),
+        return Err(if e.is_unique_violation() {
+            slug_taken()
+        } else {
+            e.into()
         });
     }
     change::record(
-        &mut tx,
+        u,
         ctx.change(Kind::OrgUpdated, ctx.org_id, None, payload.into()),
     )
     .await?;
-    let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
+    load_org(u, ctx.user_id, ctx.org_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
-    tx.commit().await?;
-    Ok(AppJson(org))
+        .ok_or_else(ApiError::not_found)
 }
 
 /// Delete an organization (owner only). It is soft-deleted: every route of
@@ -397,14 +390,13 @@ async fn update_org(
     responses((status = 204), (status = 403, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
 async fn delete_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult<StatusCode> {
-    let (mut tx, ctx) = org.write(&state).await?;
-    ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
-    soft_delete(&mut tx, ctx.org_id).await?;
-    change::record(
-        &mut tx,
-        ctx.change(Kind::OrgDeleted, ctx.org_id, None, json!({})),
-    )
-    .await?;
-    tx.commit().await?;
+    let scope = Scope::user(org.user_id());
+    crate::unit!(state.db, scope, |u| async move {
+        let ctx = org.enter(u).await?;
+        ctx.require(Action::DeleteOrg, Ownership::NotOwn)?;
+        soft_delete(u, ctx.org_id).await?;
+        change::record(u, ctx.change(Kind::OrgDeleted, ctx.org_id, None, json!({}))).await?;
+        Ok::<_, ApiError>(())
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }

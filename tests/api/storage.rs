@@ -21,7 +21,186 @@ backend_tests!(
     ready_checks_migrations,
     idempotency_key_of_another_org_is_another_request,
     kept_relation_ids_are_what_the_migration_computes,
+    every_product_write_runs_as_a_unit_of_work,
 );
+
+/// Every write of the product — sign-up, sign-in, refresh, sign-out,
+/// profile and password changes, reset links, organizations, invites,
+/// members, boards to comments, account deletion, jobs, schedules, the
+/// clean-up, the security log and the administrator's commands — runs as a
+/// unit of work: on SQLite, as a job of the group-commit writer, never a
+/// transaction on the sqlx writer (whose count stays where it was). On
+/// PostgreSQL the same flow runs (and must succeed) and there is no such
+/// writer to count.
+async fn every_product_write_runs_as_a_unit_of_work(app: TestApp) {
+    let db = &app.state.db;
+    let before = db.sqlite_sqlx_writes();
+    assert_eq!(before.is_some(), app.backend == Backend::Sqlite);
+    let a = app.signup("alice").await;
+    let b = app.signup("bob").await;
+    let login = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": a.email, "password": a.password })),
+        )
+        .await
+        .expect(200);
+    let refreshed = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": login.json["refresh_token"] })),
+        )
+        .await
+        .expect(200);
+    // The spent token again: its family is revoked (a write, then 401).
+    app.call(
+        axum::http::Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": login.json["refresh_token"] })),
+    )
+    .await
+    .expect(401);
+    app.call(
+        axum::http::Method::POST,
+        "/api/v1/auth/logout",
+        None,
+        Some(json!({ "refresh_token": refreshed.json["refresh_token"] })),
+    )
+    .await
+    .expect(204);
+    app.patch("/api/v1/me", &a.token, json!({ "name": "Alice A." }))
+        .await
+        .expect(200);
+    app.post(
+        "/api/v1/me/password",
+        &a.token,
+        json!({ "current_password": a.password, "new_password": "another password 2" }),
+    )
+    .await
+    .expect(204);
+    app.call(
+        axum::http::Method::POST,
+        "/api/v1/auth/password-reset",
+        None,
+        Some(json!({ "email": b.email })),
+    )
+    .await
+    .expect(202);
+    let org = app.create_org(&a, "Acme").await;
+    app.patch(
+        &format!("/api/v1/orgs/{org}"),
+        &a.token,
+        json!({ "name": "Acme Inc", "slug": format!("acme-{}", org.simple()) }),
+    )
+    .await
+    .expect(200);
+    let invite = app
+        .post(
+            &format!("/api/v1/orgs/{org}/invites"),
+            &a.token,
+            json!({ "email": "carol@example.com", "role": "member" }),
+        )
+        .await
+        .expect(201);
+    app.delete(
+        &format!(
+            "/api/v1/orgs/{org}/invites/{}",
+            invite.json["id"].as_str().unwrap()
+        ),
+        &a.token,
+    )
+    .await
+    .expect(204);
+    app.join(org, &a, &b, "member").await;
+    app.patch(
+        &format!("/api/v1/orgs/{org}/members/{}", b.id),
+        &a.token,
+        json!({ "role": "admin" }),
+    )
+    .await
+    .expect(200);
+    let tasks = app.new_list(&a, org).await;
+    let task = app
+        .post(&tasks, &a.token, json!({ "title": "One" }))
+        .await
+        .expect(201);
+    app.post(
+        &format!(
+            "/api/v1/orgs/{org}/tasks/{}/comments",
+            task.json["id"].as_str().unwrap()
+        ),
+        &b.token,
+        json!({ "body": "Hi" }),
+    )
+    .await
+    .expect(201);
+    app.delete(&format!("/api/v1/orgs/{org}/members/{}", b.id), &a.token)
+        .await
+        .expect(204);
+    let gone = app.signup("dora").await;
+    app.call(
+        axum::http::Method::DELETE,
+        "/api/v1/me",
+        Some(&gone.token),
+        Some(json!({ "password": gone.password })),
+    )
+    .await
+    .expect(204);
+    app.delete(&format!("/api/v1/orgs/{org}"), &a.token)
+        .await
+        .expect(204);
+    // Jobs (the emails queued above), schedules, the clean-up.
+    orgboard::jobs::run_due(&app.state).await.unwrap();
+    let now = chrono::Utc::now();
+    orgboard::jobs::run_schedules_at(&app.state, now)
+        .await
+        .unwrap();
+    orgboard::jobs::run_due(&app.state).await.unwrap();
+    orgboard::jobs::cleanup::cleanup_at(&app.state, now)
+        .await
+        .unwrap();
+    // The administrator's commands.
+    let hasher = &app.state.hasher;
+    let url = "https://board.example";
+    let zoe = format!("zoe-{}@example.com", Uuid::now_v7().simple());
+    let made = orgboard::admin::create_user(db, hasher, url, &zoe, "Zoe", None)
+        .await
+        .unwrap();
+    let link = orgboard::admin::reset_password(db, hasher, url, &zoe, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = link.split("token=").nth(1).unwrap();
+    app.call(
+        axum::http::Method::POST,
+        "/api/v1/auth/password-reset/confirm",
+        None,
+        Some(json!({ "token": token, "new_password": "chosen password 3" })),
+    )
+    .await
+    .expect(204);
+    orgboard::admin::reset_password(db, hasher, url, &zoe, Some("set password 44"))
+        .await
+        .unwrap();
+    let personal = made.org_id.to_string();
+    orgboard::admin::set_plan(db, &personal, "pro")
+        .await
+        .unwrap();
+    orgboard::admin::set_suspended(db, &personal, true)
+        .await
+        .unwrap();
+    orgboard::admin::requeue(db, None).await.unwrap();
+    assert_eq!(
+        db.sqlite_sqlx_writes(),
+        before,
+        "a product write went through SQLite's sqlx writer"
+    );
+}
 
 /// One user, one key, two organizations: the second use is another request
 /// (its stored answer lives in the first organization, which row-level
@@ -82,11 +261,11 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
     let ddl = match u.backend() {
         Backend::Postgres => {
             "CREATE TEMP TABLE conf (n integer, u uuid, t text, s smallint, i integer, \
-             b bigint, f boolean, ts timestamptz, j jsonb, y bytea) ON COMMIT DROP"
+             b bigint, f boolean, ts timestamptz, j jsonb, y bytea, d date) ON COMMIT DROP"
         }
         Backend::Sqlite => {
             "CREATE TEMP TABLE IF NOT EXISTS conf (n INTEGER, u BLOB, t TEXT, s INTEGER, \
-             i INTEGER, b INTEGER, f INTEGER, ts TEXT, j TEXT, y BLOB)"
+             i INTEGER, b INTEGER, f INTEGER, ts TEXT, j TEXT, y BLOB, d TEXT)"
         }
     };
     u.execute(ddl, &[]).await?;
@@ -95,8 +274,9 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
     let at: DateTime<Utc> = DateTime::from_timestamp_micros(1_764_633_600_123_456).unwrap();
     let doc = json!({ "a": [1, "two", null], "b": { "c": true } });
     let bytes: &[u8] = &[0, 1, 2, 255];
-    let insert = "INSERT INTO conf (n, u, t, s, i, b, f, ts, j, y) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let day = chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap();
+    let insert = "INSERT INTO conf (n, u, t, s, i, b, f, ts, j, y, d) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     let changed = u
         .execute(
             insert,
@@ -110,7 +290,8 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
                 true,
                 at,
                 &doc,
-                bytes
+                bytes,
+                day
             ],
         )
         .await?;
@@ -129,6 +310,7 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
             Arg::Time(None),
             Arg::from(&Value::Null),
             Arg::Bytes(&[]),
+            Arg::Date(day.pred_opt().unwrap()),
         ],
     )
     .await?;
@@ -163,6 +345,16 @@ async fn conformance<U: Uow>(u: &mut U) -> Result<(), orgboard::error::ApiError>
         Backend::Sqlite => r.get::<String>(8)?,
     };
     assert_eq!(serde_json::from_str::<Value>(&j).unwrap(), doc);
+    assert_eq!(r.get::<Value>(8)?, doc);
+    // A date compares as the date it was bound as, on both backends.
+    let on_day: Option<i32> = u
+        .fetch_value("SELECT n FROM conf WHERE d = $1", &orgboard::args![day])
+        .await?;
+    assert_eq!(on_day, Some(1));
+    let before: Option<i32> = u
+        .fetch_value("SELECT n FROM conf WHERE d < $1", &orgboard::args![day])
+        .await?;
+    assert_eq!(before, Some(2));
     assert_eq!(r.get::<Vec<u8>>(9)?, bytes);
     let r = &rows[1];
     assert_eq!(r.get::<Option<Uuid>>(1)?, None);
