@@ -5,6 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The largest `ORGBOARD_JOB_TIMEOUT_SECS`: a job must end (or be cut) well
+/// within its lease (`jobs::LEASE`, 5 minutes), or a second worker could
+/// claim it while it runs.
+pub const MAX_JOB_TIMEOUT_SECS: u64 = 240;
+
 use clap::Args;
 
 pub use crate::db::StorageConfig;
@@ -186,10 +191,10 @@ impl Config {
         if self.scheduler_tick_secs == 0 || self.scheduler_tick_secs > 3600 {
             p.push("ORGBOARD_SCHEDULER_TICK_SECS must be between 1 and 3600".to_owned());
         }
-        if self.job_timeout_secs == 0 || self.job_timeout_secs > crate::jobs::MAX_JOB_TIMEOUT_SECS {
+        if self.job_timeout_secs == 0 || self.job_timeout_secs > MAX_JOB_TIMEOUT_SECS {
             p.push(format!(
                 "ORGBOARD_JOB_TIMEOUT_SECS must be between 1 and {}",
-                crate::jobs::MAX_JOB_TIMEOUT_SECS
+                MAX_JOB_TIMEOUT_SECS
             ));
         }
         if self.job_shutdown_grace_secs > 300 {

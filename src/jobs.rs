@@ -21,9 +21,10 @@
 //!   [`cleanup`].
 //! * Metrics: `orgboard_jobs_completed_total`, `orgboard_job_failures_total`
 //!   (each failed attempt) and `orgboard_jobs_dead_total`, labelled by
-//!   `kind`; [`queue_depth`] counts jobs per status for the gauges.
+//!   `kind`; [`queue::queue_depth`] counts jobs per status for the gauges.
 
 pub mod cleanup;
+pub mod queue;
 pub mod summary;
 
 use std::time::Duration;
@@ -35,7 +36,7 @@ use uuid::Uuid;
 
 use crate::args;
 use crate::db::uow::{DbError, Uow};
-use crate::db::{Backend, Db, Scope, now};
+use crate::db::{Backend, Scope, now};
 use crate::email;
 use crate::error::ApiError;
 use crate::on_tx;
@@ -46,9 +47,8 @@ pub use summary::daily_summary_at;
 
 /// How long a claimed job may run before another worker may take it over.
 pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
-/// The largest `ORGBOARD_JOB_TIMEOUT_SECS`: a job must end (or be cut) well
-/// within its lease, or a second worker could claim it while it runs.
-pub const MAX_JOB_TIMEOUT_SECS: u64 = 240;
+/// The largest `ORGBOARD_JOB_TIMEOUT_SECS` (within [`LEASE`]).
+pub use crate::config::MAX_JOB_TIMEOUT_SECS;
 /// How often idle workers look for due jobs (they are also woken on enqueue).
 const POLL: Duration = Duration::from_secs(1);
 
@@ -136,30 +136,6 @@ pub async fn enqueue_in<U: Uow>(u: &mut U, job: &Job) -> Result<Uuid, DbError> {
 /// Wakes an idle worker (after a commit that enqueued jobs).
 pub fn wake(state: &AppState) {
     state.jobs_wakeup.notify_one();
-}
-
-/// Number of jobs per status (`queued`, `running`, `dead`; zero included),
-/// for the queue-depth gauges. `running` includes jobs whose lease expired
-/// and that wait to be claimed again.
-pub async fn queue_depth(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let mut tx = db.system_read().await?;
-    let rows: Vec<(String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT status, COUNT(*) FROM jobs GROUP BY status"
-    )
-    .fetch_all(c)
-    .await)?;
-    drop(tx);
-    let mut depth: Vec<(String, i64)> = ["queued", "running", "dead"]
-        .into_iter()
-        .map(|s| (s.to_owned(), 0))
-        .collect();
-    for (status, n) in rows {
-        match depth.iter_mut().find(|(s, _)| *s == status) {
-            Some(slot) => slot.1 = n,
-            None => depth.push((status, n)),
-        }
-    }
-    Ok(depth)
 }
 
 // ------------------------------------------------------------ schedules

@@ -30,7 +30,6 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::db::Db;
-use crate::state::AppState;
 
 /// Where the metrics are served (and the one route they do not count).
 pub const METRICS_PATH: &str = "/metrics";
@@ -58,8 +57,7 @@ pub const EVENTS_PUBLISHED: &str = "orgboard_events_published_total";
 pub const BOARD_CACHE_HITS: &str = "orgboard_board_cache_hits_total";
 /// Counter: board views that had to be built from the database.
 pub const BOARD_CACHE_MISSES: &str = "orgboard_board_cache_misses_total";
-/// Counter: cached board views kept through a task change by patching.
-pub const BOARD_CACHE_PATCHES: &str = "orgboard_board_cache_patches_total";
+pub use crate::cache::BOARD_CACHE_PATCHES;
 pub use crate::db::writer::SQLITE_WRITE_BATCHES;
 pub use crate::db::writer::SQLITE_WRITE_JOBS;
 /// Counter: job attempts that failed (each retry counts).
@@ -94,7 +92,7 @@ static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Installs the Prometheus recorder as the process's global recorder (once;
 /// later calls return the same handle) and describes every metric.
-/// [`AppState::new`] calls it, before anything can record.
+/// `AppState::new` calls it, before anything can record.
 pub fn init() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
@@ -136,14 +134,14 @@ pub fn render() -> String {
     init().render()
 }
 
-/// Samples the database pools and the job queue of `state`, then renders
+/// Samples the database pools and the job queue of `db`, then renders
 /// (what `GET /metrics` answers).
-pub async fn scrape(state: &AppState) -> String {
+pub async fn scrape(db: &Db) -> String {
     let handle = init();
     let _one_at_a_time = SCRAPE.lock().await;
     // Pools first: the job query below borrows a connection.
-    sample_pools(&state.db);
-    sample_job_queue(&state.db).await;
+    sample_pools(db);
+    sample_job_queue(db).await;
     process_collector().collect();
     handle.render()
 }
@@ -291,7 +289,7 @@ fn sample_pools(db: &Db) {
 }
 
 async fn sample_job_queue(db: &Db) {
-    match tokio::time::timeout(SAMPLE_TIMEOUT, crate::jobs::queue_depth(db)).await {
+    match tokio::time::timeout(SAMPLE_TIMEOUT, crate::jobs::queue::queue_depth(db)).await {
         Ok(Ok(counts)) => {
             let missing = JOB_STATUSES
                 .iter()

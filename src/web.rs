@@ -35,6 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
+use crate::http::conditional::accepts_gzip;
+
 /// What HTML pages may load and do.
 pub const APP_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; \
@@ -217,7 +219,7 @@ fn serve(file: &Asset, headers: &HeaderMap, status: StatusCode, cache: CacheFor)
         && file
             .etag
             .to_str()
-            .is_ok_and(|tag| crate::http::if_none_match(headers, tag))
+            .is_ok_and(|tag| crate::http::conditional::if_none_match(headers, tag))
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -257,26 +259,6 @@ fn serve(file: &Asset, headers: &HeaderMap, status: StatusCode, cache: CacheFor)
         );
     }
     res
-}
-
-/// Whether the client accepts gzip (`gzip` or `*` without `q=0`).
-pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
 }
 
 #[cfg(test)]

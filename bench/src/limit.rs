@@ -105,7 +105,7 @@ async fn get_task(db: &Db, vu: &Vu, id: Uuid) -> anyhow::Result<Outcome> {
 }
 
 async fn board_view(db: &Db, vu: &Vu) -> anyhow::Result<Outcome> {
-    use orgboard::boards::{DEFAULT_PER_LIST, board_view_json};
+    use orgboard::boards::view::{DEFAULT_PER_LIST, board_view_json};
     // The server's own function on the server's own path (SQLite: the
     // rusqlite read pool): the statements, and the JSON written as the rows
     // arrive. The server seals a cursor for each list with more; a

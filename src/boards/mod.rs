@@ -26,14 +26,11 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
 use crate::idempotency::Created;
 use crate::idempotency::{self, Creating, IdemKey};
-use crate::lists::List;
 use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
-use crate::tasks::{self, TaskSummary};
 
 pub mod view;
-pub use view::{DEFAULT_PER_LIST, MAX_PER_LIST, board_view_json, board_view_parts};
 
 /// Longest board description.
 pub const DESCRIPTION_MAX: usize = 10_000;
@@ -67,33 +64,6 @@ impl Board {
         self.archived = self.archived_at.is_some();
         self
     }
-}
-
-/// A list of the board view, with its first tasks in order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ListWithTasks {
-    /// The list.
-    #[serde(flatten)]
-    pub list: List,
-    /// Its first `per_list` tasks, in order (summaries: every field but the
-    /// description).
-    pub tasks: Vec<TaskSummary>,
-    /// When the list has more: the cursor of
-    /// `GET …/tasks?list_id=<this list>&sort=position` for the rest, in
-    /// board order; `null` when every task of the list is here.
-    pub next_cursor: Option<String>,
-}
-
-/// The board view: the board, its lists in order, each with its tasks in order.
-// The handler writes this shape as the rows arrive (`board_view_json`);
-// the type gives its schema and `tests/api/board_view.rs` checks the two agree.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BoardView {
-    /// The board.
-    #[serde(flatten)]
-    pub board: Board,
-    /// Its lists.
-    pub lists: Vec<ListWithTasks>,
 }
 
 /// Body of `POST …/boards`.
@@ -142,7 +112,7 @@ pub struct BoardsQuery {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_boards, create_board))
-        .routes(routes!(get_board, update_board, delete_board))
+        .routes(routes!(update_board, delete_board))
 }
 
 const BOARD_COLUMNS: &str =
@@ -308,171 +278,6 @@ pub async fn create<U: Uow>(
     };
     idempotency::complete(u, oc.user_id, key, 201, &board).await?;
     Ok(Created::New(board))
-}
-
-/// Query of `GET …/boards/{board}`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BoardViewQuery {
-    /// Cards per list, 1–1000 (default 200); each list's `next_cursor`
-    /// pages the rest.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub per_list: Option<String>,
-}
-
-impl BoardViewQuery {
-    /// `per_list` checked: a whole number from 1 to [`MAX_PER_LIST`], else `422`.
-    pub fn per_list(&self) -> Result<u32, ApiError> {
-        match self.per_list.as_deref() {
-            None => Ok(DEFAULT_PER_LIST),
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PER_LIST).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid_field(
-                        "per_list",
-                        format!("must be a whole number from 1 to {MAX_PER_LIST}"),
-                    )
-                }),
-        }
-    }
-}
-
-/// The board view: the board, its lists in order, each with its first
-/// `per_list` tasks in order (summaries, without descriptions) and a
-/// `next_cursor` for the rest (`GET …/tasks?list_id=…&sort=position&cursor=…`).
-/// Served from the board-view cache when no write touching the board (its
-/// tasks, lists, comments, or labels and members of the organization) has
-/// been acknowledged since it was stored, or only task changes that patched
-/// it (gzipped once, when first asked for);
-/// `If-None-Match` with its `ETag` answers `304` without reading the view;
-/// `Cache-Control: no-cache` reads it from the database.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/boards/{board}", tag = "boards",
-    params(BoardPath, BoardViewQuery,
-        ("Cache-Control" = Option<String>, Header, description = "`no-cache`: read from the database, not the cache (never `304`)"),
-        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this view: `304` when nothing was acknowledged since")),
-    security(("bearer" = [])),
-    responses((status = 200, body = BoardView, headers(("ETag" = String, description = "The view's version (with `per_list`)"))),
-              (status = 304, description = "Not modified since the `ETag` in `If-None-Match`"),
-              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
-async fn get_board(
-    State(state): State<AppState>,
-    org: OrgRequest,
-    AppPath(path): AppPath<BoardPath>,
-    AppQuery(query): AppQuery<BoardViewQuery>,
-    headers: axum::http::HeaderMap,
-) -> ApiResult<Response> {
-    use axum::http::header;
-    // `Cache-Control: no-cache` asks for a view read from the database now
-    // (it still refreshes the cache, and is never answered 304).
-    let fresh = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
-    });
-    // The membership: on SQLite one statement on the rusqlite read pool; on
-    // PostgreSQL in the read transaction the view is then read in.
-    let (mut tx, ctx) = match state.db.sqlite_readers() {
-        Some(readers) => {
-            let ctx = readers
-                .read_statement(async move |u| org.enter(u).await)
-                .await??;
-            (None, ctx)
-        }
-        None => {
-            let (tx, ctx) = org.read(&state).await?;
-            (Some(tx), ctx)
-        }
-    };
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let per_list = query.per_list()?;
-    let gzip = crate::web::accepts_gzip(&headers);
-    // The version is read before the view (see crate::cache); SQLite's view
-    // is read in a snapshot of its own, begun after it.
-    let cache = &state.live.cache;
-    let version = cache.version(ctx.org_id, path.board).await;
-    let etag = version.map(|v| v.etag(path.board, per_list));
-    if !fresh
-        && etag
-            .as_ref()
-            .is_some_and(|tag| crate::http::if_none_match(&headers, tag))
-    {
-        // Nothing acknowledged since: no view is read or built.
-        return Ok(crate::http::not_modified(etag));
-    }
-    let org_id = ctx.org_id;
-    let board = path.board;
-    // Only a patched view needs it: no copy of the state for a hit.
-    let hit_cursor = |list, id, position: &str| {
-        tasks::filter::position_cursor(&state, org_id, list, id, position)
-    };
-    if let Some(v) = version
-        && !fresh
-        && let Some(hit) = cache.get(org_id, board, per_list, v).await
-    {
-        return Ok(view_response(&hit, gzip, etag, &hit_cursor));
-    }
-    let cursor = {
-        let state = state.clone();
-        move |list, id, position: &str| {
-            tasks::filter::position_cursor(&state, org_id, list, id, position)
-        }
-    };
-    let (body, parts) = match (&mut tx, state.db.sqlite_readers()) {
-        (Some(tx), _) => board_view_parts(tx, org_id, board, per_list, cursor.clone()).await?,
-        // SQLite: on the rusqlite read pool, in a snapshot of its own (the
-        // version was read before it, see crate::cache).
-        (None, Some(readers)) => {
-            readers
-                .read({
-                    let cursor = cursor.clone();
-                    async move |u| board_view_parts(u, org_id, board, per_list, cursor).await
-                })
-                .await??
-        }
-        (None, None) => {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "board view: neither a read transaction nor the read pool"
-            )));
-        }
-    }
-    .ok_or_else(ApiError::not_found)?;
-    let stored = crate::cache::CachedView::from_parts(parts, body);
-    if let Some(v) = version {
-        cache.put(org_id, board, per_list, v, stored.clone()).await;
-    }
-    Ok(view_response(&stored, gzip, etag, &cursor))
-}
-
-/// A board view: gzipped as stored (never compressed again) when the client
-/// accepts gzip, else plain; with its `ETag` when it has one. `cursor`
-/// makes the lists' `next_cursor` of a view patched since it was read.
-fn view_response(
-    view: &crate::cache::CachedView,
-    gzip: bool,
-    etag: Option<String>,
-    cursor: crate::cache::Cursor<'_>,
-) -> Response {
-    use axum::http::{HeaderValue, header};
-    let mut res = if gzip {
-        let mut res = view.gzip(cursor).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        res
-    } else {
-        view.body(cursor).into_response()
-    };
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    if let Some(v) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
-        h.insert(header::ETAG, v);
-    }
-    res
 }
 
 /// Rename, describe, archive or restore a board (admin+).

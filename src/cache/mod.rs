@@ -56,6 +56,10 @@ use crate::cluster::Redis;
 use crate::db::change::{CardChange, Touches};
 pub use parts::{Cursor, Parts};
 
+/// Counter: cached board views kept through a task change by patching
+/// (described in [`crate::metrics`]).
+pub const BOARD_CACHE_PATCHES: &str = "orgboard_board_cache_patches_total";
+
 /// Expiry of entries kept in Redis.
 pub const REDIS_TTL_SECS: u64 = 30;
 /// Memory budget of the in-process layer.
@@ -153,7 +157,7 @@ impl CachedView {
     }
 
     /// A view in `parts` whose JSON is `body` (the parts being slices of
-    /// it, as [`crate::boards::board_view_parts`] reads them).
+    /// it, as [`crate::boards::view::board_view_parts`] reads them).
     pub fn from_parts(parts: Parts, body: Bytes) -> Self {
         let cell = OnceLock::new();
         let _ = cell.set(body);
@@ -515,7 +519,7 @@ impl BoardCache {
             if views.is_empty() {
                 return Op::Remove;
             }
-            metrics::counter!(crate::metrics::BOARD_CACHE_PATCHES).increment(1);
+            metrics::counter!(BOARD_CACHE_PATCHES).increment(1);
             Op::Put(Entry {
                 version: Version {
                     board: now,

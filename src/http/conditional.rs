@@ -48,9 +48,7 @@ impl Conditional {
                 &format!("{}?{}", uri.path(), uri.query().unwrap_or("")),
             )
         });
-        let unchanged = etag
-            .as_ref()
-            .is_some_and(|tag| super::if_none_match(headers, tag));
+        let unchanged = etag.as_ref().is_some_and(|tag| if_none_match(headers, tag));
         Self { etag, unchanged }
     }
 
@@ -62,7 +60,7 @@ impl Conditional {
 
     /// `304 Not Modified` with the tag.
     pub fn not_modified(self) -> Response {
-        super::not_modified(self.etag)
+        not_modified(self.etag)
     }
 
     /// `body` with the tag.
@@ -73,4 +71,45 @@ impl Conditional {
         }
         res
     }
+}
+
+/// Whether `If-None-Match` names `etag` (a quoted tag) or is `*`; weak
+/// tags and comma-separated lists compare too.
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// `304 Not Modified` with the current `ETag`.
+pub fn not_modified(etag: Option<String>) -> axum::response::Response {
+    let mut res = axum::http::StatusCode::NOT_MODIFIED.into_response();
+    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+        res.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    res
+}
+
+/// Whether the client accepts gzip (`gzip` or `*` without `q=0`).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }

@@ -256,3 +256,20 @@ mod tests {
         );
     }
 }
+
+/// The organization a request acts in, filled in by the organization
+/// extractor once the caller's membership is confirmed, for the request log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrg(std::sync::Arc<std::sync::OnceLock<uuid::Uuid>>);
+
+impl RequestOrg {
+    /// Notes the organization (the first one noted stays).
+    pub fn set(&self, org_id: uuid::Uuid) {
+        let _ = self.0.set(org_id);
+    }
+
+    /// The organization noted, if any.
+    pub fn get(&self) -> Option<uuid::Uuid> {
+        self.0.get().copied()
+    }
+}

@@ -8,6 +8,7 @@ pub mod conditional;
 pub mod extract;
 pub mod limits;
 pub mod page;
+pub mod throttle;
 
 use std::any::Any;
 
@@ -74,6 +75,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(crate::invites::router())
         .merge(crate::audit::router())
         .merge(crate::boards::router())
+        .merge(crate::boards::view::router())
         .merge(crate::lists::router())
         .merge(crate::tasks::router())
         .merge(crate::labels::router())
@@ -128,7 +130,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(log_requests))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    limits::limit,
+                    throttle::limit,
                 ))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(axum::middleware::from_fn(detach_writes))
@@ -138,23 +140,6 @@ pub fn router(state: AppState) -> Router {
                     crate::listener::BODY_READ_TIMEOUT,
                 )),
         )
-}
-
-/// The organization a request acts in, filled in by the organization
-/// extractor once the caller's membership is confirmed, for the request log.
-#[derive(Debug, Clone, Default)]
-pub struct RequestOrg(std::sync::Arc<std::sync::OnceLock<uuid::Uuid>>);
-
-impl RequestOrg {
-    /// Notes the organization (the first one noted stays).
-    pub fn set(&self, org_id: uuid::Uuid) {
-        let _ = self.0.set(org_id);
-    }
-
-    /// The organization noted, if any.
-    pub fn get(&self) -> Option<uuid::Uuid> {
-        self.0.get().copied()
-    }
 }
 
 /// One `info` line per request (target `orgboard::request`): method, route
@@ -176,7 +161,7 @@ async fn log_requests(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let org = RequestOrg::default();
+    let org = extract::RequestOrg::default();
     req.extensions_mut().insert(org.clone());
     let started = std::time::Instant::now();
     let res = next.run(req).await;
@@ -211,27 +196,6 @@ fn compression()
                 .and(NotForContentType::IMAGES)
                 .and(NotForContentType::SSE),
         )
-}
-
-/// Whether `If-None-Match` names `etag` (a quoted tag) or is `*`; weak
-/// tags and comma-separated lists compare too.
-pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
-}
-
-/// `304 Not Modified` with the current `ETag`.
-pub fn not_modified(etag: Option<String>) -> axum::response::Response {
-    let mut res = axum::http::StatusCode::NOT_MODIFIED.into_response();
-    if let Some(v) = etag.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
-        res.headers_mut().insert(axum::http::header::ETAG, v);
-    }
-    res
 }
 
 /// Smallest answer worth compressing, in bytes.
@@ -322,7 +286,7 @@ async fn security_headers(
     let path = req.uri().path();
     let docs = path == "/docs" || path.starts_with("/docs/");
     let api = path.starts_with("/api/");
-    let accepts_gzip = crate::web::accepts_gzip(req.headers());
+    let accepts_gzip = crate::http::conditional::accepts_gzip(req.headers());
     let mut res = next.run(req).await;
     if docs && !accepts_gzip {
         res = inflate_gzip(res).await;
@@ -477,7 +441,7 @@ async fn readyz(State(state): State<AppState>) -> Result<AppJson<Health>, ApiErr
     responses((status = 200, description = "Prometheus text format (version 0.0.4)",
         content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = crate::metrics::scrape(&state).await;
+    let text = crate::metrics::scrape(&state.db).await;
     (
         [(
             header::CONTENT_TYPE,

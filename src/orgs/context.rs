@@ -17,7 +17,7 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::user::AuthUser;
 use crate::db::uow::{Arg, Uow};
 use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership, Role, require};
@@ -33,7 +33,7 @@ pub struct OrgRequest {
     org_ref: OrgRef,
     request_id: Option<String>,
     /// Where the request log learns the organization once it is resolved.
-    logged_org: Option<crate::http::RequestOrg>,
+    logged_org: Option<crate::http::extract::RequestOrg>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,10 @@ impl FromRequestParts<AppState> for OrgRequest {
             auth,
             org_ref,
             request_id: request_id_of(parts),
-            logged_org: parts.extensions.get::<crate::http::RequestOrg>().cloned(),
+            logged_org: parts
+                .extensions
+                .get::<crate::http::extract::RequestOrg>()
+                .cloned(),
         })
     }
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::args;
-use crate::auth::AuthUser;
+use crate::auth::user::AuthUser;
 use crate::db::change::{self, Kind, from_to};
 use crate::db::uow::{AnyRow, DbError, Uow, enter_tenant};
 use crate::db::{Scope, now};
@@ -270,7 +270,7 @@ async fn create_org_route(
     let org = crate::unit!(state.db, Scope::user(user_id), |u| async move {
         // A token outlives an account deleted meanwhile: answer 401, not a
         // foreign-key error.
-        if crate::auth::load_user(u, user_id).await?.is_none() {
+        if crate::auth::user::load_user(u, user_id).await?.is_none() {
             return Err(ApiError::account_gone());
         }
         create_org(u, user_id, &name, slug, false, request_id.as_deref()).await

@@ -599,7 +599,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         url(b.org, &format!("/boards/{}?per_list=3", b.board)),
         url(b.org, &format!("/boards/{}?per_list=1", b.board)),
     ];
-    let per_list = [orgboard::boards::DEFAULT_PER_LIST, 3, 1];
+    let per_list = [orgboard::boards::view::DEFAULT_PER_LIST, 3, 1];
     // The view read from the database as `Cache-Control: no-cache` reads
     // it, without storing it: patches pile up over many changes.
     let read = |n: u32| {
@@ -615,7 +615,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
             };
             let out: Result<_, orgboard::error::ApiError> = async {
                 orgboard::read_unit!(state.db, scope, |u| {
-                    orgboard::boards::board_view_json(u, org, board, n, cursor)
+                    orgboard::boards::view::board_view_json(u, org, board, n, cursor)
                 })
             }
             .await;
@@ -726,7 +726,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         }
         let v = cache.version(b.org, b.board).await.unwrap();
         let still = cache
-            .get(b.org, b.board, orgboard::boards::DEFAULT_PER_LIST, v)
+            .get(b.org, b.board, orgboard::boards::view::DEFAULT_PER_LIST, v)
             .await
             .is_some();
         let small = cache.get(b.org, b.board, 1, v).await.is_some();

@@ -749,7 +749,7 @@ async fn board_view_cache_is_never_stale(app: TestApp) {
         .put(
             o.org,
             o.board,
-            orgboard::boards::DEFAULT_PER_LIST,
+            orgboard::boards::view::DEFAULT_PER_LIST,
             v,
             orgboard::cache::CachedView::new(axum::body::Bytes::from_static(b"{\"planted\":true}")),
         )
@@ -903,7 +903,7 @@ async fn cached(app: &TestApp, org: Uuid, board: Uuid) -> bool {
     let cache = &app.state.live.cache;
     let v = cache.version(org, board).await.unwrap();
     cache
-        .get(org, board, orgboard::boards::DEFAULT_PER_LIST, v)
+        .get(org, board, orgboard::boards::view::DEFAULT_PER_LIST, v)
         .await
         .is_some()
 }

@@ -307,7 +307,7 @@ async fn failing_job_retries_with_backoff_then_dies(app: TestApp) {
     let id = jobs_of_kind(&smtp, "invite_email").await[0].id;
     make_due(&smtp, id).await;
     assert_eq!(jobs::run_due(&smtp).await.unwrap(), 0);
-    let depth = jobs::queue_depth(&smtp.db).await.unwrap();
+    let depth = jobs::queue::queue_depth(&smtp.db).await.unwrap();
     let get = |s: &str| depth.iter().find(|(k, _)| k == s).map(|(_, n)| *n);
     assert_eq!(get("dead"), Some(1), "{depth:?}");
     assert_eq!(get("queued"), Some(0), "{depth:?}");
