@@ -26,8 +26,13 @@ use orgboard::tasks::{
 use rand::Rng;
 use uuid::Uuid;
 
-use crate::scenario::{Env, FILTERS, Op, PAGE, Vu, create_spec, move_spec, pick_task, update_spec};
+use crate::scenario::{
+    Env, FILTERS, Op, PAGE, Vu, board_name, comment_text, create_spec, move_spec, pick_task,
+    update_spec,
+};
 use crate::stats::Outcome;
+use orgboard::boards::CreateBoardBody;
+use orgboard::comments::CommentBody;
 
 /// Does `op` directly on the database; `None` when there is nothing to
 /// measure (login, or a VU without tasks).
@@ -57,6 +62,11 @@ pub async fn limit_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outco
         Op::BoardView | Op::BoardViewCached | Op::BoardView304 => board_view(db, vu).await,
         Op::Login => return None,
         Op::CreateTask => create_task(db, vu, env).await,
+        Op::CreateComment => {
+            let task = pick_task(vu)?;
+            create_comment(db, vu, env, task).await
+        }
+        Op::CreateBoard => create_board(db, vu, env).await,
         Op::UpdateTask => {
             let spec = update_spec(vu)?;
             update_task(db, vu, env, spec).await
@@ -243,6 +253,37 @@ async fn create_task(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome>
     orgboard::unit!(db, scope, |u| write::create(u, &org, list, &body, None))
         .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
     env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
+    Ok(Outcome::Ok)
+}
+
+/// The server's own comment use case (`comments::write::create`).
+async fn create_comment(db: &Db, vu: &mut Vu, env: &Env, task: Uuid) -> anyhow::Result<Outcome> {
+    let org = org_request(vu);
+    let body = CommentBody {
+        body: comment_text(vu),
+    };
+    let scope = scope(vu);
+    orgboard::unit!(db, scope, |u| orgboard::comments::write::create(
+        u, &org, task, &body, None
+    ))
+    .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+    env.limit_counts.comments.fetch_add(1, Ordering::Relaxed);
+    Ok(Outcome::Ok)
+}
+
+/// The server's own board use case (`boards::create`).
+async fn create_board(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome> {
+    let org = org_request(vu);
+    let body = CreateBoardBody {
+        name: board_name(vu),
+        description: None,
+    };
+    let scope = scope(vu);
+    orgboard::unit!(db, scope, |u| orgboard::boards::create(
+        u, &org, &body, None
+    ))
+    .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+    env.limit_counts.boards.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome::Ok)
 }
 

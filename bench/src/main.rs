@@ -907,6 +907,8 @@ async fn run_on(
 async fn check_integrity(db: &Db, ds: &Dataset, env: &Env) -> anyhow::Result<Integrity> {
     let (hc, hu, hm, hx) = env.http_counts.get();
     let (lc, lu, lm, lx) = env.limit_counts.get();
+    let (hcm, hb) = env.http_counts.created_others();
+    let (lcm, lb) = env.limit_counts.created_others();
     let mut i = Integrity {
         seeded_tasks: ds.tasks(),
         http_creates: hc,
@@ -914,6 +916,8 @@ async fn check_integrity(db: &Db, ds: &Dataset, env: &Env) -> anyhow::Result<Int
         updates: hu + lu,
         moves: hm + lm,
         unanswered_writes: hx + lx,
+        comments: hcm + lcm,
+        boards: hb + lb,
         ..Integrity::default()
     };
     for org in &ds.orgs {
@@ -926,17 +930,27 @@ async fn check_integrity(db: &Db, ds: &Dataset, env: &Env) -> anyhow::Result<Int
         .await)?;
         let audit: Vec<(String, i64)> = on_tx!(&mut tx, |c| sqlx::query_as(
             "SELECT action, COUNT(*) FROM audit_log WHERE org_id = $1 \
-             AND action IN ('task.created', 'task.updated', 'task.moved') GROUP BY action"
+             AND action IN ('task.created', 'task.updated', 'task.moved', 'comment.created', \
+             'board.created') GROUP BY action"
         )
         .bind(org.id)
         .fetch_all(c)
         .await)?;
+        let comments: i64 = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM comments WHERE org_id = $1"
+        )
+        .bind(org.id)
+        .fetch_one(c)
+        .await)?;
         i.tasks_in_db += tasks as u64;
+        i.comments_in_db += comments as u64;
         for (action, n) in audit {
             match action.as_str() {
                 "task.created" => i.audit_created += n as u64,
                 "task.updated" => i.audit_updated += n as u64,
-                _ => i.audit_moved += n as u64,
+                "task.moved" => i.audit_moved += n as u64,
+                "comment.created" => i.audit_comments += n as u64,
+                _ => i.audit_boards += n as u64,
             }
         }
     }
@@ -944,6 +958,9 @@ async fn check_integrity(db: &Db, ds: &Dataset, env: &Env) -> anyhow::Result<Int
     i.ok = i.tasks_in_db == i.seeded_tasks + creates
         && i.audit_created == creates
         && i.audit_updated == i.updates
-        && i.audit_moved == i.moves;
+        && i.audit_moved == i.moves
+        && i.comments_in_db == i.comments
+        && i.audit_comments == i.comments
+        && i.audit_boards == i.boards;
     Ok(i)
 }

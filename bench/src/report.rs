@@ -152,6 +152,16 @@ pub struct Integrity {
     pub audit_updated: u64,
     /// `task.moved` audit rows there.
     pub audit_moved: u64,
+    /// Comments created (HTTP 201 + limit mode).
+    pub comments: u64,
+    /// Comments in the seeded organizations now (the seed has none).
+    pub comments_in_db: u64,
+    /// `comment.created` audit rows there.
+    pub audit_comments: u64,
+    /// Boards created (HTTP 201 + limit mode).
+    pub boards: u64,
+    /// `board.created` audit rows there (the seed writes none).
+    pub audit_boards: u64,
     /// Every count matches.
     pub ok: bool,
 }
@@ -374,7 +384,7 @@ impl Report {
         let i = &self.integrity;
         let _ = writeln!(
             o,
-            "\nIntegrity: {} — tasks in DB {} = seeded {} + acknowledged creates {} (HTTP {} + limit {}); audit task.created {}, task.updated {} (acknowledged {}), task.moved {} (acknowledged {}); unanswered writes {}.",
+            "\nIntegrity: {} — tasks in DB {} = seeded {} + acknowledged creates {} (HTTP {} + limit {}); audit task.created {}, task.updated {} (acknowledged {}), task.moved {} (acknowledged {}); comments in DB {}, audit comment.created {} (acknowledged {}); audit board.created {} (acknowledged {}); unanswered writes {}.",
             if i.ok { "OK" } else { "MISMATCH" },
             i.tasks_in_db,
             i.seeded_tasks,
@@ -386,6 +396,11 @@ impl Report {
             i.updates,
             i.audit_moved,
             i.moves,
+            i.comments_in_db,
+            i.audit_comments,
+            i.comments,
+            i.audit_boards,
+            i.boards,
             i.unanswered_writes
         );
         if let Some(c) = &self.auth_cost {

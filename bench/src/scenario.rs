@@ -57,6 +57,10 @@ pub enum Scenario {
     MoveTask,
     /// `POST …/lists/{list}/tasks`.
     CreateTask,
+    /// `POST …/tasks/{task}/comments` on one of the VU's tasks.
+    CreateComment,
+    /// `POST …/boards` (a new empty board each time).
+    CreateBoard,
     /// 55 % reads (30 get task, 25 filtered page), 15 % board view (as a
     /// client sends it: through the cache), 15 % create, 10 % move, 5 %
     /// update.
@@ -67,7 +71,7 @@ impl Scenario {
     /// Every scenario in the order `all` runs them: reads first (so the
     /// boards they read still have their seeded size), then writes, with
     /// `create_task` last because it grows the boards the others read.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::GetTask,
         Scenario::FilterPage,
         Scenario::FilterPageCursor,
@@ -80,6 +84,8 @@ impl Scenario {
         Scenario::Login,
         Scenario::UpdateTask,
         Scenario::MoveTask,
+        Scenario::CreateComment,
+        Scenario::CreateBoard,
         Scenario::Mix,
         Scenario::CreateTask,
     ];
@@ -100,6 +106,8 @@ impl Scenario {
             Scenario::UpdateTask => "update_task",
             Scenario::MoveTask => "move_task",
             Scenario::CreateTask => "create_task",
+            Scenario::CreateComment => "create_comment",
+            Scenario::CreateBoard => "create_board",
             Scenario::Mix => "mix",
         }
     }
@@ -172,6 +180,8 @@ impl Scenario {
             Scenario::UpdateTask => Op::UpdateTask,
             Scenario::MoveTask => Op::MoveTask,
             Scenario::CreateTask => Op::CreateTask,
+            Scenario::CreateComment => Op::CreateComment,
+            Scenario::CreateBoard => Op::CreateBoard,
             Scenario::Mix => match rng.random_range(0..100) {
                 0..30 => Op::GetTask,
                 30..55 => Op::FilterPage,
@@ -209,6 +219,10 @@ pub enum Op {
     MoveTask,
     /// Create.
     CreateTask,
+    /// Comment on a task.
+    CreateComment,
+    /// Create a board.
+    CreateBoard,
 }
 
 impl Op {
@@ -226,6 +240,8 @@ impl Op {
             Op::UpdateTask => "update_task",
             Op::MoveTask => "move_task",
             Op::CreateTask => "create_task",
+            Op::CreateComment => "create_comment",
+            Op::CreateBoard => "create_board",
         }
     }
 }
@@ -368,12 +384,24 @@ pub struct Counters {
     pub updated: AtomicU64,
     /// Moves acknowledged (each writes one `task.moved` audit row).
     pub moved: AtomicU64,
+    /// Comments created (each writes one `comment.created` audit row).
+    pub comments: AtomicU64,
+    /// Boards created (each writes one `board.created` audit row).
+    pub boards: AtomicU64,
     /// Writes whose answer never came (timeout or connection error): the
     /// server may or may not have committed them.
     pub unanswered_writes: AtomicU64,
 }
 
 impl Counters {
+    /// `(comments, boards)` created.
+    pub fn created_others(&self) -> (u64, u64) {
+        (
+            self.comments.load(Ordering::Relaxed),
+            self.boards.load(Ordering::Relaxed),
+        )
+    }
+
     /// `(created, updated, moved, unanswered)`.
     pub fn get(&self) -> (u64, u64, u64, u64) {
         (
@@ -493,6 +521,18 @@ pub fn move_spec(vu: &mut Vu) -> Option<MoveSpec> {
         }
     }
     Some(MoveSpec { task, to, after })
+}
+
+/// The text of the VU's next comment.
+pub fn comment_text(vu: &mut Vu) -> String {
+    vu.n += 1;
+    format!("bench comment {}-{}: looks good to me.", vu.idx, vu.n)
+}
+
+/// The name of the VU's next board.
+pub fn board_name(vu: &mut Vu) -> String {
+    vu.n += 1;
+    format!("bench board {}-{}", vu.idx, vu.n)
 }
 
 /// A random task of the VU (`None` when it owns none).
@@ -629,27 +669,19 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
                 "assignee_ids": spec.assignees, "label_ids": spec.labels,
             })
             .to_string();
-            let r = http
-                .send(
-                    Method::POST,
-                    &path,
-                    Some(&vu.token),
-                    Some(body.into_bytes()),
-                    None,
-                )
-                .await;
-            match r {
-                Ok(r) => {
-                    if r.status == 201 {
-                        counts.created.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some((r.latency, outcome(r.status)))
-                }
-                Err(e) => {
-                    counts.unanswered_writes.fetch_add(1, Ordering::Relaxed);
-                    Some(fail(e))
-                }
-            }
+            create(http, vu, &path, body, &counts.created, counts).await
+        }
+        Op::CreateComment | Op::CreateBoard => {
+            let (path, body, acked) = if op == Op::CreateComment {
+                let id = pick_task(vu)?;
+                let body = json!({ "body": comment_text(vu) });
+                let path = format!("/api/v1/orgs/{org}/tasks/{id}/comments");
+                (path, body, &counts.comments)
+            } else {
+                let body = json!({ "name": board_name(vu) });
+                (format!("/api/v1/orgs/{org}/boards"), body, &counts.boards)
+            };
+            create(http, vu, &path, body.to_string(), acked, counts).await
         }
         Op::UpdateTask => {
             let spec = update_spec(vu)?;
@@ -685,6 +717,39 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
                 )
                 .await;
             self_sync(vu, env, http, spec.task, r, &counts.moved).await
+        }
+    }
+}
+
+/// A creating `POST` of `body` to `path`: a `201` counts in `acked`, no
+/// answer in `counts.unanswered_writes`.
+async fn create(
+    http: &Http,
+    vu: &Vu,
+    path: &str,
+    body: String,
+    acked: &AtomicU64,
+    counts: &Counters,
+) -> Option<(Duration, Outcome)> {
+    let r = http
+        .send(
+            Method::POST,
+            path,
+            Some(&vu.token),
+            Some(body.into_bytes()),
+            None,
+        )
+        .await;
+    match r {
+        Ok(r) => {
+            if r.status == 201 {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((r.latency, outcome(r.status)))
+        }
+        Err(e) => {
+            counts.unanswered_writes.fetch_add(1, Ordering::Relaxed);
+            Some(fail(e))
         }
     }
 }
