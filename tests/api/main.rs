@@ -25,6 +25,7 @@ mod multinode;
 mod ordering;
 mod orgs;
 mod process;
+mod shapes;
 mod storage;
 mod tasks;
 mod web;
