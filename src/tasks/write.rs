@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    CreateTaskBody, MoveTaskBody, NewTask, Status, TASK_COLUMNS, Task, UpdateTaskBody,
-    apply_update, changed_concurrently, diff, ids_text, ownership, validate_fields,
+use super::rules::{
+    NewTask, apply_update, changed_concurrently, check_if_match, diff, ownership, validate_fields,
 };
+use super::{CreateTaskBody, MoveTaskBody, Status, TASK_COLUMNS, Task, UpdateTaskBody, ids_text};
 use crate::args;
 use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{Arg, DbError, RowRef, Uow};
@@ -330,7 +330,7 @@ pub async fn update<U: Uow>(
         .await?
         .ok_or_else(ApiError::not_found)?;
     oc.require(Action::UpdateTask, ownership(&task, oc.user_id, true))?;
-    super::check_if_match(if_match, task.version)?;
+    check_if_match(if_match, task.version)?;
     check_related(
         u,
         oc.org_id,
@@ -457,7 +457,7 @@ pub async fn move_to<U: Uow>(
             .ok_or_else(ApiError::not_found)?,
         Backend::Sqlite => task,
     };
-    super::check_if_match(if_match, task.version)?;
+    check_if_match(if_match, task.version)?;
     let list_id = body.list_id;
     let after = anchor(u, &oc, list_id, "after_id", body.after_id).await?;
     let before = anchor(u, &oc, list_id, "before_id", body.before_id).await?;
@@ -533,7 +533,7 @@ pub async fn delete<U: Uow>(
         .await?
         .ok_or_else(ApiError::not_found)?;
     oc.require(Action::DeleteTask, ownership(&task, oc.user_id, false))?;
-    super::check_if_match(if_match, task.version)?;
+    check_if_match(if_match, task.version)?;
     u.defer(
         "DELETE FROM tasks WHERE org_id = $1 AND id = $2",
         &args![oc.org_id, task_id],
