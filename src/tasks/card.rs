@@ -71,7 +71,7 @@ impl<'a> CardFields<'a> {
             board_id: r.get(2)?,
             list_id: r.get(3)?,
             title: r.text(4)?,
-            status: Status::try_from(status.into_owned()).map_err(|e| DbError::Decode(5, e))?,
+            status: Status::try_from(&*status).map_err(|e| DbError::Decode(5, e))?,
             priority: Priority::try_from(priority).map_err(|e| DbError::Decode(6, e))?,
             position: r.text(7)?,
             due_date: r.time(8)?,

@@ -53,15 +53,22 @@ impl Status {
     }
 }
 
-impl TryFrom<String> for Status {
+impl TryFrom<&str> for Status {
     type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
+    fn try_from(s: &str) -> Result<Self, String> {
+        match s {
             "todo" => Ok(Status::Todo),
             "in_progress" => Ok(Status::InProgress),
             "done" => Ok(Status::Done),
             _ => Err(format!("unknown status {s:?}")),
         }
+    }
+}
+
+impl TryFrom<String> for Status {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Status::try_from(s.as_str())
     }
 }
 

@@ -29,7 +29,7 @@ use crate::orgs::context::{OrgContext, OrgRequest};
 
 /// A task from a row of [`TASK_COLUMNS`].
 pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
-    let status: String = r.get(6)?;
+    let status = r.text(6)?;
     let priority: i16 = r.get(7)?;
     Ok(Task {
         id: r.get(0)?,
@@ -38,7 +38,7 @@ pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
         list_id: r.get(3)?,
         title: r.get(4)?,
         description: r.get(5)?,
-        status: Status::try_from(status).map_err(|e| DbError::Decode(6, e))?,
+        status: Status::try_from(&*status).map_err(|e| DbError::Decode(6, e))?,
         priority: super::Priority::try_from(priority).map_err(|e| DbError::Decode(7, e))?,
         position: r.get(8)?,
         due_date: r.get(9)?,
