@@ -127,13 +127,13 @@ impl Entry {
 /// Appends `entry` in a transaction of its own. A failure is logged, not
 /// returned: the request it describes has its own outcome.
 pub async fn record(db: &Db, entry: Entry) {
-    if let Err(e) = try_record(db, &entry).await {
-        tracing::warn!(error = %e, kind = entry.kind.as_str(), "could not write the security log");
+    let kind = entry.kind;
+    if let Err(e) = try_record(db, entry).await {
+        tracing::warn!(error = %e, kind = kind.as_str(), "could not write the security log");
     }
 }
 
-async fn try_record(db: &Db, e: &Entry) -> Result<(), crate::error::ApiError> {
-    let e = e.clone();
+async fn try_record(db: &Db, e: Entry) -> Result<(), crate::error::ApiError> {
     crate::unit!(db, Scope::system(), |u| async move {
         record_in(u, &e).await.map_err(crate::error::ApiError::from)
     })

@@ -202,22 +202,17 @@ fn refresh_ttl(state: &AppState) -> Duration {
     Duration::days(state.config.refresh_token_ttl_days as i64)
 }
 
-/// The access token of a stored session, and its refresh token.
-fn tokens_of(state: &AppState, user_id: Uuid, s: NewSession) -> ApiResult<(String, String)> {
-    let access = state.keys.issue_session_access(user_id, s.family)?;
-    Ok((access, s.refresh))
-}
-
 /// The answer of sign-up, login and refresh: the session in the body, and
 /// in a cookie session the refresh token in its cookie instead.
 fn session(
     state: &AppState,
     status: StatusCode,
     user: User,
-    access: String,
-    refresh: String,
+    stored: NewSession,
     in_cookie: bool,
-) -> Response {
+) -> ApiResult<Response> {
+    let access = state.keys.issue_session_access(user.id, stored.family)?;
+    let refresh = stored.refresh;
     let body = Session {
         user,
         access_token: access,
@@ -232,7 +227,7 @@ fn session(
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
-    res
+    Ok(res)
 }
 
 /// Create an account (and its personal organization) and sign in.
@@ -275,15 +270,7 @@ async fn signup(
         create_account(u, user_id, &email, &name, &hash, request_id.as_deref()).await?;
         open_session(u, user_id, in_cookie, ttl, Kind::Signup, ip).await
     })?;
-    let (access, refresh) = tokens_of(&state, user_id, stored)?;
-    Ok(session(
-        &state,
-        StatusCode::CREATED,
-        user,
-        access,
-        refresh,
-        in_cookie,
-    ))
+    session(&state, StatusCode::CREATED, user, stored, in_cookie)
 }
 
 #[derive(sqlx::FromRow)]
@@ -355,15 +342,7 @@ async fn login(
         Kind::Login,
         ip
     ))?;
-    let (access, refresh) = tokens_of(&state, user_id, stored)?;
-    Ok(session(
-        &state,
-        StatusCode::OK,
-        user,
-        access,
-        refresh,
-        in_cookie,
-    ))
+    session(&state, StatusCode::OK, user, stored, in_cookie)
 }
 
 struct TokenRow {
@@ -446,15 +425,7 @@ async fn refresh(
         }
         Rotated::Fresh(user, stored) => (user, stored),
     };
-    let (access, refresh) = tokens_of(&state, user.id, stored)?;
-    Ok(session(
-        &state,
-        StatusCode::OK,
-        user,
-        access,
-        refresh,
-        in_cookie,
-    ))
+    session(&state, StatusCode::OK, user, stored, in_cookie)
 }
 
 /// What presenting a refresh token came to.

@@ -71,6 +71,13 @@ impl Walk<'_> {
     }
 }
 
+impl Walk<'_> {
+    /// A `GET` answered `200`.
+    async fn get(&mut self, path: &str, token: Option<&str>, name: &str) -> Value {
+        self.step(Method::GET, path, token, None, 200, name).await
+    }
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
@@ -93,7 +100,7 @@ async fn responses_keep_their_shape(app: TestApp) {
         .await;
     let t = ada["access_token"].as_str().unwrap().to_owned();
     let t = Some(t.as_str());
-    w.step(Method::GET, "/api/v1/me", t, None, 200, "me").await;
+    w.get("/api/v1/me", t, "me").await;
     let org = w
         .step(
             Method::POST,
@@ -114,8 +121,7 @@ async fn responses_keep_their_shape(app: TestApp) {
         "orgs/{org}",
     )
     .await;
-    w.step(Method::GET, "/api/v1/orgs", t, None, 200, "orgs")
-        .await;
+    w.get("/api/v1/orgs", t, "orgs").await;
     let invite = w
         .step(
             Method::POST,
@@ -126,15 +132,7 @@ async fn responses_keep_their_shape(app: TestApp) {
             "invites",
         )
         .await;
-    w.step(
-        Method::GET,
-        &format!("{o}/invites"),
-        t,
-        None,
-        200,
-        "invites",
-    )
-    .await;
+    w.get(&format!("{o}/invites"), t, "invites").await;
     let signup = json!({ "email": "bob@example.com", "password": PASSWORD, "name": "Bob" });
     let bob = w
         .step(
@@ -157,15 +155,7 @@ async fn responses_keep_their_shape(app: TestApp) {
         "invites/accept",
     )
     .await;
-    w.step(
-        Method::GET,
-        &format!("{o}/members"),
-        t,
-        None,
-        200,
-        "members",
-    )
-    .await;
+    w.get(&format!("{o}/members"), t, "members").await;
     let board = w
         .step(
             Method::POST,
@@ -259,38 +249,19 @@ async fn responses_keep_their_shape(app: TestApp) {
         "comments/{comment}",
     )
     .await;
-    w.step(Method::GET, &k, t, None, 200, "tasks/{task}").await;
-    w.step(
-        Method::GET,
-        &format!("{k}/comments"),
-        t,
-        None,
-        200,
-        "tasks/{task}/comments",
-    )
-    .await;
-    w.step(
-        Method::GET,
+    w.get(&k, t, "tasks/{task}").await;
+    w.get(&format!("{k}/comments"), t, "tasks/{task}/comments")
+        .await;
+    w.get(
         &format!("{o}/tasks?status=in_progress&limit=1"),
         t,
-        None,
-        200,
         "tasks?status",
     )
     .await;
-    w.step(Method::GET, &b, t, None, 200, "boards/{board}")
+    w.get(&b, t, "boards/{board}").await;
+    w.get(&format!("{o}/boards"), t, "boards").await;
+    w.get(&format!("{o}/audit-log?limit=5"), t, "audit-log")
         .await;
-    w.step(Method::GET, &format!("{o}/boards"), t, None, 200, "boards")
-        .await;
-    w.step(
-        Method::GET,
-        &format!("{o}/audit-log?limit=5"),
-        t,
-        None,
-        200,
-        "audit-log",
-    )
-    .await;
     // Problems: unknown, refused, invalid.
     w.step(
         Method::GET,
