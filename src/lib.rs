@@ -107,7 +107,7 @@ macro_rules! unit {
     }};
     ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
         let db: &$crate::db::Db = &$db;
-        $crate::unit!(@run db, db.write($scope).await?, |$u| $body)
+        $crate::unit!(@run db, db.unit($scope).await?, |$u| $body)
     }};
 }
 

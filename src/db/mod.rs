@@ -59,6 +59,7 @@ impl StorageConfig {
 
 pub mod change;
 pub mod readers;
+pub mod unit;
 pub mod uow;
 pub mod writer;
 pub use writer::{SqliteWriter, WriteCtx};
@@ -215,6 +216,9 @@ pub struct Tx {
     /// transaction ends (commit, or drop → rollback). Declared after `conn`
     /// so the rollback happens before the gate opens.
     gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Statements sent so far, `BEGIN` not counted (each is one round trip
+    /// on PostgreSQL; see [`unit::Unit::round_trips_to_commit`]).
+    pub(crate) sent: u32,
 }
 
 /// Runs the same sqlx statement on whichever backend `tx` is on:
@@ -237,6 +241,11 @@ macro_rules! on_tx {
     };
 }
 
+/// How long a PostgreSQL connection may sit idle in the pool before it is
+/// pinged when handed out again (a server restart or a network cut shows
+/// there, not in the request that uses it).
+const IDLE_PING_AFTER: Duration = Duration::from_secs(10);
+
 impl Db {
     /// Opens the database named by the settings (creating the SQLite file and
     /// data directory when needed). Does not migrate.
@@ -248,6 +257,19 @@ impl Db {
                 .max_connections(cfg.db_max_connections)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(5))
+                // sqlx pings every connection it hands out by default: one
+                // more round trip per transaction (a fifth of a task
+                // create's). A connection in steady use needs no proof of
+                // life; one that sat idle is still pinged first.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > IDLE_PING_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
@@ -272,9 +294,13 @@ impl Db {
             let path = base.get_filename().to_owned();
             private_database_file(&path)
                 .with_context(|| format!("cannot create SQLite database {}", path.display()))?;
+            // An SQLite connection is a file handle in this process: it
+            // cannot be lost the way a socket can, so no pool pings it
+            // before handing it out (a thread round trip each).
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 // Checkpoints are the checkpointer thread's (see `writer`).
                 .connect_with(base.clone().pragma(
@@ -286,6 +312,7 @@ impl Db {
             let reader = SqlitePoolOptions::new()
                 .max_connections(cfg.db_max_connections.max(2))
                 .min_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(base.read_only(true))
                 .await
@@ -389,6 +416,21 @@ impl Db {
         };
         tx.after = self.hook().get();
         Ok(tx)
+    }
+
+    /// Opens a write unit for `scope` that sends nothing yet: on PostgreSQL
+    /// its `BEGIN` waits for the use case's first call (see [`unit::Unit`]); on
+    /// SQLite a write transaction at once, as [`Db::write`] (the product's
+    /// SQLite writes run on the group-commit writer instead).
+    pub async fn unit(&self, scope: Scope) -> Result<unit::Unit, sqlx::Error> {
+        match self {
+            Db::Postgres(pool, _) => Ok(unit::Unit::idle(
+                pool.acquire().await?,
+                scope,
+                self.hook().get(),
+            )),
+            Db::Sqlite { .. } => Ok(unit::Unit::begun(self.write(scope).await?)),
+        }
     }
 
     /// SQLite's read-only pool (`None` on PostgreSQL), for reads that are
@@ -508,7 +550,7 @@ async fn enter_gate(gate: &writer::Gate) -> Result<tokio::sync::OwnedMutexGuard<
 /// transaction-locally drops every privilege of the connection's own user
 /// (even a superuser's) until the transaction ends. The values are UUIDs
 /// formatted here, never client text, so inlining them is safe.
-fn pg_begin(role: &str, scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn pg_begin(role: &str, scope: Scope, read_only: bool) -> sqlx::AssertSqlSafe<String> {
     let id = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
     sqlx::AssertSqlSafe(format!(
         "BEGIN{}; SELECT set_config('role', '{role}', true), \
@@ -528,6 +570,7 @@ impl Tx {
             committed_events: Vec::new(),
             deferred: uow::Deferred::default(),
             gate: None,
+            sent: 0,
         }
     }
 
@@ -655,6 +698,14 @@ pub fn lock_suffix(backend: Backend) -> &'static str {
         Backend::Postgres => " FOR NO KEY UPDATE",
         Backend::Sqlite => "",
     }
+}
+
+/// `$first, $first+1, …` for `n` values (both drivers read `$n`).
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True when the error means "busy, try again": SQLite's lock timeout, or a

@@ -68,6 +68,44 @@ impl DbError {
     }
 }
 
+/// How a request names its organization: by id or by slug.
+#[derive(Debug, Clone, Copy)]
+pub enum OrgKey<'a> {
+    /// By id.
+    Id(Uuid),
+    /// By slug.
+    Slug(&'a str),
+}
+
+/// A table whose rows a use case locks before it reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockTable {
+    /// `lists`.
+    Lists,
+    /// `tasks`.
+    Tasks,
+}
+
+impl LockTable {
+    /// The table's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockTable::Lists => "lists",
+            LockTable::Tasks => "tasks",
+        }
+    }
+}
+
+/// Rows of one table of the organization to lock `FOR NO KEY UPDATE` (see
+/// [`Uow::begin_in_org`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lock<'a> {
+    /// The table.
+    pub table: LockTable,
+    /// The rows' ids (locked in id order).
+    pub ids: &'a [Uuid],
+}
+
 /// One bound value. `None` binds a typed `NULL` (PostgreSQL wants the type).
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
@@ -612,6 +650,23 @@ pub trait Uow: Send {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Begins the unit inside organization `org` for `user`, if they are a
+    /// member of it, holding `locks` (rows of that organization, locked
+    /// in the order given and by id within a table) before its first
+    /// statement. True when it did: the next statement may read the
+    /// organization's rows (and check the membership) as if
+    /// [`crate::orgs::context::OrgRequest::enter`] had run. False when the
+    /// unit had already begun: the caller enters and locks with statements
+    /// of its own. On PostgreSQL this is how a [`super::unit::Unit`] saves
+    /// two round trips; SQLite's writer is alone and has no row-level
+    /// security, so there is nothing to do before the first statement.
+    fn begin_in_org(
+        &mut self,
+        user: Uuid,
+        org: &OrgKey<'_>,
+        locks: &[Lock<'_>],
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+
     /// The first column of the first row of a statement, if any row.
     fn fetch_value<T: Col + Send>(
         &mut self,
@@ -660,6 +715,7 @@ impl Tx {
             return Ok(());
         };
         let args: Vec<Arg<'_>> = vals.iter().map(Arg::from).collect();
+        self.sent += 1;
         if let TxConn::Postgres(c) = &mut self.conn {
             bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
                 .execute(&mut **c)
@@ -674,6 +730,16 @@ impl Uow for Tx {
         Tx::backend(self)
     }
 
+    /// A `Tx` has begun (and SQLite's sqlx writer is not alone).
+    async fn begin_in_org(
+        &mut self,
+        _user: Uuid,
+        _org: &OrgKey<'_>,
+        _locks: &[Lock<'_>],
+    ) -> Result<bool, DbError> {
+        Ok(false)
+    }
+
     async fn defer(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<(), DbError> {
         match self.conn {
             TxConn::Postgres(_) => {
@@ -686,6 +752,7 @@ impl Uow for Tx {
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
         self.flush().await?;
+        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -711,6 +778,7 @@ impl Uow for Tx {
     ) -> Result<(), E> {
         use futures_util::TryStreamExt as _;
         self.flush().await?;
+        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         match &mut self.conn {
             TxConn::Postgres(c) => {
@@ -735,6 +803,7 @@ impl Uow for Tx {
         args: &[Arg<'_>],
     ) -> Result<Option<AnyRow>, DbError> {
         self.flush().await?;
+        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -750,6 +819,7 @@ impl Uow for Tx {
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         self.flush().await?;
+        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -877,6 +947,17 @@ impl Uow for LiteUow<'_, '_> {
         Backend::Sqlite
     }
 
+    /// The writer is alone (nothing to lock) and SQLite has no row-level
+    /// security (nothing to enter).
+    async fn begin_in_org(
+        &mut self,
+        _user: Uuid,
+        _org: &OrgKey<'_>,
+        _locks: &[Lock<'_>],
+    ) -> Result<bool, DbError> {
+        Ok(true)
+    }
+
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
         lite_rows(self.ctx.conn, sql, args, false)
     }
@@ -940,6 +1021,17 @@ impl<'c> LiteRead<'c> {
 impl Uow for LiteRead<'_> {
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    /// The writer is alone (nothing to lock) and SQLite has no row-level
+    /// security (nothing to enter).
+    async fn begin_in_org(
+        &mut self,
+        _user: Uuid,
+        _org: &OrgKey<'_>,
+        _locks: &[Lock<'_>],
+    ) -> Result<bool, DbError> {
+        Ok(true)
     }
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use uuid::Uuid;
 
 use crate::auth::user::AuthUser;
-use crate::db::uow::{Arg, Uow};
+use crate::db::uow::{AnyRow, Arg, Lock, Uow};
 use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
@@ -136,18 +136,66 @@ impl OrgRequest {
     pub async fn enter<U: Uow>(&self, u: &mut U) -> Result<OrgContext, ApiError> {
         let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
         let sql = membership_sql(u.backend(), by);
-        let key = match key {
-            OrgKey::Id(id) => Arg::from(id),
-            OrgKey::Slug(s) => Arg::from(s),
-        };
         let row = u
-            .fetch_optional(sql, &[key, Arg::from(self.auth.user_id)])
+            .fetch_optional(sql, &[key_arg(key), Arg::from(self.auth.user_id)])
             .await?
             .ok_or_else(ApiError::not_found)?;
-        let org_id: Uuid = row.get(0)?;
-        let role = Role::try_from(row.get::<String>(1)?)
+        self.context_from(&row, 0)
+    }
+
+    /// [`OrgRequest::enter`], `locks` and one read of what the use case
+    /// needs, in as few round trips as the unit allows: on a PostgreSQL
+    /// [`crate::db::unit::Unit`] that has not begun, the `BEGIN` enters the
+    /// tenant (for a member) and takes the locks, and one statement then
+    /// reads the membership and `read`; otherwise `enter`, a lock statement
+    /// per table, then the same statement. The row holds `read`'s columns
+    /// first (`0..read.width`). `404` unless the caller is a member, `423`
+    /// when the organization is suspended, as `enter`.
+    pub async fn enter_reading<U: Uow>(
+        &self,
+        u: &mut U,
+        locks: &[Lock<'_>],
+        read: &Fused<'_>,
+    ) -> Result<(OrgContext, AnyRow), ApiError> {
+        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
+        if !u.begin_in_org(self.auth.user_id, &key, locks).await? {
+            let oc = self.enter(u).await?;
+            if u.backend() == Backend::Postgres {
+                for lock in locks.iter().filter(|l| !l.ids.is_empty()) {
+                    let sql = format!(
+                        "SELECT 1 FROM {} WHERE org_id = $1 AND id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+                        lock.table.as_str(),
+                        crate::db::placeholders(2, lock.ids.len())
+                    );
+                    let mut args = vec![Arg::from(oc.org_id)];
+                    args.extend(lock.ids.iter().map(|id| Arg::from(*id)));
+                    u.fetch_all(&sql, &args).await?;
+                }
+            }
+        }
+        let sql = format!(
+            "SELECT {}, o.id, m.role, o.suspended_at IS NOT NULL FROM organizations o \
+             JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 {} \
+             WHERE {by} = $1 AND o.deleted_at IS NULL",
+            read.columns, read.joins
+        );
+        let mut args = vec![key_arg(key), Arg::from(self.auth.user_id)];
+        args.extend_from_slice(&read.args);
+        let row = u
+            .fetch_optional(&sql, &args)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let oc = self.context_from(&row, read.width)?;
+        Ok((oc, row))
+    }
+
+    /// The context from a row holding `(organization id, role, suspended)`
+    /// at `at`; `423` when suspended.
+    fn context_from(&self, row: &AnyRow, at: usize) -> Result<OrgContext, ApiError> {
+        let org_id: Uuid = row.get(at)?;
+        let role = Role::try_from(row.get::<String>(at + 1)?)
             .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-        if row.get::<bool>(2)? {
+        if row.get::<bool>(at + 2)? {
             return Err(ApiError::suspended());
         }
         self.note_org(org_id);
@@ -158,6 +206,29 @@ impl OrgRequest {
             request_id: self.request_id.clone(),
         })
     }
+}
+
+/// The organization's key as a bound value.
+fn key_arg(key: OrgKey<'_>) -> Arg<'_> {
+    match key {
+        OrgKey::Id(id) => Arg::from(id),
+        OrgKey::Slug(s) => Arg::from(s),
+    }
+}
+
+/// What a use case reads in the statement that checks the membership (see
+/// [`OrgRequest::enter_reading`]): `columns` (selected first, `width` of
+/// them; they may name the organization as `o.id`), `joins` (after the
+/// membership's), and the values they bind as `$3`, `$4`, ….
+pub struct Fused<'a> {
+    /// The columns, comma-separated.
+    pub columns: &'a str,
+    /// How many columns.
+    pub width: usize,
+    /// `LEFT JOIN …` clauses, or nothing.
+    pub joins: &'a str,
+    /// The values of `$3…`.
+    pub args: Vec<Arg<'a>>,
 }
 
 /// The statement that resolves `{org}` (`by`: `o.id` or `o.slug`, `$1`) and
@@ -205,12 +276,7 @@ pub fn membership_slot(backend: Backend, by: &str) -> usize {
 
 /// How a request names its organization, for statements that check the
 /// membership themselves (see [`OrgRequest::org_key`]).
-pub enum OrgKey<'a> {
-    /// By id.
-    Id(Uuid),
-    /// By slug.
-    Slug(&'a str),
-}
+pub use crate::db::uow::OrgKey;
 
 impl OrgRequest {
     /// How the path names the organization: the column of `o` to match

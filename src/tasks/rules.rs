@@ -119,16 +119,6 @@ impl NewTask {
     }
 }
 
-/// `412` for a conditional `UPDATE` that found another version.
-pub(super) fn changed_concurrently() -> ApiError {
-    ApiError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-        "Precondition failed",
-        "The task changed concurrently; reload and retry.",
-    )
-}
-
 /// `Err(412)` when `If-Match` is present and names another version. Accepts
 /// `"7"`, `W/"7"`, `7` and `*`.
 pub(super) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ApiError> {

@@ -3,29 +3,32 @@
 //! transaction and as a job of SQLite's group-commit writer. The handlers
 //! in [`super`] only parse, run the use case ([`crate::unit!`]) and answer.
 //!
-//! On PostgreSQL rows are locked where two writers could race (the list a
-//! task is appended to, the task being changed, the lists of a move, in id
-//! order); on SQLite the writer is alone, so the same `SELECT`s lock
-//! nothing ([`lock`]).
+//! Each starts with [`OrgRequest::enter_reading`]: the rows two writers
+//! could race for are named as locks (the list a task is appended to, the
+//! task being changed, a move's destination list and then its task), and
+//! one statement reads the membership together with everything the write
+//! needs (the list's last key, the task, the anchors, whether the related
+//! ids exist). On PostgreSQL the locks go out with the unit's `BEGIN`
+//! ([`crate::db::unit`]), so a create, update, move or delete is four
+//! round trips: `BEGIN`, that statement, the writes (deferred into one
+//! statement), `COMMIT`. On SQLite the writer is alone: nothing is locked.
 
 use std::collections::BTreeSet;
 
 use serde_json::json;
 use uuid::Uuid;
 
-use super::rules::{
-    NewTask, apply_update, changed_concurrently, check_if_match, diff, ownership, validate_fields,
-};
+use super::rules::{NewTask, apply_update, check_if_match, diff, ownership, validate_fields};
 use super::{CreateTaskBody, MoveTaskBody, Status, TASK_COLUMNS, Task, UpdateTaskBody, ids_text};
 use crate::args;
 use crate::db::change::{self, CardChange, Kind};
-use crate::db::uow::{Arg, DbError, RowRef, Uow};
-use crate::db::{Backend, lock_suffix, now};
+use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
+use crate::db::{lock_suffix, now, placeholders};
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
 use crate::idempotency::{self, Created, IdemKey};
-use crate::orgs::context::{OrgContext, OrgRequest};
+use crate::orgs::context::{Fused, OrgRequest};
 
 /// A task from a row of [`TASK_COLUMNS`].
 pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
@@ -75,41 +78,84 @@ pub async fn load_task<U: Uow>(
         .transpose()
 }
 
-/// The board of a list of the organization (`lock`: and locks the list).
-async fn board_of_list<U: Uow>(
+/// How many columns [`TASK_COLUMNS`] has.
+const TASK_WIDTH: usize = 18;
+
+/// The columns of a task read through `LEFT JOIN tasks t` (the task's
+/// columns are `NULL` when there is no such task).
+const TASK_JOIN: &str = "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $3";
+
+/// The task of a row whose first columns are [`TASK_COLUMNS`] read through
+/// [`TASK_JOIN`]; `404` when there is none.
+fn joined_task(row: &AnyRow) -> Result<Task, ApiError> {
+    if row.get::<Option<Uuid>>(0)?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    Ok(task_from_row(row.into())?)
+}
+
+/// Two columns counting how many of `assignees` are members and how many
+/// of `labels` are labels of the organization (`o.id`), their values bound
+/// from `$first` on; `0` for an empty set or one too large to be valid
+/// (the field check refuses it before the counts are looked at).
+fn related_counts<'a>(
+    first: usize,
+    assignees: &'a BTreeSet<Uuid>,
+    labels: &'a BTreeSet<Uuid>,
+    args: &mut Vec<Arg<'a>>,
+) -> String {
+    let mut at = first;
+    let mut cols = Vec::with_capacity(2);
+    for (table, col, ids) in [
+        ("memberships", "user_id", assignees),
+        ("labels", "id", labels),
+    ] {
+        if ids.is_empty() || ids.len() > super::MAX_RELATED {
+            cols.push("CAST(0 AS BIGINT)".to_owned());
+            continue;
+        }
+        cols.push(format!(
+            "(SELECT count(*) FROM {table} WHERE org_id = o.id AND {col} IN ({}))",
+            placeholders(at, ids.len())
+        ));
+        at += ids.len();
+        args.extend(ids.iter().map(|id| Arg::from(*id)));
+    }
+    cols.join(", ")
+}
+
+/// The distinct ids of a relation field as sent (for [`related_counts`]).
+fn distinct(ids: Option<&[Uuid]>) -> BTreeSet<Uuid> {
+    ids.unwrap_or_default().iter().copied().collect()
+}
+
+/// `422` naming the ids that are not members or labels of the organization,
+/// unless the counts read with the membership (at `at`, `at + 1`) already
+/// found every one of them.
+async fn check_counted<U: Uow>(
     u: &mut U,
+    row: &AnyRow,
+    at: usize,
     org_id: Uuid,
-    list_id: Uuid,
-    lock_it: bool,
-) -> Result<Option<Uuid>, DbError> {
-    let suffix = if lock_it {
-        lock_suffix(u.backend())
-    } else {
-        ""
+    assignees: &[Uuid],
+    labels: &[Uuid],
+) -> Result<(), ApiError> {
+    let found = |i: usize| -> Result<usize, ApiError> {
+        Ok(usize::try_from(row.get::<i64>(i)?).unwrap_or(0))
     };
-    let sql = format!("SELECT board_id FROM lists WHERE org_id = $1 AND id = $2{suffix}");
-    u.fetch_value(&sql, &args![org_id, list_id]).await
+    if found(at)? == assignees.len() && found(at + 1)? == labels.len() {
+        return Ok(());
+    }
+    check_related(u, org_id, assignees, labels).await
 }
 
-/// The last key of a list, for appending: answered from the
-/// `(org_id, list_id, position)` index alone.
-const APPEND: &str =
-    "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 ORDER BY position DESC LIMIT 1";
-const LAST: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 \
-     ORDER BY position DESC LIMIT 1";
-const NEXT: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 \
-     AND position > $4 ORDER BY position LIMIT 1";
-const PREV: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id <> $3 \
-     AND position < $4 ORDER BY position DESC LIMIT 1";
-const ANCHOR: &str = "SELECT position FROM tasks WHERE org_id = $1 AND list_id = $2 AND id = $3";
-
-/// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// A task of list `$3` (other than task `$6`), for placing a moved task:
+/// the key of anchor `$4` (after) and `$5` (before), each `NULL` unless it
+/// is a task of the list.
+const ANCHOR_AFTER: &str =
+    "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 AND id = $4)";
+const ANCHOR_BEFORE: &str =
+    "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 AND id = $5)";
 
 /// `422` unless every id is a member (assignees) or a label of the
 /// organization; one statement per non-empty set.
@@ -161,7 +207,10 @@ pub async fn check_related<U: Uow>(
 }
 
 /// Replaces the given relation sets of a task (`None`: leave that set;
-/// `fresh`: the task is new, there is nothing to delete).
+/// `fresh`: the task is new, there is nothing to delete). Both writes wait
+/// for the unit's next round trip: the `DELETE` takes only the ids that
+/// left the set and the `INSERT` skips the ones that stayed, so the two
+/// never touch one row (the parts of one statement see one snapshot).
 async fn replace_relations<U: Uow>(
     u: &mut U,
     org_id: Uuid,
@@ -175,9 +224,16 @@ async fn replace_relations<U: Uow>(
         ("task_labels", "label_id", labels),
     ] {
         let Some(ids) = ids else { continue };
+        let mut bound = vec![Arg::from(org_id), Arg::from(task_id)];
+        bound.extend(ids.iter().map(|id| Arg::from(*id)));
         if !fresh {
-            let del = format!("DELETE FROM {table} WHERE org_id = $1 AND task_id = $2");
-            u.execute(&del, &args![org_id, task_id]).await?;
+            let keep = if ids.is_empty() {
+                String::new()
+            } else {
+                format!(" AND {col} NOT IN ({})", placeholders(3, ids.len()))
+            };
+            let del = format!("DELETE FROM {table} WHERE org_id = $1 AND task_id = $2{keep}");
+            u.defer(&del, &bound).await?;
         }
         if ids.is_empty() {
             continue;
@@ -186,11 +242,10 @@ async fn replace_relations<U: Uow>(
             .map(|i| format!("($1, $2, ${})", i + 3))
             .collect();
         let ins = format!(
-            "INSERT INTO {table} (org_id, task_id, {col}) VALUES {}",
-            values.join(", ")
+            "INSERT INTO {table} (org_id, task_id, {col}) VALUES {}{}",
+            values.join(", "),
+            if fresh { "" } else { " ON CONFLICT DO NOTHING" }
         );
-        let mut bound = vec![Arg::from(org_id), Arg::from(task_id)];
-        bound.extend(ids.iter().map(|id| Arg::from(*id)));
         u.defer(&ins, &bound).await?;
     }
     Ok(())
@@ -204,7 +259,30 @@ pub async fn create<U: Uow>(
     body: &CreateTaskBody,
     key: Option<&IdemKey>,
 ) -> Result<Created<Task>, ApiError> {
-    let oc = org.enter(u).await?;
+    // The membership, the list's board, the list's last key and whether
+    // the related ids exist, in one statement after the list is locked.
+    let (wanted_a, wanted_l) = (
+        distinct(body.assignee_ids.as_deref()),
+        distinct(body.label_ids.as_deref()),
+    );
+    let mut args = vec![Arg::from(list_id)];
+    let counts = related_counts(4, &wanted_a, &wanted_l, &mut args);
+    let columns = format!(
+        "(SELECT board_id FROM lists WHERE org_id = o.id AND id = $3), \
+         (SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 \
+          ORDER BY position DESC LIMIT 1), {counts}"
+    );
+    let locks = [Lock {
+        table: LockTable::Lists,
+        ids: &[list_id],
+    }];
+    let read = Fused {
+        columns: &columns,
+        width: 4,
+        joins: "",
+        args,
+    };
+    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
     oc.require(Action::CreateTask, Ownership::NotOwn)?;
     let NewTask {
         title,
@@ -216,11 +294,11 @@ pub async fn create<U: Uow>(
     if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
         return Ok(Created::Replay(replay));
     }
-    let board_id = board_of_list(u, oc.org_id, list_id, true)
-        .await?
+    let board_id: Uuid = row
+        .get::<Option<Uuid>>(0)?
         .ok_or_else(ApiError::not_found)?;
-    check_related(u, oc.org_id, &assignees, &labels).await?;
-    let last: Option<String> = u.fetch_value(APPEND, &args![oc.org_id, list_id]).await?;
+    check_counted(u, &row, 2, oc.org_id, &assignees, &labels).await?;
+    let last: Option<String> = row.get(1)?;
     let position = key_between(last.as_deref(), None)?;
     let id = Uuid::now_v7();
     let now = now();
@@ -317,7 +395,26 @@ pub async fn update<U: Uow>(
     if_match: Option<&str>,
     body: &UpdateTaskBody,
 ) -> Result<Task, ApiError> {
-    let oc = org.enter(u).await?;
+    // The membership, the task and whether the related ids exist, in one
+    // statement after the task is locked.
+    let (wanted_a, wanted_l) = (
+        distinct(body.assignee_ids.as_deref()),
+        distinct(body.label_ids.as_deref()),
+    );
+    let mut args = vec![Arg::from(task_id)];
+    let counts = related_counts(4, &wanted_a, &wanted_l, &mut args);
+    let columns = format!("{TASK_COLUMNS}, {counts}");
+    let locks = [Lock {
+        table: LockTable::Tasks,
+        ids: &[task_id],
+    }];
+    let read = Fused {
+        columns: &columns,
+        width: TASK_WIDTH + 2,
+        joins: TASK_JOIN,
+        args,
+    };
+    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
     oc.require(Action::UpdateTask, Ownership::Own)?;
     let (title, assignees, labels) = validate_fields(
         body.title.as_deref(),
@@ -326,13 +423,13 @@ pub async fn update<U: Uow>(
         body.label_ids.as_deref(),
         body.due_date.flatten().as_ref(),
     )?;
-    let task = load_task(u, oc.org_id, task_id, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let task = joined_task(&row)?;
     oc.require(Action::UpdateTask, ownership(&task, oc.user_id, true))?;
     check_if_match(if_match, task.version)?;
-    check_related(
+    check_counted(
         u,
+        &row,
+        TASK_WIDTH,
         oc.org_id,
         assignees.as_deref().unwrap_or(&[]),
         labels.as_deref().unwrap_or(&[]),
@@ -343,32 +440,28 @@ pub async fn update<U: Uow>(
     if payload.is_empty() {
         return Ok(task);
     }
-    let changed = u
-        .execute(
-            "UPDATE tasks SET title = $1, description = $2, status = $3, priority = $4, due_date = $5, \
+    // The row is locked (PostgreSQL) or the writer is alone (SQLite): the
+    // version it was read at is the one it is written over.
+    u.defer(
+        "UPDATE tasks SET title = $1, description = $2, status = $3, priority = $4, due_date = $5, \
              completed_at = $6, version = version + 1, updated_at = $7, assignee_ids = $11, \
              label_ids = $12 WHERE org_id = $8 AND id = $9 AND version = $10",
-            &args![
-                &new.title,
-                &new.description,
-                new.status.as_str(),
-                new.priority.rank(),
-                new.due_date,
-                new.completed_at,
-                now,
-                oc.org_id,
-                task_id,
-                task.version,
-                &ids_text(&new.assignee_ids),
-                &ids_text(&new.label_ids),
-            ],
-        )
-        .await?;
-    if changed != 1 {
-        // Unreachable while the row is locked (or the writer is alone);
-        // kept as the last line of defence.
-        return Err(changed_concurrently());
-    }
+        &args![
+            &new.title,
+            &new.description,
+            new.status.as_str(),
+            new.priority.rank(),
+            new.due_date,
+            new.completed_at,
+            now,
+            oc.org_id,
+            task_id,
+            task.version,
+            &ids_text(&new.assignee_ids),
+            &ids_text(&new.label_ids),
+        ],
+    )
+    .await?;
     replace_relations(
         u,
         oc.org_id,
@@ -397,21 +490,6 @@ pub async fn update<U: Uow>(
     Ok(updated)
 }
 
-/// The order key of a move anchor; `422` unless it is a task of `list_id`.
-async fn anchor<U: Uow>(
-    u: &mut U,
-    oc: &OrgContext,
-    list_id: Uuid,
-    field: &'static str,
-    id: Option<Uuid>,
-) -> Result<Option<String>, ApiError> {
-    let Some(id) = id else { return Ok(None) };
-    u.fetch_value(ANCHOR, &args![oc.org_id, list_id, id])
-        .await?
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid_field(field, "is not a task of the destination list"))
-}
-
 /// `POST …/tasks/{task}/move`: within or across lists of its board (same
 /// rights as update; `If-Match` honoured).
 pub async fn move_to<U: Uow>(
@@ -421,46 +499,78 @@ pub async fn move_to<U: Uow>(
     if_match: Option<&str>,
     body: &MoveTaskBody,
 ) -> Result<Task, ApiError> {
-    let oc = org.enter(u).await?;
+    // The membership, the task, the destination's board, the anchors'
+    // keys and the neighbour the new key goes next to, in one statement
+    // after the destination list and then the task are locked (always in
+    // that order: no deadlock with a create or another move). The list a
+    // task leaves needs no lock: nothing is placed there.
+    let neighbour = match (body.after_id, body.before_id) {
+        (Some(_), None) => format!(
+            "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 AND id <> $6 \
+             AND position > {ANCHOR_AFTER} ORDER BY position LIMIT 1)"
+        ),
+        (None, Some(_)) => format!(
+            "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 AND id <> $6 \
+             AND position < {ANCHOR_BEFORE} ORDER BY position DESC LIMIT 1)"
+        ),
+        (None, None) => "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 \
+             AND id <> $6 ORDER BY position DESC LIMIT 1)"
+            .to_owned(),
+        (Some(_), Some(_)) => "NULL".to_owned(),
+    };
+    let columns = format!(
+        "{TASK_COLUMNS}, (SELECT board_id FROM lists WHERE org_id = o.id AND id = $3), \
+         {ANCHOR_AFTER}, {ANCHOR_BEFORE}, {neighbour}"
+    );
+    let locks = [
+        Lock {
+            table: LockTable::Lists,
+            ids: &[body.list_id],
+        },
+        Lock {
+            table: LockTable::Tasks,
+            ids: &[task_id],
+        },
+    ];
+    let read = Fused {
+        columns: &columns,
+        width: TASK_WIDTH + 4,
+        joins: "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $6",
+        args: args![body.list_id, body.after_id, body.before_id, task_id].to_vec(),
+    };
+    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
     oc.require(Action::UpdateTask, Ownership::Own)?;
     for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
         if id == Some(task_id) {
             return Err(ApiError::invalid_field(field, "must be another task"));
         }
     }
-    let task = load_task(u, oc.org_id, task_id, false)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let task = joined_task(&row)?;
     oc.require(Action::UpdateTask, ownership(&task, oc.user_id, true))?;
-    // Lock the lists involved in a fixed order (no deadlock between two
-    // moves in opposite directions), then the task.
-    let mut to_lock = vec![task.list_id, body.list_id];
-    to_lock.sort();
-    to_lock.dedup();
-    let mut target_board = None;
-    for id in to_lock {
-        let board = board_of_list(u, oc.org_id, id, true).await?;
-        if id == body.list_id {
-            target_board = board;
-        }
-    }
+    let target_board: Option<Uuid> = row.get(TASK_WIDTH)?;
     if target_board != Some(task.board_id) {
         return Err(ApiError::invalid_field(
             "list_id",
             "is not a list of this task's board",
         ));
     }
-    let task = match u.backend() {
-        // The row may have changed while we waited for the lists' locks.
-        Backend::Postgres => load_task(u, oc.org_id, task_id, true)
-            .await?
-            .ok_or_else(ApiError::not_found)?,
-        Backend::Sqlite => task,
-    };
     check_if_match(if_match, task.version)?;
     let list_id = body.list_id;
-    let after = anchor(u, &oc, list_id, "after_id", body.after_id).await?;
-    let before = anchor(u, &oc, list_id, "before_id", body.before_id).await?;
+    let anchor =
+        |i: usize, field: &'static str, id: Option<Uuid>| -> Result<Option<String>, ApiError> {
+            let key: Option<String> = row.get(i)?;
+            match (id, key) {
+                (None, _) => Ok(None),
+                (Some(_), Some(key)) => Ok(Some(key)),
+                (Some(_), None) => Err(ApiError::invalid_field(
+                    field,
+                    "is not a task of the destination list",
+                )),
+            }
+        };
+    let after = anchor(TASK_WIDTH + 1, "after_id", body.after_id)?;
+    let before = anchor(TASK_WIDTH + 2, "before_id", body.before_id)?;
+    let neighbour: Option<String> = row.get(TASK_WIDTH + 3)?;
     let (lower, upper) = match (after, before) {
         (Some(a), Some(b)) if a >= b => {
             return Err(ApiError::invalid_field(
@@ -469,23 +579,9 @@ pub async fn move_to<U: Uow>(
             ));
         }
         (Some(a), Some(b)) => (Some(a), Some(b)),
-        (Some(a), None) => {
-            let next = u
-                .fetch_value(NEXT, &args![oc.org_id, list_id, task_id, &a])
-                .await?;
-            (Some(a), next)
-        }
-        (None, Some(b)) => {
-            let prev = u
-                .fetch_value(PREV, &args![oc.org_id, list_id, task_id, &b])
-                .await?;
-            (prev, Some(b))
-        }
-        (None, None) => (
-            u.fetch_value(LAST, &args![oc.org_id, list_id, task_id])
-                .await?,
-            None,
-        ),
+        (Some(a), None) => (Some(a), neighbour),
+        (None, Some(b)) => (neighbour, Some(b)),
+        (None, None) => (neighbour, None),
     };
     let position = key_between(lower.as_deref(), upper.as_deref())?;
     let now = now();
@@ -527,11 +623,19 @@ pub async fn delete<U: Uow>(
     task_id: Uuid,
     if_match: Option<&str>,
 ) -> Result<(), ApiError> {
-    let oc = org.enter(u).await?;
+    let locks = [Lock {
+        table: LockTable::Tasks,
+        ids: &[task_id],
+    }];
+    let read = Fused {
+        columns: TASK_COLUMNS,
+        width: TASK_WIDTH,
+        joins: TASK_JOIN,
+        args: args![task_id].to_vec(),
+    };
+    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
     oc.require(Action::DeleteTask, Ownership::Own)?;
-    let task = load_task(u, oc.org_id, task_id, true)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let task = joined_task(&row)?;
     oc.require(Action::DeleteTask, ownership(&task, oc.user_id, false))?;
     check_if_match(if_match, task.version)?;
     u.defer(

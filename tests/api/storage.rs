@@ -1510,3 +1510,158 @@ async fn ready_checks_migrations(app: TestApp) {
         "ready with no migrations applied"
     );
 }
+
+// ------------------------------------- PostgreSQL task writes in four trips
+
+/// On PostgreSQL a task create, update, move (every anchor form) and
+/// delete each take four round trips — `BEGIN` with the tenant and the
+/// locks, one statement that checks the membership and reads what the
+/// write needs, the writes as one statement, `COMMIT` — and the `BEGIN`
+/// enters an organization only for its members: a non-member's unit sees
+/// no tenant, locks nothing and is answered `404`, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
+    use orgboard::orgs::context::OrgRequest;
+    use orgboard::tasks::{CreateTaskBody, MoveTaskBody, UpdateTaskBody, write};
+
+    let app = TestApp::postgres().await;
+    let db = &app.state.db;
+    let ada = app.signup("ada").await;
+    let eve = app.signup("eve").await;
+    let path = app.new_list(&ada, ada.personal_org).await;
+    let list: Uuid = path.split('/').nth(6).unwrap().parse().unwrap();
+    let org = OrgRequest::for_member(ada.id, ada.personal_org, None);
+    let create: CreateTaskBody = serde_json::from_value(json!({
+        "title": "counted", "assignee_ids": [ada.id]
+    }))
+    .unwrap();
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut u = db.unit(Scope::user(ada.id)).await.unwrap();
+        let created = write::create(&mut u, &org, list, &create, None)
+            .await
+            .expect("create");
+        assert_eq!(u.round_trips_to_commit(), 4, "create");
+        u.commit().await.unwrap();
+        let orgboard::idempotency::Created::New(task) = created else {
+            panic!("a create without a key is new");
+        };
+        ids.push(task.id);
+    }
+
+    let update: UpdateTaskBody = serde_json::from_value(json!({
+        "title": "renamed", "assignee_ids": [], "priority": "high"
+    }))
+    .unwrap();
+    let mut u = db.unit(Scope::user(ada.id)).await.unwrap();
+    let updated = write::update(&mut u, &org, ids[0], Some("\"1\""), &update)
+        .await
+        .expect("update");
+    assert_eq!(u.round_trips_to_commit(), 4, "update");
+    u.commit().await.unwrap();
+    assert_eq!((updated.title.as_str(), updated.version), ("renamed", 2));
+    assert!(updated.assignee_ids.is_empty());
+
+    let moves = [
+        json!({ "list_id": list }),
+        json!({ "list_id": list, "after_id": ids[1] }),
+        json!({ "list_id": list, "before_id": ids[1] }),
+        json!({ "list_id": list, "after_id": ids[1], "before_id": ids[2] }),
+    ];
+    for body in moves {
+        let body: MoveTaskBody = serde_json::from_value(body.clone()).unwrap();
+        let mut u = db.unit(Scope::user(ada.id)).await.unwrap();
+        write::move_to(&mut u, &org, ids[0], None, &body)
+            .await
+            .expect("move");
+        assert_eq!(u.round_trips_to_commit(), 4, "move {body:?}");
+        u.commit().await.unwrap();
+    }
+    let mut order = Vec::new();
+    for id in &ids {
+        let t = app
+            .get(
+                &format!("/api/v1/orgs/{}/tasks/{id}", ada.personal_org),
+                &ada.token,
+            )
+            .await
+            .expect(200);
+        order.push((t.json["position"].as_str().unwrap().to_owned(), *id));
+    }
+    order.sort();
+    let order: Vec<Uuid> = order.into_iter().map(|(_, id)| id).collect();
+    let want = vec![ids[1], ids[0], ids[2]];
+    assert_eq!(
+        order, want,
+        "the last move put the task between its anchors"
+    );
+
+    let mut u = db.unit(Scope::user(ada.id)).await.unwrap();
+    write::delete(&mut u, &org, ids[2], None)
+        .await
+        .expect("delete");
+    assert_eq!(u.round_trips_to_commit(), 4, "delete");
+    u.commit().await.unwrap();
+
+    // Eve is no member of Ada's organization: her unit enters no tenant,
+    // locks none of its rows, and her write is answered 404.
+    let intruder = OrgRequest::for_member(eve.id, ada.personal_org, None);
+    let mut u = db.unit(Scope::user(eve.id)).await.unwrap();
+    let refused = write::create(&mut u, &intruder, list, &create, None).await;
+    assert_eq!(refused.err().map(|e| e.status().as_u16()), Some(404));
+    let tenant: Option<String> = u
+        .fetch_value(
+            "SELECT COALESCE(current_setting('app.org_id', true), '')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tenant.as_deref(),
+        Some(""),
+        "a non-member entered the tenant"
+    );
+    // Ada's list is not locked by Eve's open unit.
+    let mut other = db
+        .write(Scope::tenant(ada.id, ada.personal_org))
+        .await
+        .unwrap();
+    let locked: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM lists WHERE id = $1 FOR NO KEY UPDATE NOWAIT")
+            .bind(list)
+            .fetch_optional(pg(&mut other))
+            .await
+            .expect("the list is free while the intruder's unit is open");
+    assert_eq!(locked, Some(1));
+    drop(other);
+    drop(u);
+
+    // The same through HTTP with the organization named by its slug (the
+    // `BEGIN` matches the slug), and with a slug that is not one (the
+    // ordinary path, 404).
+    let orgs = app.get("/api/v1/orgs", &ada.token).await.expect(200);
+    let slug = orgs.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == json!(ada.personal_org))
+        .and_then(|o| o["slug"].as_str())
+        .unwrap()
+        .to_owned();
+    let by_slug = path.replace(&ada.personal_org.to_string(), &slug);
+    app.post(&by_slug, &ada.token, json!({ "title": "by slug" }))
+        .await
+        .expect(201);
+    let not_a_slug = path.replace(&ada.personal_org.to_string(), "Not'a-Slug");
+    app.post(&not_a_slug, &ada.token, json!({ "title": "x" }))
+        .await
+        .expect(404);
+    app.post(&path, &eve.token, json!({ "title": "x" }))
+        .await
+        .expect(404);
+}
