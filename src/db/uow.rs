@@ -77,8 +77,10 @@ pub enum OrgKey<'a> {
     Slug(&'a str),
 }
 
-/// A table whose rows a use case locks before it reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A table whose rows a use case locks before it reads them. Lists are
+/// locked before tasks, whatever order the locks are given in (the order
+/// every writer follows, so two never wait for each other in a cycle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockTable {
     /// `lists`.
     Lists,

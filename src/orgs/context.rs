@@ -161,7 +161,10 @@ impl OrgRequest {
         if !u.begin_in_org(self.auth.user_id, &key, locks).await? {
             let oc = self.enter(u).await?;
             if u.backend() == Backend::Postgres {
-                for lock in locks.iter().filter(|l| !l.ids.is_empty()) {
+                let mut ordered: Vec<&Lock<'_>> =
+                    locks.iter().filter(|l| !l.ids.is_empty()).collect();
+                ordered.sort_by_key(|l| l.table);
+                for lock in ordered {
                     let sql = format!(
                         "SELECT 1 FROM {} WHERE org_id = $1 AND id IN ({}) ORDER BY id FOR NO KEY UPDATE",
                         lock.table.as_str(),
