@@ -215,6 +215,8 @@ impl Uow for Unit {
     }
 
     fn note(&mut self, touched: Touched, event: Option<Event>, card: Option<CardChange>) {
+        // A change is noted after its writes, which began the unit.
+        debug_assert!(self.tx.is_some(), "a change noted before any write");
         if let Some(tx) = &mut self.tx {
             tx.note(touched, event, card);
         }

@@ -150,7 +150,10 @@ impl OrgRequest {
     /// reads the membership and `read`; otherwise `enter`, a lock statement
     /// per table, then the same statement. The row holds `read`'s columns
     /// first (`0..read.width`). `404` unless the caller is a member, `423`
-    /// when the organization is suspended, as `enter`.
+    /// when the organization is suspended, as `enter`. (A caller who joins
+    /// between the `BEGIN` and the statement is answered as a non-member
+    /// was a moment before: the tenant was not entered, so the rows the
+    /// use case looks for are not found — `404`, nothing written.)
     pub async fn enter_reading<U: Uow>(
         &self,
         u: &mut U,
