@@ -106,7 +106,7 @@ fn request_id() -> String {
 
 async fn get_task(db: &Db, vu: &Vu, id: Uuid) -> anyhow::Result<Outcome> {
     let mut tx = db.read(scope(vu)).await?;
-    let task = load_task(&mut tx, vu.org_id, id, false).await?;
+    let task = load_task(&mut tx, vu.org_id, id).await?;
     Ok(if task.is_some() {
         Outcome::Ok
     } else {

@@ -667,7 +667,15 @@ pub trait Uow: Send {
         user: Uuid,
         org: &OrgKey<'_>,
         locks: &[Lock<'_>],
-    ) -> impl Future<Output = Result<bool, DbError>> + Send;
+    ) -> impl Future<Output = Result<bool, DbError>> + Send {
+        // SQLite: the writer (or a sqlx write transaction, which holds the
+        // write lock) is alone and there is no row-level security, so there
+        // is nothing to do first. PostgreSQL: an executor that has begun
+        // ([`Tx`]); only [`super::unit::Unit`] can still begin.
+        let ready = self.backend() == Backend::Sqlite;
+        let _ = (user, org, locks);
+        async move { Ok(ready) }
+    }
 
     /// The first column of the first row of a statement, if any row.
     fn fetch_value<T: Col + Send>(
@@ -730,16 +738,6 @@ impl Tx {
 impl Uow for Tx {
     fn backend(&self) -> Backend {
         Tx::backend(self)
-    }
-
-    /// A `Tx` has begun (and SQLite's sqlx writer is not alone).
-    async fn begin_in_org(
-        &mut self,
-        _user: Uuid,
-        _org: &OrgKey<'_>,
-        _locks: &[Lock<'_>],
-    ) -> Result<bool, DbError> {
-        Ok(false)
     }
 
     async fn defer(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<(), DbError> {
@@ -949,17 +947,6 @@ impl Uow for LiteUow<'_, '_> {
         Backend::Sqlite
     }
 
-    /// The writer is alone (nothing to lock) and SQLite has no row-level
-    /// security (nothing to enter).
-    async fn begin_in_org(
-        &mut self,
-        _user: Uuid,
-        _org: &OrgKey<'_>,
-        _locks: &[Lock<'_>],
-    ) -> Result<bool, DbError> {
-        Ok(true)
-    }
-
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
         lite_rows(self.ctx.conn, sql, args, false)
     }
@@ -1023,17 +1010,6 @@ impl<'c> LiteRead<'c> {
 impl Uow for LiteRead<'_> {
     fn backend(&self) -> Backend {
         Backend::Sqlite
-    }
-
-    /// The writer is alone (nothing to lock) and SQLite has no row-level
-    /// security (nothing to enter).
-    async fn begin_in_org(
-        &mut self,
-        _user: Uuid,
-        _org: &OrgKey<'_>,
-        _locks: &[Lock<'_>],
-    ) -> Result<bool, DbError> {
-        Ok(true)
     }
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {

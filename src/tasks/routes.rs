@@ -155,7 +155,7 @@ async fn get_task(
         (None, _) => {
             let (mut tx, ctx) = org.read(&state).await?;
             ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-            write::load_task(&mut tx, ctx.org_id, path.task, false).await?
+            write::load_task(&mut tx, ctx.org_id, path.task).await?
         }
     }
     .ok_or_else(ApiError::not_found)?;

@@ -23,7 +23,7 @@ use super::{CreateTaskBody, MoveTaskBody, Status, TASK_COLUMNS, Task, UpdateTask
 use crate::args;
 use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
-use crate::db::{lock_suffix, now, placeholders};
+use crate::db::{now, placeholders};
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
@@ -56,21 +56,10 @@ pub fn task_from_row(r: RowRef<'_, '_>) -> Result<Task, DbError> {
     })
 }
 
-/// One task with its relation ids, in one statement (`lock`: and locks it
-/// on PostgreSQL).
-pub async fn load_task<U: Uow>(
-    u: &mut U,
-    org_id: Uuid,
-    id: Uuid,
-    lock_it: bool,
-) -> Result<Option<Task>, DbError> {
-    let suffix = if lock_it {
-        lock_suffix(u.backend())
-    } else {
-        ""
-    };
-    let sql =
-        format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.id = $2{suffix}");
+/// One task with its relation ids, in one statement (writes read and lock
+/// theirs with [`OrgRequest::enter_reading`]).
+pub async fn load_task<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Option<Task>, DbError> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1 AND t.id = $2");
     u.fetch_optional(&sql, &args![org_id, id])
         .await?
         .as_ref()
