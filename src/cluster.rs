@@ -60,3 +60,64 @@ impl Redis {
         Ok(())
     }
 }
+
+/// What a channel listener hears ([`Redis::spawn_listener`]).
+pub enum Heard {
+    /// Subscribed again after the subscription failed: messages sent in
+    /// between are lost.
+    Resubscribed,
+    /// One message's payload.
+    Message(Vec<u8>),
+}
+
+impl Redis {
+    /// Listens to `channel` on a dedicated connection until `shutdown`,
+    /// giving every message to `on` and resubscribing (after 500 ms) when
+    /// the subscription fails.
+    pub fn spawn_listener(
+        &self,
+        channel: String,
+        shutdown: tokio_util::sync::CancellationToken,
+        mut on: impl FnMut(Heard) + Send + 'static,
+    ) {
+        use futures_util::StreamExt as _;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let attempt = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                let pubsub = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    p = attempt => p,
+                };
+                match pubsub {
+                    Ok(mut pubsub) => {
+                        if !first {
+                            on(Heard::Resubscribed);
+                        }
+                        first = false;
+                        let mut messages = pubsub.on_message();
+                        loop {
+                            let msg = tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                m = messages.next() => m,
+                            };
+                            let Some(msg) = msg else { break };
+                            on(Heard::Message(msg.get_payload_bytes().to_vec()));
+                        }
+                        tracing::warn!(%channel, "Redis subscription ended; resubscribing");
+                    }
+                    Err(e) => tracing::warn!(error = %e, %channel, "cannot subscribe to Redis"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                }
+            }
+        });
+    }
+}

@@ -27,8 +27,12 @@
 //! patched view holds every write acknowledged before `n + 1`. A view under
 //! any other `n` (another bump came between, in whatever order after-commit
 //! work runs), one the patch cannot keep exact, or a change that says
-//! nothing of its cards drops the views of the board. Other nodes see the
-//! new counter and read the view again.
+//! nothing of its cards drops the views of the board. With Redis the node
+//! then publishes the board's new counter and card changes
+//! ([`BoardCache::share`]); every other node applies the same patch to the
+//! view it keeps (only from `n` to `n + 1`, as above). A node that misses
+//! the message only reads the view again: the counter, not the message,
+//! decides what may be served.
 //!
 //! Entries are keyed by board, hold a view per `per_list` asked for, kept
 //! in parts (when read here) with the JSON and its gzip form made once,
@@ -52,7 +56,7 @@ use bytes::Bytes;
 use moka::ops::compute::Op;
 use uuid::Uuid;
 
-use crate::cluster::Redis;
+use crate::cluster::{Heard, Redis};
 use crate::db::change::{CardChange, Touches};
 pub use parts::{Cursor, Parts};
 
@@ -276,6 +280,8 @@ pub struct BoardCache {
     versions: Mutex<HashMap<Touched, u64>>,
     /// The epoch of in-process versions.
     epoch: u64,
+    /// This node, in the patches it publishes.
+    node: u64,
     redis: Option<Redis>,
 }
 
@@ -300,6 +306,7 @@ impl BoardCache {
                 .build(),
             versions: Mutex::new(HashMap::new()),
             epoch: rand::random(),
+            node: rand::random(),
             redis,
         }
     }
@@ -584,22 +591,190 @@ impl BoardCache {
                 }
             }
         };
+        let mut shared = Vec::new();
         for (t, n) in touched.iter().zip(now) {
             if let (org, Some(board)) = *t
                 && board != ANY_BOARD
             {
                 match n {
-                    Some(n) => self.patch(org, board, n, touches.cards(org, board)),
+                    Some(n) => {
+                        let cards = touches.cards(org, board);
+                        self.patch(org, board, n, cards);
+                        if let Some(cards) = cards.filter(|c| !c.is_empty()) {
+                            shared.push(BoardPatch {
+                                org,
+                                board,
+                                now: n,
+                                cards: cards.into(),
+                            });
+                        }
+                    }
                     None => self.local.invalidate(&(org, board)),
                 }
             }
         }
+        self.share(shared);
     }
+
+    /// Tells the other nodes (through Redis) how this node patched its
+    /// views, so that they patch theirs instead of reading them again. In
+    /// the background: whether they hear it or not, they never serve a view
+    /// older than the counter (a patch they miss only costs them a read).
+    fn share(&self, boards: Vec<BoardPatch<'_>>) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        if boards.is_empty() {
+            return;
+        }
+        let message = match serde_json::to_vec(&PatchMessage {
+            node: self.node,
+            boards,
+        }) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "board cache: cannot encode a patch");
+                return;
+            }
+        };
+        let mut c = redis.conn.clone();
+        let channel = Self::patch_channel(redis);
+        tokio::spawn(async move {
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async(&mut c)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "board cache: cannot publish a patch");
+            }
+        });
+    }
+
+    fn patch_channel(redis: &Redis) -> String {
+        redis.key("bv:patches")
+    }
+
+    /// Patches this node's views with what other nodes publish (see
+    /// [`BoardCache::share`]), until `shutdown`; nothing without Redis.
+    pub fn spawn_listener(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let cache = Arc::clone(self);
+        redis.spawn_listener(Self::patch_channel(redis), shutdown, move |heard| {
+            // After a lost subscription nothing is to be done: a view whose
+            // patch was missed is dropped by the next one, or never matches
+            // the counter again.
+            if let Heard::Message(bytes) = heard {
+                cache.heard(&bytes);
+            }
+        });
+    }
+
+    /// Applies another node's patches to this node's views (the same
+    /// [`BoardCache::patch`] as for this node's own changes: a view is
+    /// patched only from the version just before).
+    fn heard(&self, message: &[u8]) {
+        match serde_json::from_slice::<PatchMessage>(message) {
+            Ok(m) if m.node != self.node => {
+                for b in m.boards {
+                    self.patch(b.org, b.board, b.now, Some(&b.cards));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "board cache: undecodable patch"),
+        }
+    }
+}
+
+/// What a node publishes after patching its views (see [`BoardCache::share`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PatchMessage<'a> {
+    /// The publishing node (it ignores its own messages).
+    node: u64,
+    #[serde(borrow)]
+    boards: Vec<BoardPatch<'a>>,
+}
+
+/// One board's counter after a change, and the change's cards.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BoardPatch<'a> {
+    org: Uuid,
+    board: Uuid,
+    now: u64,
+    #[serde(borrow)]
+    cards: std::borrow::Cow<'a, [CardChange]>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a node publishes is what the others apply: every card change
+    /// (a summary with characters JSON escapes, a deletion) comes back
+    /// equal; a node ignores its own message, and a summary that is not a
+    /// JSON object is refused whole.
+    #[test]
+    fn a_published_patch_reads_back_as_it_was_sent() {
+        let (org, board, list) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let cards = vec![
+            CardChange::Put {
+                id: Uuid::now_v7(),
+                list_id: list,
+                was: None,
+                position: "a0".into(),
+                version: 7,
+                json: Bytes::from_static(
+                    "{\"title\":\"\\\"quoted\\\" \\n é \\u2028\",\"position\":\"a0\"}".as_bytes(),
+                ),
+            },
+            CardChange::Gone {
+                id: Uuid::now_v7(),
+                was: list,
+            },
+        ];
+        let message = |node: u64| {
+            serde_json::to_vec(&PatchMessage {
+                node,
+                boards: vec![BoardPatch {
+                    org,
+                    board,
+                    now: 9,
+                    cards: cards.as_slice().into(),
+                }],
+            })
+            .expect("encodes")
+        };
+        let sent = message(42);
+        let got: PatchMessage = serde_json::from_slice(&sent).expect("decodes");
+        assert_eq!(got.node, 42);
+        assert_eq!((got.boards[0].org, got.boards[0].board), (org, board));
+        assert_eq!(got.boards[0].now, 9);
+        assert_eq!(got.boards[0].cards.as_ref(), cards.as_slice());
+
+        let text = String::from_utf8(sent.clone()).expect("JSON is UTF-8");
+        let not_object = text.replacen("\"json\":\"{", "\"json\":\"[{", 1);
+        assert_ne!(not_object, text);
+        assert!(serde_json::from_str::<PatchMessage>(&not_object).is_err());
+        let broken = text.replacen("\"json\":\"{", "\"json\":\"{{", 1);
+        assert!(serde_json::from_str::<PatchMessage>(&broken).is_err());
+
+        // Its own message changes nothing on the node that sent it; another
+        // node's is applied (here: drops a view it cannot patch exactly).
+        let cache = BoardCache::new(None);
+        let v = Version {
+            epoch: cache.epoch,
+            org: 0,
+            board: 8,
+        };
+        cache.store((org, board), v, 200, view("{\"read\":1}"));
+        let own = message(cache.node);
+        cache.heard(&own);
+        assert!(cache.local.get(&(org, board)).is_some());
+        cache.heard(&sent);
+        assert!(cache.local.get(&(org, board)).is_none());
+    }
 
     fn view(json: &'static str) -> CachedView {
         CachedView::new(Bytes::from_static(json.as_bytes()))

@@ -30,7 +30,9 @@ pub type Touched = (Uuid, Option<Uuid>);
 /// What a change did to one card of its board's view, so that cached views
 /// can be patched instead of read again ([`crate::cache`]). Storage knows
 /// the card only as the bytes of its JSON summary and what orders it.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised for other nodes, which patch their views with it too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum CardChange {
     /// The card as the board view shows it after the change.
     Put {
@@ -45,6 +47,7 @@ pub enum CardChange {
         /// Its version after the change (a later change has a higher one).
         version: i64,
         /// Its summary, as the board view writes it.
+        #[serde(with = "json_text")]
         json: bytes::Bytes,
     },
     /// The card was deleted from list `was`.
@@ -54,6 +57,26 @@ pub enum CardChange {
         /// The list it was in.
         was: Uuid,
     },
+}
+
+/// A card's JSON summary written into a message as a string (it is UTF-8
+/// text; as `Bytes` serde would write a list of numbers).
+mod json_text {
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _, ser::Error as _};
+
+    pub fn serialize<S: Serializer>(json: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(json).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        let text = String::deserialize(d)?;
+        // A summary is one JSON object; anything else would break the view.
+        if !text.starts_with('{') {
+            return Err(D::Error::custom("a card summary is a JSON object"));
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(D::Error::custom)?;
+        Ok(bytes::Bytes::from(text))
+    }
 }
 
 impl CardChange {

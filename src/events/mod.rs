@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cache::BoardCache;
-use crate::cluster::Redis;
+use crate::cluster::{Heard, Redis};
 pub use crate::db::change::Event;
 use crate::db::{AfterCommit, Db, TxConn};
 pub use stream::router;
@@ -127,56 +127,21 @@ impl Hub {
         }
     }
 
-    /// Forwards Redis messages to local streams until shutdown, reconnecting
-    /// (and telling streams to resync) after a failure.
+    /// Forwards Redis messages to local streams until shutdown (telling
+    /// streams to resync after the subscription failed).
     fn spawn_redis_listener(self: &Arc<Self>, shutdown: CancellationToken) {
         let Some(redis) = self.redis.clone() else {
             return;
         };
         let hub = Arc::clone(self);
-        tokio::spawn(async move {
-            use futures_util::StreamExt as _;
-            let mut first = true;
-            loop {
-                let attempt = async {
-                    let mut pubsub = redis.client.get_async_pubsub().await?;
-                    pubsub.subscribe(&hub.channel).await?;
-                    Ok::<_, redis::RedisError>(pubsub)
-                };
-                let pubsub = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    p = attempt => p,
-                };
-                match pubsub {
-                    Ok(mut pubsub) => {
-                        if !first {
-                            let _ = hub.local.send(Signal::Resync);
-                        }
-                        first = false;
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            let msg = tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                m = messages.next() => m,
-                            };
-                            let Some(msg) = msg else { break };
-                            let Ok(text) = msg.get_payload::<String>() else {
-                                continue;
-                            };
-                            match serde_json::from_str::<Vec<Event>>(&text) {
-                                Ok(events) => hub.local_send(events),
-                                Err(e) => tracing::warn!(error = %e, "undecodable event message"),
-                            }
-                        }
-                        tracing::warn!("Redis event subscription ended; reconnecting");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis events"),
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
+        redis.spawn_listener(self.channel.clone(), shutdown, move |heard| match heard {
+            Heard::Resubscribed => {
+                let _ = hub.local.send(Signal::Resync);
             }
+            Heard::Message(bytes) => match serde_json::from_slice::<Vec<Event>>(&bytes) {
+                Ok(events) => hub.local_send(events),
+                Err(e) => tracing::warn!(error = %e, "undecodable event message"),
+            },
         });
     }
 }
@@ -220,7 +185,7 @@ pub struct Live {
     /// Fan-out to this node's streams.
     pub hub: Arc<Hub>,
     /// Board views.
-    pub cache: BoardCache,
+    pub cache: Arc<BoardCache>,
     dispatch: Notify,
     postgres: bool,
     streams: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
@@ -231,7 +196,7 @@ impl Live {
     pub fn new(db: &Db, redis: Option<Redis>) -> Arc<Self> {
         Arc::new(Self {
             hub: Arc::new(Hub::new(redis.clone())),
-            cache: BoardCache::new(redis),
+            cache: Arc::new(BoardCache::new(redis)),
             dispatch: Notify::new(),
             postgres: db.backend() == crate::db::Backend::Postgres,
             streams: Default::default(),
@@ -242,6 +207,7 @@ impl Live {
     /// when `shutdown` is cancelled.
     pub fn start(self: &Arc<Self>, db: Db, shutdown: CancellationToken) {
         self.hub.spawn_redis_listener(shutdown.clone());
+        self.cache.spawn_listener(shutdown.clone());
         if !self.postgres {
             return;
         }

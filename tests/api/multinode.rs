@@ -1,8 +1,8 @@
 //! Two `orgboard` server processes on one PostgreSQL database and one Redis
 //! behave as one: an event written through node A reaches a subscriber on
 //! node B (SSE and WebSocket); node B never serves a board view older than
-//! a write acknowledged by A; the login rate limit is shared; a scheduled
-//! job runs once.
+//! a write acknowledged by A, and patches the view it keeps with A's task
+//! changes; the login rate limit is shared; a scheduled job runs once.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -287,6 +287,49 @@ async fn two_nodes_behave_as_one() {
         }
     }
 
+    // 2b. A change written through A patches the view B keeps (A publishes
+    //     its patch through Redis): B then serves the view from its cache,
+    //     with the change.
+    let a = c.a.addr;
+    let rename = |title: &'static str| {
+        let task = task.clone();
+        let token = w.token.clone();
+        async move {
+            let (s, _) = request(
+                a,
+                "PATCH",
+                &task,
+                Some(&token),
+                Some(json!({"title": title})),
+            )
+            .await;
+            assert_eq!(s, 200);
+        }
+    };
+    rename("read-on-b").await;
+    let (_, view) = request(c.b.addr, "GET", &board, Some(&w.token), None).await;
+    assert_eq!(view["lists"][0]["tasks"][0]["title"], "read-on-b");
+    let patches = metric(c.b.addr, "orgboard_board_cache_patches_total").await;
+    let hits = metric(c.b.addr, "orgboard_board_cache_hits_total").await;
+    let misses = metric(c.b.addr, "orgboard_board_cache_misses_total").await;
+    rename("patched-on-b").await;
+    let deadline = Instant::now() + WAIT;
+    while metric(c.b.addr, "orgboard_board_cache_patches_total").await == patches {
+        assert!(Instant::now() < deadline, "B never patched its view");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, view) = request(c.b.addr, "GET", &board, Some(&w.token), None).await;
+    assert_eq!(view["lists"][0]["tasks"][0]["title"], "patched-on-b");
+    assert_eq!(
+        metric(c.b.addr, "orgboard_board_cache_hits_total").await,
+        hits + 1,
+        "served from B's patched view"
+    );
+    assert_eq!(
+        metric(c.b.addr, "orgboard_board_cache_misses_total").await,
+        misses
+    );
+
     // 3. The login rate limit is shared: 3 per account per minute in all.
     for _ in 0..3 {
         let (s, _) = request(
@@ -317,8 +360,18 @@ async fn two_nodes_behave_as_one() {
 
 /// `orgboard_jobs_completed_total{kind="…"}` on one node (0 when absent).
 async fn completed(addr: SocketAddr, kind: &str) -> u64 {
+    metric(
+        addr,
+        &format!("orgboard_jobs_completed_total{{kind=\"{kind}\"}}"),
+    )
+    .await
+}
+
+/// The value of the series `series` (a name with its labels, if any) on one
+/// node (0 when absent).
+async fn metric(addr: SocketAddr, series: &str) -> u64 {
     let text = metrics_text(addr).await;
-    let needle = format!("orgboard_jobs_completed_total{{kind=\"{kind}\"}} ");
+    let needle = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(needle.as_str()))
         .map(|v| v.trim().parse::<f64>().unwrap() as u64)
