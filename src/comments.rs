@@ -230,6 +230,19 @@ pub mod write {
     use crate::idempotency::Created;
     use crate::idempotency::{self, IdemKey};
     use crate::orgs::context::{OrgContext, OrgRequest};
+    use crate::tasks::card::{CARD_RETURNING, CardFields};
+
+    /// Sets a task's comment count to `count` (an expression of the old
+    /// one) and moves its revision on ($1 org, $2 task), returning its card
+    /// as it now is: a comment changes the count a card shows, and the
+    /// board's cached views are patched with the card (see
+    /// [`CardFields::rev`]) instead of read again.
+    fn count_sql(count: &str) -> String {
+        format!(
+            "UPDATE tasks SET comment_count = {count}, comment_rev = comment_rev + 1 \
+             WHERE org_id = $1 AND id = $2 RETURNING {CARD_RETURNING}"
+        )
+    }
 
     /// A comment from a row of [`COMMENT_COLUMNS`].
     fn comment(r: &AnyRow) -> Result<Comment, DbError> {
@@ -292,16 +305,14 @@ pub mod write {
             return Ok(Created::Replay(replay));
         }
         // Counts the comment on its task (and finds out whether the task
-        // exists, and its board).
-        let board: Uuid = u
-            .fetch_optional(
-                "UPDATE tasks SET comment_count = comment_count + 1 WHERE org_id = $1 AND id = $2 \
-                 RETURNING board_id",
-                &args![oc.org_id, task_id],
-            )
+        // exists, its board and its card now).
+        let row = u
+            .fetch_optional(&count_sql("comment_count + 1"), &args![oc.org_id, task_id])
             .await?
-            .ok_or_else(ApiError::not_found)?
-            .get(0)?;
+            .ok_or_else(ApiError::not_found)?;
+        let card = CardFields::from_row((&row).into())?;
+        let board = card.board_id;
+        let card = card.change(Some(card.list_id))?;
         let id = Uuid::now_v7();
         let now = now();
         u.defer(
@@ -317,7 +328,8 @@ pub mod write {
                 id,
                 Some(board),
                 json!({ "task_id": task_id, "body": body }),
-            ),
+            )
+            .with_card(card),
         )
         .await?;
         let comment = Comment {
@@ -388,24 +400,26 @@ pub mod write {
         if deleted == 0 {
             return Err(ApiError::not_found());
         }
-        let board: Option<Uuid> = u
-            .fetch_value(
-                "UPDATE tasks SET comment_count = \
-                 CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END \
-                 WHERE org_id = $1 AND id = $2 RETURNING board_id",
+        let row = u
+            .fetch_optional(
+                &count_sql("CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END"),
                 &args![oc.org_id, comment.task_id],
             )
             .await?;
-        change::record(
-            u,
-            oc.change(
-                Kind::CommentDeleted,
-                id,
-                board,
-                json!({ "task_id": comment.task_id, "author_id": comment.author_id }),
-            ),
-        )
-        .await?;
+        let card = row
+            .as_ref()
+            .map(|r| CardFields::from_row(r.into()))
+            .transpose()?;
+        let mut change = oc.change(
+            Kind::CommentDeleted,
+            id,
+            card.as_ref().map(|c| c.board_id),
+            json!({ "task_id": comment.task_id, "author_id": comment.author_id }),
+        );
+        if let Some(card) = card {
+            change = change.with_card(card.change(Some(card.list_id))?);
+        }
+        change::record(u, change).await?;
         Ok(())
     }
 }

@@ -333,8 +333,8 @@ pub async fn board_view_json<U: Uow>(
         .map(|(body, _)| body))
 }
 
-/// A card kept: id, position, version, and where its JSON lies: in the
-/// answer (shown) or in the reserve's buffer.
+/// A card kept: id, position, order of changes ([`CardFields::rev`]), and
+/// where its JSON lies: in the answer (shown) or in the reserve's buffer.
 type CardAt = (Uuid, String, i64, std::ops::Range<usize>);
 
 /// One list as read: its head's place in the answer, the cards shown and
@@ -459,12 +459,8 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         };
         let start = buf.len();
         card.write_json(buf)?;
-        kept.push((
-            card.id,
-            card.position.into_owned(),
-            card.version,
-            start..buf.len(),
-        ));
+        let rev = card.rev();
+        kept.push((card.id, card.position.into_owned(), rev, start..buf.len()));
         Ok(())
     }
 

@@ -14,7 +14,8 @@
 //!   view refuses when that would change what it shows;
 //! * a card that lands after the last card of the prefix of a list with
 //!   cards beyond it is beyond it too (not shown, not kept);
-//! * each card's last version seen is kept, so a change older than one
+//! * each card's last place in its order of changes seen (the task's
+//!   version plus its `comment_rev`) is kept, so a change older than one
 //!   already applied is skipped (after-commit work may run out of commit
 //!   order on PostgreSQL), and a deleted card cannot come back.
 
@@ -41,7 +42,8 @@ pub type Cursor<'a> = &'a dyn Fn(Uuid, Uuid, &str) -> String;
 pub struct Card {
     /// Task id.
     pub id: Uuid,
-    /// The task's version.
+    /// Its place in the card's order of changes (the task's version plus
+    /// its `comment_rev`).
     pub version: i64,
     /// The summary's JSON.
     pub json: Bytes,

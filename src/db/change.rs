@@ -44,7 +44,9 @@ pub enum CardChange {
         was: Option<Uuid>,
         /// Its order key in `list_id` (compared as bytes).
         position: String,
-        /// Its version after the change (a later change has a higher one).
+        /// Its place in the card's order of changes after this one (a
+        /// later change has a higher one): the task's version plus its
+        /// `comment_rev` ([`crate::tasks::card::CardFields::rev`]).
         version: i64,
         /// Its summary, as the board view writes it.
         #[serde(with = "json_text")]

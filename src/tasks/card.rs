@@ -19,13 +19,61 @@ use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use uuid::Uuid;
 
 use super::{Priority, Status, Task, id_list};
+use crate::db::change::CardChange;
 use crate::db::uow::{DbError, RawTime, RowRef};
 
-/// The columns of a card, in the order [`CardFields::from_row`] reads them
-/// (the relation ids as the task row keeps them: [`super::ids_text`]).
-pub const CARD_COLUMNS: &str = "t.id, t.org_id, t.board_id, t.list_id, t.title, t.status, \
-     t.priority, t.position, t.due_date, t.created_by, t.completed_at, t.version, \
-     t.comment_count, t.created_at, t.updated_at, t.assignee_ids, t.label_ids";
+/// The columns of a card with the prefix `$p`, in the order
+/// [`CardFields::from_row`] reads them (the relation ids as the task row
+/// keeps them: [`super::ids_text`]).
+macro_rules! card_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "org_id, ",
+            $p,
+            "board_id, ",
+            $p,
+            "list_id, ",
+            $p,
+            "title, ",
+            $p,
+            "status, ",
+            $p,
+            "priority, ",
+            $p,
+            "position, ",
+            $p,
+            "due_date, ",
+            $p,
+            "created_by, ",
+            $p,
+            "completed_at, ",
+            $p,
+            "version, ",
+            $p,
+            "comment_count, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at, ",
+            $p,
+            "assignee_ids, ",
+            $p,
+            "label_ids, ",
+            $p,
+            "comment_rev"
+        )
+    };
+}
+
+/// The columns of a card of `tasks t`.
+pub const CARD_COLUMNS: &str = card_columns!("t.");
+
+/// The columns of a card as an `UPDATE tasks … RETURNING` names them
+/// (SQLite's `RETURNING` takes no table alias).
+pub const CARD_RETURNING: &str = card_columns!("");
 
 /// Assignee or label ids: as the task row keeps them, or a list.
 pub enum Ids<'a> {
@@ -40,7 +88,8 @@ pub struct CardFields<'a> {
     /// Task id.
     pub id: Uuid,
     org_id: Uuid,
-    board_id: Uuid,
+    /// The board.
+    pub board_id: Uuid,
     /// The list.
     pub list_id: Uuid,
     title: Cow<'a, str>,
@@ -56,6 +105,8 @@ pub struct CardFields<'a> {
     /// The task's version.
     pub version: i64,
     comment_count: i64,
+    /// Comments added or removed so far (see [`CardFields::rev`]).
+    comment_rev: i64,
     created_at: RawTime<'a>,
     updated_at: RawTime<'a>,
 }
@@ -83,11 +134,39 @@ impl<'a> CardFields<'a> {
             updated_at: r.time(14)?.ok_or_else(|| null(14))?,
             assignee_ids: Ids::Kept(r.text(15)?),
             label_ids: Ids::Kept(r.text(16)?),
+            comment_rev: r.get(17)?,
         })
     }
 
-    /// The card of a task.
-    pub fn of_task(t: &'a Task) -> Self {
+    /// The card's place in the order of its changes: every task write
+    /// moves the version by one, every comment added or removed the
+    /// comment count's revision by one, each holding the task row, so the
+    /// sum grows with every change in commit order (migration 0011). The
+    /// board-view cache skips a change older than the card it keeps by it.
+    pub fn rev(&self) -> i64 {
+        self.version + self.comment_rev
+    }
+
+    /// What a change did to this card, for the cached views ([`crate::cache`]):
+    /// it is now in its list at its position, with this JSON; `was`: the
+    /// list it was in before (`None` for a new card). `Err` only for a
+    /// stored time that is not one.
+    pub fn change(&self, was: Option<Uuid>) -> Result<CardChange, DbError> {
+        let mut json = Vec::with_capacity(512);
+        self.write_json(&mut json)?;
+        Ok(CardChange::Put {
+            id: self.id,
+            list_id: self.list_id,
+            was,
+            position: self.position.clone().into_owned(),
+            version: self.rev(),
+            json: bytes::Bytes::from(json),
+        })
+    }
+
+    /// The card of a task whose comments were added or removed
+    /// `comment_rev` times.
+    pub fn of_task(t: &'a Task, comment_rev: i64) -> Self {
         Self {
             id: t.id,
             org_id: t.org_id,
@@ -104,6 +183,7 @@ impl<'a> CardFields<'a> {
             completed_at: t.completed_at.map(RawTime::Value),
             version: t.version,
             comment_count: t.comment_count,
+            comment_rev,
             created_at: RawTime::Value(t.created_at),
             updated_at: RawTime::Value(t.updated_at),
         }
@@ -502,7 +582,10 @@ mod tests {
                 for due in [None, Some(t)] {
                     let task = task(title, due, t, ids.clone(), k);
                     let want = serde_json::to_string(&TaskSummary::from(task.clone()));
-                    assert_eq!(written(&CardFields::of_task(&task)), want.expect("serde"));
+                    assert_eq!(
+                        written(&CardFields::of_task(&task, 0)),
+                        want.expect("serde")
+                    );
                 }
             }
         }

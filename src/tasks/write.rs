@@ -351,7 +351,7 @@ pub async fn create<U: Uow>(
                 "assignee_ids": task.assignee_ids, "label_ids": task.label_ids, "due_date": task.due_date,
             }),
         )
-        .with_card(card_change(&task, None)),
+        .with_card(card_change(&task, 0, None)?),
     )
     .await?;
     idempotency::complete(u, oc.user_id, key, 201, &task).await?;
@@ -359,20 +359,15 @@ pub async fn create<U: Uow>(
 }
 
 /// A card as the board view shows it and as the cache patches it: its
-/// summary's JSON with what orders it (`was`: the list it was in before the
+/// summary's JSON with what orders it (`comment_rev`: the task row's count
+/// of comments added and removed; `was`: the list it was in before the
 /// change, `None` for a new card).
-pub fn card_change(task: &Task, was: Option<Uuid>) -> CardChange {
-    let mut json = Vec::with_capacity(512);
-    // A task's own times are values: nothing to refuse.
-    let _ = super::card::CardFields::of_task(task).write_json(&mut json);
-    CardChange::Put {
-        id: task.id,
-        list_id: task.list_id,
-        was,
-        position: task.position.clone(),
-        version: task.version,
-        json: bytes::Bytes::from(json),
-    }
+pub fn card_change(
+    task: &Task,
+    comment_rev: i64,
+    was: Option<Uuid>,
+) -> Result<CardChange, DbError> {
+    super::card::CardFields::of_task(task, comment_rev).change(was)
 }
 
 /// `PATCH …/tasks/{task}` (admin+, or a member on a task they created or
@@ -392,14 +387,14 @@ pub async fn update<U: Uow>(
     );
     let mut args = vec![Arg::from(task_id)];
     let counts = related_counts(4, &wanted_a, &wanted_l, &mut args);
-    let columns = format!("{TASK_COLUMNS}, {counts}");
+    let columns = format!("{TASK_COLUMNS}, {counts}, t.comment_rev");
     let locks = [Lock {
         table: LockTable::Tasks,
         ids: &[task_id],
     }];
     let read = Fused {
         columns: &columns,
-        width: TASK_WIDTH + 2,
+        width: TASK_WIDTH + 3,
         joins: TASK_JOIN,
         args,
     };
@@ -415,6 +410,7 @@ pub async fn update<U: Uow>(
     let task = joined_task(&row)?;
     oc.require(Action::UpdateTask, ownership(&task, oc.user_id, true))?;
     check_if_match(if_match, task.version)?;
+    let comment_rev: i64 = row.get(TASK_WIDTH + 2)?;
     check_counted(
         u,
         &row,
@@ -473,7 +469,7 @@ pub async fn update<U: Uow>(
             Some(task.board_id),
             payload.into(),
         )
-        .with_card(card_change(&updated, Some(task.list_id))),
+        .with_card(card_change(&updated, comment_rev, Some(task.list_id))?),
     )
     .await?;
     Ok(updated)
@@ -509,7 +505,7 @@ pub async fn move_to<U: Uow>(
     };
     let columns = format!(
         "{TASK_COLUMNS}, (SELECT board_id FROM lists WHERE org_id = o.id AND id = $3), \
-         {ANCHOR_AFTER}, {ANCHOR_BEFORE}, {neighbour}"
+         {ANCHOR_AFTER}, {ANCHOR_BEFORE}, {neighbour}, t.comment_rev"
     );
     let locks = [
         Lock {
@@ -523,7 +519,7 @@ pub async fn move_to<U: Uow>(
     ];
     let read = Fused {
         columns: &columns,
-        width: TASK_WIDTH + 4,
+        width: TASK_WIDTH + 5,
         joins: "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $6",
         args: args![body.list_id, body.after_id, body.before_id, task_id].to_vec(),
     };
@@ -560,6 +556,7 @@ pub async fn move_to<U: Uow>(
     let after = anchor(TASK_WIDTH + 1, "after_id", body.after_id)?;
     let before = anchor(TASK_WIDTH + 2, "before_id", body.before_id)?;
     let neighbour: Option<String> = row.get(TASK_WIDTH + 3)?;
+    let comment_rev: i64 = row.get(TASK_WIDTH + 4)?;
     let (lower, upper) = match (after, before) {
         (Some(a), Some(b)) if a >= b => {
             return Err(ApiError::invalid_field(
@@ -599,7 +596,7 @@ pub async fn move_to<U: Uow>(
             Some(moved.board_id),
             payload.into(),
         )
-        .with_card(card_change(&moved, Some(was))),
+        .with_card(card_change(&moved, comment_rev, Some(was))?),
     )
     .await?;
     Ok(moved)

@@ -570,14 +570,14 @@ async fn large_answers_are_compressed(app: TestApp) {
     assert!(!small.headers.contains_key("content-encoding"));
 }
 
-/// Task changes patch the cached views of their board instead of dropping
-/// them (crate::cache::parts): after each change of a fixed pseudo-random
-/// sequence (creates, updates with odd due times, moves within and across
-/// lists, deletes, comments, a label deleted), the view served from the
-/// cache is exactly the view read from the database, for a `per_list` that
-/// shows every card and for ones that leave lists with more (and cards
-/// beyond the reserve a view keeps); and most task changes did patch (the
-/// view stayed cached).
+/// Card changes (a task's, or its comment count's) patch the cached views
+/// of their board instead of dropping them (crate::cache::parts): after
+/// each change of a fixed pseudo-random sequence (creates, updates with odd
+/// due times, moves within and across lists, deletes, comments added and
+/// removed, a label deleted), the view served from the cache is exactly the
+/// view read from the database, for a `per_list` that shows every card and
+/// for ones that leave lists with more (and cards beyond the reserve a view
+/// keeps); and most card changes did patch (the view stayed cached).
 async fn patched_views_equal_views_read_again(app: TestApp) {
     // Per list 1 and 3, list 2 (14 cards) has cards beyond the ones a
     // view keeps (the page and a reserve of 8).
@@ -594,6 +594,8 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
     );
     let lists: Vec<Uuid> = b.lists.iter().map(|l| l.0).collect();
     let mut tasks: Vec<Uuid> = b.lists.iter().flat_map(|l| l.1.clone()).collect();
+    // Comments kept, with their task.
+    let mut comments: Vec<(Uuid, Uuid)> = Vec::new();
     let views = [
         url(b.org, &format!("/boards/{}", b.board)),
         url(b.org, &format!("/boards/{}?per_list=3", b.board)),
@@ -634,6 +636,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         ((seed >> 33) as usize) % n
     };
     let (mut task_changes, mut patched, mut patched_small) = (0, 0, 0);
+    let (mut comment_changes, mut comment_patched) = (0, 0);
     for step in 0..70 {
         // Every view cached (or patched) before the change.
         for v in &views {
@@ -641,6 +644,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         }
         let op = if step == 55 { 9 } else { next(10) };
         let mut is_task_change = true;
+        let mut is_comment = false;
         match op {
             0..=2 => {
                 let list = lists[next(lists.len())];
@@ -703,6 +707,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                 app.delete(&url(b.org, &format!("/tasks/{t}")), &b.owner.token)
                     .await
                     .expect(204);
+                comments.retain(|(task, _)| *task != t);
             }
             _ if step == 55 => {
                 // A label deleted may touch every card: views read again.
@@ -712,16 +717,30 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                     .expect(204);
             }
             _ => {
-                // A comment changes a card's count: not patched, dropped.
-                is_task_change = false;
-                let t = tasks[next(tasks.len())];
-                app.post(
-                    &url(b.org, &format!("/tasks/{t}/comments")),
-                    &b.owner.token,
-                    json!({"body": "hello"}),
-                )
-                .await
-                .expect(201);
+                // A comment added or removed changes a card's count: the
+                // view is patched as for a task's change.
+                is_comment = true;
+                match comments.len() {
+                    n if n > 0 && next(2) == 0 => {
+                        let (_, c) = comments.swap_remove(next(n));
+                        app.delete(&url(b.org, &format!("/comments/{c}")), &b.owner.token)
+                            .await
+                            .expect(204);
+                    }
+                    _ => {
+                        let t = tasks[next(tasks.len())];
+                        let c = app
+                            .post(
+                                &url(b.org, &format!("/tasks/{t}/comments")),
+                                &b.owner.token,
+                                json!({"body": "hello"}),
+                            )
+                            .await
+                            .expect(201)
+                            .json;
+                        comments.push((t, id_of(&c)));
+                    }
+                }
             }
         }
         let v = cache.version(b.org, b.board).await.unwrap();
@@ -730,6 +749,11 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
             .await
             .is_some();
         let small = cache.get(b.org, b.board, 1, v).await.is_some();
+        if is_comment {
+            // The view that shows every card keeps its place through each.
+            comment_changes += 1;
+            comment_patched += usize::from(still);
+        }
         if is_task_change {
             task_changes += 1;
             patched += usize::from(still);
@@ -751,14 +775,18 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
         .await;
     }
     assert!(
+        comment_changes >= 3 && comment_patched == comment_changes,
+        "{comment_patched} of {comment_changes} comments added or removed patched the view"
+    );
+    assert!(
         patched * 10 >= task_changes * 9,
-        "{patched} of {task_changes} task changes patched the view that shows every card"
+        "{patched} of {task_changes} card changes patched the view that shows every card"
     );
     // With one card a page, some changes must replace a card from the
     // reserve or refuse; most still patch.
     assert!(
         patched_small * 2 >= task_changes,
-        "{patched_small} of {task_changes} task changes patched the view of one card a list"
+        "{patched_small} of {task_changes} card changes patched the view of one card a list"
     );
     // Cards leaving the page of a long list one by one: each is replaced
     // from the reserve the view keeps (still patched, still exact) until
