@@ -39,8 +39,8 @@ pub const HTTP_REQUESTS: &str = "orgboard_http_requests_total";
 /// Histogram: seconds from request to response headers, same labels as
 /// [`HTTP_REQUESTS`] (a streamed body, such as live events, is not timed).
 pub const HTTP_DURATION: &str = "orgboard_http_request_duration_seconds";
-/// Gauge: open connections of a database pool (`pool` = `postgres`,
-/// `sqlite_reader` or `sqlite_writer`), busy and idle.
+/// Gauge: open connections of a database pool (`pool` = `postgres` or
+/// `sqlite_reader`), busy and idle.
 pub const DB_POOL_CONNECTIONS: &str = "orgboard_db_pool_connections";
 /// Gauge: idle connections of a database pool.
 pub const DB_POOL_IDLE: &str = "orgboard_db_pool_idle_connections";
@@ -271,20 +271,14 @@ fn sample_pools(db: &Db) {
             p.num_idle(),
             p.options().get_max_connections(),
         ),
-        Db::Sqlite { reader, writer, .. } => {
-            pool(
-                "sqlite_reader",
-                reader.size(),
-                reader.num_idle(),
-                reader.options().get_max_connections(),
-            );
-            pool(
-                "sqlite_writer",
-                writer.size(),
-                writer.num_idle(),
-                writer.options().get_max_connections(),
-            );
-        }
+        // The writer is one thread with its connection, not a pool: its
+        // work is in the write batch and job counters.
+        Db::Sqlite { reader, .. } => pool(
+            "sqlite_reader",
+            reader.size(),
+            reader.num_idle(),
+            reader.options().get_max_connections(),
+        ),
     }
 }
 

@@ -377,11 +377,7 @@ pub(crate) async fn finish_seed(db: &Db, loc: &Location) -> anyhow::Result<()> {
             let mut c = pg_admin(&url).await?;
             sqlx::query("VACUUM ANALYZE").execute(&mut c).await?;
         }
-        Db::Sqlite { writer, .. } => {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(writer)
-                .await?;
-        }
+        Db::Sqlite { .. } => db.sqlite_checkpoint().await?,
     }
     Ok(())
 }

@@ -88,18 +88,17 @@ pub enum Db {
         reader: SqlitePool,
         /// Read-only rusqlite connections for the big reads (see [`readers`]).
         lite: std::sync::Arc<readers::Readers>,
-        /// The sqlx connection that writes outside the product's use cases:
-        /// migrations, the benchmark's seeder and tests' fixtures
-        /// ([`Db::write`] on SQLite). Every route, job and administrator
-        /// command writes through `fast` (counted by `sqlx_writes`).
-        writer: SqlitePool,
-        /// Write transactions opened on `writer` ([`Db::sqlite_sqlx_writes`]).
+        /// How to open a connection that writes outside the product's use
+        /// cases — migrations, the benchmark's seeder, tests' fixtures —
+        /// for one transaction ([`Db::write`] on SQLite). Every route, job
+        /// and administrator command writes through `fast` (which
+        /// `sqlx_writes` lets a test check).
+        maintenance: std::sync::Arc<SqliteConnectOptions>,
+        /// Transactions opened with `maintenance` ([`Db::sqlite_sqlx_writes`]).
         sqlx_writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
-        /// The group-commit writer thread (see [`writer`]).
+        /// The group-commit writer thread (see [`writer`]): the process's
+        /// only writer connection.
         fast: SqliteWriter,
-        /// Taken for the length of every write transaction by either
-        /// writer, so they never contend for SQLite's write lock.
-        gate: writer::Gate,
         /// The after-commit work of write transactions (shared with `fast`).
         hook: Hook,
     },
@@ -212,10 +211,6 @@ pub struct Tx {
     pub(crate) committed_events: Vec<change::Event>,
     /// Writes waiting to be sent (PostgreSQL; see [`uow::Uow::defer`]).
     pub(crate) deferred: uow::Deferred,
-    /// SQLite write transactions: the writers' gate, released when the
-    /// transaction ends (commit, or drop → rollback). Declared after `conn`
-    /// so the rollback happens before the gate opens.
-    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Statements sent so far, `BEGIN` not counted (each is one round trip
     /// on PostgreSQL; see [`unit::Unit::round_trips_to_commit`]).
     pub(crate) sent: u32,
@@ -294,21 +289,19 @@ impl Db {
             let path = base.get_filename().to_owned();
             private_database_file(&path)
                 .with_context(|| format!("cannot create SQLite database {}", path.display()))?;
+            // Checkpoints are the checkpointer thread's (see `writer`).
+            let maintenance = std::sync::Arc::new(base.clone().pragma(
+                "wal_autocheckpoint",
+                writer::WRITER_AUTOCHECKPOINT.to_string(),
+            ));
+            // The writer first: it turns a new file to WAL, which the
+            // read-only connections cannot.
+            let hook = Hook::default();
+            let fast = SqliteWriter::start(&path, hook.clone())
+                .with_context(|| format!("cannot open SQLite database {url} for writing"))?;
             // An SQLite connection is a file handle in this process: it
             // cannot be lost the way a socket can, so no pool pings it
             // before handing it out (a thread round trip each).
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(Duration::from_secs(10))
-                // Checkpoints are the checkpointer thread's (see `writer`).
-                .connect_with(base.clone().pragma(
-                    "wal_autocheckpoint",
-                    writer::WRITER_AUTOCHECKPOINT.to_string(),
-                ))
-                .await
-                .with_context(|| format!("cannot open SQLite database {url}"))?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(cfg.db_max_connections.max(2))
                 .min_connections(1)
@@ -321,17 +314,12 @@ impl Db {
                 path.clone(),
                 readers::pool_size(cfg.db_max_connections as usize),
             ));
-            let gate = writer::Gate::default();
-            let hook = Hook::default();
-            let fast = SqliteWriter::start(&path, gate.clone(), hook.clone())
-                .with_context(|| format!("cannot open SQLite database {url} for writing"))?;
             Ok(Db::Sqlite {
                 reader,
                 lite,
-                writer,
+                maintenance,
                 sqlx_writes: Default::default(),
                 fast,
-                gate,
                 hook,
             })
         }
@@ -349,7 +337,11 @@ impl Db {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Db::Postgres(pool, _) => PG_MIGRATOR.run(pool).await?,
-            Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
+            Db::Sqlite { maintenance, .. } => {
+                let pool = one_connection(maintenance).await?;
+                SQLITE_MIGRATOR.run(&pool).await?;
+                pool.close().await;
+            }
         }
         Ok(())
     }
@@ -401,18 +393,22 @@ impl Db {
         }))
     }
 
-    /// Opens a write transaction for `scope` (`BEGIN IMMEDIATE` on SQLite).
+    /// Opens a write transaction for `scope`. On SQLite this is for what
+    /// writes outside the product's use cases (the benchmark's seeder,
+    /// tests' fixtures): `BEGIN IMMEDIATE` on a connection of its own,
+    /// opened for this transaction and closed after it, beside the
+    /// group-commit writer (SQLite's write lock and busy timeout keep them
+    /// apart).
     pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let mut tx = match self {
             Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
                 pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?,
             )),
             Db::Sqlite {
-                writer,
-                gate,
+                maintenance,
                 sqlx_writes,
                 ..
-            } => sqlite_write(writer, gate, sqlx_writes).await?,
+            } => sqlite_write(maintenance, sqlx_writes).await?,
         };
         tx.after = self.hook().get();
         Ok(tx)
@@ -455,9 +451,10 @@ impl Db {
         }
     }
 
-    /// How many write transactions were opened on SQLite's sqlx writer
-    /// (`None` on PostgreSQL): the product's own writes never are, so a
-    /// test can tell that a flow wrote only through the group-commit writer.
+    /// How many write transactions [`Db::write`] and [`Db::system`] opened on
+    /// SQLite (`None` on PostgreSQL): the product's own writes never open
+    /// one, so a test can tell that a flow wrote only through the
+    /// group-commit writer.
     pub fn sqlite_sqlx_writes(&self) -> Option<u64> {
         match self {
             Db::Sqlite { sqlx_writes, .. } => {
@@ -486,11 +483,10 @@ impl Db {
                     .await?,
             )),
             Db::Sqlite {
-                writer,
-                gate,
+                maintenance,
                 sqlx_writes,
                 ..
-            } => sqlite_write(writer, gate, sqlx_writes).await?,
+            } => sqlite_write(maintenance, sqlx_writes).await?,
         };
         tx.after = self.hook().get();
         Ok(tx)
@@ -509,40 +505,56 @@ impl Db {
         }))
     }
 
+    /// Folds SQLite's write-ahead log back into the database file now and
+    /// truncates it (after a bulk load), on a connection of its own; nothing
+    /// on PostgreSQL.
+    pub async fn sqlite_checkpoint(&self) -> Result<(), sqlx::Error> {
+        if let Db::Sqlite { maintenance, .. } = self {
+            let pool = one_connection(maintenance).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+        }
+        Ok(())
+    }
+
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         match self {
             Db::Postgres(pool, _) => pool.close().await,
-            Db::Sqlite { reader, writer, .. } => {
-                reader.close().await;
-                writer.close().await;
-            }
+            Db::Sqlite { reader, .. } => reader.close().await,
         }
     }
 }
 
-/// A sqlx write transaction on SQLite: the writers' gate, then `BEGIN
-/// IMMEDIATE` on the writer connection; the gate opens when the `Tx` ends.
+/// A sqlx write transaction on SQLite, on a connection of its own: `BEGIN
+/// IMMEDIATE` waits for the write lock as long as the busy timeout allows
+/// (5 s), then fails as `SQLITE_BUSY`. The connection closes when the
+/// transaction ends.
 async fn sqlite_write(
-    writer: &SqlitePool,
-    gate: &writer::Gate,
+    options: &SqliteConnectOptions,
     opened: &std::sync::atomic::AtomicU64,
 ) -> Result<Tx, sqlx::Error> {
     opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let held = enter_gate(gate).await?;
-    let mut tx = Tx::new(TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?));
-    tx.gate = Some(held);
-    Ok(tx)
+    let pool = one_connection(options).await?;
+    // The transaction keeps the pool (and its one connection) alive; both
+    // go when it ends.
+    Ok(Tx::new(TxConn::Sqlite(
+        pool.begin_with("BEGIN IMMEDIATE").await?,
+    )))
 }
 
-/// Waits for SQLite's writers' gate as long as a pool waits for a
-/// connection (10 s, the writer pool's acquire timeout), then gives up the
-/// same way (`PoolTimedOut`, answered `503`): a transaction that waits for
-/// another one in the same task fails instead of hanging for ever.
-async fn enter_gate(gate: &writer::Gate) -> Result<tokio::sync::OwnedMutexGuard<()>, sqlx::Error> {
-    tokio::time::timeout(Duration::from_secs(10), gate.clone().lock_owned())
+/// A pool of exactly one SQLite connection, opened now: what a transaction
+/// of sqlx's needs to own its connection.
+async fn one_connection(options: &SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
         .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)
 }
 
 /// `BEGIN` and the scope in one round trip (simple-query protocol allows
@@ -569,7 +581,6 @@ impl Tx {
             after: None,
             committed_events: Vec::new(),
             deferred: uow::Deferred::default(),
-            gate: None,
             sent: 0,
         }
     }
@@ -623,7 +634,6 @@ impl Tx {
             TxConn::Postgres(tx) => tx.commit().await?,
             TxConn::Sqlite(tx) => tx.commit().await?,
         }
-        drop(self.gate);
         if let Some(hook) = &self.after
             && !self.changed.is_empty()
         {

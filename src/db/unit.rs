@@ -66,7 +66,7 @@ impl Unit {
         }
     }
 
-    /// A unit over a transaction that has begun (SQLite's sqlx writer).
+    /// A unit over a transaction that has begun (on SQLite: [`super::Db::write`]'s).
     pub(super) fn begun(tx: Tx) -> Self {
         Unit {
             idle: None,

@@ -15,20 +15,19 @@
 //! index) are written to the WAL once per batch instead of once per job.
 //!
 //! Every write of the product is a use case written against the unit of
-//! work ([`super::uow`]) and runs on it. sqlx's writer connection is left
-//! for migrations, the benchmark's seeder and tests' fixtures; the two never
-//! overlap: both take the same [`Gate`] for the length of a transaction (a
-//! sqlx write transaction holds it in its [`Tx`](super::Tx)), so SQLite's
-//! write lock is never contended between them.
+//! work ([`super::uow`]) and runs on it: this thread is the serving
+//! process's only writer. Migrations, the benchmark's seeder and tests'
+//! fixtures write through a connection of their own, opened for the
+//! transaction ([`super::Db::write`] on SQLite); SQLite's write lock and
+//! busy timeout (5 s, on both) keep the two apart.
 //!
 //! A job runs to completion whatever happens to the request that sent it: a
 //! client that disconnects only drops the answer.
 
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::oneshot;
 
 use super::change::{CardChange, Event, Touched, Touches};
 
@@ -48,10 +47,6 @@ pub enum WriterStopped {
     /// The batch's commit failed otherwise, or the job panicked.
     Failed(String),
 }
-
-/// Serializes SQLite write transactions between the sqlx writer and the
-/// group-commit writer.
-pub type Gate = Arc<Mutex<()>>;
 
 /// Most jobs committed together.
 const MAX_BATCH: usize = 256;
@@ -103,7 +98,7 @@ impl std::fmt::Debug for SqliteWriter {
 impl SqliteWriter {
     /// Opens the connection to `path` (WAL, `synchronous = NORMAL`, foreign
     /// keys, busy timeout — as the sqlx connections) and starts the thread.
-    pub fn start(path: &std::path::Path, gate: Gate, hook: super::Hook) -> anyhow::Result<Self> {
+    pub fn start(path: &std::path::Path, hook: super::Hook) -> anyhow::Result<Self> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(
@@ -120,7 +115,7 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("orgboard-sqlite-writer".into())
             .spawn(move || {
-                run(conn, rx, gate, hook, runtime);
+                run(conn, rx, hook, runtime);
                 drop(alive);
             })?;
         std::thread::Builder::new()
@@ -181,7 +176,6 @@ fn checkpoint(conn: rusqlite::Connection, writer_gone: mpsc::Receiver<()>) {
 fn run(
     mut conn: rusqlite::Connection,
     jobs: mpsc::Receiver<Job>,
-    gate: Gate,
     hook: super::Hook,
     runtime: Option<tokio::runtime::Handle>,
 ) {
@@ -193,7 +187,6 @@ fn run(
                 Err(_) => break,
             }
         }
-        let guard = gate.blocking_lock();
         let mut finishes = Vec::with_capacity(batch.len());
         let mut changed = Touches::default();
         let mut events = Vec::new();
@@ -241,7 +234,6 @@ fn run(
                 Err(e)
             }
         };
-        drop(guard);
         metrics::counter!(SQLITE_WRITE_BATCHES).increment(1);
         metrics::counter!(SQLITE_WRITE_JOBS).increment(finishes.len() as u64);
         match committed {
@@ -326,16 +318,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_job_in_a_batch_rolls_back_alone() {
         let (_dir, path) = setup();
-        let gate = Gate::default();
-        let writer =
-            SqliteWriter::start(&path, gate.clone(), crate::db::Hook::default()).expect("writer");
-        // Hold the gate so the jobs queue up and go in as one batch.
-        let held = gate.clone().lock_owned().await;
+        let writer = SqliteWriter::start(&path, crate::db::Hook::default()).expect("writer");
+        // A first job holds the writer until released, so the others queue
+        // up and go in as one batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let first = tokio::spawn({
             let w = writer.clone();
             async move {
-                w.run(|c| -> Result<(), ApiError> {
+                w.run(move |c| -> Result<(), ApiError> {
                     c.conn.execute("INSERT INTO t VALUES (0)", [])?;
+                    let _ = held.recv();
                     Ok(())
                 })
                 .await
@@ -358,7 +350,7 @@ mod tests {
             }));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        drop(held);
+        drop(release);
         assert!(first.await.expect("join").is_ok());
         for (i, j) in jobs.into_iter().enumerate() {
             let n = i as i64 + 1;
@@ -385,15 +377,15 @@ mod tests {
         assert_eq!(rows(&path).last(), Some(&100));
     }
 
-    /// A sqlx-side write transaction holding the gate keeps the writer out
-    /// until it ends.
+    /// A transaction of another connection holding SQLite's write lock (a
+    /// fixture through [`crate::db::Db::write`]) keeps the writer waiting,
+    /// within the busy timeout, until it ends; then the job commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_gate_keeps_the_writers_apart() {
+    async fn another_connections_write_keeps_the_writer_waiting() {
         let (_dir, path) = setup();
-        let gate = Gate::default();
-        let writer =
-            SqliteWriter::start(&path, gate.clone(), crate::db::Hook::default()).expect("writer");
-        let held = gate.clone().lock_owned().await;
+        let writer = SqliteWriter::start(&path, crate::db::Hook::default()).expect("writer");
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
         let job = tokio::spawn({
             let w = writer.clone();
             async move {
@@ -405,9 +397,12 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!job.is_finished(), "the job ran while the gate was held");
+        assert!(
+            !job.is_finished(),
+            "the job ran while another held the lock"
+        );
         assert!(rows(&path).is_empty());
-        drop(held);
+        other.execute_batch("COMMIT").expect("commit");
         job.await.expect("join").expect("committed");
         assert_eq!(rows(&path), vec![1]);
     }

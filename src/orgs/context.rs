@@ -3,9 +3,10 @@
 //!
 //! The [`OrgRequest`] extractor authenticates the caller and reads `{org}`
 //! (id or slug) from the path, without touching the database. The handler
-//! then opens its transaction with [`OrgRequest::read`] or
-//! [`OrgRequest::write`], which resolves the organization and loads the
-//! caller's membership *inside that transaction* — one statement, which on
+//! then enters the organization inside its unit of work with
+//! [`OrgRequest::enter`] (or a read transaction with [`OrgRequest::read`]),
+//! which resolves the organization and loads the caller's membership
+//! *inside that transaction* — one statement, which on
 //! PostgreSQL also enters the tenant for row-level security — and hands back
 //! the [`OrgContext`]. So the membership check and the data access share one
 //! transaction (a write acts on the role committed alongside it), and the
@@ -117,14 +118,6 @@ impl OrgRequest {
     /// is a member of it.
     pub async fn read(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
         let mut tx = state.db.read(Scope::user(self.auth.user_id)).await?;
-        let ctx = self.enter(&mut tx).await?;
-        Ok((tx, ctx))
-    }
-
-    /// Opens a write transaction in the organization (`BEGIN IMMEDIATE` on
-    /// SQLite); `404` unless the caller is a member of it.
-    pub async fn write(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let mut tx = state.db.write(Scope::user(self.auth.user_id)).await?;
         let ctx = self.enter(&mut tx).await?;
         Ok((tx, ctx))
     }

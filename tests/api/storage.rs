@@ -29,7 +29,7 @@ backend_tests!(
 /// members, boards to comments, account deletion, jobs, schedules, the
 /// clean-up, the security log and the administrator's commands — runs as a
 /// unit of work: on SQLite, as a job of the group-commit writer, never a
-/// transaction on the sqlx writer (whose count stays where it was). On
+/// `db.write` transaction of sqlx's (whose count stays where it was). On
 /// PostgreSQL the same flow runs (and must succeed) and there is no such
 /// writer to count.
 async fn every_product_write_runs_as_a_unit_of_work(app: TestApp) {
@@ -198,7 +198,7 @@ async fn every_product_write_runs_as_a_unit_of_work(app: TestApp) {
     assert_eq!(
         db.sqlite_sqlx_writes(),
         before,
-        "a product write went through SQLite's sqlx writer"
+        "a product write opened a sqlx write transaction on SQLite"
     );
 }
 
@@ -235,7 +235,7 @@ async fn idempotency_key_of_another_org_is_another_request(app: TestApp) {
 /// and kept in the order written.
 async fn unit_of_work_statements_agree_on_every_executor(app: TestApp) {
     let db = &app.state.db;
-    // Through a sqlx write transaction (PostgreSQL, or SQLite's sqlx writer).
+    // Through a sqlx write transaction (PostgreSQL, or SQLite's `db.write`).
     let mut tx = db.write(Scope::system()).await.unwrap();
     conformance(&mut tx).await.unwrap();
     drop(tx);
@@ -504,10 +504,10 @@ fn pg_pool(app: &TestApp) -> &PgPool {
     }
 }
 
-/// SQLite's (reader, writer) pools.
-fn sqlite_pools(app: &TestApp) -> (&SqlitePool, &SqlitePool) {
+/// SQLite's reader pool.
+fn sqlite_reader(app: &TestApp) -> &SqlitePool {
     match &app.state.db {
-        Db::Sqlite { reader, writer, .. } => (reader, writer),
+        Db::Sqlite { reader, .. } => reader,
         Db::Postgres(..) => panic!("expected SQLite"),
     }
 }
@@ -1262,7 +1262,7 @@ async fn migrated_schemas_match() {
     let pg_app = TestApp::postgres().await;
     let sqlite_app = TestApp::sqlite().await;
     let pool = pg_pool(&pg_app);
-    let (_, lite) = sqlite_pools(&sqlite_app);
+    let lite = sqlite_reader(&sqlite_app);
 
     // Columns. SQLite lets a non-INTEGER rowid primary key hold NULL unless
     // declared NOT NULL; the application never writes one, so a primary key
@@ -1402,33 +1402,47 @@ async fn migrated_schemas_match() {
 
 // ----------------------------------------------------- 5. SQLite settings
 
+/// Every SQLite connection runs with WAL, foreign keys, a busy timeout and
+/// `synchronous = NORMAL`: the readers, a transaction of `db.write` (its
+/// own connection), and the group-commit writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_are_configured() {
     let app = TestApp::sqlite().await;
-    let (reader, writer) = sqlite_pools(&app);
-    for (name, pool) in [("writer", writer), ("reader", reader)] {
-        let mut conn = pool.acquire().await.expect("acquire");
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("journal_mode");
+    let reader = sqlite_reader(&app);
+    const SETTINGS: &str = "SELECT (SELECT journal_mode FROM pragma_journal_mode), \
+         (SELECT foreign_keys FROM pragma_foreign_keys), \
+         (SELECT timeout FROM pragma_busy_timeout), \
+         (SELECT synchronous FROM pragma_synchronous)";
+    let check = |name: &str, (journal, fk, busy, sync): (String, i64, i64, i64)| {
         assert_eq!(journal.to_lowercase(), "wal", "{name}: journal_mode");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("foreign_keys");
         assert_eq!(fk, 1, "{name}: foreign_keys");
-        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("busy_timeout");
         assert!(busy > 0, "{name}: busy_timeout = {busy}");
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("synchronous");
         assert_eq!(sync, 1, "{name}: synchronous should be NORMAL");
-    }
+    };
+    let mut conn = reader.acquire().await.expect("acquire");
+    let got = sqlx::query_as(SETTINGS)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("reader settings");
+    check("reader", got);
+    drop(conn);
+    let mut tx = app.state.db.write(Scope::system()).await.expect("write tx");
+    let got = orgboard::on_tx!(&mut tx, |c| sqlx::query_as(SETTINGS).fetch_one(c).await)
+        .expect("write tx settings");
+    check("db.write", got);
+    drop(tx);
+    let writer = app.state.db.sqlite_writer().expect("SQLite's writer");
+    let got = writer
+        .run(
+            |c| -> Result<(String, i64, i64, i64), orgboard::error::ApiError> {
+                Ok(c.conn.query_row(SETTINGS, [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?)
+            },
+        )
+        .await
+        .expect("writer settings");
+    check("writer", got);
 
     // The readers cannot write.
     let mut conn = reader.acquire().await.expect("acquire");
@@ -1445,10 +1459,9 @@ async fn sqlite_connections_are_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_write_transaction_holds_the_write_lock() {
     let app = TestApp::sqlite().await;
-    let (_, writer) = sqlite_pools(&app);
     let file: String =
         sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-            .fetch_one(writer)
+            .fetch_one(sqlite_reader(&app))
             .await
             .expect("database file");
     assert!(!file.is_empty(), "not a file database");
@@ -1499,10 +1512,15 @@ async fn ready_checks_migrations(app: TestApp) {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()),
-        Db::Sqlite { writer, .. } => sqlx::query("DELETE FROM _sqlx_migrations")
-            .execute(writer)
-            .await
-            .map(|r| r.rows_affected()),
+        Db::Sqlite { .. } => {
+            let mut tx = app.state.db.write(Scope::system()).await.expect("write");
+            let n = orgboard::on_tx!(&mut tx, |c| sqlx::query("DELETE FROM _sqlx_migrations")
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()));
+            tx.commit().await.expect("commit");
+            n
+        }
     };
     assert!(forgotten.expect("delete") > 0);
     assert!(

@@ -730,7 +730,7 @@ async fn metrics_sample_the_database_pools(app: TestApp) {
     let max = app.state.config.storage.db_max_connections;
     let pools: &[(&str, u32)] = match app.backend {
         Backend::Postgres => &[("postgres", max)],
-        Backend::Sqlite => &[("sqlite_reader", max.max(2)), ("sqlite_writer", 1)],
+        Backend::Sqlite => &[("sqlite_reader", max.max(2))],
     };
     for (pool, max) in pools {
         let labels = [("pool", *pool)];
