@@ -230,6 +230,9 @@ pub mod write {
     use crate::idempotency::Created;
     use crate::idempotency::{self, IdemKey};
     use crate::orgs::context::{OrgContext, OrgRequest};
+    use std::sync::LazyLock;
+
+    use crate::db::change::CardChange;
     use crate::tasks::card::{CARD_RETURNING, CardFields};
 
     /// Sets a task's comment count to `count` (an expression of the old
@@ -242,6 +245,33 @@ pub mod write {
             "UPDATE tasks SET comment_count = {count}, comment_rev = comment_rev + 1 \
              WHERE org_id = $1 AND id = $2 RETURNING {CARD_RETURNING}"
         )
+    }
+
+    /// [`count_sql`] of a comment added.
+    static COUNT_ADDED: LazyLock<String> = LazyLock::new(|| count_sql("comment_count + 1"));
+    /// [`count_sql`] of a comment removed.
+    static COUNT_REMOVED: LazyLock<String> = LazyLock::new(|| {
+        count_sql("CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END")
+    });
+
+    /// Runs `sql` ([`COUNT_ADDED`] or [`COUNT_REMOVED`]) on `task`: its
+    /// board and what the change did to its card; `None` when there is no
+    /// such task. The card is written from the row in place (on SQLite's
+    /// writer nothing is copied out of the statement).
+    async fn count<U: Uow>(
+        u: &mut U,
+        sql: &str,
+        org_id: Uuid,
+        task_id: Uuid,
+    ) -> Result<Option<(Uuid, CardChange)>, ApiError> {
+        let mut found = None;
+        u.fetch_each(sql, &args![org_id, task_id], |r| {
+            let card = CardFields::from_row(r)?;
+            found = Some((card.board_id, card.change(Some(card.list_id))?));
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+        Ok(found)
     }
 
     /// A comment from a row of [`COMMENT_COLUMNS`].
@@ -306,13 +336,9 @@ pub mod write {
         }
         // Counts the comment on its task (and finds out whether the task
         // exists, its board and its card now).
-        let row = u
-            .fetch_optional(&count_sql("comment_count + 1"), &args![oc.org_id, task_id])
+        let (board, card) = count(u, &COUNT_ADDED, oc.org_id, task_id)
             .await?
             .ok_or_else(ApiError::not_found)?;
-        let card = CardFields::from_row((&row).into())?;
-        let board = card.board_id;
-        let card = card.change(Some(card.list_id))?;
         let id = Uuid::now_v7();
         let now = now();
         u.defer(
@@ -400,24 +426,15 @@ pub mod write {
         if deleted == 0 {
             return Err(ApiError::not_found());
         }
-        let row = u
-            .fetch_optional(
-                &count_sql("CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END"),
-                &args![oc.org_id, comment.task_id],
-            )
-            .await?;
-        let card = row
-            .as_ref()
-            .map(|r| CardFields::from_row(r.into()))
-            .transpose()?;
+        let counted = count(u, &COUNT_REMOVED, oc.org_id, comment.task_id).await?;
         let mut change = oc.change(
             Kind::CommentDeleted,
             id,
-            card.as_ref().map(|c| c.board_id),
+            counted.as_ref().map(|(board, _)| *board),
             json!({ "task_id": comment.task_id, "author_id": comment.author_id }),
         );
-        if let Some(card) = card {
-            change = change.with_card(card.change(Some(card.list_id))?);
+        if let Some((_, card)) = counted {
+            change = change.with_card(card);
         }
         change::record(u, change).await?;
         Ok(())
