@@ -396,6 +396,7 @@ pub mod write {
             &args![&body, now, oc.org_id, id],
         )
         .await?;
+        // A comment's text is not on its card: the board's views stay.
         change::record(
             u,
             oc.change(
@@ -403,7 +404,10 @@ pub mod write {
                 id,
                 board,
                 json!({ "task_id": comment.task_id, "body": c }),
-            ),
+            )
+            .with_card(CardChange::Unchanged {
+                id: comment.task_id,
+            }),
         )
         .await?;
         Ok(Comment {

@@ -19,7 +19,7 @@
 //! the current version is fresh wherever it came from.
 //!
 //! A change that says what it did to a card (task created, changed, moved
-//! or deleted, a comment added or removed:
+//! or deleted, a comment added, edited or removed:
 //! [`crate::db::change::CardChange`]) does not throw this
 //! node's views of the board away: its after-commit work bumps the board's
 //! counter from `n` to `n + 1` and patches the view stored under `n` into

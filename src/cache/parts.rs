@@ -227,6 +227,7 @@ impl Parts {
     pub fn apply(&mut self, change: &CardChange) -> bool {
         let id = change.id();
         let (version, was, to) = match change {
+            CardChange::Unchanged { .. } => return true,
             CardChange::Put {
                 version,
                 was,

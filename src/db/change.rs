@@ -59,6 +59,12 @@ pub enum CardChange {
         /// The list it was in.
         was: Uuid,
     },
+    /// The change concerns the card's task but nothing the card shows (a
+    /// comment's text edited): the views stay as they are.
+    Unchanged {
+        /// Task id.
+        id: Uuid,
+    },
 }
 
 /// A card's JSON summary written into a message as a string (it is UTF-8
@@ -85,7 +91,9 @@ impl CardChange {
     /// The card's id.
     pub fn id(&self) -> Uuid {
         match self {
-            CardChange::Put { id, .. } | CardChange::Gone { id, .. } => *id,
+            CardChange::Put { id, .. }
+            | CardChange::Gone { id, .. }
+            | CardChange::Unchanged { id } => *id,
         }
     }
 }

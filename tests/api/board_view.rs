@@ -573,8 +573,8 @@ async fn large_answers_are_compressed(app: TestApp) {
 /// Card changes (a task's, or its comment count's) patch the cached views
 /// of their board instead of dropping them (crate::cache::parts): after
 /// each change of a fixed pseudo-random sequence (creates, updates with odd
-/// due times, moves within and across lists, deletes, comments added and
-/// removed, a label deleted), the view served from the cache is exactly the
+/// due times, moves within and across lists, deletes, comments added,
+/// edited and removed, a label deleted), the view served from the cache is exactly the
 /// view read from the database, for a `per_list` that shows every card and
 /// for ones that leave lists with more (and cards beyond the reserve a view
 /// keeps); and most card changes did patch (the view stayed cached).
@@ -718,14 +718,25 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
             }
             _ => {
                 // A comment added or removed changes a card's count: the
-                // view is patched as for a task's change.
+                // view is patched as for a task's change; one edited
+                // changes nothing on the card: the view stays.
                 is_comment = true;
-                match comments.len() {
-                    n if n > 0 && next(2) == 0 => {
+                match (comments.len(), next(3)) {
+                    (n, 0) if n > 0 => {
                         let (_, c) = comments.swap_remove(next(n));
                         app.delete(&url(b.org, &format!("/comments/{c}")), &b.owner.token)
                             .await
                             .expect(204);
+                    }
+                    (n, 1) if n > 0 => {
+                        let (_, c) = comments[next(n)];
+                        app.patch(
+                            &url(b.org, &format!("/comments/{c}")),
+                            &b.owner.token,
+                            json!({"body": format!("edited {step}")}),
+                        )
+                        .await
+                        .expect(200);
                     }
                     _ => {
                         let t = tasks[next(tasks.len())];
@@ -776,7 +787,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
     }
     assert!(
         comment_changes >= 3 && comment_patched == comment_changes,
-        "{comment_patched} of {comment_changes} comments added or removed patched the view"
+        "{comment_patched} of {comment_changes} comments added, edited or removed patched the view"
     );
     assert!(
         patched * 10 >= task_changes * 9,
