@@ -217,12 +217,14 @@ async fn delete_comment(
 /// The comment writes, each written once for both backends (see
 /// [`crate::db::uow`]).
 pub mod write {
+    use std::sync::LazyLock;
+
     use serde_json::json;
     use uuid::Uuid;
 
     use super::{COMMENT_COLUMNS, Comment, CommentBody, parse_body};
     use crate::args;
-    use crate::db::change::{self, Kind, from_to};
+    use crate::db::change::{self, CardChange, Kind, from_to};
     use crate::db::now;
     use crate::db::uow::{AnyRow, DbError, Uow};
     use crate::domain::{Action, Ownership};
@@ -230,9 +232,6 @@ pub mod write {
     use crate::idempotency::Created;
     use crate::idempotency::{self, IdemKey};
     use crate::orgs::context::{OrgContext, OrgRequest};
-    use std::sync::LazyLock;
-
-    use crate::db::change::CardChange;
     use crate::tasks::card::{CARD_RETURNING, CardFields};
 
     /// Sets a task's comment count to `count` (an expression of the old

@@ -601,7 +601,9 @@ impl BoardCache {
                     Some(n) => {
                         let cards = touches.cards(org, board);
                         self.patch(org, board, n, cards);
-                        if let Some(cards) = cards.filter(|c| !c.is_empty()) {
+                        // Only with Redis is there anyone to tell.
+                        if let Some(cards) = cards.filter(|c| self.redis.is_some() && !c.is_empty())
+                        {
                             shared.push(BoardPatch {
                                 org,
                                 board,
