@@ -8,11 +8,11 @@
 //! update, move_to}`) through `orgboard::unit!`, exactly as the handlers
 //! do — a job of SQLite's group-commit writer or a PostgreSQL transaction,
 //! membership check included — so nothing is mirrored. Reads call the
-//! server's query functions where they are public (`tasks::load_task`,
-//! `tasks::relation_columns`, `boards::board_view`); the filter page mirrors
-//! the `SELECT` of `src/tasks/filter.rs` (if it changes there, change it
-//! here too). Reads leave out the membership statement with which
-//! `OrgRequest::read` starts: the HTTP ÷ limit ratio of reads includes it.
+//! server's own query functions (`tasks::load_task`,
+//! `boards::view::board_view_json`, `tasks::filter::member_page`). The
+//! filter page checks the membership as the server does (on PostgreSQL
+//! joined to the page's statement); the task and board reads leave out the membership
+//! statement the server runs first: their HTTP ÷ limit ratio includes it.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -156,8 +156,9 @@ async fn filter_page(
         filter = filter.after(id);
     }
     let org_id = vu.org_id;
+    let org = org_request(vu);
     let mut rows = orgboard::read_unit!(db, scope(vu), |u| async move {
-        tasks::filter::page(u, org_id, &filter).await
+        tasks::filter::member_page(u, &org, org_id, &filter).await
     })
     .map_err(|e| anyhow::anyhow!("filter page: {e:?}"))?;
     let more = rows.len() > PAGE;

@@ -868,7 +868,7 @@ async fn run_on(
         notes.push("login has no database-only limit (it is authentication itself).".into());
     }
     notes.push(
-        "Client, server and database share the machine's CPUs. Limit mode leaves out HTTP, JSON and the token check; its task writes are the server's own use cases (the statement that resolves {org} and the membership included), its reads leave that statement out, so a read's HTTP ÷ limit includes it."
+        "Client, server and database share the machine's CPUs. Limit mode leaves out HTTP, JSON and the token check; its task writes are the server's own use cases (the statement that resolves {org} and the membership included), so do its filtered pages (the membership joined to the page, as the server reads it); its task and board reads leave that statement out, so their HTTP ÷ limit includes it."
             .into(),
     );
     let ok = integrity.ok;

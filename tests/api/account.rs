@@ -535,6 +535,18 @@ async fn a_suspended_organization_answers_423_to_members_and_keeps_its_data(app:
     app.get(&task_path, &owner.token)
         .await
         .expect_problem(423, "org_suspended");
+    // The filtered page: on PostgreSQL its statement checks the membership
+    // itself; a page with ids and the stranger take the ordinary path.
+    let page = format!("/api/v1/orgs/{org}/tasks?status=todo&limit=5");
+    app.get(&page, &owner.token)
+        .await
+        .expect_problem(423, "org_suspended");
+    app.get(&format!("/api/v1/orgs/{org}/tasks"), &owner.token)
+        .await
+        .expect_problem(423, "org_suspended");
+    app.get(&page, &stranger.token)
+        .await
+        .expect_problem(404, "not_found");
     app.post(&tasks, &owner.token, json!({ "title": "Never" }))
         .await
         .expect_problem(423, "org_suspended");
