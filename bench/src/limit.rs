@@ -163,11 +163,7 @@ async fn filter_page(
     .map_err(|e| anyhow::anyhow!("filter page: {e:?}"))?;
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    Ok(if more {
-        rows.last().map(|t| t.id)
-    } else {
-        None
-    })
+    Ok(if more { rows.last_id() } else { None })
 }
 
 /// The raw limit: the smallest honest write transaction at the same

@@ -114,28 +114,59 @@ pub struct CardFields<'a> {
 impl<'a> CardFields<'a> {
     /// A card from a row of [`CARD_COLUMNS`].
     pub fn from_row(r: RowRef<'a, '_>) -> Result<Self, DbError> {
-        let status = r.text(5)?;
-        let priority: i16 = r.get(6)?;
+        let mut card = Self::read(r, 0)?;
+        card.comment_rev = r.get(17)?;
+        Ok(card)
+    }
+
+    /// A whole task from a row of [`super::TASK_COLUMNS`] (the card's
+    /// columns with the description after the title, without
+    /// `comment_rev`): the card and the description, for
+    /// [`Self::write_task_json`].
+    pub fn from_task_row(r: RowRef<'a, '_>) -> Result<(Self, Cow<'a, str>), DbError> {
+        Ok((Self::read(r, 1)?, r.text(5)?))
+    }
+
+    /// The card's fields; those after the title `shift` columns further on.
+    fn read(r: RowRef<'a, '_>, shift: usize) -> Result<Self, DbError> {
+        let at = |i: usize| i + shift;
+        let status = r.text(at(5))?;
+        let priority: i16 = r.get(at(6))?;
         Ok(Self {
             id: r.get(0)?,
             org_id: r.get(1)?,
             board_id: r.get(2)?,
             list_id: r.get(3)?,
             title: r.text(4)?,
-            status: Status::try_from(&*status).map_err(|e| DbError::Decode(5, e))?,
-            priority: Priority::try_from(priority).map_err(|e| DbError::Decode(6, e))?,
-            position: r.text(7)?,
-            due_date: r.time(8)?,
-            created_by: r.get(9)?,
-            completed_at: r.time(10)?,
-            version: r.get(11)?,
-            comment_count: r.get(12)?,
-            created_at: r.time(13)?.ok_or_else(|| null(13))?,
-            updated_at: r.time(14)?.ok_or_else(|| null(14))?,
-            assignee_ids: Ids::Kept(r.text(15)?),
-            label_ids: Ids::Kept(r.text(16)?),
-            comment_rev: r.get(17)?,
+            status: Status::try_from(&*status).map_err(|e| DbError::Decode(at(5), e))?,
+            priority: Priority::try_from(priority).map_err(|e| DbError::Decode(at(6), e))?,
+            position: r.text(at(7))?,
+            due_date: r.time(at(8))?,
+            created_by: r.get(at(9))?,
+            completed_at: r.time(at(10))?,
+            version: r.get(at(11))?,
+            comment_count: r.get(at(12))?,
+            created_at: r.time(at(13))?.ok_or_else(|| null(at(13)))?,
+            updated_at: r.time(at(14))?.ok_or_else(|| null(at(14)))?,
+            assignee_ids: Ids::Kept(r.text(at(15))?),
+            label_ids: Ids::Kept(r.text(at(16))?),
+            comment_rev: 0,
         })
+    }
+
+    /// The priority.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// When the task last changed (`Err` for a stored text that is no time).
+    pub fn updated_at(&self) -> Result<DateTime<Utc>, DbError> {
+        time_value(&self.updated_at, 14)
+    }
+
+    /// The due date (`Err` for a stored text that is no time).
+    pub fn due_date(&self) -> Result<Option<DateTime<Utc>>, DbError> {
+        self.due_date.as_ref().map(|t| time_value(t, 8)).transpose()
     }
 
     /// The card's place in the order of its changes: every task write
@@ -192,6 +223,16 @@ impl<'a> CardFields<'a> {
     /// Appends the card's JSON to `out` (what `serde_json` writes for its
     /// `TaskSummary`). Fails only on a stored time that is not one.
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), DbError> {
+        self.write(out, None)
+    }
+
+    /// Appends the whole task's JSON to `out` (what `serde_json` writes for
+    /// its [`Task`]: the card with `description` after the title).
+    pub fn write_task_json(&self, out: &mut Vec<u8>, description: &str) -> Result<(), DbError> {
+        self.write(out, Some(description))
+    }
+
+    fn write(&self, out: &mut Vec<u8>, description: Option<&str>) -> Result<(), DbError> {
         out.extend_from_slice(b"{\"id\":");
         write_uuid(out, &self.id);
         out.extend_from_slice(b",\"org_id\":");
@@ -202,6 +243,10 @@ impl<'a> CardFields<'a> {
         write_uuid(out, &self.list_id);
         out.extend_from_slice(b",\"title\":");
         write_str(out, &self.title);
+        if let Some(d) = description {
+            out.extend_from_slice(b",\"description\":");
+            write_str(out, d);
+        }
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(self.status.as_str().as_bytes());
         out.extend_from_slice(b"\",\"priority\":\"");
@@ -330,6 +375,16 @@ fn write_opt_time(out: &mut Vec<u8>, t: Option<&RawTime<'_>>, col: usize) -> Res
 
 /// A time as `chrono`'s `Serialize` writes it: RFC 3339 in UTC with `Z`
 /// and as many fraction digits as needed (0, 3, 6 or 9).
+/// The time a row holds (`col`: its column, for the error).
+fn time_value(t: &RawTime<'_>, col: usize) -> Result<DateTime<Utc>, DbError> {
+    match t {
+        RawTime::Text(text) => {
+            crate::db::uow::parse_time(text).map_err(|e| DbError::Decode(col, e))
+        }
+        RawTime::Value(v) => Ok(*v),
+    }
+}
+
 fn write_time(out: &mut Vec<u8>, t: &RawTime<'_>, col: usize) -> Result<(), DbError> {
     match t {
         RawTime::Text(text) => {
@@ -585,6 +640,27 @@ mod tests {
                     assert_eq!(
                         written(&CardFields::of_task(&task, 0)),
                         want.expect("serde")
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_is_what_serde_writes_for_it() {
+        let ids = vec![Uuid::from_u128(7), Uuid::from_u128(2)];
+        for description in ["", "plain", "q\"uote \\ tab\t \u{1} é 😀 </script>"] {
+            for (k, t) in times().into_iter().enumerate().take(200) {
+                for due in [None, Some(t)] {
+                    let mut task = task("title", due, t, ids.clone(), k);
+                    task.description = description.to_owned();
+                    let mut out = Vec::new();
+                    CardFields::of_task(&task, 3)
+                        .write_task_json(&mut out, &task.description)
+                        .expect("written");
+                    assert_eq!(
+                        String::from_utf8(out).expect("utf-8"),
+                        serde_json::to_string(&task).expect("serde")
                     );
                 }
             }
