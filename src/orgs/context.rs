@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use uuid::Uuid;
 
 use crate::auth::user::AuthUser;
-use crate::db::uow::{AnyRow, Arg, Lock, Uow};
+use crate::db::uow::{AnyRow, Arg, Lock, RowRef, Uow};
 use crate::db::{Backend, Scope, Tx};
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
@@ -133,7 +133,7 @@ impl OrgRequest {
             .fetch_optional(sql, &[key_arg(key), Arg::from(self.auth.user_id)])
             .await?
             .ok_or_else(ApiError::not_found)?;
-        self.context_from(&row, 0)
+        self.context_from((&row).into(), 0)
     }
 
     /// [`OrgRequest::enter`], `locks` and one read of what the use case
@@ -184,13 +184,14 @@ impl OrgRequest {
             .fetch_optional(&sql, &args)
             .await?
             .ok_or_else(ApiError::not_found)?;
-        let oc = self.context_from(&row, read.width)?;
+        let oc = self.context_from((&row).into(), read.width)?;
         Ok((oc, row))
     }
 
-    /// The context from a row holding `(organization id, role, suspended)`
-    /// at `at`; `423` when suspended.
-    fn context_from(&self, row: &AnyRow, at: usize) -> Result<OrgContext, ApiError> {
+    /// The context from a row holding [`membership_sql`]'s `(organization
+    /// id, role, suspended)` at `at` (a statement joined to the membership
+    /// reads them beside what it guards); `423` when suspended.
+    pub fn context_from(&self, row: RowRef<'_, '_>, at: usize) -> Result<OrgContext, ApiError> {
         let org_id: Uuid = row.get(at)?;
         let role = Role::try_from(row.get::<String>(at + 1)?)
             .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;

@@ -380,6 +380,15 @@ pub struct TaskRows {
 }
 
 impl TaskRows {
+    /// Room for `n` tasks of a typical size.
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            json: Vec::with_capacity(n * 640),
+            ends: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, r: crate::db::uow::RowRef<'_, '_>, sort: Sort) -> Result<(), ApiError> {
         let (card, description) = super::card::CardFields::from_task_row(r)?;
         if !self.json.is_empty() {
@@ -461,7 +470,7 @@ async fn fetch<U: Uow>(
     };
     // The task's 18 columns, then the membership's.
     let sql = format!(
-        "SELECT t.*, m.role, m.id, m.suspended FROM ({}) m LEFT JOIN ({}) t ON 1 = 1 \
+        "SELECT t.*, m.id, m.role, m.suspended FROM ({}) m LEFT JOIN ({}) t ON 1 = 1 \
          ORDER BY {order}",
         membership_sql(u.backend(), "o.id"),
         b.sql
@@ -469,13 +478,8 @@ async fn fetch<U: Uow>(
     let mut checked = false;
     u.fetch_each(&sql, &args, |r| {
         if !checked {
-            if r.get::<bool>(20)? {
-                return Err(ApiError::suspended());
-            }
-            let role = crate::domain::Role::try_from(r.get::<String>(18)?)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-            crate::domain::require(role, Action::ReadOrg, Ownership::NotOwn)?;
-            org.note_org(r.get(19)?);
+            org.context_from(r, 18)?
+                .require(Action::ReadOrg, Ownership::NotOwn)?;
             checked = true;
         }
         if r.get::<Option<Uuid>>(0)?.is_some() {
@@ -592,7 +596,7 @@ async fn read_page<U: Uow>(
 
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let cmp = if sort.desc { "<" } else { ">" };
-    let mut rows = TaskRows::default();
+    let mut rows = TaskRows::with_capacity(limit as usize + 1);
     let in_null_phase = sort.key == SortKey::Due && from.as_ref().is_some_and(|p| p.k.is_none());
     if !in_null_phase {
         let mut b = base.clone();

@@ -94,7 +94,7 @@ async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiRes
     let all = SQL.get_or_init(|| {
         let make = |backend: Backend, by: &'static str| {
             format!(
-                "SELECT {TASK_COLUMNS}, m.role, m.id, m.suspended FROM ({}) m \
+                "SELECT {TASK_COLUMNS}, m.id, m.role, m.suspended FROM ({}) m \
                  JOIN tasks t ON t.org_id = m.id AND t.id = $3",
                 membership_sql(backend, by),
             )
@@ -117,13 +117,8 @@ async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiRes
     else {
         return Ok(None);
     };
-    if row.get::<bool>(20)? {
-        return Err(ApiError::suspended());
-    }
-    org.note_org(row.get(19)?);
-    let role = crate::domain::Role::try_from(row.get::<String>(18)?)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    crate::domain::require(role, Action::ReadOrg, Ownership::NotOwn)?;
+    org.context_from((&row).into(), 18)?
+        .require(Action::ReadOrg, Ownership::NotOwn)?;
     Ok(Some(write::task_from_row((&row).into())?))
 }
 

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 backend_tests!(
     leap_seconds_are_refused_on_both_databases,
+    a_filtered_page_that_matches_nothing_is_empty_for_members_only,
     tasks_are_created,
     tasks_are_updated,
     etag_and_if_match_guard_updates_moves_and_deletes,
@@ -2450,4 +2451,44 @@ async fn leap_seconds_are_refused_on_both_databases(app: TestApp) {
         .await
         .expect(200);
     assert_eq!(stored.json["due_date"], "2030-06-30T23:59:59Z", "unchanged");
+}
+
+/// A filtered page checks the membership with the page (on PostgreSQL in
+/// the same statement): a member whose filter matches nothing gets an
+/// empty page, one that matches gets its tasks, and someone else gets `404`
+/// either way, by id and by slug.
+async fn a_filtered_page_that_matches_nothing_is_empty_for_members_only(app: TestApp) {
+    let owner = app.signup("olga").await;
+    let stranger = app.signup("sven").await;
+    let org = owner.personal_org;
+    let tasks = app.new_list(&owner, org).await;
+    app.post(&tasks, &owner.token, json!({ "title": "Only todo" }))
+        .await
+        .expect(201);
+    let slug = app
+        .get(&format!("/api/v1/orgs/{org}"), &owner.token)
+        .await
+        .expect(200)
+        .json["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for key in [org.to_string(), slug] {
+        let empty = format!("/api/v1/orgs/{key}/tasks?status=done&limit=5");
+        let r = app.get(&empty, &owner.token).await.expect(200);
+        assert_eq!(r.json["items"], json!([]), "{key}: {}", r.text);
+        assert_eq!(r.json["next_cursor"], Value::Null);
+        let some = format!("/api/v1/orgs/{key}/tasks?status=todo&limit=5");
+        let r = app.get(&some, &owner.token).await.expect(200);
+        assert_eq!(
+            r.json["items"][0]["title"], "Only todo",
+            "{key}: {}",
+            r.text
+        );
+        for path in [&empty, &some] {
+            app.get(path, &stranger.token)
+                .await
+                .expect_problem(404, "not_found");
+        }
+    }
 }
