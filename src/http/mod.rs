@@ -8,6 +8,7 @@ pub mod conditional;
 pub mod extract;
 pub mod limits;
 pub mod page;
+pub mod rowjson;
 pub mod throttle;
 
 use std::any::Any;

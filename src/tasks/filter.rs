@@ -21,7 +21,8 @@ use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::AppQuery;
 use crate::http::page::{Page, open, page_limit, seal};
-use crate::orgs::context::{OrgKey, OrgRequest, membership_sql};
+use crate::http::rowjson::JsonRows;
+use crate::orgs::context::{OrgKey, OrgRequest};
 use crate::state::AppState;
 
 /// Longest `q`.
@@ -133,7 +134,7 @@ enum KeyValue {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Position {
+pub struct Position {
     k: Option<KeyValue>,
     id: Uuid,
 }
@@ -370,32 +371,26 @@ async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), Ap
 }
 
 /// A page's tasks as read: each one's JSON (what `serde_json` writes for
-/// its [`Task`], written from the row as it arrives: no `Task` is built),
-/// comma-separated, with where each ends and its place in the sort.
-#[derive(Debug, Default)]
-pub struct TaskRows {
-    json: Vec<u8>,
-    ends: Vec<usize>,
-    keys: Vec<Position>,
-}
+/// its [`Task`], written from the row as it arrives: no `Task` is built)
+/// and its place in the sort.
+pub type TaskRows = JsonRows<Position>;
 
 impl TaskRows {
-    /// Room for `n` tasks of a typical size.
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            json: Vec::with_capacity(n * 640),
-            ends: Vec::with_capacity(n),
-            keys: Vec::with_capacity(n),
-        }
+    /// The last task's id.
+    pub fn last_id(&self) -> Option<Uuid> {
+        self.last().map(|p| p.id)
     }
+}
 
-    fn push(&mut self, r: crate::db::uow::RowRef<'_, '_>, sort: Sort) -> Result<(), ApiError> {
+/// Adds the task of row `r` to `rows`.
+fn push_task(
+    rows: &mut TaskRows,
+    r: crate::db::uow::RowRef<'_, '_>,
+    sort: Sort,
+) -> Result<(), ApiError> {
+    rows.push(|out| {
         let (card, description) = super::card::CardFields::from_task_row(r)?;
-        if !self.json.is_empty() {
-            self.json.push(b',');
-        }
-        card.write_task_json(&mut self.json, &description)?;
-        self.ends.push(self.json.len());
+        card.write_task_json(out, &description)?;
         let k = match sort.key {
             SortKey::Created => None,
             SortKey::Updated => Some(KeyValue::Time(card.updated_at()?)),
@@ -403,46 +398,8 @@ impl TaskRows {
             SortKey::Priority => Some(KeyValue::Rank(card.priority().rank())),
             SortKey::Position => Some(KeyValue::Text(card.position.into_owned())),
         };
-        self.keys.push(Position { k, id: card.id });
-        Ok(())
-    }
-
-    /// How many tasks.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Keeps the first `n`.
-    pub fn truncate(&mut self, n: usize) {
-        if n < self.len() {
-            self.json
-                .truncate(n.checked_sub(1).map_or(0, |i| self.ends[i]));
-            self.ends.truncate(n);
-            self.keys.truncate(n);
-        }
-    }
-
-    /// The last task's id.
-    pub fn last_id(&self) -> Option<Uuid> {
-        self.keys.last().map(|p| p.id)
-    }
-
-    /// The `Page<Task>` JSON of these tasks and `next_cursor`.
-    fn page_json(self, next_cursor: Option<&str>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.json.len() + 64);
-        out.extend_from_slice(b"{\"items\":[");
-        out.extend_from_slice(&self.json);
-        out.extend_from_slice(b"],\"next_cursor\":");
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &next_cursor);
-        out.push(b'}');
-        out
-    }
+        Ok(Position { k, id: card.id })
+    })
 }
 
 /// Reads one statement's tasks into `rows`. With `member`, the statement
@@ -462,33 +419,17 @@ async fn fetch<U: Uow>(
     let Some(org) = member else {
         let sql = format!("SELECT t.* FROM ({}) t ORDER BY {order}", b.sql);
         u.fetch_each(&sql, &args, |r| {
-            rows.push(r, sort)?;
+            push_task(rows, r, sort)?;
             Ok::<_, ApiError>(())
         })
         .await?;
         return Ok(true);
     };
     // The task's 18 columns, then the membership's.
-    let sql = format!(
-        "SELECT t.*, m.id, m.role, m.suspended FROM ({}) m LEFT JOIN ({}) t ON 1 = 1 \
-         ORDER BY {order}",
-        membership_sql(u.backend(), "o.id"),
-        b.sql
-    );
-    let mut checked = false;
-    u.fetch_each(&sql, &args, |r| {
-        if !checked {
-            org.context_from(r, 18)?
-                .require(Action::ReadOrg, Ownership::NotOwn)?;
-            checked = true;
-        }
-        if r.get::<Option<Uuid>>(0)?.is_some() {
-            rows.push(r, sort)?;
-        }
-        Ok::<_, ApiError>(())
+    org.fetch_joined(u, &b.sql, order, &args, 18, Action::ReadOrg, |r| {
+        push_task(rows, r, sort)
     })
-    .await?;
-    Ok(checked)
+    .await
 }
 
 /// A page of the organization's tasks for `f` (one more than the limit
@@ -596,7 +537,7 @@ async fn read_page<U: Uow>(
 
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let cmp = if sort.desc { "<" } else { ">" };
-    let mut rows = TaskRows::with_capacity(limit as usize + 1);
+    let mut rows = TaskRows::with_capacity(limit as usize + 1, 640);
     let in_null_phase = sort.key == SortKey::Due && from.as_ref().is_some_and(|p| p.k.is_none());
     if !in_null_phase {
         let mut b = base.clone();
@@ -737,7 +678,7 @@ pub(super) async fn list_tasks(
     let limit = filter.limit as usize;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next_cursor = match rows.keys.last() {
+    let next_cursor = match rows.last() {
         Some(last) if more => Some(seal(&state, &filter.cursor_scope(org_id), last)),
         _ => None,
     };

@@ -547,6 +547,14 @@ async fn a_suspended_organization_answers_423_to_members_and_keeps_its_data(app:
     app.get(&page, &stranger.token)
         .await
         .expect_problem(404, "not_found");
+    // The audit log's page checks it the same way.
+    let log = format!("/api/v1/orgs/{org}/audit-log?action=task.created");
+    app.get(&log, &owner.token)
+        .await
+        .expect_problem(423, "org_suspended");
+    app.get(&log, &stranger.token)
+        .await
+        .expect_problem(404, "not_found");
     app.post(&tasks, &owner.token, json!({ "title": "Never" }))
         .await
         .expect_problem(423, "org_suspended");
