@@ -9,10 +9,12 @@
 //! do — a job of SQLite's group-commit writer or a PostgreSQL transaction,
 //! membership check included — so nothing is mirrored. Reads call the
 //! server's own query functions (`tasks::load_task`,
-//! `boards::view::board_view_json`, `tasks::filter::member_page`). The
-//! filter page checks the membership as the server does (on PostgreSQL
-//! joined to the page's statement); the task and board reads leave out the membership
-//! statement the server runs first: their HTTP ÷ limit ratio includes it.
+//! `boards::view::board_view_json`, `tasks::filter::member_page`,
+//! `audit::member_page`). The filter page checks the membership as the
+//! server does (on PostgreSQL joined to the page's statement), and the
+//! audit-log page the membership and the role, as the server does; the task
+//! and board reads leave out the membership statement the server runs
+//! first: their HTTP ÷ limit ratio includes it.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,8 +29,8 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::scenario::{
-    Env, FILTERS, Op, PAGE, Vu, board_name, comment_text, create_spec, move_spec, pick_task,
-    update_spec,
+    AUDIT_FILTERS, AuditFilterSpec, Env, FILTERS, Op, PAGE, Vu, board_name, comment_text,
+    create_spec, move_spec, pick_task, update_spec,
 };
 use crate::stats::Outcome;
 use orgboard::boards::CreateBoardBody;
@@ -54,6 +56,20 @@ pub async fn limit_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outco
                 _ => (vu.rng.random_range(0..FILTERS.len()), None),
             };
             filter_page(db, vu, f, after).await.map(|next| {
+                vu.db_chain = next.map(|id| (f, id));
+                Outcome::Ok
+            })
+        }
+        Op::AuditPage => {
+            let f = vu.rng.random_range(0..AUDIT_FILTERS.len());
+            audit_page(db, vu, f, None).await.map(|_| Outcome::Ok)
+        }
+        Op::AuditPageFirst | Op::AuditPageCursor => {
+            let (f, before) = match vu.db_chain.take() {
+                Some((f, b)) if op == Op::AuditPageCursor => (f, Some(b)),
+                _ => (vu.rng.random_range(0..AUDIT_FILTERS.len()), None),
+            };
+            audit_page(db, vu, f, before).await.map(|next| {
                 vu.db_chain = next.map(|id| (f, id));
                 Outcome::Ok
             })
@@ -161,6 +177,42 @@ async fn filter_page(
         tasks::filter::member_page(u, &org, org_id, &filter).await
     })
     .map_err(|e| anyhow::anyhow!("filter page: {e:?}"))?;
+    let more = rows.len() > PAGE;
+    rows.truncate(PAGE);
+    Ok(if more { rows.last_id() } else { None })
+}
+
+/// The audit log's page for `AUDIT_FILTERS[f]` (newest first), before
+/// `before` when paging, through the server's own function on the server's
+/// own path (SQLite: the rusqlite read pool), membership and role checked;
+/// returns the last id when there is a next page.
+async fn audit_page(
+    db: &Db,
+    vu: &Vu,
+    f: usize,
+    before: Option<Uuid>,
+) -> anyhow::Result<Option<Uuid>> {
+    let mut query = orgboard::audit::AuditQuery {
+        limit: Some(PAGE as u32),
+        ..Default::default()
+    };
+    match AUDIT_FILTERS[f] {
+        AuditFilterSpec::All => {}
+        AuditFilterSpec::Action(a) => query.action = Some(a.to_owned()),
+        AuditFilterSpec::EntityType(t) => query.entity_type = Some(t.to_owned()),
+        AuditFilterSpec::OwnActor => query.actor_id = Some(vu.user_id),
+    }
+    let mut filter = orgboard::audit::AuditFilter::parse(&query)
+        .map_err(|e| anyhow::anyhow!("audit filter: {e:?}"))?;
+    if let Some(id) = before {
+        filter = filter.before(id);
+    }
+    let org_id = vu.org_id;
+    let org = org_request(vu);
+    let mut rows = orgboard::read_unit!(db, scope(vu), |u| async move {
+        orgboard::audit::member_page(u, &org, org_id, &filter).await
+    })
+    .map_err(|e| anyhow::anyhow!("audit page: {e:?}"))?;
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
     Ok(if more { rows.last_id() } else { None })

@@ -263,13 +263,14 @@ impl Report {
         let r = &self.seed.rows;
         let _ = writeln!(
             o,
-            "- seeded {} organizations, {} users, {} boards, {} tasks ({} assignees, {} task labels) in {:.1} s (hash {:.2} s, inserts {:.1} s, {} {:.1} s)",
+            "- seeded {} organizations, {} users, {} boards, {} tasks ({} assignees, {} task labels), {} audit rows in {:.1} s (hash {:.2} s, inserts {:.1} s, {} {:.1} s)",
             self.seed.orgs,
             r.users,
             r.boards,
             r.tasks,
             r.task_assignees,
             r.task_labels,
+            r.audit_log,
             self.seed.total_s,
             self.seed.hash_s,
             self.seed.insert_s,

@@ -49,6 +49,11 @@ pub async fn run_phase(
     let end = measure_from + duration;
     let mut handles = Vec::with_capacity(vus.len());
     for mut vu in vus {
+        // A phase starts with no chain of pages open: one left open by the
+        // previous scenario may be of another kind (a task filter's cursor
+        // is no audit-log cursor).
+        vu.http_chain = None;
+        vu.db_chain = None;
         let env = env.clone();
         handles.push(tokio::spawn(async move {
             let mut total = Recorder::new();

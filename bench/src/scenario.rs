@@ -33,6 +33,12 @@ pub enum Scenario {
     /// Paging through a filter: its first page, then `next_cursor` page
     /// after page to the end, then another filter.
     FilterPageCursor,
+    /// `GET …/audit-log?limit=50` with a filter of [`AUDIT_FILTERS`], first
+    /// page (newest first).
+    AuditPage,
+    /// Paging through an audit-log filter: its first page, then
+    /// `next_cursor` page after page to the end, then another filter.
+    AuditPageCursor,
     /// `GET …/boards/{board}` on the organization's regular board, with
     /// `Cache-Control: no-cache` (read from the database every time).
     BoardView,
@@ -71,10 +77,12 @@ impl Scenario {
     /// Every scenario in the order `all` runs them: reads first (so the
     /// boards they read still have their seeded size), then writes, with
     /// `create_task` last because it grows the boards the others read.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 18] = [
         Scenario::GetTask,
         Scenario::FilterPage,
         Scenario::FilterPageCursor,
+        Scenario::AuditPage,
+        Scenario::AuditPageCursor,
         Scenario::BoardView,
         Scenario::BoardViewCached,
         Scenario::BoardView304,
@@ -96,6 +104,8 @@ impl Scenario {
             Scenario::GetTask => "get_task",
             Scenario::FilterPage => "filter_page",
             Scenario::FilterPageCursor => "filter_page_cursor",
+            Scenario::AuditPage => "audit_page",
+            Scenario::AuditPageCursor => "audit_page_cursor",
             Scenario::BoardView => "board_view",
             Scenario::BoardViewCached => "board_view_cached",
             Scenario::BoardView304 => "board_view_304",
@@ -171,6 +181,8 @@ impl Scenario {
             Scenario::GetTask => Op::GetTask,
             Scenario::FilterPage => Op::FilterPage,
             Scenario::FilterPageCursor => Op::FilterPageCursor,
+            Scenario::AuditPage => Op::AuditPage,
+            Scenario::AuditPageCursor => Op::AuditPageCursor,
             Scenario::BoardView | Scenario::BoardViewHot10k | Scenario::BoardViewHot100k => {
                 Op::BoardView
             }
@@ -205,6 +217,13 @@ pub enum Op {
     FilterPageFirst,
     /// Next page of a filter.
     FilterPageCursor,
+    /// First page of an audit-log filter.
+    AuditPage,
+    /// First page of an audit-log filter, starting a chain of pages (cursor
+    /// scenario).
+    AuditPageFirst,
+    /// Next page of an audit-log filter.
+    AuditPageCursor,
     /// The board view, uncached (`Cache-Control: no-cache`).
     BoardView,
     /// The board view, through the cache.
@@ -233,6 +252,9 @@ impl Op {
             Op::FilterPage => "filter_page",
             Op::FilterPageFirst => "filter_page_first",
             Op::FilterPageCursor => "filter_page_cursor",
+            Op::AuditPage => "audit_page",
+            Op::AuditPageFirst => "audit_page_first",
+            Op::AuditPageCursor => "audit_page_cursor",
             Op::BoardView => "board_view",
             Op::BoardViewCached => "board_view_cached",
             Op::BoardView304 => "board_view_304",
@@ -253,8 +275,30 @@ pub const FILTERS: [(&[&str], &[&str]); 3] = [
     (&["todo", "in_progress"], &["low"]),
 ];
 
-/// Page size of a filtered page.
+/// Page size of a filtered page (and of an audit-log page).
 pub const PAGE: usize = 50;
+
+/// A filter of the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFilterSpec {
+    /// Every row.
+    All,
+    /// `action=…`.
+    Action(&'static str),
+    /// `entity_type=…`.
+    EntityType(&'static str),
+    /// `actor_id=` the VU's own user.
+    OwnActor,
+}
+
+/// The filters an audit-log page uses: none, one seeded action, one seeded
+/// entity type, the VU's own changes.
+pub const AUDIT_FILTERS: [AuditFilterSpec; 4] = [
+    AuditFilterSpec::All,
+    AuditFilterSpec::Action("list.updated"),
+    AuditFilterSpec::EntityType("label"),
+    AuditFilterSpec::OwnActor,
+];
 
 const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
@@ -291,7 +335,8 @@ pub struct Vu {
     pub tasks: Vec<TaskState>,
     /// Its random source.
     pub rng: StdRng,
-    /// Filter being paged over HTTP: (filter, next cursor).
+    /// Filter being paged over HTTP: (filter, next cursor); the filter is an
+    /// index into [`FILTERS`], or into [`AUDIT_FILTERS`] for the audit log.
     pub http_chain: Option<(usize, String)>,
     /// Filter being paged in limit mode: (filter, last id).
     pub db_chain: Option<(usize, Uuid)>,
@@ -359,10 +404,10 @@ impl Vu {
             crate::runner::Mode::Http => self.http_chain.is_some(),
             crate::runner::Mode::Limit | crate::runner::Mode::Raw => self.db_chain.is_some(),
         };
-        if op == Op::FilterPageCursor && !open {
-            Op::FilterPageFirst
-        } else {
-            op
+        match op {
+            Op::FilterPageCursor if !open => Op::FilterPageFirst,
+            Op::AuditPageCursor if !open => Op::AuditPageFirst,
+            _ => op,
         }
     }
 }
@@ -577,6 +622,30 @@ fn filter_path(vu: &Vu, filter: usize, cursor: Option<&str>) -> String {
     p
 }
 
+fn audit_path(vu: &Vu, filter: usize, cursor: Option<&str>) -> String {
+    let mut p = format!("/api/v1/orgs/{}/audit-log?limit={PAGE}", vu.org_id);
+    match AUDIT_FILTERS[filter] {
+        AuditFilterSpec::All => {}
+        AuditFilterSpec::Action(a) => {
+            p.push_str("&action=");
+            p.push_str(a);
+        }
+        AuditFilterSpec::EntityType(t) => {
+            p.push_str("&entity_type=");
+            p.push_str(t);
+        }
+        AuditFilterSpec::OwnActor => {
+            p.push_str("&actor_id=");
+            p.push_str(&vu.user_id.to_string());
+        }
+    }
+    if let Some(c) = cursor {
+        p.push_str("&cursor=");
+        p.push_str(c);
+    }
+    p
+}
+
 /// Does `op` over HTTP; `None` when nothing is to be recorded.
 pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcome)> {
     let http = env.http.as_ref()?;
@@ -600,12 +669,32 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
                     .await,
             ))
         }
-        Op::FilterPageFirst | Op::FilterPageCursor => {
-            let (f, cursor) = match vu.http_chain.take() {
-                Some((f, c)) if op == Op::FilterPageCursor => (f, Some(c)),
-                _ => (vu.rng.random_range(0..FILTERS.len()), None),
+        Op::AuditPage => {
+            let f = vu.rng.random_range(0..AUDIT_FILTERS.len());
+            let path = audit_path(vu, f, None);
+            Some(answer(
+                http.send(Method::GET, &path, Some(&vu.token), None, None)
+                    .await,
+            ))
+        }
+        Op::FilterPageFirst | Op::FilterPageCursor | Op::AuditPageFirst | Op::AuditPageCursor => {
+            let audit = matches!(op, Op::AuditPageFirst | Op::AuditPageCursor);
+            let n = if audit {
+                AUDIT_FILTERS.len()
+            } else {
+                FILTERS.len()
             };
-            let path = filter_path(vu, f, cursor.as_deref());
+            let (f, cursor) = match vu.http_chain.take() {
+                Some((f, c)) if matches!(op, Op::FilterPageCursor | Op::AuditPageCursor) => {
+                    (f, Some(c))
+                }
+                _ => (vu.rng.random_range(0..n), None),
+            };
+            let path = if audit {
+                audit_path(vu, f, cursor.as_deref())
+            } else {
+                filter_path(vu, f, cursor.as_deref())
+            };
             match http
                 .send(Method::GET, &path, Some(&vu.token), None, None)
                 .await

@@ -1,14 +1,21 @@
 //! Seeding a data set of a tier, fast: bulk multi-row `INSERT`s in big
 //! transactions through the storage layer (`Db::write` with the tenant's
 //! `Scope`, so PostgreSQL's forced row-level security is satisfied), never
-//! through HTTP. No audit rows are written: the integrity check afterwards
-//! expects exactly the ones the run itself causes.
+//! through HTTP.
 //!
 //! Every organization gets members (real argon2id hashes, computed once and
 //! shared), labels, one board of ten lists and its tasks; tasks get mixed
 //! status and priority, some due dates, assignees and labels, and positions
 //! made by `key_between` as sequential appends. Generation is seeded, so a
 //! tier always has the same shape.
+//!
+//! Every organization also gets an audit history for the audit-log
+//! scenarios to read: [`AUDIT_PER_TASK`] rows per seeded task, spread over
+//! the last [`AUDIT_SPAN_DAYS`] days, oldest first, each id a UUIDv7 of its
+//! row's time. They use only the actions of [`SEEDED_AUDIT`], none of which
+//! the benchmark's own writes produce, and the integrity check counts only
+//! the actions those writes do produce (`task.created`, `task.updated`,
+//! `task.moved`, `comment.created`, `board.created`): it stays exact.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +54,35 @@ fn max_binds(tx: &Tx) -> usize {
 }
 /// Tasks written per transaction (large boards span several).
 const TASKS_PER_TX: usize = 20_000;
+/// Audit rows seeded per seeded task of an organization.
+pub const AUDIT_PER_TASK: usize = 2;
+/// The seeded audit rows span this many days back from the seeding time.
+pub const AUDIT_SPAN_DAYS: i64 = 30;
+/// The (action, entity type) pairs of the seeded audit rows: only actions
+/// the benchmark's own writes never produce, so the integrity check, which
+/// counts the others, stays exact.
+pub const SEEDED_AUDIT: [(&str, &str); 6] = [
+    ("task.deleted", "task"),
+    ("list.updated", "list"),
+    ("label.updated", "label"),
+    ("member.role_changed", "membership"),
+    ("board.updated", "board"),
+    ("comment.updated", "comment"),
+];
+/// Audit rows written per transaction.
+const AUDIT_PER_TX: usize = 40_000;
+/// Columns of a seeded audit row.
+const AUDIT_COLUMNS: [&str; 9] = [
+    "org_id",
+    "id",
+    "actor_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "payload",
+    "request_id",
+    "created_at",
+];
 
 /// Size of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -222,6 +258,8 @@ pub struct RowCounts {
     pub task_labels: u64,
     /// `labels`.
     pub labels: u64,
+    /// `audit_log`.
+    pub audit_log: u64,
 }
 
 impl RowCounts {
@@ -234,6 +272,7 @@ impl RowCounts {
         self.task_assignees += o.task_assignees;
         self.task_labels += o.task_labels;
         self.labels += o.labels;
+        self.audit_log += o.audit_log;
     }
 }
 
@@ -247,6 +286,8 @@ enum V {
     B(bool),
     Dt(DateTime<Utc>),
     ODt(Option<DateTime<Utc>>),
+    /// `jsonb` on PostgreSQL (bound as JSON, not text), text on SQLite.
+    J(serde_json::Value),
 }
 
 /// Inserts `values` (row-major, `cols.len()` per row) into `table` with
@@ -285,6 +326,7 @@ async fn insert(tx: &mut Tx, table: &str, cols: &[&str], values: Vec<V>) -> anyh
                     V::B(x) => q.bind(*x),
                     V::Dt(x) => q.bind(*x),
                     V::ODt(x) => q.bind(*x),
+                    V::J(x) => q.bind(sqlx::types::Json(x)),
                 };
             }
             q.execute(c).await.map(|r| r.rows_affected())
@@ -755,6 +797,22 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
             tasks,
         });
     }
+
+    // The audit history, after every task (the tasks' draws stay as they
+    // were), in transactions of at most AUDIT_PER_TX rows.
+    let n_audit = AUDIT_PER_TASK * boards.iter().map(|b| b.tasks.len()).sum::<usize>();
+    let mut done = 0;
+    while done < n_audit {
+        let n = (n_audit - done).min(AUDIT_PER_TX);
+        let v = audit_rows(&mut rng, org_id, &members, done..done + n, n_audit, now);
+        insert(&mut tx, "audit_log", &AUDIT_COLUMNS, v).await?;
+        done += n;
+        if done < n_audit {
+            tx.commit().await?;
+            tx = db.write(scope).await?;
+        }
+    }
+    counts.audit_log += n_audit as u64;
     tx.commit().await?;
     Ok((
         SeedOrg {
@@ -765,4 +823,75 @@ async fn seed_org(db: &Db, p: OrgPlan) -> anyhow::Result<(SeedOrg, RowCounts)> {
         },
         counts,
     ))
+}
+
+/// Rows `range` of the `total` seeded audit rows of an organization, as
+/// bind values: row `k` at `now − AUDIT_SPAN_DAYS + k × span ÷ total` (whole
+/// milliseconds, strictly increasing), its id a UUIDv7 of that time, its
+/// actor the organization's members in turn, its action drawn from
+/// [`SEEDED_AUDIT`]. Everything random comes from `rng`.
+fn audit_rows(
+    rng: &mut StdRng,
+    org_id: Uuid,
+    members: &[Member],
+    range: std::ops::Range<usize>,
+    total: usize,
+    now: DateTime<Utc>,
+) -> Vec<V> {
+    const COLORS: [&str; 4] = ["#e11d48", "#f59e0b", "#10b981", "#3b82f6"];
+    let span_ms = AUDIT_SPAN_DAYS * 86_400_000;
+    let start_ms = now.timestamp_millis() - span_ms;
+    let mut v = Vec::with_capacity(range.len() * AUDIT_COLUMNS.len());
+    for k in range {
+        let ms = start_ms + (span_ms as i128 * k as i128 / total.max(1) as i128) as i64;
+        let at = DateTime::from_timestamp_millis(ms).unwrap_or(now);
+        let id = uuid::Builder::from_unix_timestamp_millis(ms as u64, &rng.random()).into_uuid();
+        let entity = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        let request = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        let (action, entity_type) = SEEDED_AUDIT[rng.random_range(0..SEEDED_AUDIT.len())];
+        // Keys in alphabetical order (what serde_json writes anyway).
+        let payload = match action {
+            "task.deleted" => serde_json::json!({
+                "title": format!(
+                    "{} {} #{k}",
+                    WORDS[rng.random_range(0..WORDS.len())],
+                    WORDS[rng.random_range(0..WORDS.len())]
+                )
+            }),
+            "list.updated" => serde_json::json!({
+                "name": { "from": format!("List {}", k % LISTS_PER_BOARD), "to": format!("List {k}") }
+            }),
+            "label.updated" => {
+                // Always a change of colour.
+                let from = rng.random_range(0..COLORS.len());
+                let to = (from + rng.random_range(1..COLORS.len())) % COLORS.len();
+                serde_json::json!({ "color": { "from": COLORS[from], "to": COLORS[to] } })
+            }
+            "member.role_changed" => serde_json::json!({
+                "role": if rng.random_bool(0.5) {
+                    serde_json::json!({ "from": "member", "to": "admin" })
+                } else {
+                    serde_json::json!({ "from": "admin", "to": "member" })
+                }
+            }),
+            "board.updated" => serde_json::json!({
+                "name": { "from": format!("old {k}"), "to": format!("new {k}") }
+            }),
+            _ => serde_json::json!({
+                "body": { "from": format!("old {k}"), "to": format!("new {k}") }
+            }),
+        };
+        v.extend([
+            V::U(org_id),
+            V::U(id),
+            V::U(members[k % members.len()].id),
+            V::S(action),
+            V::S(entity_type),
+            V::U(entity),
+            V::J(payload),
+            V::T(request.to_string()),
+            V::Dt(at),
+        ]);
+    }
+    v
 }
