@@ -230,14 +230,11 @@ impl<'a> Fields<'a> {
             actor_id: r.get(2)?,
             action: Kind::parse(&action)
                 .ok_or_else(|| DbError::Decode(3, format!("unknown action {action:?}")))?,
-            entity_type: Entity::try_from(entity.into_owned())
-                .map_err(|e| DbError::Decode(4, e))?,
+            entity_type: Entity::parse(&entity)
+                .ok_or_else(|| DbError::Decode(4, format!("unknown entity type {entity:?}")))?,
             entity_id: r.get(5)?,
             payload,
-            request_id: match r.get::<Option<String>>(7)? {
-                Some(_) => Some(r.text(7)?),
-                None => None,
-            },
+            request_id: r.opt_text(7)?,
             created_at: r
                 .time(8)?
                 .ok_or_else(|| DbError::Decode(8, "expected a time, found NULL".into()))?,

@@ -333,10 +333,10 @@ impl Entity {
     }
 }
 
-impl TryFrom<String> for Entity {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        Ok(match text.as_str() {
+impl Entity {
+    /// The entity type of its string form; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Entity> {
+        Some(match text {
             "organization" => Entity::Organization,
             "membership" => Entity::Membership,
             "invite" => Entity::Invite,
@@ -345,8 +345,15 @@ impl TryFrom<String> for Entity {
             "task" => Entity::Task,
             "comment" => Entity::Comment,
             "label" => Entity::Label,
-            _ => return Err(format!("unknown entity type {text:?}")),
+            _ => return None,
         })
+    }
+}
+
+impl TryFrom<String> for Entity {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Entity::parse(&text).ok_or_else(|| format!("unknown entity type {text:?}"))
     }
 }
 

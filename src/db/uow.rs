@@ -460,6 +460,18 @@ impl<'a> RowRef<'a, '_> {
         }
     }
 
+    /// Text column `i` that may be `NULL` (as [`Self::text`]).
+    pub fn opt_text(&self, i: usize) -> Result<Option<Cow<'a, str>>, DbError> {
+        match *self {
+            RowRef::Lite(r) => match r.get_ref(i)? {
+                LV::Null => Ok(None),
+                _ => self.text(i).map(Some),
+            },
+            RowRef::Any(AnyRow::Pg(r)) => Ok(r.try_get::<Option<&str>, _>(i)?.map(Cow::Borrowed)),
+            RowRef::Any(r) => Ok(r.get::<Option<String>>(i)?.map(Cow::Owned)),
+        }
+    }
+
     /// Time column `i` as the row holds it: on a rusqlite row read in place,
     /// SQLite's text (borrowed), else the decoded value; `None` for NULL.
     pub fn time(&self, i: usize) -> Result<Option<RawTime<'a>>, DbError> {
