@@ -16,15 +16,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::db::Backend;
 use crate::db::change::{Entity, Kind};
 use crate::db::uow::{Arg, DbError, RawTime, RowRef, Uow};
-use crate::db::{Backend, Scope};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::AppQuery;
 use crate::http::page::{Page, open, page_limit, seal};
 use crate::http::rowjson::{JsonRows, write_str, write_time, write_uuid};
-use crate::orgs::context::{OrgKey, OrgRequest};
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 // The OpenAPI schema of a row; a page is written from the rows by
@@ -373,14 +373,7 @@ async fn list_audit_log(
             .await;
     let unchanged = cond.unchanged();
     let opener = state.clone();
-    let by_id = match org.org_key() {
-        Some((_, OrgKey::Id(id))) => Some(id),
-        _ => None,
-    };
-    let scope = match by_id {
-        Some(id) => Scope::tenant(org.user_id(), id),
-        None => Scope::user(org.user_id()),
-    };
+    let (by_id, scope) = org.read_scope();
     let read = crate::read_unit!(state.db, scope, |u| async move {
         if let (Some(org_id), Ok(f)) = (by_id, &filter)
             && !unchanged
@@ -408,21 +401,11 @@ async fn list_audit_log(
         let rows = page(u, ctx.org_id, &filter).await?;
         Ok(Some((rows, filter, ctx.org_id)))
     })?;
-    let Some((mut rows, filter, org_id)) = read else {
+    let Some((rows, filter, org_id)) = read else {
         return Ok(cond.not_modified());
     };
-    let limit = filter.limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = match rows.last() {
-        Some(last) if more => Some(seal(&state, &cursor_scope(org_id), last)),
-        _ => None,
-    };
-    let body = rows.page_json(next_cursor.as_deref());
-    Ok(cond.answer((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        bytes::Bytes::from(body),
-    )))
+    let scope = cursor_scope(org_id);
+    Ok(cond.answer(rows.into_page(filter.limit as usize, |last| seal(&state, &scope, last))))
 }
 
 #[cfg(test)]

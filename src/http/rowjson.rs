@@ -276,6 +276,23 @@ impl<K> JsonRows<K> {
         self.keys.last()
     }
 
+    /// The answer of a page of at most `limit` items, read with one more
+    /// to learn whether another page follows: the first `limit`, and a
+    /// `next_cursor` sealed from the last one's key when there is more.
+    pub fn into_page(
+        mut self,
+        limit: usize,
+        seal: impl FnOnce(&K) -> String,
+    ) -> ([(axum::http::HeaderName, &'static str); 1], bytes::Bytes) {
+        let more = self.len() > limit;
+        self.truncate(limit);
+        let next_cursor = self.last().filter(|_| more).map(seal);
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes::Bytes::from(self.page_json(next_cursor.as_deref())),
+        )
+    }
+
     /// The `Page` JSON (`{"items": […], "next_cursor": …}`) of these items.
     pub fn page_json(self, next_cursor: Option<&str>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.json.len() + 64);

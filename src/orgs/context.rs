@@ -295,6 +295,18 @@ impl OrgRequest {
         self.auth.user_id
     }
 
+    /// The organization's id when the path names it by id, and the scope
+    /// of a read for this request: by id the tenant is known before the
+    /// database and set with the read transaction on PostgreSQL (row-level
+    /// security only narrows; the membership still decides), by slug only
+    /// the user.
+    pub fn read_scope(&self) -> (Option<Uuid>, Scope) {
+        match self.org_ref {
+            OrgRef::Id(id) => (Some(id), Scope::tenant(self.auth.user_id, id)),
+            _ => (None, Scope::user(self.auth.user_id)),
+        }
+    }
+
     /// Reads `page` — a statement of the organization `$1` (by id) whose
     /// `$2` is the caller and whose rows have `width` columns, the first
     /// never `NULL` — joined to the caller's membership in the same

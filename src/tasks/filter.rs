@@ -15,14 +15,14 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{Priority, Status, TASK_COLUMNS, Task};
+use crate::db::Backend;
 use crate::db::uow::Uow;
-use crate::db::{Backend, Scope};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::AppQuery;
 use crate::http::page::{Page, open, page_limit, seal};
 use crate::http::rowjson::JsonRows;
-use crate::orgs::context::{OrgKey, OrgRequest};
+use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
 /// Longest `q`.
@@ -628,17 +628,7 @@ pub(super) async fn list_tasks(
         crate::http::conditional::Conditional::read(&state, &org, "tasks", &uri, &headers).await;
     let unchanged = cond.unchanged();
     let opener = state.clone();
-    // By id the tenant is known before the database: set with the read
-    // transaction on PostgreSQL (row-level security only narrows; the
-    // membership still decides).
-    let by_id = match org.org_key() {
-        Some((_, OrgKey::Id(id))) => Some(id),
-        _ => None,
-    };
-    let scope = match by_id {
-        Some(id) => Scope::tenant(org.user_id(), id),
-        None => Scope::user(org.user_id()),
-    };
+    let (by_id, scope) = org.read_scope();
     let read = crate::read_unit!(state.db, scope, |u| async move {
         // The common case, a valid filter naming no ids by an organization's
         // id, and no `304` to answer: `member_page` (on PostgreSQL the
@@ -672,21 +662,11 @@ pub(super) async fn list_tasks(
         let rows = page(u, ctx.org_id, &filter).await?;
         Ok(Some((rows, filter, ctx.org_id)))
     })?;
-    let Some((mut rows, filter, org_id)) = read else {
+    let Some((rows, filter, org_id)) = read else {
         return Ok(cond.not_modified());
     };
-    let limit = filter.limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = match rows.last() {
-        Some(last) if more => Some(seal(&state, &filter.cursor_scope(org_id), last)),
-        _ => None,
-    };
-    let body = rows.page_json(next_cursor.as_deref());
-    Ok(cond.answer((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        bytes::Bytes::from(body),
-    )))
+    let scope = filter.cursor_scope(org_id);
+    Ok(cond.answer(rows.into_page(filter.limit as usize, |last| seal(&state, &scope, last))))
 }
 
 #[cfg(test)]

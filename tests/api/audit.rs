@@ -652,16 +652,7 @@ async fn refused_requests_write_no_audit_row(app: TestApp) {
     .await
     .expect_problem(409, "invite_pending");
     let taken = app.signup("taken").await;
-    let taken_slug = app
-        .get(
-            &format!("/api/v1/orgs/{}", taken.personal_org),
-            &taken.token,
-        )
-        .await
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let taken_slug = app.slug(taken.personal_org, &taken).await;
     app.patch(
         &org_path,
         &ada.token,
@@ -756,14 +747,7 @@ async fn a_page_that_matches_nothing_is_empty_for_admins_only(app: TestApp) {
     let member = app.member(org, &ada, "member").await;
     let viewer = app.member(org, &ada, "viewer").await;
     let stranger = app.signup("eve").await;
-    let slug = app
-        .get(&format!("/api/v1/orgs/{org}"), &ada.token)
-        .await
-        .expect(200)
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = app.slug(org, &ada).await;
     for base in [log_path(org), format!("/api/v1/orgs/{slug}/audit-log")] {
         let none = format!("{base}?action=label.deleted");
         for u in [&ada, &admin] {
@@ -782,6 +766,27 @@ async fn a_page_that_matches_nothing_is_empty_for_admins_only(app: TestApp) {
         app.get(&none, &stranger.token)
             .await
             .expect_problem(404, "not_found");
+        // A bad query or cursor takes the path that enters first: the role
+        // and the membership still answer before the query's own error.
+        for bad in [
+            "?limit=0",
+            "?cursor=forged",
+            "?action=label.deleted&cursor=forged",
+        ] {
+            let path = format!("{base}{bad}");
+            app.get(&path, &viewer.token)
+                .await
+                .expect_problem(403, "forbidden");
+            app.get(&path, &stranger.token)
+                .await
+                .expect_problem(404, "not_found");
+        }
+        app.get(&format!("{base}?limit=0"), &admin.token)
+            .await
+            .expect_problem(422, "validation_failed");
+        app.get(&format!("{base}?cursor=forged"), &admin.token)
+            .await
+            .expect_problem(400, "invalid_cursor");
         // Something matches: the joined statement still reads it.
         let joined = items(&app, &format!("{base}?action=member.joined"), &admin).await;
         assert_eq!(

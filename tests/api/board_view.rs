@@ -100,13 +100,7 @@ async fn board(app: &TestApp, sizes: &[usize]) -> Board {
 
 /// The organization's slug.
 async fn slug_of(app: &TestApp, b: &Board) -> String {
-    app.get(&format!("/api/v1/orgs/{}", b.org), &b.owner.token)
-        .await
-        .expect(200)
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.slug(b.org, &b.owner).await
 }
 
 /// Moves `task` as `body` says (`200` expected).

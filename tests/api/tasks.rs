@@ -2465,14 +2465,7 @@ async fn a_filtered_page_that_matches_nothing_is_empty_for_members_only(app: Tes
     app.post(&tasks, &owner.token, json!({ "title": "Only todo" }))
         .await
         .expect(201);
-    let slug = app
-        .get(&format!("/api/v1/orgs/{org}"), &owner.token)
-        .await
-        .expect(200)
-        .json["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = app.slug(org, &owner).await;
     for key in [org.to_string(), slug] {
         let empty = format!("/api/v1/orgs/{key}/tasks?status=done&limit=5");
         let r = app.get(&empty, &owner.token).await.expect(200);

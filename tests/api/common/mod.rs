@@ -363,6 +363,17 @@ impl TestApp {
         }
     }
 
+    /// The slug of `org`, as `by` (a member) reads it.
+    pub async fn slug(&self, org: Uuid, by: &TestUser) -> String {
+        self.get(&format!("/api/v1/orgs/{org}"), &by.token)
+            .await
+            .expect(200)
+            .json["slug"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Creates an organization owned by `owner`; returns its id.
     pub async fn create_org(&self, owner: &TestUser, name: &str) -> Uuid {
         let r = self
