@@ -19,8 +19,9 @@ use crate::auth::password::PasswordHasher;
 use crate::db::change;
 use crate::db::uow::Uow;
 use crate::db::{Db, Scope, now};
+use crate::domain::DomainError;
 use crate::domain::{Email, NAME_MAX, Password, parse_name};
-use crate::error::ApiError;
+
 use crate::on_tx;
 use crate::security::{self, Kind};
 
@@ -127,8 +128,8 @@ fn in_org(org: Uuid) -> Scope {
 }
 
 /// The message of an error answered by a use case.
-fn plain(e: ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.problem().detail)
+fn plain(e: DomainError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.detail())
 }
 
 /// Sets an organization's plan; returns the plan it had.
@@ -154,7 +155,7 @@ pub async fn set_plan(db: &Db, reference: &str, plan: &str) -> anyhow::Result<St
             json!({ "plan": { "from": from, "to": to } }),
         )
         .await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, DomainError>(())
     })
     .map_err(plain)?;
     log_action(
@@ -192,7 +193,7 @@ pub async fn set_suspended(
             change::Kind::OrgResumed
         };
         audit_admin(u, org_id, action, json!({})).await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, DomainError>(())
     })
     .map_err(plain)?;
     let command = if suspend { "suspend" } else { "resume" };
@@ -251,7 +252,7 @@ pub async fn create_user(
         } else {
             None
         };
-        Ok::<_, ApiError>((org, token))
+        Ok::<_, DomainError>((org, token))
     })
     .map_err(plain)?;
     let link = token.map(|t| format!("{public_url}/reset-password?token={t}"));
@@ -287,7 +288,7 @@ pub async fn reset_password(
             crate::unit!(db, Scope::system(), |u| async move {
                 crate::auth::account::set_password(u, user_id, &hash)
                     .await
-                    .map_err(ApiError::from)
+                    .map_err(DomainError::from)
             })
             .map_err(plain)?;
             log_action(
@@ -310,7 +311,7 @@ pub async fn reset_password(
             let (token, _) = crate::unit!(db, Scope::system(), |u| async move {
                 crate::auth::account::create_reset(u, user_id)
                     .await
-                    .map_err(ApiError::from)
+                    .map_err(DomainError::from)
             })
             .map_err(plain)?;
             log_action(
@@ -359,8 +360,8 @@ pub async fn dead_jobs(db: &Db, limit: u32) -> anyhow::Result<Vec<DeadJob>> {
 const SECRET_KINDS: [&str; 2] = ["invite_email", "password_reset_email"];
 
 /// Requeues dead jobs (see [`requeue`]); a refusal names the job.
-async fn requeue_in<U: Uow>(u: &mut U, id: Option<Uuid>) -> Result<Vec<Uuid>, ApiError> {
-    let refuse = |m: String| ApiError::bad_request("requeue", m);
+async fn requeue_in<U: Uow>(u: &mut U, id: Option<Uuid>) -> Result<Vec<Uuid>, DomainError> {
+    let refuse = |m: String| DomainError::bad_request("requeue", m);
     let mut rows = Vec::new();
     for r in u
         .fetch_all(

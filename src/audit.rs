@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::db::Backend;
 use crate::db::change::{Entity, Kind};
 use crate::db::uow::{Arg, DbError, RawTime, RowRef, Uow};
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::AppQuery;
@@ -273,7 +274,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Adds the row `r` to `rows`.
-fn push_row(rows: &mut AuditRows, r: RowRef<'_, '_>) -> Result<(), ApiError> {
+fn push_row(rows: &mut AuditRows, r: RowRef<'_, '_>) -> Result<(), DomainError> {
     rows.push(|out| {
         let f = Fields::read(r)?;
         f.write(out)?;
@@ -284,7 +285,11 @@ fn push_row(rows: &mut AuditRows, r: RowRef<'_, '_>) -> Result<(), ApiError> {
 /// A page of the organization's audit log for `f` (one more row than the
 /// limit when another page follows). The caller has checked the
 /// membership and the role.
-pub async fn page<U: Uow>(u: &mut U, org_id: Uuid, f: &AuditFilter) -> Result<AuditRows, ApiError> {
+pub async fn page<U: Uow>(
+    u: &mut U,
+    org_id: Uuid,
+    f: &AuditFilter,
+) -> Result<AuditRows, DomainError> {
     let (sql, args) = f.statement(u.backend(), org_id, None);
     let mut rows = AuditRows::with_capacity(f.limit as usize + 1, 400);
     u.fetch_each(&sql, &args, |r| push_row(&mut rows, r))
@@ -303,7 +308,7 @@ pub async fn member_page<U: Uow>(
     org: &OrgRequest,
     org_id: Uuid,
     f: &AuditFilter,
-) -> Result<AuditRows, ApiError> {
+) -> Result<AuditRows, DomainError> {
     match u.backend() {
         Backend::Postgres => {
             let (sql, args) = f.statement(Backend::Postgres, org_id, Some(org.user_id()));
@@ -322,7 +327,7 @@ pub async fn member_page<U: Uow>(
             if member {
                 Ok(rows)
             } else {
-                Err(ApiError::not_found())
+                Err(DomainError::not_found())
             }
         }
         Backend::Sqlite => {

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{Scope, Tx};
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
@@ -74,18 +75,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 const COMMENT_COLUMNS: &str =
     "id, org_id, task_id, author_id, body, created_at, updated_at, edited_at";
 
-fn parse_body(raw: &str) -> Result<String, ApiError> {
+fn parse_body(raw: &str) -> Result<String, DomainError> {
     let s = raw.trim();
     let n = s.chars().count();
     if n == 0 || n > BODY_MAX {
-        return Err(ApiError::invalid_field(
+        return Err(DomainError::invalid_field(
             "body",
             format!("must be 1–{BODY_MAX} characters"),
         ));
     }
     if s.contains('\0') {
         // PostgreSQL cannot store NUL in text; refuse it on both backends.
-        return Err(ApiError::invalid_field(
+        return Err(DomainError::invalid_field(
             "body",
             "must not contain NUL characters",
         ));
@@ -227,8 +228,8 @@ pub mod write {
     use crate::db::change::{self, CardChange, Kind, from_to};
     use crate::db::now;
     use crate::db::uow::{AnyRow, DbError, Uow};
-    use crate::domain::{Action, Ownership};
-    use crate::error::ApiError;
+    use crate::domain::{Action, DomainError, Ownership};
+
     use crate::idempotency::Created;
     use crate::idempotency::{self, IdemKey};
     use crate::orgs::context::{OrgContext, OrgRequest};
@@ -262,12 +263,12 @@ pub mod write {
         sql: &str,
         org_id: Uuid,
         task_id: Uuid,
-    ) -> Result<Option<(Uuid, CardChange)>, ApiError> {
+    ) -> Result<Option<(Uuid, CardChange)>, DomainError> {
         let mut found = None;
         u.fetch_each(sql, &args![org_id, task_id], |r| {
             let card = CardFields::from_row(r)?;
             found = Some((card.board_id, card.change(Some(card.list_id))?));
-            Ok::<_, ApiError>(())
+            Ok::<_, DomainError>(())
         })
         .await?;
         Ok(found)
@@ -304,12 +305,12 @@ pub mod write {
         org: &OrgRequest,
         id: Uuid,
         action: Action,
-    ) -> Result<(OrgContext, Comment), ApiError> {
+    ) -> Result<(OrgContext, Comment), DomainError> {
         let oc = org.enter(u).await?;
         oc.require(action, Ownership::Own)?;
         let comment = load(u, oc.org_id, id)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let own = if comment.author_id == oc.user_id {
             Ownership::Own
         } else {
@@ -326,7 +327,7 @@ pub mod write {
         task_id: Uuid,
         body: &CommentBody,
         key: Option<&IdemKey>,
-    ) -> Result<Created<Comment>, ApiError> {
+    ) -> Result<Created<Comment>, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::CreateComment, Ownership::NotOwn)?;
         let body = parse_body(&body.body)?;
@@ -337,7 +338,7 @@ pub mod write {
         // exists, its board and its card now).
         let (board, card) = count(u, &COUNT_ADDED, oc.org_id, task_id)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let id = Uuid::now_v7();
         let now = now();
         u.defer(
@@ -377,7 +378,7 @@ pub mod write {
         org: &OrgRequest,
         id: Uuid,
         req: &CommentBody,
-    ) -> Result<Comment, ApiError> {
+    ) -> Result<Comment, DomainError> {
         let (oc, comment) = mine(u, org, id, Action::EditComment).await?;
         let body = parse_body(&req.body)?;
         let Some(c) = from_to(&comment.body, &body) else {
@@ -418,7 +419,7 @@ pub mod write {
     }
 
     /// `DELETE …/comments/{comment}` (its author; admins and owners: any).
-    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), DomainError> {
         let (oc, comment) = mine(u, org, id, Action::DeleteComment).await?;
         let deleted = u
             .execute(
@@ -427,7 +428,7 @@ pub mod write {
             )
             .await?;
         if deleted == 0 {
-            return Err(ApiError::not_found());
+            return Err(DomainError::not_found());
         }
         let counted = count(u, &COUNT_REMOVED, oc.org_id, comment.task_id).await?;
         let mut change = oc.change(

@@ -1,7 +1,11 @@
 //! The one error type every route answers with, rendered as RFC 9457
 //! `application/problem+json`.
 //!
-//! Handlers return `Result<_, ApiError>`. Constructors name the situation
+//! Handlers return `Result<_, ApiError>`; the use cases below them return
+//! [`DomainError`], which becomes an `ApiError` at this edge (`?` does it:
+//! [`status_of`] gives each [`ErrorKind`] its status). What only HTTP knows
+//! — `401` from a missing token, `429` from a limiter, `413`/`415` from a
+//! body — is made here. Constructors name the situation
 //! (`ApiError::not_found()`, `ApiError::validation(..)`); every error carries a
 //! stable machine `code` that clients can switch on. Internal errors are
 //! logged with their whole source chain and answered with a generic `500`
@@ -13,6 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::domain::FieldError;
+use crate::domain::error::{DomainError, ErrorKind};
 
 /// The RFC 9457 body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,74 +72,48 @@ impl ApiError {
     /// `404`: the resource does not exist, or lives in another organization,
     /// or the caller is not a member. All three look the same on purpose.
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found",
-            "The requested resource does not exist.",
-        )
+        DomainError::not_found().into()
     }
 
     /// `403`: the caller's role does not allow the action.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+        DomainError::forbidden(detail).into()
     }
 
     /// `401`: missing, malformed or expired credentials.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        DomainError::unauthenticated(detail).into()
     }
 
     /// `401`: a well-signed token whose account no longer exists.
     pub fn account_gone() -> Self {
-        Self::unauthorized("The account no longer exists.").with_code("account_not_found")
+        DomainError::account_gone().into()
     }
 
     /// `400`: the request could not be understood (bad JSON, bad path, bad query).
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
+        DomainError::bad_request(code, detail).into()
     }
 
     /// `422`: the request was understood but some fields are invalid.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            _ => format!("{} fields are invalid.", errors.len()),
-        };
-        let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Validation failed",
-            detail,
-        );
-        e.errors = errors;
-        e
+        DomainError::validation(errors).into()
     }
 
     /// `422` for a single invalid field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        Self::validation(vec![FieldError::new(field, message)])
+        DomainError::invalid_field(field, message).into()
     }
 
     /// `409`: the request conflicts with the current state.
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, "Conflict", detail)
+        DomainError::conflict(code, detail).into()
     }
 
     /// `423 org_suspended`: an instance administrator suspended the
     /// organization (`orgboard admin suspend`); its data is kept.
     pub fn suspended() -> Self {
-        Self::new(
-            StatusCode::LOCKED,
-            "org_suspended",
-            "Organization suspended",
-            "This organization is suspended by the instance administrator; its data is kept.",
-        )
+        DomainError::suspended().into()
     }
 
     /// `429` with `Retry-After` in seconds.
@@ -151,38 +130,12 @@ impl ApiError {
 
     /// `503` with `Retry-After`: the database is busy or unavailable.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            detail,
-        );
-        e.retry_after = Some(1);
-        e
+        DomainError::unavailable(detail).into()
     }
 
     /// `500`: logged with its source, answered without it.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
-            "An unexpected error occurred.",
-        );
-        e.source = Some(source.into());
-        e
-    }
-
-    /// Adds a field error (keeps status and code).
-    pub fn with_field(mut self, field: &str, message: &str) -> Self {
-        self.errors.push(FieldError::new(field, message));
-        self
-    }
-
-    /// Replaces the machine code (keeps status and title).
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = code;
-        self
+        DomainError::internal(source).into()
     }
 
     /// The HTTP status.
@@ -242,85 +195,60 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
-impl From<crate::domain::Forbidden> for ApiError {
-    fn from(f: crate::domain::Forbidden) -> Self {
-        Self::forbidden(f.0)
+/// The status of each kind of use-case failure (SPEC §6's error table).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::Suspended => StatusCode::LOCKED,
+        ErrorKind::Limited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl From<crate::db::writer::WriterStopped> for ApiError {
-    fn from(e: crate::db::writer::WriterStopped) -> Self {
-        match e {
-            crate::db::writer::WriterStopped::ShuttingDown => {
-                Self::unavailable("The database is shutting down.")
+/// A use case's failure as the client is answered: its kind's status, and
+/// `Retry-After: 1` when the database was busy.
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let (kind, code, title, detail, errors, source) = e.into_parts();
+        let mut out = Self::new(status_of(kind), code, title, detail);
+        out.errors = errors;
+        out.source = source;
+        if kind == ErrorKind::Unavailable {
+            out.retry_after = Some(1);
+        }
+        out
+    }
+}
+
+/// Errors the use cases convert (storage, permission, ordering, anything
+/// else): answered as their [`DomainError`] is.
+macro_rules! through_domain {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                DomainError::from(e).into()
             }
-            crate::db::writer::WriterStopped::Busy => {
-                Self::unavailable("The database is busy; retry shortly.")
-            }
-            crate::db::writer::WriterStopped::Failed(m) => Self::internal(anyhow::anyhow!(m)),
         }
-    }
+    )*};
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> Self {
-        if crate::db::writer::is_busy(&err) {
-            tracing::warn!(error = %err, "database busy");
-            return Self::unavailable("The database is busy; retry shortly.");
-        }
-        Self::internal(err)
-    }
-}
-
-impl From<crate::db::uow::DbError> for ApiError {
-    fn from(err: crate::db::uow::DbError) -> Self {
-        use crate::db::uow::DbError;
-        match err {
-            DbError::Sqlx(e) => e.into(),
-            DbError::Lite(e) => e.into(),
-            e @ (DbError::Decode(..) | DbError::Executor(_)) => Self::internal(e),
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        if crate::db::is_busy(&err) {
-            tracing::warn!(error = %err, "database busy");
-            return Self::unavailable("The database is busy; retry shortly.");
-        }
-        // PostgreSQL refuses NUL characters in text (SQLSTATE 22021); a field
-        // that does not check for them itself must still not become a 500.
-        if err
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "22021")
-        {
-            return Self::bad_request(
-                "invalid_text",
-                "Text must not contain NUL characters or invalid UTF-8.",
-            );
-        }
-        if matches!(err, sqlx::Error::PoolTimedOut) {
-            tracing::warn!("database pool timed out");
-            return Self::unavailable("No database connection available; retry shortly.");
-        }
-        Self::internal(err)
-    }
-}
-
-/// A stored order key that cannot be placed around is corrupt data: a 500.
-impl From<crate::domain::ordering::KeyError> for ApiError {
-    fn from(err: crate::domain::ordering::KeyError) -> Self {
-        Self::internal(err)
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::internal(err)
-    }
-}
+through_domain!(
+    crate::domain::Forbidden,
+    crate::db::writer::WriterStopped,
+    rusqlite::Error,
+    crate::db::uow::DbError,
+    sqlx::Error,
+    crate::domain::ordering::KeyError,
+    anyhow::Error,
+);
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

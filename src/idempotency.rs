@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::now;
 use crate::db::uow::Uow;
+use crate::domain::{DomainError, ErrorKind};
 use crate::error::ApiError;
 use crate::http::extract::{json_body, parse_json};
 
@@ -134,7 +135,7 @@ pub async fn claim<U: Uow>(
     user_id: Uuid,
     org_id: Uuid,
     key: Option<&IdemKey>,
-) -> Result<Option<Replay>, ApiError> {
+) -> Result<Option<Replay>, DomainError> {
     let Some(k) = key else { return Ok(None) };
     let inserted = u
         .execute(
@@ -165,8 +166,8 @@ pub async fn claim<U: Uow>(
     // another organization (row-level security hides it on PostgreSQL, the
     // filter on SQLite), which is another request.
     let Some((_, status, response)) = stored.filter(|(hash, _, _)| *hash == k.fingerprint) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(DomainError::new(
+            ErrorKind::Invalid,
             "idempotency_key_reused",
             "Idempotency key reused",
             "This Idempotency-Key was already used with a different request.",
@@ -177,7 +178,7 @@ pub async fn claim<U: Uow>(
             status: u16::try_from(status).unwrap_or(200),
             body,
         })),
-        _ => Err(ApiError::conflict(
+        _ => Err(DomainError::conflict(
             "idempotency_key_in_use",
             "A request with this Idempotency-Key is still in progress.",
         )),
@@ -192,9 +193,10 @@ pub async fn complete<U: Uow, T: Serialize>(
     key: Option<&IdemKey>,
     status: u16,
     body: &T,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let Some(k) = key else { return Ok(()) };
-    let json = serde_json::to_string(body).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let json =
+        serde_json::to_string(body).map_err(|e| DomainError::internal(anyhow::anyhow!(e)))?;
     u.defer(
         "UPDATE idempotency_keys SET status = $1, response = $2 WHERE user_id = $3 AND key = $4",
         &args![i32::from(status), &json, user_id, &k.key],

@@ -24,8 +24,9 @@ use crate::db::change::{self, Kind};
 use crate::db::uow::{AnyRow, DbError, Uow};
 use crate::db::{Scope, now};
 use crate::domain::{Action, Email, Ownership, Role};
+use crate::domain::{DomainError, DomainResult, ErrorKind};
 use crate::email::InviteEmail;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery, ClientIp, RequestId};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::jobs::{self, Job};
@@ -262,12 +263,12 @@ async fn create<U: Uow>(
     org: &OrgRequest,
     body: CreateInviteBody,
     ttl: Duration,
-) -> ApiResult<CreatedInvite> {
+) -> DomainResult<CreatedInvite> {
     let ctx = org.enter(u).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
-    let email = Email::parse(&body.email).map_err(|m| ApiError::invalid_field("email", m))?;
+    let email = Email::parse(&body.email).map_err(|m| DomainError::invalid_field("email", m))?;
     if !ctx.role.may_grant(body.role) {
-        return Err(ApiError::forbidden(
+        return Err(DomainError::forbidden(
             "You cannot invite with a role above your own power.",
         ));
     }
@@ -280,7 +281,7 @@ async fn create<U: Uow>(
         .await?;
     if member.is_some() {
         return Err(
-            ApiError::conflict("already_member", "This person is already a member.")
+            DomainError::conflict("already_member", "This person is already a member.")
                 .with_field("email", "is already a member"),
         );
     }
@@ -293,7 +294,7 @@ async fn create<U: Uow>(
         )
         .await?;
     if pending.is_some() {
-        return Err(ApiError::conflict(
+        return Err(DomainError::conflict(
             "invite_pending",
             "A pending invite for this email exists; revoke it to invite again.",
         )
@@ -325,7 +326,7 @@ async fn create<U: Uow>(
             &args![ctx.org_id, ctx.user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("inviter or organization gone")))?;
+        .ok_or_else(|| DomainError::internal(anyhow::anyhow!("inviter or organization gone")))?;
     jobs::enqueue_in(
         u,
         &Job::InviteEmail(InviteEmail {
@@ -352,7 +353,7 @@ async fn create<U: Uow>(
     .await?;
     let row = load_invite(u, ctx.org_id, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     Ok(CreatedInvite {
         invite: row.into_api(now),
         token,
@@ -376,18 +377,20 @@ async fn revoke_invite(
 
 /// `DELETE …/invites/{invite_id}` (admin+; admins cannot revoke an owner
 /// invite); revoking a revoked invite changes nothing.
-async fn revoke<U: Uow>(u: &mut U, org: &OrgRequest, invite_id: Uuid) -> ApiResult<()> {
+async fn revoke<U: Uow>(u: &mut U, org: &OrgRequest, invite_id: Uuid) -> DomainResult<()> {
     let ctx = org.enter(u).await?;
     ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
     let row = load_invite(u, ctx.org_id, invite_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     if !ctx.role.may_grant(row.role) {
-        return Err(ApiError::forbidden("Admins cannot revoke an owner invite."));
+        return Err(DomainError::forbidden(
+            "Admins cannot revoke an owner invite.",
+        ));
     }
     match row.status(now()) {
         InviteStatus::Accepted => {
-            return Err(ApiError::conflict(
+            return Err(DomainError::conflict(
                 "invite_accepted",
                 "This invite was already accepted.",
             ));
@@ -414,9 +417,9 @@ async fn revoke<U: Uow>(u: &mut U, org: &OrgRequest, invite_id: Uuid) -> ApiResu
 }
 
 /// Answer to an invite token that names no open invite.
-fn invite_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
+fn invite_not_found() -> DomainError {
+    DomainError::new(
+        ErrorKind::NotFound,
         "invite_not_found",
         "Not found",
         "This invite does not exist, was revoked or was already used.",
@@ -431,7 +434,7 @@ async fn accept<U: Uow>(
     org_id: Uuid,
     hash: Vec<u8>,
     request_id: Option<String>,
-) -> ApiResult<Org> {
+) -> DomainResult<Org> {
     let sql = format!(
         "{INVITE_SELECT} AND token_hash = $2 AND EXISTS \
          (SELECT 1 FROM organizations o WHERE o.id = invites.org_id AND o.deleted_at IS NULL)"
@@ -447,8 +450,8 @@ async fn accept<U: Uow>(
     match row.status(now) {
         InviteStatus::Pending => {}
         InviteStatus::Expired => {
-            return Err(ApiError::new(
-                StatusCode::GONE,
+            return Err(DomainError::new(
+                ErrorKind::Gone,
                 "invite_expired",
                 "Gone",
                 "This invite has expired; ask for a new one.",
@@ -463,11 +466,11 @@ async fn accept<U: Uow>(
         )
         .await?;
     let Some(user_email) = user_email else {
-        return Err(ApiError::account_gone());
+        return Err(DomainError::account_gone());
     };
     if user_email != row.email_norm {
         return Err(
-            ApiError::forbidden("This invite was sent to another email address.")
+            DomainError::forbidden("This invite was sent to another email address.")
                 .with_code("invite_email_mismatch"),
         );
     }
@@ -478,7 +481,7 @@ async fn accept<U: Uow>(
         )
         .await?;
     if already.is_some() {
-        return Err(ApiError::conflict(
+        return Err(DomainError::conflict(
             "already_member",
             "You are already a member.",
         ));

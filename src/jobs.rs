@@ -37,8 +37,9 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::uow::{DbError, Uow};
 use crate::db::{Backend, Scope, now};
+use crate::domain::DomainError;
 use crate::email;
-use crate::error::ApiError;
+
 use crate::on_tx;
 use crate::state::AppState;
 
@@ -191,7 +192,7 @@ fn next_after(now: DateTime<Utc>, every: chrono::Duration) -> DateTime<Utc> {
 pub async fn run_schedules_at(
     state: &AppState,
     now: DateTime<Utc>,
-) -> Result<Vec<&'static str>, ApiError> {
+) -> Result<Vec<&'static str>, DomainError> {
     let mut started = Vec::new();
     for schedule in SCHEDULES {
         if claim_schedule(state, schedule, now).await? {
@@ -209,7 +210,7 @@ async fn claim_schedule(
     state: &AppState,
     schedule: &'static Schedule,
     now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     crate::unit!(state.db, Scope::system(), |u| claim_schedule_in(
         u, schedule, now
     ))
@@ -220,7 +221,7 @@ async fn claim_schedule_in<U: Uow>(
     u: &mut U,
     schedule: &Schedule,
     now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     // A schedule seen for the first time is due at once.
     u.execute(
         "INSERT INTO schedules (name, next_run_at, updated_at) VALUES ($1, $2, $2) \
@@ -254,11 +255,11 @@ struct Claimed {
 }
 
 /// Claims the next due job, if any.
-async fn claim(state: &AppState) -> Result<Option<Claimed>, ApiError> {
+async fn claim(state: &AppState) -> Result<Option<Claimed>, DomainError> {
     crate::unit!(state.db, system, |u| claim_in(u))
 }
 
-async fn claim_in<U: Uow>(u: &mut U) -> Result<Option<Claimed>, ApiError> {
+async fn claim_in<U: Uow>(u: &mut U) -> Result<Option<Claimed>, DomainError> {
     let now = now();
     let lease_end = now + LEASE;
     let pick = match u.backend() {
@@ -282,7 +283,7 @@ async fn claim_in<U: Uow>(u: &mut U) -> Result<Option<Claimed>, ApiError> {
     Ok(Some(Claimed {
         id: row.get(0)?,
         payload: serde_json::from_value(payload)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("job payload: {e}")))?,
+            .map_err(|e| DomainError::internal(anyhow::anyhow!("job payload: {e}")))?,
         attempts: row.get(2)?,
         max_attempts: row.get(3)?,
     }))
@@ -337,7 +338,11 @@ pub fn backoff(attempts: i32) -> chrono::Duration {
     chrono::Duration::seconds(2i64.saturating_pow(attempts.clamp(0, 12) as u32).min(3600))
 }
 
-async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Result<(), ApiError> {
+async fn finish(
+    state: &AppState,
+    c: &Claimed,
+    result: anyhow::Result<()>,
+) -> Result<(), DomainError> {
     let kind = c.payload.kind();
     let id = c.id;
     match result {
@@ -347,7 +352,7 @@ async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Re
             crate::unit!(state.db, system, |u| async move {
                 u.execute("DELETE FROM jobs WHERE id = $1", &args![id])
                     .await
-                    .map_err(ApiError::from)
+                    .map_err(DomainError::from)
             })?;
             ::metrics::counter!("orgboard_jobs_completed_total", "kind" => kind).increment(1);
         }
@@ -362,7 +367,7 @@ async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Re
             } else {
                 c.payload.clone()
             })
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("job payload: {e}")))?;
+            .map_err(|e| DomainError::internal(anyhow::anyhow!("job payload: {e}")))?;
             let run_at = now + backoff(c.attempts);
             crate::unit!(state.db, system, |u| async move {
                 u.execute(
@@ -378,7 +383,7 @@ async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Re
                     ],
                 )
                 .await
-                .map_err(ApiError::from)
+                .map_err(DomainError::from)
             })?;
             ::metrics::counter!("orgboard_job_failures_total", "kind" => kind).increment(1);
             if dead {
@@ -391,7 +396,7 @@ async fn finish(state: &AppState, c: &Claimed, result: anyhow::Result<()>) -> Re
 
 /// Puts a job interrupted by shutdown back in the queue, due at once, its
 /// interrupted attempt not counted.
-async fn release(state: &AppState, c: &Claimed) -> Result<(), ApiError> {
+async fn release(state: &AppState, c: &Claimed) -> Result<(), DomainError> {
     let id = c.id;
     crate::unit!(state.db, system, |u| async move {
         u.execute(
@@ -401,7 +406,7 @@ async fn release(state: &AppState, c: &Claimed) -> Result<(), ApiError> {
             &args![id, now()],
         )
         .await
-        .map_err(ApiError::from)
+        .map_err(DomainError::from)
     })?;
     tracing::info!(job_id = %c.id, kind = c.payload.kind(), "job released at shutdown");
     Ok(())
@@ -413,7 +418,7 @@ async fn run_claimed(
     state: &AppState,
     c: Claimed,
     shutdown: &CancellationToken,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let limit = Duration::from_secs(state.config.job_timeout_secs);
     let work = tokio::time::timeout(limit, perform(state, c.id, &c.payload));
     tokio::pin!(work);
@@ -436,7 +441,7 @@ async fn run_claimed(
 }
 
 /// Runs due jobs until none is left or `shutdown` fires.
-async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, ApiError> {
+async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, DomainError> {
     let mut n = 0;
     while !shutdown.is_cancelled() {
         let Some(c) = claim(state).await? else {
@@ -450,7 +455,7 @@ async fn drain(state: &AppState, shutdown: &CancellationToken) -> Result<usize, 
 
 /// Runs due jobs until none is left (including jobs they enqueue); returns
 /// how many ran. Used by tests that want the queue drained now.
-pub async fn run_due(state: &AppState) -> Result<usize, ApiError> {
+pub async fn run_due(state: &AppState) -> Result<usize, DomainError> {
     drain(state, &CancellationToken::new()).await
 }
 

@@ -15,8 +15,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::Scope;
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, parse_name};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::idempotency::{Created, Creating};
@@ -93,7 +94,7 @@ fn parse_color(raw: &str) -> Result<String, String> {
 fn parse_fields(
     name: Option<&str>,
     color: Option<&str>,
-) -> Result<(Option<String>, Option<String>), ApiError> {
+) -> Result<(Option<String>, Option<String>), DomainError> {
     let mut errors = Vec::new();
     let name = name
         .map(|n| parse_name(n, LABEL_NAME_MAX))
@@ -105,12 +106,12 @@ fn parse_fields(
         .map_err(|m| errors.push(FieldError::new("color", m)));
     match (name, color) {
         (Ok(n), Ok(c)) => Ok((n, c)),
-        _ => Err(ApiError::validation(errors)),
+        _ => Err(DomainError::validation(errors)),
     }
 }
 
-fn name_taken() -> ApiError {
-    ApiError::conflict("label_name_taken", "A label with this name already exists.")
+fn name_taken() -> DomainError {
+    DomainError::conflict("label_name_taken", "A label with this name already exists.")
         .with_field("name", "is already used by another label")
 }
 
@@ -228,8 +229,8 @@ pub mod write {
     use crate::db::change::{self, Kind, from_to};
     use crate::db::now;
     use crate::db::uow::{AnyRow, DbError, Uow};
-    use crate::domain::{Action, Ownership};
-    use crate::error::ApiError;
+    use crate::domain::{Action, DomainError, Ownership};
+
     use crate::idempotency::{self, Created, IdemKey};
     use crate::orgs::context::OrgRequest;
 
@@ -271,7 +272,7 @@ pub mod write {
 
     /// `409 label_name_taken` for a unique violation (a concurrent label of
     /// the same name), else the error as it is.
-    fn taken(e: DbError) -> ApiError {
+    fn taken(e: DbError) -> DomainError {
         if e.is_unique_violation() {
             name_taken()
         } else {
@@ -285,7 +286,7 @@ pub mod write {
         org: &OrgRequest,
         body: &CreateLabelBody,
         key: Option<&IdemKey>,
-    ) -> Result<Created<Label>, ApiError> {
+    ) -> Result<Created<Label>, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::ManageList, Ownership::NotOwn)?;
         let (name, color) = parse_fields(Some(&body.name), body.color.as_deref())?;
@@ -336,13 +337,13 @@ pub mod write {
         org: &OrgRequest,
         id: Uuid,
         body: &UpdateLabelBody,
-    ) -> Result<Label, ApiError> {
+    ) -> Result<Label, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::ManageList, Ownership::NotOwn)?;
         let (name, color) = parse_fields(body.name.as_deref(), body.color.as_deref())?;
         let label = load(u, oc.org_id, id)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let new_name = name.unwrap_or_else(|| label.name.clone());
         let new_color = color.unwrap_or_else(|| label.color.clone());
         let mut payload = serde_json::Map::new();
@@ -377,12 +378,12 @@ pub mod write {
     }
 
     /// `DELETE …/labels/{label}`, taking it off every task (admin+).
-    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::DeleteList, Ownership::NotOwn)?;
         let label = load(u, oc.org_id, id)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         // Off the ids kept on the task rows first; the relation rows go
         // with the label (cascade).
         crate::tasks::take_out_kept_id(u, oc.org_id, crate::tasks::Related::Label, id).await?;

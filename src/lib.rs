@@ -78,9 +78,11 @@ macro_rules! unit {
                         let mut lite = $crate::db::uow::LiteUow::new(ctx);
                         let $u = &mut lite;
                         $crate::db::uow::poll_now($body).unwrap_or_else(|| {
-                            Err($crate::error::ApiError::internal(::anyhow::anyhow!(
-                                "a writer job waited for I/O"
-                            )))
+                            Err(::core::convert::From::from(
+                                $crate::domain::DomainError::internal(::anyhow::anyhow!(
+                                    "a writer job waited for I/O"
+                                )),
+                            ))
                         })
                     })
                     .await
@@ -117,8 +119,8 @@ macro_rules! unit {
 /// On SQLite the body runs on a connection of the rusqlite read pool
 /// ([`db::readers`]), in one snapshot, on a blocking thread (captured values
 /// are moved into it; rows are read in place); on PostgreSQL in a read
-/// transaction for `scope`. The body is a future of `Result<_, ApiError>`
-/// generic over [`db::uow::Uow`].
+/// transaction for `scope`. The body is a future of `Result<_, E>` (a use
+/// case's [`domain::DomainError`], or an `ApiError`) generic over [`db::uow::Uow`].
 #[macro_export]
 macro_rules! read_unit {
     ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
@@ -130,7 +132,7 @@ macro_rules! read_unit {
                     $body.await
                 })
                 .await
-                .map_err($crate::error::ApiError::from)
+                .map_err(::core::convert::Into::into)
                 .and_then(|out| out),
             None => {
                 let mut tx = db.read($scope).await?;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::boards::{self, BoardPath};
 use crate::db::Scope;
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
@@ -102,8 +103,8 @@ pub async fn lists_of_board<U: crate::db::uow::Uow>(
         .collect()
 }
 
-fn list_name(raw: &str) -> Result<String, ApiError> {
-    parse_name(raw, LIST_NAME_MAX).map_err(|m| ApiError::invalid_field("name", m))
+fn list_name(raw: &str) -> Result<String, DomainError> {
+    parse_name(raw, LIST_NAME_MAX).map_err(|m| DomainError::invalid_field("name", m))
 }
 
 /// Lists of a board, in order.
@@ -253,8 +254,8 @@ pub mod write {
     use crate::db::uow::{AnyRow, Arg, DbError, Uow};
     use crate::db::{lock_suffix, now};
     use crate::domain::ordering::key_between;
-    use crate::domain::{Action, Ownership};
-    use crate::error::{ApiError, FieldError};
+    use crate::domain::{Action, DomainError, Ownership};
+    use crate::error::FieldError;
     use crate::idempotency::{self, Created, IdemKey};
     use crate::orgs::context::OrgRequest;
 
@@ -330,11 +331,11 @@ pub mod write {
         board_id: Uuid,
         field: &'static str,
         id: Option<Uuid>,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, DomainError> {
         let Some(id) = id else { return Ok(None) };
         match load_list(u, org_id, id, false).await? {
             Some(l) if l.board_id == board_id => Ok(Some(l.position)),
-            _ => Err(ApiError::invalid_field(
+            _ => Err(DomainError::invalid_field(
                 field,
                 "is not a list of this board",
             )),
@@ -349,7 +350,7 @@ pub mod write {
         board: Uuid,
         body: &ListBody,
         key: Option<&IdemKey>,
-    ) -> Result<Created<List>, ApiError> {
+    ) -> Result<Created<List>, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::ManageList, Ownership::NotOwn)?;
         let name = list_name(&body.name)?;
@@ -360,7 +361,7 @@ pub mod write {
             .await?
             .is_none()
         {
-            return Err(ApiError::not_found());
+            return Err(DomainError::not_found());
         }
         let last = neighbour(u, oc.org_id, board, None, false, Uuid::nil()).await?;
         let position = key_between(last.as_deref(), None)?;
@@ -401,13 +402,13 @@ pub mod write {
         org: &OrgRequest,
         id: Uuid,
         body: &ListBody,
-    ) -> Result<List, ApiError> {
+    ) -> Result<List, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::ManageList, Ownership::NotOwn)?;
         let name = list_name(&body.name)?;
         let list = load_list(u, oc.org_id, id, true)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let Some(c) = from_to(&list.name, &name) else {
             return Ok(list);
         };
@@ -435,12 +436,12 @@ pub mod write {
     }
 
     /// `DELETE …/lists/{list}` and its tasks (admin+).
-    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+    pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::DeleteList, Ownership::NotOwn)?;
         let list = load_list(u, oc.org_id, id, true)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let tasks: i64 = u
             .fetch_value(
                 "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND list_id = $2",
@@ -472,22 +473,22 @@ pub mod write {
         org: &OrgRequest,
         id: Uuid,
         body: &MoveListBody,
-    ) -> Result<List, ApiError> {
+    ) -> Result<List, DomainError> {
         let oc = org.enter(u).await?;
         oc.require(Action::ManageList, Ownership::NotOwn)?;
         for (field, anchor_id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
             if anchor_id == Some(id) {
-                return Err(ApiError::invalid_field(field, "must be another list"));
+                return Err(DomainError::invalid_field(field, "must be another list"));
             }
         }
         let list = load_list(u, oc.org_id, id, false)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         if crate::boards::lock_board(u, oc.org_id, list.board_id)
             .await?
             .is_none()
         {
-            return Err(ApiError::not_found());
+            return Err(DomainError::not_found());
         }
         let board = list.board_id;
         let after = anchor(u, oc.org_id, board, "after_id", body.after_id).await?;
@@ -495,7 +496,7 @@ pub mod write {
         let (lower, upper) = match (after, before) {
             (Some(a), Some(b)) => {
                 if a >= b {
-                    return Err(ApiError::validation(vec![FieldError::new(
+                    return Err(DomainError::validation(vec![FieldError::new(
                         "before_id",
                         "must come after after_id",
                     )]));

@@ -20,8 +20,9 @@ use crate::args;
 use crate::db::change::{self, Kind, from_to};
 use crate::db::uow::{AnyRow, DbError, Uow};
 use crate::db::{Backend, Scope, now};
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
 use crate::on_tx;
@@ -123,8 +124,8 @@ pub(crate) async fn delete_membership<U: Uow>(
     .await
 }
 
-fn last_owner() -> ApiError {
-    ApiError::conflict(
+fn last_owner() -> DomainError {
+    DomainError::conflict(
         "last_owner",
         "An organization must keep at least one owner; make someone else owner first.",
     )
@@ -198,17 +199,19 @@ pub async fn change_role_of<U: Uow>(
     org: &OrgRequest,
     user_id: Uuid,
     role: Role,
-) -> Result<Member, ApiError> {
+) -> Result<Member, DomainError> {
     let oc = org.enter(u).await?;
     oc.require(Action::ManageMembers, Ownership::NotOwn)?;
     let target = load_member(u, oc.org_id, user_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     if !oc.role.may_manage(target.role) {
-        return Err(ApiError::forbidden("Admins cannot change an owner's role."));
+        return Err(DomainError::forbidden(
+            "Admins cannot change an owner's role.",
+        ));
     }
     if !oc.role.may_grant(role) {
-        return Err(ApiError::forbidden(
+        return Err(DomainError::forbidden(
             "You cannot grant a role above your own power.",
         ));
     }
@@ -255,7 +258,7 @@ async fn remove_member(
 /// `DELETE …/members/{user_id}`: remove a member (admin+; admins cannot
 /// remove owners), or leave when it is the caller; the last owner can do
 /// neither. Written once for both backends.
-pub async fn remove<U: Uow>(u: &mut U, org: &OrgRequest, user_id: Uuid) -> Result<(), ApiError> {
+pub async fn remove<U: Uow>(u: &mut U, org: &OrgRequest, user_id: Uuid) -> Result<(), DomainError> {
     let oc = org.enter(u).await?;
     let leaving = user_id == oc.user_id;
     let action = if leaving {
@@ -266,9 +269,9 @@ pub async fn remove<U: Uow>(u: &mut U, org: &OrgRequest, user_id: Uuid) -> Resul
     oc.require(action, Ownership::NotOwn)?;
     let target = load_member(u, oc.org_id, user_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     if !leaving && !oc.role.may_manage(target.role) {
-        return Err(ApiError::forbidden("Admins cannot remove an owner."));
+        return Err(DomainError::forbidden("Admins cannot remove an owner."));
     }
     if target.role == Role::Owner && lock_owners(u, oc.org_id).await? <= 1 {
         return Err(last_owner());

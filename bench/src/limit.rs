@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use orgboard::db::{Db, Scope};
+use orgboard::error::status_of;
 use orgboard::orgs::context::OrgRequest;
 use orgboard::tasks::{
     self, CreateTaskBody, MoveTaskBody, Priority, Task, UpdateTaskBody, load_task, write,
@@ -231,7 +232,7 @@ pub async fn raw_op(vu: &mut Vu, env: &Env) -> Option<(Duration, Outcome)> {
     let rid = request_id();
     let started = Instant::now();
     let scope = scope(vu);
-    let done: Result<(), orgboard::error::ApiError> =
+    let done: Result<(), orgboard::domain::DomainError> =
         async { orgboard::unit!(db, scope, |u| raw_create(u, org, user, board, list, &rid)) }.await;
     let latency = started.elapsed();
     Some(match done {
@@ -239,7 +240,10 @@ pub async fn raw_op(vu: &mut Vu, env: &Env) -> Option<(Duration, Outcome)> {
             env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
             (latency, Outcome::Ok)
         }
-        Err(e) => (latency, Outcome::Error(e.status().as_u16().to_string())),
+        Err(e) => (
+            latency,
+            Outcome::Error(status_of(e.kind()).as_u16().to_string()),
+        ),
     })
 }
 
@@ -250,7 +254,7 @@ async fn raw_create<U: orgboard::db::uow::Uow>(
     board: Uuid,
     list: Uuid,
     rid: &str,
-) -> Result<(), orgboard::error::ApiError> {
+) -> Result<(), orgboard::domain::DomainError> {
     let id = Uuid::now_v7();
     let now = orgboard::db::now();
     // After every real key, and unique: the raw tasks sort last.
@@ -300,7 +304,7 @@ async fn create_task(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome>
     };
     let scope = scope(vu);
     orgboard::unit!(db, scope, |u| write::create(u, &org, list, &body, None))
-        .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+        .map_err(|e| anyhow::anyhow!("{}", status_of(e.kind())))?;
     env.limit_counts.created.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome::Ok)
 }
@@ -315,7 +319,7 @@ async fn create_comment(db: &Db, vu: &mut Vu, env: &Env, task: Uuid) -> anyhow::
     orgboard::unit!(db, scope, |u| orgboard::comments::write::create(
         u, &org, task, &body, None
     ))
-    .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+    .map_err(|e| anyhow::anyhow!("{}", status_of(e.kind())))?;
     env.limit_counts.comments.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome::Ok)
 }
@@ -331,7 +335,7 @@ async fn create_board(db: &Db, vu: &mut Vu, env: &Env) -> anyhow::Result<Outcome
     orgboard::unit!(db, scope, |u| orgboard::boards::create(
         u, &org, &body, None
     ))
-    .map_err(|e| anyhow::anyhow!("{}", e.status()))?;
+    .map_err(|e| anyhow::anyhow!("{}", status_of(e.kind())))?;
     env.limit_counts.boards.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome::Ok)
 }
@@ -374,7 +378,7 @@ async fn update_task(
 /// The outcome of a conditional write (`412` is a conflict, not an
 /// error), noting the VU's new version of the task.
 fn conditional_outcome(
-    done: Result<Task, orgboard::error::ApiError>,
+    done: Result<Task, orgboard::domain::DomainError>,
     vu: &mut Vu,
     task: usize,
     counter: &std::sync::atomic::AtomicU64,
@@ -385,8 +389,8 @@ fn conditional_outcome(
             counter.fetch_add(1, Ordering::Relaxed);
             Outcome::Ok
         }
-        Err(e) if e.status() == StatusCode::PRECONDITION_FAILED => Outcome::Conflict,
-        Err(e) => Outcome::Error(e.status().as_u16().to_string()),
+        Err(e) if status_of(e.kind()) == StatusCode::PRECONDITION_FAILED => Outcome::Conflict,
+        Err(e) => Outcome::Error(status_of(e.kind()).as_u16().to_string()),
     }
 }
 

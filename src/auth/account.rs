@@ -36,6 +36,7 @@ use crate::db::change;
 use crate::db::uow::{DbError, Uow, enter_tenant};
 use crate::db::{Backend, Scope, now};
 use crate::domain::Role;
+use crate::domain::{DomainError, DomainResult, ErrorKind};
 use crate::domain::{EMAIL_MAX, Password};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
@@ -159,7 +160,7 @@ async fn request_password_reset(
             &security::Entry::new(Kind::PasswordResetRequested, Some(account.id), Some(ip)),
         )
         .await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, DomainError>(())
     })?;
     jobs::wake(&state);
     Ok(StatusCode::ACCEPTED)
@@ -167,9 +168,9 @@ async fn request_password_reset(
 
 /// `404`, as for an invite token that names nothing: the link names no
 /// open reset (unknown, used and expired look the same).
-fn invalid_reset_token() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
+fn invalid_reset_token() -> DomainError {
+    DomainError::new(
+        ErrorKind::NotFound,
         "invalid_reset_token",
         "Not found",
         "This reset link is invalid, already used or expired; ask for a new one.",
@@ -213,7 +214,7 @@ async fn confirm_password_reset(
     let failed = || async {
         match state.limits.check("password_reset_confirm", ip, None).await {
             Err(e) => e,
-            Ok(()) => invalid_reset_token(),
+            Ok(()) => invalid_reset_token().into(),
         }
     };
     if !body.token.starts_with(RESET_PREFIX) || body.token.len() > 200 {
@@ -245,7 +246,7 @@ async fn confirm_password_reset(
                 .detail(json!({ "via": "link" })),
         )
         .await?;
-        Ok::<_, ApiError>(Some(families))
+        Ok::<_, DomainError>(Some(families))
     })?;
     let Some(families) = families else {
         return Err(failed().await);
@@ -327,7 +328,7 @@ async fn delete_account<U: Uow>(
     user_id: Uuid,
     ip: std::net::IpAddr,
     request_id: Option<&str>,
-) -> ApiResult<Vec<Uuid>> {
+) -> DomainResult<Vec<Uuid>> {
     let memberships = u
         .fetch_all(
             "SELECT m.org_id, m.role FROM memberships m \
@@ -340,7 +341,7 @@ async fn delete_account<U: Uow>(
     for m in memberships {
         let org_id: Uuid = m.get(0)?;
         let role = Role::try_from(m.get::<String>(1)?)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            .map_err(|e| DomainError::internal(anyhow::anyhow!(e)))?;
         enter_tenant(u, org_id).await?;
         // Locked on PostgreSQL, as a role change locks owners: a concurrent
         // demotion cannot leave the organization without an owner.
@@ -379,7 +380,7 @@ async fn delete_account<U: Uow>(
         }
         let owners = roles.iter().filter(|r| *r == "owner").count();
         if role == Role::Owner && owners <= 1 {
-            return Err(ApiError::conflict(
+            return Err(DomainError::conflict(
                 "last_owner",
                 format!(
                     "You are the last owner of organization {org_id}, which has other members; \

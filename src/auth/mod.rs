@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::uow::{DbError, Uow};
 use crate::db::{Scope, now};
+use crate::domain::{DomainError, DomainResult};
 use crate::domain::{Email, NAME_MAX, Password, TimeZone, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
@@ -114,7 +115,7 @@ pub async fn create_account<U: Uow>(
     name: &str,
     password_hash: &str,
     request_id: Option<&str>,
-) -> ApiResult<orgs::Org> {
+) -> DomainResult<orgs::Org> {
     let inserted = u
         .execute(
             "INSERT INTO users (id, email, email_norm, name, password_hash, created_at, updated_at) \
@@ -131,7 +132,7 @@ pub async fn create_account<U: Uow>(
         .await;
     if let Err(e) = inserted {
         return Err(if e.is_unique_violation() {
-            ApiError::conflict("email_taken", "An account with this email already exists.")
+            DomainError::conflict("email_taken", "An account with this email already exists.")
                 .with_field("email", "is already registered")
         } else {
             e.into()
@@ -188,11 +189,11 @@ async fn open_session<U: Uow>(
     ttl: Duration,
     kind: Kind,
     ip: std::net::IpAddr,
-) -> ApiResult<(User, NewSession)> {
+) -> DomainResult<(User, NewSession)> {
     let stored = insert_refresh(u, user_id, None, in_cookie, ttl).await?;
     let user = load_user(u, user_id)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished")))?;
+        .ok_or_else(|| DomainError::internal(anyhow::anyhow!("user vanished")))?;
     security::record_in(u, &security::Entry::new(kind, Some(user_id), Some(ip))).await?;
     Ok((user, stored))
 }
@@ -329,8 +330,9 @@ async fn login(
         )
         .await;
         return Err(
-            ApiError::unauthorized("The email or password is incorrect.")
-                .with_code("invalid_credentials"),
+            DomainError::unauthenticated("The email or password is incorrect.")
+                .with_code("invalid_credentials")
+                .into(),
         );
     };
     let ttl = refresh_ttl(&state);
@@ -453,7 +455,7 @@ async fn rotate<U: Uow>(
     in_cookie: bool,
     ip: std::net::IpAddr,
     ttl: Duration,
-) -> ApiResult<Rotated> {
+) -> DomainResult<Rotated> {
     let now = now();
     let row = u
         .fetch_optional(
@@ -517,7 +519,7 @@ async fn rotate<U: Uow>(
     .await?;
     // The account is gone: nothing of this is kept.
     let user = load_user(u, row.user_id).await?.ok_or_else(|| {
-        ApiError::unauthorized("The refresh token is invalid, expired or revoked.")
+        DomainError::unauthenticated("The refresh token is invalid, expired or revoked.")
     })?;
     Ok(Rotated::Fresh(user, stored))
 }
@@ -559,7 +561,7 @@ async fn logout(
             if let Some(f) = family {
                 revoke_family(u, f).await?;
             }
-            Ok::<_, ApiError>(family)
+            Ok::<_, DomainError>(family)
         })?;
         if let Some(f) = family {
             // This node's live streams of the session end now; other nodes'
@@ -629,7 +631,7 @@ async fn change_password(
             &security::Entry::new(Kind::PasswordChanged, Some(user_id), Some(ip)),
         )
         .await?;
-        Ok::<_, ApiError>(families)
+        Ok::<_, DomainError>(families)
     })?;
     for family in families {
         state.live.hub.session_revoked(family);
@@ -676,7 +678,7 @@ pub(crate) async fn check_own_password(
     password: String,
 ) -> ApiResult<()> {
     if password.chars().count() > crate::domain::PASSWORD_MAX {
-        return Err(wrong_password());
+        return Err(wrong_password().into());
     }
     state
         .limits
@@ -697,12 +699,12 @@ pub(crate) async fn check_own_password(
     if state.hasher.verify(password, Some(hash)).await? {
         Ok(())
     } else {
-        Err(wrong_password())
+        Err(wrong_password().into())
     }
 }
 
-fn wrong_password() -> ApiError {
-    ApiError::forbidden("The current password is not correct.").with_code("wrong_password")
+fn wrong_password() -> DomainError {
+    DomainError::forbidden("The current password is not correct.").with_code("wrong_password")
 }
 
 /// The caller.

@@ -20,6 +20,7 @@
 //! freed per hash, those buffers fragmented the allocator's heap and were
 //! never given back (24 logins one after the other left 238 MB resident).
 
+use crate::domain::DomainError;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,18 +49,24 @@ pub enum HashError {
     Failed(#[from] anyhow::Error),
 }
 
-impl From<HashError> for crate::error::ApiError {
+impl From<HashError> for DomainError {
     fn from(err: HashError) -> Self {
         match err {
             HashError::Busy => {
                 metrics::counter!("orgboard_password_hash_rejected_total").increment(1);
-                crate::error::ApiError::unavailable(
+                DomainError::unavailable(
                     "Too many sign-ins are being checked right now; retry in a moment.",
                 )
                 .with_code("server_busy")
             }
-            HashError::Failed(e) => crate::error::ApiError::internal(e),
+            HashError::Failed(e) => DomainError::internal(e),
         }
+    }
+}
+
+impl From<HashError> for crate::error::ApiError {
+    fn from(err: HashError) -> Self {
+        DomainError::from(err).into()
     }
 }
 

@@ -20,8 +20,9 @@ use crate::db::change::{self, Kind, from_to};
 use crate::db::lock_suffix;
 use crate::db::now;
 use crate::db::uow::{AnyRow, DbError, Uow};
+use crate::domain::DomainError;
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, open, page_limit, paginate};
 use crate::idempotency::Created;
@@ -137,7 +138,7 @@ pub async fn load_board<U: Uow>(
 fn parse_board_fields(
     name: Option<&str>,
     description: Option<&str>,
-) -> Result<(Option<String>, Option<String>), ApiError> {
+) -> Result<(Option<String>, Option<String>), DomainError> {
     let mut errors = Vec::new();
     let name = name
         .map(|n| parse_name(n, NAME_MAX))
@@ -161,7 +162,7 @@ fn parse_board_fields(
     }
     match name {
         Ok(n) if errors.is_empty() => Ok((n, description)),
-        _ => Err(ApiError::validation(errors)),
+        _ => Err(DomainError::validation(errors)),
     }
 }
 
@@ -243,7 +244,7 @@ pub async fn create<U: Uow>(
     org: &OrgRequest,
     body: &CreateBoardBody,
     key: Option<&IdemKey>,
-) -> Result<Created<Board>, ApiError> {
+) -> Result<Created<Board>, DomainError> {
     let oc = org.enter(u).await?;
     oc.require(Action::ManageBoard, Ownership::NotOwn)?;
     let (name, description) = parse_board_fields(Some(&body.name), body.description.as_deref())?;
@@ -337,14 +338,14 @@ pub async fn update<U: Uow>(
     org: &OrgRequest,
     id: Uuid,
     body: &UpdateBoardBody,
-) -> Result<Board, ApiError> {
+) -> Result<Board, DomainError> {
     let oc = org.enter(u).await?;
     oc.require(Action::ManageBoard, Ownership::NotOwn)?;
     let (name, description) =
         parse_board_fields(body.name.as_deref(), body.description.as_deref())?;
     let board = lock_board(u, oc.org_id, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     let now = now();
     let new_name = name.unwrap_or_else(|| board.name.clone());
     let new_description = description.unwrap_or_else(|| board.description.clone());
@@ -416,12 +417,12 @@ async fn delete_board(
 
 /// `DELETE …/boards/{board}` with its lists, tasks and comments (admin+),
 /// written once for both backends.
-pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete<U: Uow>(u: &mut U, org: &OrgRequest, id: Uuid) -> Result<(), DomainError> {
     let oc = org.enter(u).await?;
     oc.require(Action::ManageBoard, Ownership::NotOwn)?;
     let board = lock_board(u, oc.org_id, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     let tasks: i64 = u
         .fetch_value(
             "SELECT COUNT(*) FROM tasks WHERE org_id = $1 AND board_id = $2",

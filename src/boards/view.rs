@@ -27,6 +27,7 @@ use super::{Board, BoardPath, load_board};
 use crate::cache::parts::{Beyond, Card, ListPart, Parts, RESERVE};
 use crate::db::Backend;
 use crate::db::uow::{Arg, Uow};
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership};
 use crate::error::ApiError;
 use crate::error::ApiResult;
@@ -289,7 +290,7 @@ pub async fn board_view_parts<U: Uow>(
     board_id: Uuid,
     per_list: u32,
     cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
-) -> Result<Option<(Bytes, Parts)>, ApiError> {
+) -> Result<Option<(Bytes, Parts)>, DomainError> {
     let Some(board) = load_board(u, org_id, board_id).await? else {
         return Ok(None);
     };
@@ -327,7 +328,7 @@ pub async fn board_view_json<U: Uow>(
     board_id: Uuid,
     per_list: u32,
     cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
-) -> Result<Option<Bytes>, ApiError> {
+) -> Result<Option<Bytes>, DomainError> {
     Ok(board_view_parts(u, org_id, board_id, per_list, cursor)
         .await?
         .map(|(body, _)| body))
@@ -361,23 +362,28 @@ struct ViewParts<'a, F> {
     cursor: F,
 }
 
-fn json_err(e: serde_json::Error) -> ApiError {
-    ApiError::internal(anyhow::Error::new(e))
+fn json_err(e: serde_json::Error) -> DomainError {
+    DomainError::internal(anyhow::Error::new(e))
 }
 
 /// Writes `value` (an object with fields) without its closing brace.
-fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
+fn open_object(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), DomainError> {
     serde_json::to_writer(&mut *out, value).map_err(json_err)?;
     match out.pop() {
         Some(b'}') => Ok(()),
-        _ => Err(ApiError::internal(anyhow::anyhow!(
+        _ => Err(DomainError::internal(anyhow::anyhow!(
             "board view: expected an object with fields"
         ))),
     }
 }
 
 impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
-    fn start(board: &Board, lists: &'a [List], per_list: u32, cursor: F) -> Result<Self, ApiError> {
+    fn start(
+        board: &Board,
+        lists: &'a [List],
+        per_list: u32,
+        cursor: F,
+    ) -> Result<Self, DomainError> {
         // About 400 bytes a card.
         let mut out =
             Vec::with_capacity(1024 + lists.len() * (256 + per_list.min(200) as usize * 400));
@@ -396,7 +402,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
     }
 
     /// Closes the open list (if any) and opens the next one.
-    fn next_list(&mut self) -> Result<(), ApiError> {
+    fn next_list(&mut self) -> Result<(), DomainError> {
         if !self.read.is_empty() {
             self.close_list()?;
             self.out.push(b',');
@@ -413,7 +419,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         Ok(())
     }
 
-    fn close_list(&mut self) -> Result<(), ApiError> {
+    fn close_list(&mut self) -> Result<(), DomainError> {
         self.out.extend_from_slice(b"],\"next_cursor\":");
         let i = self.read.len() - 1;
         let list = &self.read[i];
@@ -429,7 +435,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
     }
 
     /// A card of the rows (ordered by list, then position).
-    fn card(&mut self, card: CardFields<'_>) -> Result<(), ApiError> {
+    fn card(&mut self, card: CardFields<'_>) -> Result<(), DomainError> {
         while self
             .read
             .len()
@@ -437,7 +443,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
             .is_none_or(|i| self.lists[i].id != card.list_id)
         {
             if self.read.len() >= self.lists.len() {
-                return Err(ApiError::internal(anyhow::anyhow!(
+                return Err(DomainError::internal(anyhow::anyhow!(
                     "board view: a card of no list, or out of order"
                 )));
             }
@@ -465,7 +471,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
     }
 
     /// Writes the lists without cards left and closes the view.
-    fn finish(mut self) -> Result<(Bytes, Parts), ApiError> {
+    fn finish(mut self) -> Result<(Bytes, Parts), DomainError> {
         while self.read.len() < self.lists.len() {
             self.next_list()?;
         }
@@ -477,7 +483,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         let reserve = Bytes::from(self.reserve);
         let card = |buf: &Bytes, (id, position, version, range): CardAt| {
             Card::new(id, version, buf.slice(range), &position).ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!(
+                DomainError::internal(anyhow::anyhow!(
                     "board view: a card's JSON without its position"
                 ))
             })

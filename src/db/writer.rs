@@ -292,7 +292,7 @@ pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ApiError;
+    use crate::domain::DomainError;
 
     fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -325,7 +325,7 @@ mod tests {
         let first = tokio::spawn({
             let w = writer.clone();
             async move {
-                w.run(move |c| -> Result<(), ApiError> {
+                w.run(move |c| -> Result<(), DomainError> {
                     c.conn.execute("INSERT INTO t VALUES (0)", [])?;
                     let _ = held.recv();
                     Ok(())
@@ -338,10 +338,10 @@ mod tests {
         for n in 1..=20_i64 {
             let w = writer.clone();
             jobs.push(tokio::spawn(async move {
-                w.run(move |c| -> Result<i64, ApiError> {
+                w.run(move |c| -> Result<i64, DomainError> {
                     c.conn.execute("INSERT INTO t VALUES (?1)", [n])?;
                     match n % 5 {
-                        0 => Err(ApiError::bad_request("odd", "refused after writing")),
+                        0 => Err(DomainError::bad_request("odd", "refused after writing")),
                         3 => panic!("job {n} panics after writing"),
                         _ => Ok(n),
                     }
@@ -356,8 +356,14 @@ mod tests {
             let n = i as i64 + 1;
             let r = j.await.expect("join");
             match n % 5 {
-                0 => assert_eq!(r.expect_err("refused").status(), 400),
-                3 => assert_eq!(r.expect_err("panicked").status(), 500),
+                0 => assert_eq!(
+                    r.expect_err("refused").kind(),
+                    crate::domain::ErrorKind::BadRequest
+                ),
+                3 => assert_eq!(
+                    r.expect_err("panicked").kind(),
+                    crate::domain::ErrorKind::Internal
+                ),
                 _ => assert_eq!(r.expect("committed"), n),
             }
         }
@@ -368,7 +374,7 @@ mod tests {
         assert_eq!(rows(&path), expected);
         // The writer is still alive after the panic.
         writer
-            .run(|c| -> Result<(), ApiError> {
+            .run(|c| -> Result<(), DomainError> {
                 c.conn.execute("INSERT INTO t VALUES (100)", [])?;
                 Ok(())
             })
@@ -389,7 +395,7 @@ mod tests {
         let job = tokio::spawn({
             let w = writer.clone();
             async move {
-                w.run(|c| -> Result<(), ApiError> {
+                w.run(|c| -> Result<(), DomainError> {
                     c.conn.execute("INSERT INTO t VALUES (1)", [])?;
                     Ok(())
                 })

@@ -5,6 +5,7 @@
 //! Each parser returns a human message; handlers collect them into
 //! `validation_failed` field errors.
 
+pub mod error;
 pub mod ordering;
 pub mod policy;
 
@@ -34,6 +35,7 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forbidden(pub String);
 
+pub use error::{DomainError, DomainResult, ErrorKind};
 pub use policy::{Action, Ownership, Role, require};
 
 /// Longest accepted email address (RFC 5321 path limit).

@@ -369,7 +369,10 @@ mod tests {
     fn require_answers_forbidden() {
         let e = require(Role::Viewer, ManageBoard, NotOwn).expect_err("viewer cannot");
         assert!(e.0.contains("viewer"), "{e:?}");
-        assert_eq!(crate::error::ApiError::from(e).status().as_u16(), 403);
+        assert_eq!(
+            crate::domain::DomainError::from(e).kind(),
+            crate::domain::ErrorKind::Forbidden
+        );
         assert!(require(Role::Admin, ManageBoard, NotOwn).is_ok());
     }
 }

@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::args;
 use crate::db::uow::{DbError, Uow};
-use crate::error::ApiError;
+use crate::domain::DomainError;
+
 use crate::state::AppState;
 
 /// How long after its expiry an unaccepted invite is kept (so "expired"
@@ -56,9 +57,9 @@ pub struct Removed {
 
 /// Deletes everything that is past its retention at `at` (the clock is a
 /// parameter so tests can move it); returns what went.
-pub async fn cleanup_at(state: &AppState, at: DateTime<Utc>) -> Result<Removed, ApiError> {
+pub async fn cleanup_at(state: &AppState, at: DateTime<Utc>) -> Result<Removed, DomainError> {
     crate::unit!(state.db, system, |u| async move {
-        cleanup_in(u, at).await.map_err(ApiError::from)
+        cleanup_in(u, at).await.map_err(DomainError::from)
     })
 }
 

@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::uow::Uow;
 use crate::db::{Scope, now};
+use crate::domain::DomainError;
 use crate::email::{self, OrgSummary, SummaryEmail, SummaryTask};
-use crate::error::ApiError;
+
 use crate::jobs::{self, Job};
 use crate::on_tx;
 use crate::state::AppState;
@@ -70,7 +71,7 @@ pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// 08:xx and whose local day has no summary handled yet; returns how many.
 /// Run by the `daily_summary` schedule; the clock is a parameter so tests
 /// can pick any moment.
-pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usize, ApiError> {
+pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usize, DomainError> {
     let n = crate::unit!(state.db, Scope::system(), |u| enqueue_summaries(u, at))?;
     if n > 0 {
         jobs::wake(state);
@@ -79,7 +80,7 @@ pub async fn daily_summary_at(state: &AppState, at: DateTime<Utc>) -> Result<usi
 }
 
 /// Enqueues the summary jobs due at `at` (see [`daily_summary_at`]).
-async fn enqueue_summaries<U: Uow>(u: &mut U, at: DateTime<Utc>) -> Result<usize, ApiError> {
+async fn enqueue_summaries<U: Uow>(u: &mut U, at: DateTime<Utc>) -> Result<usize, DomainError> {
     let zones = u
         .fetch_all("SELECT DISTINCT time_zone FROM users", &[])
         .await?
@@ -119,7 +120,7 @@ async fn enqueue_summaries<U: Uow>(u: &mut U, at: DateTime<Utc>) -> Result<usize
 
 /// Claims the member's day for job `job_id`: true when this job (or an
 /// earlier attempt of it) owns the day and nothing was mailed yet.
-async fn claim_day(state: &AppState, job_id: Uuid, job: &SummaryJob) -> Result<bool, ApiError> {
+async fn claim_day(state: &AppState, job_id: Uuid, job: &SummaryJob) -> Result<bool, DomainError> {
     let (user_id, local_date) = (job.user_id, job.local_date);
     crate::unit!(state.db, Scope::user(user_id), |u| async move {
         u.execute(
@@ -266,7 +267,7 @@ pub async fn send(state: &AppState, job_id: Uuid, job: &SummaryJob) -> anyhow::R
             &args![true, user_id, local_date, job_id],
         )
         .await
-        .map_err(ApiError::from)
+        .map_err(DomainError::from)
     })?;
     Ok(())
 }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::auth::user::AuthUser;
 use crate::db::uow::{AnyRow, Arg, Lock, RowRef, Uow};
 use crate::db::{Backend, Scope, Tx};
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
 use crate::http::extract::request_id_of;
@@ -126,13 +127,13 @@ impl OrgRequest {
     /// of work `u` (one statement, which on PostgreSQL also enters the
     /// tenant); `404` unless the caller is a member, `423` when the
     /// organization is suspended.
-    pub async fn enter<U: Uow>(&self, u: &mut U) -> Result<OrgContext, ApiError> {
-        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
+    pub async fn enter<U: Uow>(&self, u: &mut U) -> Result<OrgContext, DomainError> {
+        let (by, key) = self.org_key().ok_or_else(DomainError::not_found)?;
         let sql = membership_sql(u.backend(), by);
         let row = u
             .fetch_optional(sql, &[key_arg(key), Arg::from(self.auth.user_id)])
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         self.context_from((&row).into(), 0)
     }
 
@@ -152,8 +153,8 @@ impl OrgRequest {
         u: &mut U,
         locks: &[Lock<'_>],
         read: &Fused<'_>,
-    ) -> Result<(OrgContext, AnyRow), ApiError> {
-        let (by, key) = self.org_key().ok_or_else(ApiError::not_found)?;
+    ) -> Result<(OrgContext, AnyRow), DomainError> {
+        let (by, key) = self.org_key().ok_or_else(DomainError::not_found)?;
         if !u.begin_in_org(self.auth.user_id, &key, locks).await? {
             let oc = self.enter(u).await?;
             if u.backend() == Backend::Postgres {
@@ -183,7 +184,7 @@ impl OrgRequest {
         let row = u
             .fetch_optional(&sql, &args)
             .await?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(DomainError::not_found)?;
         let oc = self.context_from((&row).into(), read.width)?;
         Ok((oc, row))
     }
@@ -191,12 +192,12 @@ impl OrgRequest {
     /// The context from a row holding [`membership_sql`]'s `(organization
     /// id, role, suspended)` at `at` (a statement joined to the membership
     /// reads them beside what it guards); `423` when suspended.
-    pub fn context_from(&self, row: RowRef<'_, '_>, at: usize) -> Result<OrgContext, ApiError> {
+    pub fn context_from(&self, row: RowRef<'_, '_>, at: usize) -> Result<OrgContext, DomainError> {
         let org_id: Uuid = row.get(at)?;
         let role = Role::try_from(row.get::<String>(at + 1)?)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            .map_err(|e| DomainError::internal(anyhow::anyhow!(e)))?;
         if row.get::<bool>(at + 2)? {
-            return Err(ApiError::suspended());
+            return Err(DomainError::suspended());
         }
         self.note_org(org_id);
         Ok(OrgContext {
@@ -326,8 +327,8 @@ impl OrgRequest {
         args: &[Arg<'_>],
         width: usize,
         action: Action,
-        mut each: impl FnMut(RowRef<'_, '_>) -> Result<(), ApiError> + Send,
-    ) -> Result<bool, ApiError> {
+        mut each: impl FnMut(RowRef<'_, '_>) -> Result<(), DomainError> + Send,
+    ) -> Result<bool, DomainError> {
         let sql = format!(
             "SELECT t.*, m.id, m.role, m.suspended FROM ({}) m LEFT JOIN ({page}) t ON 1 = 1 \
              ORDER BY {order}",
@@ -343,7 +344,7 @@ impl OrgRequest {
             if r.get::<Option<Uuid>>(0)?.is_some() {
                 each(r)?;
             }
-            Ok::<_, ApiError>(())
+            Ok::<_, DomainError>(())
         })
         .await?;
         Ok(checked)
@@ -365,7 +366,7 @@ pub struct OrgContext {
 
 impl OrgContext {
     /// `403` unless the caller's role allows `action`.
-    pub fn require(&self, action: Action, own: Ownership) -> Result<(), ApiError> {
+    pub fn require(&self, action: Action, own: Ownership) -> Result<(), DomainError> {
         Ok(require(self.role, action, own)?)
     }
 

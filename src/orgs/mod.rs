@@ -19,6 +19,7 @@ use crate::db::change::{self, Kind, from_to};
 use crate::db::uow::{AnyRow, DbError, Uow, enter_tenant};
 use crate::db::{Scope, now};
 use crate::domain::{Action, NAME_MAX, Ownership, Role, Slug, parse_name};
+use crate::domain::{DomainError, DomainResult};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppQuery, RequestId};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
@@ -135,7 +136,7 @@ pub async fn create_org<U: Uow>(
     slug: Option<Slug>,
     personal: bool,
     request_id: Option<&str>,
-) -> ApiResult<Org> {
+) -> DomainResult<Org> {
     let org_id = Uuid::now_v7();
     enter_tenant(u, org_id).await?;
     let now = now();
@@ -190,20 +191,20 @@ pub async fn create_org<U: Uow>(
             .await?;
             return load_org(u, user_id, org_id)
                 .await?
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created org not visible")));
+                .ok_or_else(|| DomainError::internal(anyhow::anyhow!("created org not visible")));
         }
         if given {
             return Err(slug_taken());
         }
         slug = Slug::derive_from(name);
     }
-    Err(ApiError::internal(anyhow::anyhow!(
+    Err(DomainError::internal(anyhow::anyhow!(
         "could not derive a free slug"
     )))
 }
 
-fn slug_taken() -> ApiError {
-    ApiError::conflict("slug_taken", "This slug is already in use.")
+fn slug_taken() -> DomainError {
+    DomainError::conflict("slug_taken", "This slug is already in use.")
         .with_field("slug", "is already in use")
 }
 
@@ -271,7 +272,7 @@ async fn create_org_route(
         // A token outlives an account deleted meanwhile: answer 401, not a
         // foreign-key error.
         if crate::auth::user::load_user(u, user_id).await?.is_none() {
-            return Err(ApiError::account_gone());
+            return Err(DomainError::account_gone());
         }
         create_org(u, user_id, &name, slug, false, request_id.as_deref()).await
     })?;
@@ -311,7 +312,7 @@ async fn update_org(
 
 /// `PATCH /orgs/{org}` (admin+): a new name and/or slug; `409` when the
 /// slug is taken. Written once for both backends.
-pub async fn update<U: Uow>(u: &mut U, org: &OrgRequest, body: UpdateOrgBody) -> ApiResult<Org> {
+pub async fn update<U: Uow>(u: &mut U, org: &OrgRequest, body: UpdateOrgBody) -> DomainResult<Org> {
     let ctx = org.enter(u).await?;
     ctx.require(Action::UpdateOrg, Ownership::NotOwn)?;
     let mut errors = Vec::new();
@@ -328,12 +329,12 @@ pub async fn update<U: Uow>(u: &mut U, org: &OrgRequest, body: UpdateOrgBody) ->
         .transpose()
         .map_err(|m| errors.push(FieldError::new("slug", m)));
     let (Ok(name), Ok(slug)) = (name, slug) else {
-        return Err(ApiError::validation(errors));
+        return Err(DomainError::validation(errors));
     };
 
     let current = load_org(u, ctx.user_id, ctx.org_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     let new_name = name.unwrap_or_else(|| current.name.clone());
     let new_slug = slug.map(|s| s.0).unwrap_or_else(|| current.slug.clone());
     let mut payload = serde_json::Map::new();
@@ -379,7 +380,7 @@ pub async fn update<U: Uow>(u: &mut U, org: &OrgRequest, body: UpdateOrgBody) ->
     .await?;
     load_org(u, ctx.user_id, ctx.org_id)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(DomainError::not_found)
 }
 
 /// Delete an organization (owner only). It is soft-deleted: every route of

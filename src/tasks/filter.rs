@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{Priority, Status, TASK_COLUMNS, Task};
 use crate::db::Backend;
 use crate::db::uow::Uow;
+use crate::domain::DomainError;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::AppQuery;
@@ -327,7 +328,7 @@ impl Filter {
 /// Checks that every id in the filter belongs to the organization (`422`
 /// otherwise: a foreign id is never silently turned into an empty page).
 /// One statement, whatever the number of ids.
-async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), ApiError> {
+async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), DomainError> {
     let checks = [
         ("board_id", "boards", "id", f.board_id),
         ("list_id", "lists", "id", f.list_id),
@@ -353,7 +354,7 @@ async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), Ap
     let row = u
         .fetch_optional(&sql, &args)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("SELECT gave no row")))?;
+        .ok_or_else(|| DomainError::internal(anyhow::anyhow!("SELECT gave no row")))?;
     let mut errors = Vec::new();
     for (i, (field, ..)) in given.iter().enumerate() {
         if row.get::<i64>(i)? == 0 {
@@ -366,7 +367,7 @@ async fn check_ids<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<(), Ap
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::validation(errors))
+        Err(DomainError::validation(errors))
     }
 }
 
@@ -387,7 +388,7 @@ fn push_task(
     rows: &mut TaskRows,
     r: crate::db::uow::RowRef<'_, '_>,
     sort: Sort,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     rows.push(|out| {
         let (card, description) = super::card::CardFields::from_task_row(r)?;
         card.write_task_json(out, &description)?;
@@ -414,13 +415,13 @@ async fn fetch<U: Uow>(
     sort: Sort,
     rows: &mut TaskRows,
     member: Option<&OrgRequest>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     let args: Vec<crate::db::uow::Arg<'_>> = b.args.iter().map(Into::into).collect();
     let Some(org) = member else {
         let sql = format!("SELECT t.* FROM ({}) t ORDER BY {order}", b.sql);
         u.fetch_each(&sql, &args, |r| {
             push_task(rows, r, sort)?;
-            Ok::<_, ApiError>(())
+            Ok::<_, DomainError>(())
         })
         .await?;
         return Ok(true);
@@ -436,7 +437,7 @@ async fn fetch<U: Uow>(
 /// when there is a next page): the ids checked, then one or two
 /// statements (tasks without a due date follow the others). The caller
 /// has checked the membership.
-pub async fn page<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<TaskRows, ApiError> {
+pub async fn page<U: Uow>(u: &mut U, org_id: Uuid, f: &Filter) -> Result<TaskRows, DomainError> {
     check_ids(u, org_id, f).await?;
     Ok(read_page(u, org_id, f, None).await?.unwrap_or_default())
 }
@@ -456,16 +457,16 @@ pub async fn member_page<U: Uow>(
     org: &OrgRequest,
     org_id: Uuid,
     f: &Filter,
-) -> Result<TaskRows, ApiError> {
+) -> Result<TaskRows, DomainError> {
     if f.names_ids() {
-        return Err(ApiError::internal(anyhow::anyhow!(
+        return Err(DomainError::internal(anyhow::anyhow!(
             "member_page: a filter naming ids must be checked after the membership"
         )));
     }
     match u.backend() {
         Backend::Postgres => read_page(u, org_id, f, Some(org))
             .await?
-            .ok_or_else(ApiError::not_found),
+            .ok_or_else(DomainError::not_found),
         Backend::Sqlite => {
             let ctx = org.enter(u).await?;
             ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
@@ -479,7 +480,7 @@ async fn read_page<U: Uow>(
     org_id: Uuid,
     f: &Filter,
     member: Option<&OrgRequest>,
-) -> Result<Option<TaskRows>, ApiError> {
+) -> Result<Option<TaskRows>, DomainError> {
     let (sort, limit, from) = (f.sort, f.limit, &f.from);
     let mut base = Built {
         sql: format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.org_id = $1"),
@@ -549,7 +550,7 @@ async fn read_page<U: Uow>(
                     Some(KeyValue::Rank(r)) => Arg::Rank(*r),
                     Some(KeyValue::Text(t)) => Arg::Text(t.clone()),
                     None => {
-                        return Err(ApiError::bad_request(
+                        return Err(DomainError::bad_request(
                             "invalid_cursor",
                             "The cursor is invalid.",
                         ));

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::db::uow::{Arg, Uow};
 use crate::db::{Backend, Scope};
+use crate::domain::DomainResult;
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath};
@@ -83,7 +84,11 @@ async fn create_task(
 /// ([`crate::db::uow::LiteRead`]); on PostgreSQL in a read transaction whose
 /// tenant was set from the path in the `BEGIN` round trip (row-level
 /// security only narrows: the joined membership still decides).
-async fn read_task<U: Uow>(u: &mut U, org: &OrgRequest, task_id: Uuid) -> ApiResult<Option<Task>> {
+async fn read_task<U: Uow>(
+    u: &mut U,
+    org: &OrgRequest,
+    task_id: Uuid,
+) -> DomainResult<Option<Task>> {
     let Some((by, key)) = org.org_key() else {
         return Ok(None);
     };
@@ -255,7 +260,7 @@ mod tests {
         }
         for stale in ["\"2\"", "x", "\"\""] {
             let e = check_if_match(if_match(&h(stale)).as_deref(), 3).expect_err(stale);
-            assert_eq!(e.status(), StatusCode::PRECONDITION_FAILED);
+            assert_eq!(ApiError::from(e).status(), StatusCode::PRECONDITION_FAILED);
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -16,7 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::db::change;
 use crate::domain::Ownership;
-use crate::error::{ApiError, FieldError};
+use crate::domain::{DomainError, ErrorKind};
+use crate::error::FieldError;
 
 /// Whether the caller owns the task in the sense of SPEC §4: created it
 /// (`delete`) or created it or is assigned to it (`update`).
@@ -37,7 +37,7 @@ pub(super) fn validate_fields(
     assignees: Option<&[Uuid]>,
     labels: Option<&[Uuid]>,
     due_date: Option<&DateTime<Utc>>,
-) -> Result<CheckedFields, ApiError> {
+) -> Result<CheckedFields, DomainError> {
     let mut errors = Vec::new();
     if let Err(e) = crate::domain::reject_leap_second("due_date", due_date) {
         errors.push(e);
@@ -86,7 +86,7 @@ pub(super) fn validate_fields(
     if errors.is_empty() {
         Ok((title, assignees, labels))
     } else {
-        Err(ApiError::validation(errors))
+        Err(DomainError::validation(errors))
     }
 }
 
@@ -101,7 +101,7 @@ pub(super) struct NewTask {
 
 impl NewTask {
     /// Validates `body` (`422` naming the fields) and fills in the defaults.
-    pub(super) fn check(body: &CreateTaskBody) -> Result<Self, ApiError> {
+    pub(super) fn check(body: &CreateTaskBody) -> Result<Self, DomainError> {
         let (title, assignees, labels) = validate_fields(
             Some(&body.title),
             body.description.as_deref(),
@@ -121,7 +121,7 @@ impl NewTask {
 
 /// `Err(412)` when `If-Match` is present and names another version. Accepts
 /// `"7"`, `W/"7"`, `7` and `*`.
-pub(super) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ApiError> {
+pub(super) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), DomainError> {
     let Some(v) = if_match else {
         return Ok(());
     };
@@ -133,8 +133,8 @@ pub(super) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(),
     if matches {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
+        Err(DomainError::new(
+            ErrorKind::PreconditionFailed,
             "precondition_failed",
             "Precondition failed",
             format!("The task changed (it is now at version {version}); reload and retry."),

@@ -24,9 +24,10 @@ use crate::args;
 use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
 use crate::db::{now, placeholders};
+use crate::domain::DomainError;
 use crate::domain::ordering::key_between;
 use crate::domain::{Action, Ownership};
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use crate::idempotency::{self, Created, IdemKey};
 use crate::orgs::context::{Fused, OrgRequest};
 
@@ -76,9 +77,9 @@ const TASK_JOIN: &str = "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $3";
 
 /// The task of a row whose first columns are [`TASK_COLUMNS`] read through
 /// [`TASK_JOIN`]; `404` when there is none.
-fn joined_task(row: &AnyRow) -> Result<Task, ApiError> {
+fn joined_task(row: &AnyRow) -> Result<Task, DomainError> {
     if row.get::<Option<Uuid>>(0)?.is_none() {
-        return Err(ApiError::not_found());
+        return Err(DomainError::not_found());
     }
     Ok(task_from_row(row.into())?)
 }
@@ -128,8 +129,8 @@ async fn check_counted<U: Uow>(
     org_id: Uuid,
     assignees: &[Uuid],
     labels: &[Uuid],
-) -> Result<(), ApiError> {
-    let found = |i: usize| -> Result<usize, ApiError> {
+) -> Result<(), DomainError> {
+    let found = |i: usize| -> Result<usize, DomainError> {
         Ok(usize::try_from(row.get::<i64>(i)?).unwrap_or(0))
     };
     if found(at)? == assignees.len() && found(at + 1)? == labels.len() {
@@ -153,7 +154,7 @@ pub async fn check_related<U: Uow>(
     org_id: Uuid,
     assignees: &[Uuid],
     labels: &[Uuid],
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     for (field, table, col, ids) in [
         ("assignee_ids", "memberships", "user_id", assignees),
         ("label_ids", "labels", "id", labels),
@@ -189,7 +190,7 @@ pub async fn check_related<U: Uow>(
             })
             .collect();
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return Err(DomainError::validation(errors));
         }
     }
     Ok(())
@@ -247,7 +248,7 @@ pub async fn create<U: Uow>(
     list_id: Uuid,
     body: &CreateTaskBody,
     key: Option<&IdemKey>,
-) -> Result<Created<Task>, ApiError> {
+) -> Result<Created<Task>, DomainError> {
     // The membership, the list's board, the list's last key and whether
     // the related ids exist, in one statement after the list is locked.
     let (wanted_a, wanted_l) = (
@@ -285,7 +286,7 @@ pub async fn create<U: Uow>(
     }
     let board_id: Uuid = row
         .get::<Option<Uuid>>(0)?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(DomainError::not_found)?;
     check_counted(u, &row, 2, oc.org_id, &assignees, &labels).await?;
     let last: Option<String> = row.get(1)?;
     let position = key_between(last.as_deref(), None)?;
@@ -378,7 +379,7 @@ pub async fn update<U: Uow>(
     task_id: Uuid,
     if_match: Option<&str>,
     body: &UpdateTaskBody,
-) -> Result<Task, ApiError> {
+) -> Result<Task, DomainError> {
     // The membership, the task and whether the related ids exist, in one
     // statement after the task is locked.
     let (wanted_a, wanted_l) = (
@@ -483,7 +484,7 @@ pub async fn move_to<U: Uow>(
     task_id: Uuid,
     if_match: Option<&str>,
     body: &MoveTaskBody,
-) -> Result<Task, ApiError> {
+) -> Result<Task, DomainError> {
     // The membership, the task, the destination's board, the anchors'
     // keys and the neighbour the new key goes next to, in one statement
     // after the destination list and then the task are locked (always in
@@ -527,14 +528,14 @@ pub async fn move_to<U: Uow>(
     oc.require(Action::UpdateTask, Ownership::Own)?;
     for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
         if id == Some(task_id) {
-            return Err(ApiError::invalid_field(field, "must be another task"));
+            return Err(DomainError::invalid_field(field, "must be another task"));
         }
     }
     let task = joined_task(&row)?;
     oc.require(Action::UpdateTask, ownership(&task, oc.user_id, true))?;
     let target_board: Option<Uuid> = row.get(TASK_WIDTH)?;
     if target_board != Some(task.board_id) {
-        return Err(ApiError::invalid_field(
+        return Err(DomainError::invalid_field(
             "list_id",
             "is not a list of this task's board",
         ));
@@ -542,12 +543,12 @@ pub async fn move_to<U: Uow>(
     check_if_match(if_match, task.version)?;
     let list_id = body.list_id;
     let anchor =
-        |i: usize, field: &'static str, id: Option<Uuid>| -> Result<Option<String>, ApiError> {
+        |i: usize, field: &'static str, id: Option<Uuid>| -> Result<Option<String>, DomainError> {
             let key: Option<String> = row.get(i)?;
             match (id, key) {
                 (None, _) => Ok(None),
                 (Some(_), Some(key)) => Ok(Some(key)),
-                (Some(_), None) => Err(ApiError::invalid_field(
+                (Some(_), None) => Err(DomainError::invalid_field(
                     field,
                     "is not a task of the destination list",
                 )),
@@ -559,7 +560,7 @@ pub async fn move_to<U: Uow>(
     let comment_rev: i64 = row.get(TASK_WIDTH + 4)?;
     let (lower, upper) = match (after, before) {
         (Some(a), Some(b)) if a >= b => {
-            return Err(ApiError::invalid_field(
+            return Err(DomainError::invalid_field(
                 "before_id",
                 "must come after after_id",
             ));
@@ -608,7 +609,7 @@ pub async fn delete<U: Uow>(
     org: &OrgRequest,
     task_id: Uuid,
     if_match: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let locks = [Lock {
         table: LockTable::Tasks,
         ids: &[task_id],

@@ -609,7 +609,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
                     orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
                 }
             };
-            let out: Result<_, orgboard::error::ApiError> = async {
+            let out: Result<_, orgboard::domain::DomainError> = async {
                 orgboard::read_unit!(state.db, scope, |u| {
                     orgboard::boards::view::board_view_json(u, org, board, n, cursor)
                 })

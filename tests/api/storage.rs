@@ -1631,7 +1631,12 @@ async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
     let intruder = OrgRequest::for_member(eve.id, ada.personal_org, None);
     let mut u = db.unit(Scope::user(eve.id)).await.unwrap();
     let refused = write::create(&mut u, &intruder, list, &create, None).await;
-    assert_eq!(refused.err().map(|e| e.status().as_u16()), Some(404));
+    assert_eq!(
+        refused
+            .err()
+            .map(|e| orgboard::error::ApiError::from(e).status().as_u16()),
+        Some(404)
+    );
     let tenant: Option<String> = u
         .fetch_value(
             "SELECT COALESCE(current_setting('app.org_id', true), '')",
