@@ -207,7 +207,6 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorKind::Gone => StatusCode::GONE,
         ErrorKind::Suspended => StatusCode::LOCKED,
-        ErrorKind::Limited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -252,3 +251,51 @@ through_domain!(
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A use case's error keeps everything it said on its way out: the
+    /// status of its kind, code, title, detail, fields, and `Retry-After`
+    /// for a busy database; an internal error's cause is not answered.
+    #[test]
+    fn a_domain_error_is_answered_as_it_said() {
+        let e = ApiError::from(
+            DomainError::conflict("slug_taken", "This slug is already in use.")
+                .with_field("slug", "is already in use"),
+        );
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        let p = e.problem();
+        assert_eq!(
+            (p.code.as_str(), p.title.as_str(), p.detail.as_str()),
+            ("slug_taken", "Conflict", "This slug is already in use.")
+        );
+        assert_eq!(p.errors, vec![FieldError::new("slug", "is already in use")]);
+
+        let busy = ApiError::from(DomainError::unavailable("busy")).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+
+        let internal = ApiError::from(DomainError::internal(anyhow::anyhow!("secret cause")));
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!internal.problem().detail.contains("secret"));
+
+        let kinds = [
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::Unauthenticated, 401),
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::Invalid, 422),
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::PreconditionFailed, 412),
+            (ErrorKind::Gone, 410),
+            (ErrorKind::Suspended, 423),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Internal, 500),
+        ];
+        for (kind, status) in kinds {
+            assert_eq!(status_of(kind).as_u16(), status, "{kind:?}");
+        }
+    }
+}

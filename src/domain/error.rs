@@ -38,8 +38,6 @@ pub enum ErrorKind {
     Gone,
     /// The organization is suspended by the instance administrator.
     Suspended,
-    /// Too many of something at once (the caller may retry later).
-    Limited,
     /// The database is busy or shutting down (retry shortly).
     Unavailable,
     /// A fault of the server or its data; logged, never shown.
