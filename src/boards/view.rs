@@ -242,12 +242,32 @@ fn view_response(
     res
 }
 
+/// How the cards of a PostgreSQL board view are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardOrder {
+    /// The branches of the `UNION ALL` as they come: PostgreSQL's `Append`
+    /// returns each branch's ordered index range in turn, so the rows
+    /// arrive by list, then position, without the sort that `ORDER BY`
+    /// would add over all of them (a third to a half of the statement's
+    /// time at 2 090 rows, BENCHMARKS.md "Issue 13, tenth part"). SQL does
+    /// not promise that order, so it is checked as the rows arrive
+    /// ([`ViewParts::card`]) and, if it ever does not hold, the view is
+    /// read again [`CardOrder::Sorted`].
+    AsRead,
+    /// `ORDER BY` list, then position: the order SQL guarantees.
+    Sorted,
+    /// The branches in reverse (tests only: rows that break the order, to
+    /// exercise the fallback).
+    #[doc(hidden)]
+    Reversed,
+}
+
 /// The statement of the first `take` cards of each of `lists` lists (one
-/// `LIMIT`ed index range of `(org_id, list_id, position)` each), ordered
-/// by list, then position; `$1` is the organization, `$2…` the lists.
-/// PostgreSQL's: one round trip for the whole board.
-fn first_cards_sql(lists: usize, take: u64) -> String {
-    let parts: Vec<String> = (0..lists)
+/// `LIMIT`ed index range of `(org_id, list_id, position)` each), by list,
+/// then position (see [`CardOrder`]); `$1` is the organization, `$2…` the
+/// lists. PostgreSQL's: one round trip for the whole board.
+fn first_cards_sql(lists: usize, take: u64, order: CardOrder) -> String {
+    let mut parts: Vec<String> = (0..lists)
         .map(|i| {
             format!(
                 "SELECT * FROM (SELECT {CARD_COLUMNS}, {i} AS part FROM tasks t \
@@ -256,8 +276,15 @@ fn first_cards_sql(lists: usize, take: u64) -> String {
             )
         })
         .collect();
+    if order == CardOrder::Reversed {
+        parts.reverse();
+    }
+    let sort = match order {
+        CardOrder::Sorted => " ORDER BY t.part, t.position",
+        CardOrder::AsRead | CardOrder::Reversed => "",
+    };
     format!(
-        "SELECT {CARD_COLUMNS} FROM ({}) t ORDER BY t.part, t.position",
+        "SELECT {CARD_COLUMNS} FROM ({}) t{sort}",
         parts.join(" UNION ALL ")
     )
 }
@@ -278,7 +305,8 @@ fn list_cards_sql(take: u64) -> String {
 /// every list (and up to [`RESERVE`] more, kept by the cache to replace
 /// cards that leave a page), each card written as JSON as its row arrives.
 /// On PostgreSQL the cards of all lists are one statement (three round
-/// trips whatever the board's size); on SQLite one statement per list, read
+/// trips whatever the board's size; unsorted, its order checked, see
+/// [`CardOrder`]); on SQLite one statement per list, read
 /// off the index in order, with no round trip to save (the union's outer
 /// `ORDER BY` copies every row into a sorter; BENCHMARKS.md "Issue 13,
 /// sixth part").
@@ -291,6 +319,20 @@ pub async fn board_view_parts<U: Uow>(
     per_list: u32,
     cursor: impl Fn(Uuid, Uuid, &str) -> String + Send,
 ) -> Result<Option<(Bytes, Parts)>, DomainError> {
+    board_view_parts_in(u, org_id, board_id, per_list, cursor, CardOrder::AsRead).await
+}
+
+/// [`board_view_parts`], with the PostgreSQL cards first asked for in
+/// `order` (tests ask [`CardOrder::Reversed`] to see the fallback work).
+#[doc(hidden)]
+pub async fn board_view_parts_in<U: Uow, F: Fn(Uuid, Uuid, &str) -> String + Send>(
+    u: &mut U,
+    org_id: Uuid,
+    board_id: Uuid,
+    per_list: u32,
+    cursor: F,
+    order: CardOrder,
+) -> Result<Option<(Bytes, Parts)>, DomainError> {
     let Some(board) = load_board(u, org_id, board_id).await? else {
         return Ok(None);
     };
@@ -301,12 +343,26 @@ pub async fn board_view_parts<U: Uow>(
         let take = u64::from(per_list + RESERVE) + 1;
         match u.backend() {
             Backend::Postgres => {
-                let sql = first_cards_sql(lists.len(), take);
                 let mut args = Vec::with_capacity(lists.len() + 1);
                 args.push(Arg::from(org_id));
                 args.extend(lists.iter().map(|l| Arg::from(l.id)));
+                let sql = first_cards_sql(lists.len(), take, order);
                 u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
                     .await?;
+                if view.disordered {
+                    // Not the order the rows were expected in: read them
+                    // again, sorted by the database.
+                    tracing::warn!(%board_id, "board view: cards out of order, read again sorted");
+                    view = ViewParts::start(&board, &lists, per_list, view.cursor)?;
+                    let sql = first_cards_sql(lists.len(), take, CardOrder::Sorted);
+                    u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
+                        .await?;
+                    if view.disordered {
+                        return Err(DomainError::internal(anyhow::anyhow!(
+                            "board view: sorted cards out of order"
+                        )));
+                    }
+                }
             }
             Backend::Sqlite => {
                 let sql = list_cards_sql(take);
@@ -314,6 +370,11 @@ pub async fn board_view_parts<U: Uow>(
                     let args = [Arg::from(org_id), Arg::from(list.id)];
                     u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
                         .await?;
+                }
+                if view.disordered {
+                    return Err(DomainError::internal(anyhow::anyhow!(
+                        "board view: a list's cards out of order"
+                    )));
                 }
             }
         }
@@ -360,6 +421,10 @@ struct ViewParts<'a, F> {
     reserve: Vec<u8>,
     per_list: u32,
     cursor: F,
+    /// A row came out of order (another list than the next one, or a
+    /// position not after the one before): the rest are ignored and the
+    /// caller reads the view again sorted (see [`CardOrder`]).
+    disordered: bool,
 }
 
 fn json_err(e: serde_json::Error) -> DomainError {
@@ -398,6 +463,7 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
             reserve: Vec::new(),
             per_list,
             cursor,
+            disordered: false,
         })
     }
 
@@ -434,8 +500,12 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         Ok(())
     }
 
-    /// A card of the rows (ordered by list, then position).
+    /// A card of the rows (ordered by list, then position; anything else
+    /// marks the view [`Self::disordered`]).
     fn card(&mut self, card: CardFields<'_>) -> Result<(), DomainError> {
+        if self.disordered {
+            return Ok(());
+        }
         while self
             .read
             .len()
@@ -443,15 +513,20 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
             .is_none_or(|i| self.lists[i].id != card.list_id)
         {
             if self.read.len() >= self.lists.len() {
-                return Err(DomainError::internal(anyhow::anyhow!(
-                    "board view: a card of no list, or out of order"
-                )));
+                // A card of a list already closed, or of none.
+                self.disordered = true;
+                return Ok(());
             }
             self.next_list()?;
         }
         let Some(list) = self.read.last_mut() else {
             return Ok(());
         };
+        let last = list.reserve.last().or(list.shown.last());
+        if last.is_some_and(|(_, position, _, _)| position.as_str() >= card.position.as_ref()) {
+            self.disordered = true;
+            return Ok(());
+        }
         let (buf, kept) = if list.shown.len() < self.per_list as usize {
             if !list.shown.is_empty() {
                 self.out.push(b',');

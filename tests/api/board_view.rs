@@ -22,6 +22,7 @@ backend_tests!(
     large_answers_are_compressed,
     patched_views_equal_views_read_again,
     collections_answer_304_until_any_change_of_the_org,
+    cards_read_out_of_order_are_read_again_sorted,
 );
 
 fn url(org: Uuid, rest: &str) -> String {
@@ -993,5 +994,59 @@ async fn same_views<F: std::future::Future<Output = Value>>(
                  cached: {cached}\nread: {read}"
             );
         }
+    }
+}
+
+/// PostgreSQL reads a board's cards with no `ORDER BY` (its `Append` gives
+/// each list's index range in turn; crate `boards::view::CardOrder`), checks
+/// that order as the rows arrive, and reads them again sorted when it does
+/// not hold. Asked with the branches reversed (every list after the one
+/// before it), the view must still equal the sorted one, for a `per_list`
+/// that shows every card and one that leaves lists with more. On SQLite each
+/// list is its own ordered statement and the order asked is not used; the
+/// views must be equal there too.
+async fn cards_read_out_of_order_are_read_again_sorted(app: TestApp) {
+    use orgboard::boards::view::{CardOrder, board_view_parts_in};
+    let b = board(&app, &[5, 0, 3, 12]).await;
+    let read = |n: u32, order: CardOrder| {
+        let state = app.state.clone();
+        let (org, board, user) = (b.org, b.board, b.owner.id);
+        async move {
+            let scope = orgboard::db::Scope::tenant(user, org);
+            let cursor = {
+                let state = state.clone();
+                move |list, id, position: &str| {
+                    orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
+                }
+            };
+            let out: Result<_, orgboard::domain::DomainError> = async {
+                orgboard::read_unit!(state.db, scope, |u| {
+                    board_view_parts_in(u, org, board, n, cursor, order)
+                })
+            }
+            .await;
+            let (body, _) = out.expect("read").expect("the board");
+            serde_json::from_slice::<Value>(&body).unwrap()
+        }
+    };
+    for n in [orgboard::boards::view::DEFAULT_PER_LIST, 2] {
+        let sorted = read(n, CardOrder::Sorted).await;
+        let shown: usize = sorted["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["tasks"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(shown, if n == 2 { 2 + 2 + 2 } else { 20 }, "per_list {n}");
+        assert_eq!(
+            read(n, CardOrder::AsRead).await,
+            sorted,
+            "as read, per_list {n}"
+        );
+        assert_eq!(
+            read(n, CardOrder::Reversed).await,
+            sorted,
+            "reversed, per_list {n}"
+        );
     }
 }
