@@ -100,6 +100,34 @@ async fn board(app: &TestApp, sizes: &[usize]) -> Board {
 }
 
 /// The organization's slug.
+/// The view of `b` with `per_list` `n` read from the database as
+/// `Cache-Control: no-cache` reads it, without storing it; PostgreSQL's
+/// cards first asked for in `order`.
+async fn read_view(
+    app: &TestApp,
+    b: &Board,
+    n: u32,
+    order: orgboard::boards::view::CardOrder,
+) -> Value {
+    let state = app.state.clone();
+    let (org, board, user) = (b.org, b.board, b.owner.id);
+    let scope = orgboard::db::Scope::tenant(user, org);
+    let cursor = {
+        let state = state.clone();
+        move |list, id, position: &str| {
+            orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
+        }
+    };
+    let out: Result<_, orgboard::domain::DomainError> = async {
+        orgboard::read_unit!(state.db, scope, |u| {
+            orgboard::boards::view::board_view_parts_in(u, org, board, n, cursor, order)
+        })
+    }
+    .await;
+    let (body, _) = out.expect("read").expect("the board");
+    serde_json::from_slice::<Value>(&body).unwrap()
+}
+
 async fn slug_of(app: &TestApp, b: &Board) -> String {
     app.slug(b.org, &b.owner).await
 }
@@ -599,27 +627,7 @@ async fn patched_views_equal_views_read_again(app: TestApp) {
     let per_list = [orgboard::boards::view::DEFAULT_PER_LIST, 3, 1];
     // The view read from the database as `Cache-Control: no-cache` reads
     // it, without storing it: patches pile up over many changes.
-    let read = |n: u32| {
-        let state = app.state.clone();
-        let (org, board, user) = (b.org, b.board, b.owner.id);
-        async move {
-            let scope = orgboard::db::Scope::tenant(user, org);
-            let cursor = {
-                let state = state.clone();
-                move |list, id, position: &str| {
-                    orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
-                }
-            };
-            let out: Result<_, orgboard::domain::DomainError> = async {
-                orgboard::read_unit!(state.db, scope, |u| {
-                    orgboard::boards::view::board_view_json(u, org, board, n, cursor)
-                })
-            }
-            .await;
-            let body = out.expect("read").expect("the board");
-            serde_json::from_slice::<Value>(&body).unwrap()
-        }
-    };
+    let read = |n: u32| read_view(&app, &b, n, orgboard::boards::view::CardOrder::AsRead);
     let cache = &app.state.live.cache;
     // A fixed sequence (a linear congruential generator; CI is
     // deterministic).
@@ -1006,29 +1014,9 @@ async fn same_views<F: std::future::Future<Output = Value>>(
 /// list is its own ordered statement and the order asked is not used; the
 /// views must be equal there too.
 async fn cards_read_out_of_order_are_read_again_sorted(app: TestApp) {
-    use orgboard::boards::view::{CardOrder, board_view_parts_in};
+    use orgboard::boards::view::CardOrder;
     let b = board(&app, &[5, 0, 3, 12]).await;
-    let read = |n: u32, order: CardOrder| {
-        let state = app.state.clone();
-        let (org, board, user) = (b.org, b.board, b.owner.id);
-        async move {
-            let scope = orgboard::db::Scope::tenant(user, org);
-            let cursor = {
-                let state = state.clone();
-                move |list, id, position: &str| {
-                    orgboard::tasks::filter::position_cursor(&state, org, list, id, position)
-                }
-            };
-            let out: Result<_, orgboard::domain::DomainError> = async {
-                orgboard::read_unit!(state.db, scope, |u| {
-                    board_view_parts_in(u, org, board, n, cursor, order)
-                })
-            }
-            .await;
-            let (body, _) = out.expect("read").expect("the board");
-            serde_json::from_slice::<Value>(&body).unwrap()
-        }
-    };
+    let read = |n: u32, order: CardOrder| read_view(&app, &b, n, order);
     for n in [orgboard::boards::view::DEFAULT_PER_LIST, 2] {
         let sorted = read(n, CardOrder::Sorted).await;
         let shown: usize = sorted["lists"]
