@@ -395,9 +395,10 @@ pub async fn board_view_json<U: Uow>(
         .map(|(body, _)| body))
 }
 
-/// A card kept: id, position, order of changes ([`CardFields::rev`]), and
-/// where its JSON lies: in the answer (shown) or in the reserve's buffer.
-type CardAt = (Uuid, String, i64, std::ops::Range<usize>);
+/// A card kept: id, where its position's text lies, order of changes
+/// ([`CardFields::rev`]), and where its JSON lies: in the answer (shown)
+/// or in the reserve's buffer (both ranges in that buffer).
+type CardAt = (Uuid, std::ops::Range<usize>, i64, std::ops::Range<usize>);
 
 /// One list as read: its head's place in the answer, the cards shown and
 /// kept in reserve, and whether more follow.
@@ -490,7 +491,14 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         let i = self.read.len() - 1;
         let list = &self.read[i];
         let next = match list.shown.last() {
-            Some((id, position, _, _)) if list.more || !list.reserve.is_empty() => {
+            Some((id, at, _, _)) if list.more || !list.reserve.is_empty() => {
+                let position = self
+                    .out
+                    .get(at.clone())
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .ok_or_else(|| {
+                        DomainError::internal(anyhow::anyhow!("board view: a card's position lost"))
+                    })?;
                 Some((self.cursor)(self.lists[i].id, *id, position))
             }
             _ => None,
@@ -522,8 +530,13 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         let Some(list) = self.read.last_mut() else {
             return Ok(());
         };
-        let last = list.reserve.last().or(list.shown.last());
-        if last.is_some_and(|(_, position, _, _)| position.as_str() >= card.position.as_ref()) {
+        // The position of the card before it (the reserve follows the shown).
+        let last = match (list.reserve.last(), list.shown.last()) {
+            (Some((_, at, _, _)), _) => self.reserve.get(at.clone()),
+            (None, Some((_, at, _, _))) => self.out.get(at.clone()),
+            (None, None) => None,
+        };
+        if last.is_some_and(|p| p >= card.position.as_bytes()) {
             self.disordered = true;
             return Ok(());
         }
@@ -539,9 +552,15 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
             return Ok(());
         };
         let start = buf.len();
-        card.write_json(buf)?;
-        let rev = card.rev();
-        kept.push((card.id, card.position.into_owned(), rev, start..buf.len()));
+        let at = card.write_json(buf)?;
+        // The cache orders cards by the position as written: it must be
+        // the position itself (an order key needs no escaping).
+        if buf.get(at.clone()) != Some(card.position.as_bytes()) {
+            return Err(DomainError::internal(anyhow::anyhow!(
+                "board view: a card's position written escaped"
+            )));
+        }
+        kept.push((card.id, at, card.rev(), start..buf.len()));
         Ok(())
     }
 
@@ -556,8 +575,9 @@ impl<'a, F: Fn(Uuid, Uuid, &str) -> String> ViewParts<'a, F> {
         self.out.extend_from_slice(b"]}");
         let body = Bytes::from(self.out);
         let reserve = Bytes::from(self.reserve);
-        let card = |buf: &Bytes, (id, position, version, range): CardAt| {
-            Card::new(id, version, buf.slice(range), &position).ok_or_else(|| {
+        let card = |buf: &Bytes, (id, at, version, range): CardAt| {
+            let at = at.start - range.start..at.end - range.start;
+            Card::at(id, version, buf.slice(range), at).ok_or_else(|| {
                 DomainError::internal(anyhow::anyhow!(
                     "board view: a card's JSON without its position"
                 ))

@@ -69,6 +69,22 @@ impl Card {
             })
     }
 
+    /// The card whose summary is `json`, its position the text at `at`
+    /// (between the quotes of its `"position"`, as the writer of `json`
+    /// found it); `None` when `at` is not a quoted text of `json`.
+    pub fn at(id: Uuid, version: i64, json: Bytes, at: std::ops::Range<usize>) -> Option<Card> {
+        let quoted = at.start > 0
+            && at.start <= at.end
+            && json.get(at.start - 1) == Some(&b'"')
+            && json.get(at.end) == Some(&b'"');
+        quoted.then_some(Card {
+            id,
+            version,
+            json,
+            at,
+        })
+    }
+
     /// Its order key in its list (compared as bytes).
     pub fn position(&self) -> &str {
         self.json
@@ -500,8 +516,18 @@ mod tests {
         );
         // Not the key written there: no card (a patch is refused).
         assert!(Card::new(id(1), 1, j.clone(), "a").is_none());
-        assert!(Card::new(id(1), 1, j, "b0").is_none());
+        assert!(Card::new(id(1), 1, j.clone(), "b0").is_none());
         assert!(Card::new(id(1), 1, Bytes::from_static(b"{\"id\":1}"), "a0").is_none());
+        // Where the writer put it: the quoted text there, else no card.
+        let at = memchr::memmem::find(&j, b"\"a0\"").expect("written") + 1;
+        assert_eq!(
+            Card::at(id(1), 1, j.clone(), at..at + 2).map(|c| c.position().to_owned()),
+            Some("a0".into())
+        );
+        assert!(Card::at(id(1), 1, j.clone(), at..at + 1).is_none());
+        assert!(Card::at(id(1), 1, j.clone(), at + 1..at + 2).is_none());
+        assert!(Card::at(id(1), 1, j.clone(), 0..0).is_none());
+        assert!(Card::at(id(1), 1, j.clone(), j.len()..j.len() + 2).is_none());
     }
 
     #[test]

@@ -223,18 +223,24 @@ impl<'a> CardFields<'a> {
     }
 
     /// Appends the card's JSON to `out` (what `serde_json` writes for its
-    /// `TaskSummary`). Fails only on a stored time that is not one.
-    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), DbError> {
+    /// `TaskSummary`); gives where in `out` its position's text lies
+    /// (between the quotes, as written). Fails only on a stored time that
+    /// is not one.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<std::ops::Range<usize>, DbError> {
         self.write(out, None)
     }
 
     /// Appends the whole task's JSON to `out` (what `serde_json` writes for
     /// its [`Task`]: the card with `description` after the title).
     pub fn write_task_json(&self, out: &mut Vec<u8>, description: &str) -> Result<(), DbError> {
-        self.write(out, Some(description))
+        self.write(out, Some(description)).map(drop)
     }
 
-    fn write(&self, out: &mut Vec<u8>, description: Option<&str>) -> Result<(), DbError> {
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        description: Option<&str>,
+    ) -> Result<std::ops::Range<usize>, DbError> {
         out.extend_from_slice(b"{\"id\":");
         write_uuid(out, &self.id);
         out.extend_from_slice(b",\"org_id\":");
@@ -254,7 +260,9 @@ impl<'a> CardFields<'a> {
         out.extend_from_slice(b"\",\"priority\":\"");
         out.extend_from_slice(priority_name(self.priority).as_bytes());
         out.extend_from_slice(b"\",\"position\":");
+        let position = out.len() + 1;
         write_str(out, &self.position);
+        let position = position..out.len() - 1;
         out.extend_from_slice(b",\"assignee_ids\":");
         write_ids(out, &self.assignee_ids);
         out.extend_from_slice(b",\"label_ids\":");
@@ -274,7 +282,7 @@ impl<'a> CardFields<'a> {
         out.extend_from_slice(b",\"updated_at\":");
         write_time(out, &self.updated_at, 14)?;
         out.push(b'}');
-        Ok(())
+        Ok(position)
     }
 }
 
@@ -434,9 +442,12 @@ mod tests {
     }
 
     fn written(f: &CardFields<'_>) -> String {
-        let mut out = Vec::new();
-        f.write_json(&mut out).expect("written");
-        String::from_utf8(out).expect("utf-8")
+        let mut out = b"[".to_vec();
+        let at = f.write_json(&mut out).expect("written");
+        // Where it says the position is: the position, between quotes.
+        assert_eq!(&out[at.clone()], f.position.as_bytes());
+        assert_eq!((out[at.start - 1], out[at.end]), (b'"', b'"'));
+        String::from_utf8(out.split_off(1)).expect("utf-8")
     }
 
     #[test]
