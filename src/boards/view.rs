@@ -346,22 +346,17 @@ pub async fn board_view_parts_in<U: Uow, F: Fn(Uuid, Uuid, &str) -> String + Sen
                 let mut args = Vec::with_capacity(lists.len() + 1);
                 args.push(Arg::from(org_id));
                 args.extend(lists.iter().map(|l| Arg::from(l.id)));
-                let sql = first_cards_sql(lists.len(), take, order);
-                u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
-                    .await?;
-                if view.disordered {
-                    // Not the order the rows were expected in: read them
-                    // again, sorted by the database.
-                    tracing::warn!(%board_id, "board view: cards out of order, read again sorted");
-                    view = ViewParts::start(&board, &lists, per_list, view.cursor)?;
-                    let sql = first_cards_sql(lists.len(), take, CardOrder::Sorted);
+                // The rows as they come; if they break the order, once
+                // more sorted by the database (see `CardOrder`).
+                for order in [order, CardOrder::Sorted] {
+                    let sql = first_cards_sql(lists.len(), take, order);
                     u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
                         .await?;
-                    if view.disordered {
-                        return Err(DomainError::internal(anyhow::anyhow!(
-                            "board view: sorted cards out of order"
-                        )));
+                    if !view.disordered || order == CardOrder::Sorted {
+                        break;
                     }
+                    tracing::warn!(%board_id, "board view: cards out of order, read again sorted");
+                    view = ViewParts::start(&board, &lists, per_list, view.cursor)?;
                 }
             }
             Backend::Sqlite => {
@@ -371,12 +366,13 @@ pub async fn board_view_parts_in<U: Uow, F: Fn(Uuid, Uuid, &str) -> String + Sen
                     u.fetch_each(&sql, &args, |r| view.card(CardFields::from_row(r)?))
                         .await?;
                 }
-                if view.disordered {
-                    return Err(DomainError::internal(anyhow::anyhow!(
-                        "board view: a list's cards out of order"
-                    )));
-                }
             }
+        }
+        // Sorted by the database and still out of order: not a view to serve.
+        if view.disordered {
+            return Err(DomainError::internal(anyhow::anyhow!(
+                "board view: cards out of order"
+            )));
         }
     }
     view.finish().map(Some)
