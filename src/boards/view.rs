@@ -256,10 +256,14 @@ pub enum CardOrder {
     AsRead,
     /// `ORDER BY` list, then position: the order SQL guarantees.
     Sorted,
-    /// The branches in reverse (tests only: rows that break the order, to
-    /// exercise the fallback).
+    /// The branches in reverse (tests only: rows of a list that came
+    /// before, to exercise the fallback).
     #[doc(hidden)]
     Reversed,
+    /// Each list's cards in reverse (tests only: a position before the
+    /// one read just before it, to exercise the fallback).
+    #[doc(hidden)]
+    Descending,
 }
 
 /// The statement of the first `take` cards of each of `lists` lists (one
@@ -267,11 +271,16 @@ pub enum CardOrder {
 /// then position (see [`CardOrder`]); `$1` is the organization, `$2…` the
 /// lists. PostgreSQL's: one round trip for the whole board.
 fn first_cards_sql(lists: usize, take: u64, order: CardOrder) -> String {
+    let desc = if order == CardOrder::Descending {
+        " DESC"
+    } else {
+        ""
+    };
     let mut parts: Vec<String> = (0..lists)
         .map(|i| {
             format!(
                 "SELECT * FROM (SELECT {CARD_COLUMNS}, {i} AS part FROM tasks t \
-                 WHERE t.org_id = $1 AND t.list_id = ${} ORDER BY t.position LIMIT {take}) p{i}",
+                 WHERE t.org_id = $1 AND t.list_id = ${} ORDER BY t.position{desc} LIMIT {take}) p{i}",
                 i + 2
             )
         })
@@ -281,7 +290,7 @@ fn first_cards_sql(lists: usize, take: u64, order: CardOrder) -> String {
     }
     let sort = match order {
         CardOrder::Sorted => " ORDER BY t.part, t.position",
-        CardOrder::AsRead | CardOrder::Reversed => "",
+        CardOrder::AsRead | CardOrder::Reversed | CardOrder::Descending => "",
     };
     format!(
         "SELECT {CARD_COLUMNS} FROM ({}) t{sort}",

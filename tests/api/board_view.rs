@@ -1009,6 +1009,7 @@ async fn same_views<F: std::future::Future<Output = Value>>(
 /// each list's index range in turn; crate `boards::view::CardOrder`), checks
 /// that order as the rows arrive, and reads them again sorted when it does
 /// not hold. Asked with the branches reversed (every list after the one
+/// before it) or each list's cards reversed (each card before the one
 /// before it), the view must still equal the sorted one, for a `per_list`
 /// that shows every card and one that leaves lists with more. On SQLite each
 /// list is its own ordered statement and the order asked is not used; the
@@ -1035,6 +1036,11 @@ async fn cards_read_out_of_order_are_read_again_sorted(app: TestApp) {
             read(n, CardOrder::Reversed).await,
             sorted,
             "reversed, per_list {n}"
+        );
+        assert_eq!(
+            read(n, CardOrder::Descending).await,
+            sorted,
+            "descending, per_list {n}"
         );
     }
 }
