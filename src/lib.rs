@@ -118,9 +118,10 @@ macro_rules! unit {
 ///
 /// On SQLite the body runs on a connection of the rusqlite read pool
 /// ([`db::readers`]), in one snapshot, on a blocking thread (captured values
-/// are moved into it; rows are read in place); on PostgreSQL in a read
-/// transaction for `scope`. The body is a future of `Result<_, E>` (a use
-/// case's [`domain::DomainError`], or an `ApiError`) generic over [`db::uow::Uow`].
+/// are moved into it; rows are read in place); on PostgreSQL as a read for
+/// `scope` whose `BEGIN` travels with its first statement ([`db::pg::PgRead`]). The body is
+/// a future of `Result<_, E>` (a use case's [`domain::DomainError`], or an
+/// `ApiError`) generic over [`db::uow::Uow`].
 #[macro_export]
 macro_rules! read_unit {
     ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
@@ -135,8 +136,8 @@ macro_rules! read_unit {
                 .map_err(::core::convert::Into::into)
                 .and_then(|out| out),
             None => {
-                let mut tx = db.read($scope).await?;
-                let $u = &mut tx;
+                let mut read = db.pg_read($scope, false).await?;
+                let $u = &mut read;
                 $body.await
             }
         }

@@ -265,12 +265,21 @@ fn sample_pools(db: &Db) {
         metrics::gauge!(DB_POOL_MAX, "pool" => name).set(f64::from(max));
     };
     match db {
-        Db::Postgres(p, _) => pool(
-            "postgres",
-            p.size(),
-            p.num_idle(),
-            p.options().get_max_connections(),
-        ),
+        Db::Postgres(p, _, units) => {
+            pool(
+                "postgres",
+                p.size(),
+                p.num_idle(),
+                p.options().get_max_connections(),
+            );
+            let s = units.status();
+            pool(
+                "postgres_units",
+                u32::try_from(s.size).unwrap_or(u32::MAX),
+                s.available,
+                u32::try_from(s.max_size).unwrap_or(u32::MAX),
+            );
+        }
         // The writer is one thread with its connection, not a pool: its
         // work is in the write batch and job counters.
         Db::Sqlite { reader, .. } => pool(

@@ -354,7 +354,7 @@ fn storage(data_dir: PathBuf, database_url: Option<String>) -> StorageConfig {
 
 pub(crate) async fn db_version(db: &Db) -> String {
     let r: Result<String, sqlx::Error> = match db {
-        Db::Postgres(p, _) => sqlx::query_scalar("SHOW server_version").fetch_one(p).await,
+        Db::Postgres(p, ..) => sqlx::query_scalar("SHOW server_version").fetch_one(p).await,
         Db::Sqlite { reader, .. } => {
             sqlx::query_scalar("SELECT sqlite_version()")
                 .fetch_one(reader)

@@ -58,6 +58,7 @@ impl StorageConfig {
 }
 
 pub mod change;
+pub mod pg;
 pub mod readers;
 pub mod unit;
 pub mod uow;
@@ -79,9 +80,10 @@ pub const SYSTEM_ROLE: &str = "orgboard_system";
 /// A database handle, cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// PostgreSQL with row-level security, and the after-commit work of its
-    /// write transactions.
-    Postgres(PgPool, Hook),
+    /// PostgreSQL with row-level security: sqlx's pool, the after-commit
+    /// work of write transactions, and the pipelining connections of the
+    /// units of work ([`pg`]).
+    Postgres(PgPool, Hook, pg::Pipes),
     /// SQLite: a single writer and a pool of readers on one file.
     Sqlite {
         /// Read-only connections.
@@ -268,7 +270,10 @@ impl Db {
                 .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
-            Ok(Db::Postgres(pool, Hook::default()))
+            // The units of work's own connections (see `pg`): as many
+            // again, opened only when used.
+            let pipes = pg::Pipes::new(&url, cfg.db_max_connections as usize)?;
+            Ok(Db::Postgres(pool, Hook::default(), pipes))
         } else {
             private_dir(&cfg.data_dir).with_context(|| {
                 format!("cannot create data directory {}", cfg.data_dir.display())
@@ -336,7 +341,7 @@ impl Db {
     /// Applies pending migrations (as the URL's user, which owns the tables).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Postgres(pool, _) => PG_MIGRATOR.run(pool).await?,
+            Db::Postgres(pool, ..) => PG_MIGRATOR.run(pool).await?,
             Db::Sqlite { maintenance, .. } => {
                 let pool = one_connection(maintenance).await?;
                 SQLITE_MIGRATOR.run(&pool).await?;
@@ -349,7 +354,7 @@ impl Db {
     /// Checks that the database answers and every migration is applied.
     pub async fn ready(&self) -> anyhow::Result<()> {
         let (applied, expected): (Vec<i64>, usize) = match self {
-            Db::Postgres(pool, _) => (
+            Db::Postgres(pool, ..) => (
                 sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                     .fetch_all(pool)
                     .await?,
@@ -379,14 +384,14 @@ impl Db {
 
     fn hook(&self) -> &Hook {
         match self {
-            Db::Postgres(_, hook) | Db::Sqlite { hook, .. } => hook,
+            Db::Postgres(_, hook, _) | Db::Sqlite { hook, .. } => hook,
         }
     }
 
     /// Opens a read transaction for `scope`.
     pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         Ok(Tx::new(match self {
-            Db::Postgres(pool, _) => {
+            Db::Postgres(pool, ..) => {
                 TxConn::Postgres(pool.begin_with(pg_begin(APP_ROLE, scope, true)).await?)
             }
             Db::Sqlite { reader, .. } => TxConn::Sqlite(reader.begin().await?),
@@ -401,7 +406,7 @@ impl Db {
     /// apart).
     pub async fn write(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let mut tx = match self {
-            Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
+            Db::Postgres(pool, ..) => Tx::new(TxConn::Postgres(
                 pool.begin_with(pg_begin(APP_ROLE, scope, false)).await?,
             )),
             Db::Sqlite {
@@ -418,14 +423,25 @@ impl Db {
     /// its `BEGIN` waits for the use case's first call (see [`unit::Unit`]); on
     /// SQLite a write transaction at once, as [`Db::write`] (the product's
     /// SQLite writes run on the group-commit writer instead).
-    pub async fn unit(&self, scope: Scope) -> Result<unit::Unit, sqlx::Error> {
+    pub async fn unit(&self, scope: Scope) -> Result<unit::Unit, uow::DbError> {
         match self {
-            Db::Postgres(pool, _) => Ok(unit::Unit::idle(
-                pool.acquire().await?,
-                scope,
-                self.hook().get(),
+            Db::Postgres(_, hook, pipes) => Ok(unit::Unit::Pg(Box::new(
+                pipes.unit(scope, hook.get()).await?,
+            ))),
+            Db::Sqlite { .. } => Ok(unit::Unit::Tx(self.write(scope).await?)),
+        }
+    }
+
+    /// Opens a read for `scope` on PostgreSQL whose `BEGIN` travels with
+    /// its first statement; `one`: a read of one statement, which sends its
+    /// `COMMIT` with it too ([`pg::PgRead`]). SQLite's reads run on
+    /// [`Db::sqlite_readers`] instead: an error there.
+    pub async fn pg_read(&self, scope: Scope, one: bool) -> Result<pg::PgRead, uow::DbError> {
+        match self {
+            Db::Postgres(_, _, pipes) => pipes.read(scope, one).await,
+            Db::Sqlite { .. } => Err(uow::DbError::Executor(
+                "a PostgreSQL read asked of SQLite".into(),
             )),
-            Db::Sqlite { .. } => Ok(unit::Unit::begun(self.write(scope).await?)),
         }
     }
 
@@ -478,7 +494,7 @@ impl Db {
     /// tables and rows its own policies name (see migration 0003).
     pub async fn system(&self) -> Result<Tx, sqlx::Error> {
         let mut tx = match self {
-            Db::Postgres(pool, _) => Tx::new(TxConn::Postgres(
+            Db::Postgres(pool, ..) => Tx::new(TxConn::Postgres(
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), false))
                     .await?,
             )),
@@ -497,7 +513,7 @@ impl Db {
     /// PostgreSQL; a reader connection on SQLite.
     pub async fn system_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx::new(match self {
-            Db::Postgres(pool, _) => TxConn::Postgres(
+            Db::Postgres(pool, ..) => TxConn::Postgres(
                 pool.begin_with(pg_begin(SYSTEM_ROLE, Scope::system(), true))
                     .await?,
             ),
@@ -522,7 +538,10 @@ impl Db {
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         match self {
-            Db::Postgres(pool, _) => pool.close().await,
+            Db::Postgres(pool, _, pipes) => {
+                pipes.close();
+                pool.close().await
+            }
             Db::Sqlite { reader, .. } => reader.close().await,
         }
     }

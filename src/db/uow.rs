@@ -45,6 +45,12 @@ pub enum DbError {
     /// From rusqlite (the SQLite writer).
     #[error(transparent)]
     Lite(#[from] rusqlite::Error),
+    /// From tokio-postgres (PostgreSQL's units of work, [`super::pg`]).
+    #[error(transparent)]
+    Pg(#[from] tokio_postgres::Error),
+    /// No connection came free in time.
+    #[error("timed out waiting for a database connection")]
+    PoolTimedOut,
     /// A column that does not hold what its reader expects.
     #[error("cannot decode column {0}: {1}")]
     Decode(usize, String),
@@ -59,6 +65,7 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             DbError::Sqlx(e) => super::unique_violation(e).is_some(),
+            DbError::Pg(e) => e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
             DbError::Lite(rusqlite::Error::SqliteFailure(f, _)) => {
                 f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                     || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -296,7 +303,7 @@ impl Deferred {
         self.statements.is_empty()
     }
 
-    fn push(&mut self, sql: &str, args: &[Arg<'_>]) {
+    pub(super) fn push(&mut self, sql: &str, args: &[Arg<'_>]) {
         let vals: Vec<Val> = args.iter().map(Val::from).collect();
         if let Some(tuple) = single_row_tuple(sql)
             && let Some((_, _, extra, have)) = self
@@ -319,7 +326,7 @@ impl Deferred {
     /// Everything waiting as one statement — the last one, with the others
     /// as data-modifying `WITH` parts before it, their `$n` renumbered —
     /// and its values; `None` when nothing waits.
-    fn take(&mut self) -> Option<(String, Vec<Val>)> {
+    pub(super) fn take(&mut self) -> Option<(String, Vec<Val>)> {
         let statements: Vec<(String, Vec<Val>)> = std::mem::take(&mut self.statements)
             .into_iter()
             .map(|(mut text, _, extra, vals)| {
@@ -396,8 +403,10 @@ macro_rules! args {
 
 /// A row of any backend.
 pub enum AnyRow {
-    /// PostgreSQL.
+    /// PostgreSQL through sqlx.
     Pg(sqlx::postgres::PgRow),
+    /// PostgreSQL through tokio-postgres ([`super::pg`]).
+    Tpg(tokio_postgres::Row),
     /// SQLite through sqlx.
     Sqlx(sqlx::sqlite::SqliteRow),
     /// SQLite on the writer (values copied out of the statement).
@@ -409,6 +418,7 @@ impl AnyRow {
     pub fn get<T: Col>(&self, i: usize) -> Result<T, DbError> {
         match self {
             AnyRow::Pg(r) => T::pg(r, i).map_err(DbError::from),
+            AnyRow::Tpg(r) => T::tpg(r, i).map_err(|e| DbError::Decode(i, e.to_string())),
             AnyRow::Sqlx(r) => T::sqlx_lite(r, i).map_err(DbError::from),
             AnyRow::Lite(v) => {
                 let value = v
@@ -456,6 +466,10 @@ impl<'a> RowRef<'a, '_> {
             }
             .map_err(|e| DbError::Decode(i, e)),
             RowRef::Any(AnyRow::Pg(r)) => Ok(Cow::Borrowed(r.try_get::<&str, _>(i)?)),
+            RowRef::Any(AnyRow::Tpg(r)) => r
+                .try_get::<_, &str>(i)
+                .map(Cow::Borrowed)
+                .map_err(|e| DbError::Decode(i, e.to_string())),
             RowRef::Any(r) => r.get::<String>(i).map(Cow::Owned),
         }
     }
@@ -468,6 +482,10 @@ impl<'a> RowRef<'a, '_> {
                 _ => self.text(i).map(Some),
             },
             RowRef::Any(AnyRow::Pg(r)) => Ok(r.try_get::<Option<&str>, _>(i)?.map(Cow::Borrowed)),
+            RowRef::Any(AnyRow::Tpg(r)) => r
+                .try_get::<_, Option<&str>>(i)
+                .map(|t| t.map(Cow::Borrowed))
+                .map_err(|e| DbError::Decode(i, e.to_string())),
             RowRef::Any(r) => Ok(r.get::<Option<String>>(i)?.map(Cow::Owned)),
         }
     }
@@ -504,8 +522,10 @@ pub fn parse_time(t: &str) -> Result<DateTime<Utc>, String> {
 
 /// How each backend stores a column type.
 pub trait Col: Sized {
-    /// From a PostgreSQL row.
+    /// From a PostgreSQL row read by sqlx.
     fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error>;
+    /// From a PostgreSQL row read by tokio-postgres.
+    fn tpg(row: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error>;
     /// From a sqlx SQLite row.
     fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error>;
     /// From a rusqlite value (the writer, the rusqlite readers).
@@ -520,6 +540,9 @@ macro_rules! col_via_sqlx {
             fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error> {
                 row.try_get(i)
             }
+            fn tpg(row: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error> {
+                row.try_get(i)
+            }
             fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
                 row.try_get(i)
             }
@@ -529,6 +552,9 @@ macro_rules! col_via_sqlx {
         }
         impl Col for Option<$t> {
             fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error> {
+                row.try_get(i)
+            }
+            fn tpg(row: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error> {
                 row.try_get(i)
             }
             fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
@@ -591,6 +617,9 @@ col_via_sqlx!(DateTime<Utc>, |v| match v {
 impl Col for Value {
     fn pg(row: &sqlx::postgres::PgRow, i: usize) -> Result<Self, sqlx::Error> {
         row.try_get::<sqlx::types::Json<Value>, _>(i).map(|j| j.0)
+    }
+    fn tpg(row: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error> {
+        row.try_get(i)
     }
     fn sqlx_lite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Self, sqlx::Error> {
         row.try_get::<sqlx::types::Json<Value>, _>(i).map(|j| j.0)

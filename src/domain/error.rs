@@ -268,7 +268,33 @@ impl From<DbError> for DomainError {
         match err {
             DbError::Sqlx(e) => e.into(),
             DbError::Lite(e) => e.into(),
+            DbError::Pg(e) => e.into(),
+            DbError::PoolTimedOut => {
+                tracing::warn!("database pool timed out");
+                Self::unavailable("No database connection available; retry shortly.")
+            }
             e @ (DbError::Decode(..) | DbError::Executor(_)) => Self::internal(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for DomainError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        match err.code() {
+            Some(c)
+                if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+            {
+                tracing::warn!(error = %err, "database busy");
+                Self::unavailable("The database is busy; retry shortly.")
+            }
+            // As for sqlx below: NUL characters in text.
+            Some(c) if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE => Self::bad_request(
+                "invalid_text",
+                "Text must not contain NUL characters or invalid UTF-8.",
+            ),
+            _ => Self::internal(err),
         }
     }
 }

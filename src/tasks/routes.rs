@@ -146,9 +146,10 @@ async fn get_task(
                 .await??
         }
         (None, Some((_, OrgKey::Id(org_id)))) => {
+            // One round trip: `BEGIN`, the statement and `COMMIT` together.
             let scope = Scope::tenant(org.user_id(), org_id);
-            let mut tx = state.db.read(scope).await?;
-            read_task(&mut tx, &org, path.task).await?
+            let mut read = state.db.pg_read(scope, true).await?;
+            read_task(&mut read, &org, path.task).await?
         }
         // By slug on PostgreSQL: the tenant is not known before the
         // membership statement resolves it.

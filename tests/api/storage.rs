@@ -499,7 +499,7 @@ fn pg(tx: &mut Tx) -> &mut PgConnection {
 /// The pool the app connects with (the URL's user, who owns the tables).
 fn pg_pool(app: &TestApp) -> &PgPool {
     match &app.state.db {
-        Db::Postgres(pool, _) => pool,
+        Db::Postgres(pool, ..) => pool,
         Db::Sqlite { .. } => panic!("expected PostgreSQL"),
     }
 }
@@ -1095,6 +1095,131 @@ async fn tenant_scope_does_not_outlive_the_transaction() {
     assert_eq!(org_after, "", "app.org_id leaked past rollback");
 }
 
+/// PostgreSQL's units of work (tokio-postgres, pipelined; `db::pg`) never
+/// give a connection back inside a transaction: a unit dropped after a
+/// write it never committed, after a failed statement, or while a
+/// statement was in flight leaves nothing behind for the next unit on the
+/// same connection (the pool holds one), and a commit whose waiting writes
+/// fail keeps none of the unit's writes. Without the rollback on drop, the
+/// next unit's `BEGIN` would be a no-op inside the old transaction and its
+/// `COMMIT` would keep the abandoned board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn units_never_give_back_a_connection_inside_a_transaction() {
+    let app = TestApp::postgres_with(|c| c.storage.db_max_connections = 1).await;
+    let db = &app.state.db;
+    let ada = app.signup("ada").await;
+    let scope = Scope::tenant(ada.id, ada.personal_org);
+    let insert = "INSERT INTO boards (org_id, id, name, created_by, created_at, updated_at) \
+                  VALUES ($1, $2, $3, $4, now(), now())";
+    let board = |id: Uuid, name: &'static str| {
+        [
+            Arg::from(ada.personal_org),
+            Arg::from(id),
+            Arg::from(name),
+            Arg::from(ada.id),
+        ]
+    };
+    // What the next unit on the connection sees: its backend, whether a
+    // transaction was already open before its own `BEGIN` (then the
+    // transaction began before this statement's), and the boards named.
+    async fn probe(db: &Db, scope: Scope, ids: &[Uuid]) -> (i32, bool, i64) {
+        let mut u = db.unit(scope).await.expect("unit");
+        let row = u
+            .fetch_optional(
+                "SELECT pg_backend_pid(), now() < statement_timestamp() - interval '50 milliseconds', \
+                 (SELECT count(*) FROM boards WHERE id = ANY($1::uuid[]))",
+                &[Arg::from(
+                    format!(
+                        "{{{}}}",
+                        ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+                    )
+                    .as_str(),
+                )],
+            )
+            .await
+            .expect("probe")
+            .expect("a row");
+        let out = (
+            row.get::<i32>(0).unwrap(),
+            row.get::<bool>(1).unwrap(),
+            row.get::<i64>(2).unwrap(),
+        );
+        u.commit().await.expect("commit");
+        out
+    }
+    let (pid, stale, _) = probe(db, scope, &[]).await;
+    assert!(!stale);
+
+    // 1. A write sent, never committed; the unit dropped.
+    let abandoned = Uuid::now_v7();
+    let mut u = db.unit(scope).await.unwrap();
+    u.execute(insert, &board(abandoned, "abandoned"))
+        .await
+        .unwrap();
+    drop(u);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (pid_after, stale, kept) = probe(db, scope, &[abandoned]).await;
+    assert_eq!(pid_after, pid, "the connection was not given back");
+    assert!(!stale, "the next unit ran inside the abandoned transaction");
+    assert_eq!(kept, 0, "an uncommitted write was kept");
+
+    // 2. A statement that fails; the unit dropped with its error.
+    let mut u = db.unit(scope).await.unwrap();
+    u.execute(insert, &board(abandoned, "abandoned"))
+        .await
+        .unwrap();
+    assert!(u.fetch_all("SELECT 1 / 0", &[]).await.is_err());
+    drop(u);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, stale, kept) = probe(db, scope, &[abandoned]).await;
+    assert!(!stale && kept == 0, "after a failed statement");
+
+    // 3. A statement in flight when the unit is dropped (a client gone).
+    let mut u = db.unit(scope).await.unwrap();
+    u.execute(insert, &board(abandoned, "abandoned"))
+        .await
+        .unwrap();
+    let slow = tokio::time::timeout(
+        Duration::from_millis(50),
+        u.fetch_all("SELECT pg_sleep(0.3)", &[]),
+    )
+    .await;
+    assert!(slow.is_err(), "the statement should still be running");
+    drop(u);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, stale, kept) = probe(db, scope, &[abandoned]).await;
+    assert!(!stale && kept == 0, "after a statement in flight");
+
+    // 4. Waiting writes that fail at commit: the write sent before them is
+    // not kept either, and the connection serves the next unit.
+    let first = Uuid::now_v7();
+    let mut u = db.unit(scope).await.unwrap();
+    u.execute(insert, &board(first, "first")).await.unwrap();
+    u.defer(insert, &board(first, "the same key again"))
+        .await
+        .unwrap();
+    let failed = u.commit().await;
+    assert!(
+        failed.as_ref().is_err_and(|e| e.is_unique_violation()),
+        "{failed:?}"
+    );
+    let (_, stale, kept) = probe(db, scope, &[first]).await;
+    assert!(!stale && kept == 0, "a failed commit kept a write");
+
+    // And a unit that commits keeps its writes, sent and waiting.
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut u = db.unit(scope).await.unwrap();
+    u.execute(insert, &board(a, "sent")).await.unwrap();
+    u.defer(insert, &board(b, "waiting")).await.unwrap();
+    u.commit().await.unwrap();
+    let (_, _, kept) = probe(db, scope, &[a, b]).await;
+    assert_eq!(kept, 2);
+}
+
 // ------------------------------------------------ 3. append-only audit log
 
 async fn audit_log_is_append_only(app: TestApp) {
@@ -1508,7 +1633,7 @@ async fn ready_checks_migrations(app: TestApp) {
         .expect("ready on a migrated database");
     // It really looks: with a migration forgotten it is not ready.
     let forgotten = match &app.state.db {
-        Db::Postgres(pool, _) => sqlx::query("DELETE FROM _sqlx_migrations")
+        Db::Postgres(pool, ..) => sqlx::query("DELETE FROM _sqlx_migrations")
             .execute(pool)
             .await
             .map(|r| r.rows_affected()),
@@ -1542,7 +1667,7 @@ async fn ready_checks_migrations(app: TestApp) {
     orgboard_no_postgres,
     ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
 )]
-async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
+async fn task_writes_take_two_round_trips_and_enter_only_for_members() {
     use orgboard::orgs::context::OrgRequest;
     use orgboard::tasks::{CreateTaskBody, MoveTaskBody, UpdateTaskBody, write};
 
@@ -1564,7 +1689,7 @@ async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
         let created = write::create(&mut u, &org, list, &create, None)
             .await
             .expect("create");
-        assert_eq!(u.round_trips_to_commit(), 4, "create");
+        assert_eq!(u.round_trips_to_commit(), 2, "create");
         u.commit().await.unwrap();
         let orgboard::idempotency::Created::New(task) = created else {
             panic!("a create without a key is new");
@@ -1580,7 +1705,7 @@ async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
     let updated = write::update(&mut u, &org, ids[0], Some("\"1\""), &update)
         .await
         .expect("update");
-    assert_eq!(u.round_trips_to_commit(), 4, "update");
+    assert_eq!(u.round_trips_to_commit(), 2, "update");
     u.commit().await.unwrap();
     assert_eq!((updated.title.as_str(), updated.version), ("renamed", 2));
     assert!(updated.assignee_ids.is_empty());
@@ -1597,7 +1722,7 @@ async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
         write::move_to(&mut u, &org, ids[0], None, &body)
             .await
             .expect("move");
-        assert_eq!(u.round_trips_to_commit(), 4, "move {body:?}");
+        assert_eq!(u.round_trips_to_commit(), 2, "move {body:?}");
         u.commit().await.unwrap();
     }
     let mut order = Vec::new();
@@ -1623,7 +1748,7 @@ async fn task_writes_take_four_round_trips_and_enter_only_for_members() {
     write::delete(&mut u, &org, ids[2], None)
         .await
         .expect("delete");
-    assert_eq!(u.round_trips_to_commit(), 4, "delete");
+    assert_eq!(u.round_trips_to_commit(), 2, "delete");
     u.commit().await.unwrap();
 
     // Eve is no member of Ada's organization: her unit enters no tenant,

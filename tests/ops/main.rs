@@ -724,12 +724,15 @@ async fn metrics_count_requests_by_route_template(app: TestApp) {
     assert!(orgboard::metrics::render().contains("orgboard_http_requests_total{"));
 }
 
-/// Pool gauges describe this node's pools, sampled at scrape time.
+/// Pool gauges describe this node's pools, sampled at scrape time (after
+/// a sign-up, a unit of work: PostgreSQL's units have a pool of their own,
+/// which opens connections only when used).
 async fn metrics_sample_the_database_pools(app: TestApp) {
+    app.signup("pooled").await;
     let text = scrape(&app.router).await;
     let max = app.state.config.storage.db_max_connections;
     let pools: &[(&str, u32)] = match app.backend {
-        Backend::Postgres => &[("postgres", max)],
+        Backend::Postgres => &[("postgres", max), ("postgres_units", max)],
         Backend::Sqlite => &[("sqlite_reader", max.max(2))],
     };
     for (pool, max) in pools {
