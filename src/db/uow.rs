@@ -1,7 +1,8 @@
 //! The unit of work: one small executor trait, [`Uow`], that every write
 //! use case is written against once, and that runs it unchanged
 //!
-//! * on PostgreSQL, over a sqlx transaction ([`Tx`]), and
+//! * on PostgreSQL, over tokio-postgres, pipelined ([`super::pg::PgUnit`];
+//!   [`Tx`], a sqlx transaction, for code that opens its own), and
 //! * on SQLite, as a job of the group-commit writer ([`LiteUow`], one
 //!   rusqlite connection on the writer thread; see [`super::writer`]).
 //!

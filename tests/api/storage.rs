@@ -229,8 +229,9 @@ async fn idempotency_key_of_another_org_is_another_request(app: TestApp) {
 
 /// The storage conformance test: the same statements, with every kind of
 /// bound value (and typed NULLs), through every executor a use case can run
-/// on — a sqlx transaction (both backends) and, on SQLite, a job of the
-/// group-commit writer — read back through `Col` to the same values;
+/// on — a sqlx transaction (both backends), on SQLite a job of the
+/// group-commit writer, on PostgreSQL a unit over tokio-postgres — read
+/// back through `Col` to the same values;
 /// parameters named out of order; deferred writes visible to the next read
 /// and kept in the order written.
 async fn unit_of_work_statements_agree_on_every_executor(app: TestApp) {
@@ -240,7 +241,8 @@ async fn unit_of_work_statements_agree_on_every_executor(app: TestApp) {
     conformance(&mut tx).await.unwrap();
     drop(tx);
     // Through the unit of work as the handlers run it: on SQLite a job of
-    // the group-commit writer (rusqlite), on PostgreSQL a transaction.
+    // the group-commit writer (rusqlite), on PostgreSQL a pipelined unit
+    // (tokio-postgres, its own decoding of every type).
     let done: Result<&'static str, orgboard::error::ApiError> = async {
         orgboard::unit!(db, Scope::system(), |u| async move {
             conformance(u).await?;
@@ -1218,6 +1220,44 @@ async fn units_never_give_back_a_connection_inside_a_transaction() {
     u.commit().await.unwrap();
     let (_, _, kept) = probe(db, scope, &[a, b]).await;
     assert_eq!(kept, 2);
+}
+
+/// The units' connections (tokio-postgres) read the URL's `sslmode` as
+/// sqlx does: encrypted exactly when sqlx's are (the tests' URL leaves the
+/// default, `prefer`: against a server with TLS on — Debian's, with its
+/// self-signed certificate — both are encrypted, the certificate accepted
+/// as sqlx and libpq accept it; against one without, neither).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn units_encrypt_as_sqlx_does() {
+    let app = TestApp::postgres().await;
+    // Read by the URL's user: the app role may not see its own session's
+    // line of `pg_stat_ssl`.
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = $1";
+    let own: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("sqlx pid");
+    let by_sqlx: bool = sqlx::query_scalar(ssl)
+        .bind(own)
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("sqlx");
+    let mut u = app.state.db.unit(Scope::system()).await.expect("unit");
+    let pid: Option<i32> = u
+        .fetch_value("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("unit pid");
+    u.commit().await.expect("commit");
+    let by_unit: bool = sqlx::query_scalar(ssl)
+        .bind(pid.expect("a pid"))
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("the unit's connection is still open");
+    assert_eq!(by_unit, by_sqlx);
 }
 
 // ------------------------------------------------ 3. append-only audit log
