@@ -139,7 +139,7 @@ async fn get_board(
             .is_ok_and(|v| v.to_ascii_lowercase().contains("no-cache"))
     });
     // The membership: on SQLite one statement on the rusqlite read pool; on
-    // PostgreSQL in the read transaction the view is then read in.
+    // PostgreSQL in the read (tokio-postgres) the view is then read in.
     let (mut tx, ctx) = match state.db.sqlite_readers() {
         Some(readers) => {
             let ctx = readers
@@ -147,9 +147,15 @@ async fn get_board(
                 .await??;
             (None, ctx)
         }
+        // The `BEGIN` travels with the membership statement, which enters
+        // the tenant for the statements of the view after it (`db::pg`).
         None => {
-            let (tx, ctx) = org.read(&state).await?;
-            (Some(tx), ctx)
+            let mut read = state
+                .db
+                .pg_read(crate::db::Scope::user(org.user_id()), false)
+                .await?;
+            let ctx = org.enter(&mut read).await?;
+            (Some(read), ctx)
         }
     };
     ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
