@@ -281,6 +281,18 @@ impl From<DbError> for DomainError {
 impl From<tokio_postgres::Error> for DomainError {
     fn from(err: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
+        // A connection the server or the network closed (a restart, an
+        // administrator's terminate, a cut while it sat in the pool;
+        // SQLSTATE classes 08 and 57P): the pool replaces it, the client
+        // retries.
+        let lost = err.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P")
+        });
+        if err.is_closed() || lost {
+            tracing::warn!(error = %err, "database connection closed");
+            return Self::unavailable("The database connection was lost; retry shortly.");
+        }
         match err.code() {
             Some(c)
                 if *c == SqlState::T_R_SERIALIZATION_FAILURE

@@ -1260,6 +1260,40 @@ async fn units_encrypt_as_sqlx_does() {
     assert_eq!(by_unit, by_sqlx);
 }
 
+/// A unit whose connection the server closes under it (an administrator's
+/// `pg_terminate_backend`, a restart) is answered `503` with `Retry-After`,
+/// not `500`, and the pool opens a new connection for the next unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_lost_connection_is_unavailable_and_replaced() {
+    let app = TestApp::postgres_with(|c| c.storage.db_max_connections = 1).await;
+    let db = &app.state.db;
+    let pid_sql = "SELECT pg_backend_pid()";
+    let mut u = db.unit(Scope::system()).await.expect("unit");
+    let pid: Option<i32> = u.fetch_value(pid_sql, &[]).await.expect("pid");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid.expect("a pid"))
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("terminate");
+    assert!(killed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lost = u
+        .fetch_value::<i32>(pid_sql, &[])
+        .await
+        .expect_err("the connection is gone");
+    let answer = orgboard::error::ApiError::from(orgboard::domain::DomainError::from(lost));
+    assert_eq!(answer.status().as_u16(), 503, "{answer:?}");
+    drop(u);
+    let mut u = db.unit(Scope::system()).await.expect("a new connection");
+    let again: Option<i32> = u.fetch_value(pid_sql, &[]).await.expect("pid");
+    u.commit().await.expect("commit");
+    assert_ne!(again, pid, "the closed connection came back");
+}
+
 // ------------------------------------------------ 3. append-only audit log
 
 async fn audit_log_is_append_only(app: TestApp) {
