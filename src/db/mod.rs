@@ -213,9 +213,6 @@ pub struct Tx {
     pub(crate) committed_events: Vec<change::Event>,
     /// Writes waiting to be sent (PostgreSQL; see [`uow::Uow::defer`]).
     pub(crate) deferred: uow::Deferred,
-    /// Statements sent so far, `BEGIN` not counted (each is one round trip
-    /// on PostgreSQL; see [`unit::Unit::round_trips_to_commit`]).
-    pub(crate) sent: u32,
 }
 
 /// Runs the same sqlx statement on whichever backend `tx` is on:
@@ -600,7 +597,6 @@ impl Tx {
             after: None,
             committed_events: Vec::new(),
             deferred: uow::Deferred::default(),
-            sent: 0,
         }
     }
 

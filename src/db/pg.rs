@@ -476,11 +476,6 @@ pub struct PgRead {
 }
 
 impl PgRead {
-    /// Round trips so far.
-    pub fn round_trips(&self) -> u32 {
-        self.waits
-    }
-
     async fn rows(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
         if self.one && self.waits > 0 {
             return Err(DbError::Executor(

@@ -767,7 +767,6 @@ impl Tx {
             return Ok(());
         };
         let args: Vec<Arg<'_>> = vals.iter().map(Arg::from).collect();
-        self.sent += 1;
         if let TxConn::Postgres(c) = &mut self.conn {
             bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
                 .execute(&mut **c)
@@ -794,7 +793,6 @@ impl Uow for Tx {
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {
         self.flush().await?;
-        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -820,7 +818,6 @@ impl Uow for Tx {
     ) -> Result<(), E> {
         use futures_util::TryStreamExt as _;
         self.flush().await?;
-        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         match &mut self.conn {
             TxConn::Postgres(c) => {
@@ -845,7 +842,6 @@ impl Uow for Tx {
         args: &[Arg<'_>],
     ) -> Result<Option<AnyRow>, DbError> {
         self.flush().await?;
-        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)
@@ -861,7 +857,6 @@ impl Uow for Tx {
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         self.flush().await?;
-        self.sent += 1;
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match &mut self.conn {
             TxConn::Postgres(c) => bind_all!(sqlx::query(sql), args)

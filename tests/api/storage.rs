@@ -1294,6 +1294,26 @@ async fn a_lost_connection_is_unavailable_and_replaced() {
     assert_ne!(again, pid, "the closed connection came back");
 }
 
+/// A one-statement PostgreSQL read (`GET …/tasks/{task}`: `BEGIN`, the
+/// statement and `COMMIT` in one round trip) refuses a second statement
+/// rather than run it outside its transaction, where the scope it was
+/// given no longer holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_one_statement_read_refuses_a_second() {
+    let app = TestApp::postgres().await;
+    let ada = app.signup("ada").await;
+    let scope = Scope::tenant(ada.id, ada.personal_org);
+    let tenant = "SELECT current_setting('app.org_id', true)";
+    let mut read = app.state.db.pg_read(scope, true).await.expect("read");
+    let seen: Option<String> = read.fetch_value(tenant, &[]).await.expect("first");
+    assert_eq!(seen, Some(ada.personal_org.to_string()));
+    assert!(read.fetch_value::<String>(tenant, &[]).await.is_err());
+}
+
 // ------------------------------------------------ 3. append-only audit log
 
 async fn audit_log_is_append_only(app: TestApp) {
