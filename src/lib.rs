@@ -12,7 +12,8 @@
 //! Beside the domain: [`jobs`] (durable queue, schedules) and [`email`];
 //! [`events`] (outbox, dispatch, live streams) and [`cache`] (board views),
 //! shared across nodes through Redis ([`cluster`]); [`metrics`]; [`web`],
-//! the browser application (embedded assets over the same public API).
+//! the browser application (embedded assets over the same public API);
+//! [`logging`], the server's log lines written in batches.
 
 /// The version and the commit it was built from (`orgboard --version`, the
 /// start-up line, `orgboard_build_info`).
@@ -47,6 +48,7 @@ pub mod jobs;
 pub mod labels;
 pub mod listener;
 pub mod lists;
+pub mod logging;
 pub mod members;
 pub mod metrics;
 pub mod orgs;

@@ -166,12 +166,39 @@ struct ServeFromEnv {
 }
 
 fn init_logging(filter: &str, format: &str) {
+    init_logging_to(filter, format, std::io::stdout);
+}
+
+/// [`init_logging`] for `serve`: lines written in batches by a thread of
+/// their own (see `orgboard::logging`); the guard writes what is left.
+fn init_batched_logging(
+    filter: &str,
+    format: &str,
+) -> Option<orgboard::logging::Flush<std::io::Stdout>> {
+    match orgboard::logging::Batched::new(std::io::stdout()) {
+        Ok((writer, flush)) => {
+            init_logging_to(filter, format, writer);
+            Some(flush)
+        }
+        Err(e) => {
+            eprintln!("warning: cannot start the log writer thread ({e}); logging in place");
+            init_logging(filter, format);
+            None
+        }
+    }
+}
+
+fn init_logging_to<W>(filter: &str, format: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     if format == "json" {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .with_current_span(false)
+            .with_writer(writer)
             .init();
         return;
     }
@@ -182,6 +209,7 @@ fn init_logging(filter: &str, format: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
+        .with_writer(writer)
         .init();
 }
 
@@ -471,8 +499,18 @@ fn main() -> ExitCode {
             if !problems.is_empty() {
                 return refuse(&problems);
             }
-            init_logging(&config.log, &config.log_format);
-            runtime.block_on(orgboard::server::serve(config))
+            let flush = init_batched_logging(&config.log, &config.log_format);
+            let served = runtime.block_on(orgboard::server::serve(config));
+            // The runtime's tasks end first (their last lines batched too).
+            drop(runtime);
+            drop(flush);
+            return match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
     match result {
