@@ -11,16 +11,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::db::{Scope, Tx};
+use crate::db::Scope;
+use crate::db::uow::Arg;
+use crate::domain::Action;
 use crate::domain::DomainError;
-use crate::domain::{Action, Ownership};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
+use crate::http::page::{Page, PageQuery, paginate};
 use crate::idempotency::Created;
 use crate::idempotency::Creating;
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
 use crate::tasks::TaskPath;
 
@@ -28,7 +28,7 @@ use crate::tasks::TaskPath;
 pub const BODY_MAX: usize = 10_000;
 
 /// A comment.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Comment {
     /// Comment id.
     pub id: Uuid,
@@ -94,17 +94,6 @@ fn parse_body(raw: &str) -> Result<String, DomainError> {
     Ok(s.to_owned())
 }
 
-async fn task_exists(tx: &mut Tx, org_id: Uuid, task_id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT 1 FROM tasks WHERE org_id = $1 AND id = $2"
-    )
-    .bind(org_id)
-    .bind(task_id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(found.is_some())
-}
-
 /// Comments of a task, oldest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/tasks/{task}/comments", tag = "comments",
     params(TaskPath, PageQuery,
@@ -121,35 +110,25 @@ async fn list_comments(
 ) -> ApiResult<axum::response::Response> {
     let cond =
         crate::http::conditional::Conditional::read(&state, &org, "comments", &uri, &headers).await;
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    let scope = format!("comments:{}:{}", ctx.org_id, path.task);
-    let after: Option<Uuid> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    if !task_exists(&mut tx, ctx.org_id, path.task).await? {
-        return Err(ApiError::not_found());
-    }
-    if cond.unchanged() {
+    let c = Collection {
+        action: Action::ReadOrg,
+        name: "comments",
+        within: format!(":{}", path.task),
+        parent: Some(("tasks", path.task)),
+        select: format!(
+            "SELECT {COMMENT_COLUMNS} FROM comments WHERE org_id = $1 AND task_id = $2"
+        ),
+        args: vec![Arg::from(path.task)],
+        key: ("id", ">"),
+        order: "id",
+    };
+    let unchanged = cond.unchanged();
+    let read = org
+        .read_collection::<Uuid, _>(&state, q, unchanged, c, write::comment)
+        .await?;
+    let Some((rows, scope, limit)) = read else {
         return Ok(cond.not_modified());
-    }
-    let sql = format!(
-        "SELECT {COMMENT_COLUMNS} FROM comments WHERE org_id = $1 AND task_id = $2{} ORDER BY id LIMIT {}",
-        if after.is_some() { " AND id > $3" } else { "" },
-        limit + 1
-    );
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query = sqlx::query_as::<_, Comment>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(ctx.org_id)
-            .bind(path.task);
-        if let Some(a) = after {
-            query = query.bind(a);
-        }
-        query.fetch_all(c).await
-    })?;
+    };
     Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |c| c.id))))
 }
 
@@ -275,7 +254,7 @@ pub mod write {
     }
 
     /// A comment from a row of [`COMMENT_COLUMNS`].
-    fn comment(r: &AnyRow) -> Result<Comment, DbError> {
+    pub(super) fn comment(r: &AnyRow) -> Result<Comment, DbError> {
         Ok(Comment {
             id: r.get(0)?,
             org_id: r.get(1)?,

@@ -26,12 +26,11 @@ use crate::db::{Scope, now};
 use crate::domain::{Action, Email, Ownership, Role};
 use crate::domain::{DomainError, DomainResult, ErrorKind};
 use crate::email::InviteEmail;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery, ClientIp, RequestId};
-use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
+use crate::http::page::{Page, PageQuery, paginate};
 use crate::jobs::{self, Job};
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::orgs::{self, Org};
 use crate::state::AppState;
 
@@ -84,13 +83,11 @@ pub struct CreatedInvite {
     pub token: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct InviteRow {
     id: Uuid,
     org_id: Uuid,
     email: String,
     email_norm: String,
-    #[sqlx(try_from = "String")]
     role: Role,
     invited_by: Uuid,
     created_at: DateTime<Utc>,
@@ -204,30 +201,20 @@ async fn list_invites(
     org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Invite>>> {
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ManageInvites, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    let scope = format!("invites:{}", ctx.org_id);
-    let before: Option<Uuid> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    let sql = match before {
-        Some(_) => format!(
-            "{INVITE_SELECT} AND id < $2 ORDER BY id DESC LIMIT {}",
-            limit + 1
-        ),
-        None => format!("{INVITE_SELECT} ORDER BY id DESC LIMIT {}", limit + 1),
+    let c = Collection {
+        action: Action::ManageInvites,
+        name: "invites",
+        within: String::new(),
+        parent: None,
+        select: INVITE_SELECT.to_owned(),
+        args: vec![],
+        key: ("id", "<"),
+        order: "id DESC",
     };
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query =
-            sqlx::query_as::<_, InviteRow>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
-        if let Some(b) = before {
-            query = query.bind(b);
-        }
-        query.fetch_all(c).await
-    })?;
+    let (rows, scope, limit) = org
+        .read_collection::<Uuid, _>(&state, q, false, c, invite_from_row)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a page read unconditionally")))?;
     let now = now();
     let page = paginate(&state, &scope, rows, limit, |r| r.id);
     Ok(AppJson(Page {

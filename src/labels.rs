@@ -16,20 +16,19 @@ use uuid::Uuid;
 
 use crate::db::Scope;
 use crate::domain::DomainError;
-use crate::domain::{Action, Ownership, parse_name};
+use crate::domain::{Action, parse_name};
 use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
+use crate::http::page::{Page, PageQuery, paginate};
 use crate::idempotency::{Created, Creating};
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
 
 /// Longest label name.
 pub const LABEL_NAME_MAX: usize = 50;
 
 /// A label.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Label {
     /// Label id.
     pub id: Uuid,
@@ -131,31 +130,23 @@ async fn list_labels(
 ) -> ApiResult<axum::response::Response> {
     let cond =
         crate::http::conditional::Conditional::read(&state, &org, "labels", &uri, &headers).await;
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    let scope = format!("labels:{}", ctx.org_id);
-    let after: Option<Uuid> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    if cond.unchanged() {
+    let c = Collection {
+        action: Action::ReadOrg,
+        name: "labels",
+        within: String::new(),
+        parent: None,
+        select: format!("SELECT {LABEL_COLUMNS} FROM labels WHERE org_id = $1"),
+        args: vec![],
+        key: ("id", ">"),
+        order: "id",
+    };
+    let unchanged = cond.unchanged();
+    let read = org
+        .read_collection::<Uuid, _>(&state, q, unchanged, c, write::label)
+        .await?;
+    let Some((rows, scope, limit)) = read else {
         return Ok(cond.not_modified());
-    }
-    let sql = format!(
-        "SELECT {LABEL_COLUMNS} FROM labels WHERE org_id = $1{} ORDER BY id LIMIT {}",
-        if after.is_some() { " AND id > $2" } else { "" },
-        limit + 1
-    );
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query =
-            sqlx::query_as::<_, Label>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
-        if let Some(a) = after {
-            query = query.bind(a);
-        }
-        query.fetch_all(c).await
-    })?;
+    };
     Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| l.id))))
 }
 
@@ -234,7 +225,7 @@ pub mod write {
     use crate::idempotency::{self, Created, IdemKey};
     use crate::orgs::context::OrgRequest;
 
-    fn label(r: &AnyRow) -> Result<Label, DbError> {
+    pub(super) fn label(r: &AnyRow) -> Result<Label, DbError> {
         Ok(Label {
             id: r.get(0)?,
             org_id: r.get(1)?,

@@ -14,23 +14,23 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::boards::{self, BoardPath};
+use crate::boards::BoardPath;
 use crate::db::Scope;
+use crate::db::uow::Arg;
 use crate::domain::DomainError;
-use crate::domain::{Action, Ownership, parse_name};
-use crate::error::{ApiError, ApiResult};
+use crate::domain::{Action, parse_name};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
+use crate::http::page::{Page, PageQuery, paginate};
 use crate::idempotency::{Created, Creating};
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
 
 /// Longest list name.
 pub const LIST_NAME_MAX: usize = 200;
 
 /// A list as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct List {
     /// List id.
     pub id: Uuid,
@@ -123,39 +123,23 @@ async fn list_lists(
 ) -> ApiResult<axum::response::Response> {
     let cond =
         crate::http::conditional::Conditional::read(&state, &org, "lists", &uri, &headers).await;
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    let scope = format!("lists:{}:{}", ctx.org_id, path.board);
-    let after: Option<String> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    if cond.unchanged() {
+    let c = Collection {
+        action: Action::ReadOrg,
+        name: "lists",
+        within: format!(":{}", path.board),
+        parent: Some(("boards", path.board)),
+        select: format!("SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND board_id = $2"),
+        args: vec![Arg::from(path.board)],
+        key: ("position", ">"),
+        order: "position",
+    };
+    let unchanged = cond.unchanged();
+    let read = org
+        .read_collection::<String, _>(&state, q, unchanged, c, write::list)
+        .await?;
+    let Some((rows, scope, limit)) = read else {
         return Ok(cond.not_modified());
-    }
-    boards::load_board(&mut tx, ctx.org_id, path.board)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let sql = format!(
-        "SELECT {LIST_COLUMNS} FROM lists WHERE org_id = $1 AND board_id = $2{} ORDER BY position LIMIT {}",
-        if after.is_some() {
-            " AND position > $3"
-        } else {
-            ""
-        },
-        limit + 1
-    );
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query = sqlx::query_as::<_, List>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(ctx.org_id)
-            .bind(path.board);
-        if let Some(a) = &after {
-            query = query.bind(a.as_str());
-        }
-        query.fetch_all(c).await
-    })?;
+    };
     Ok(
         cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| {
             l.position.clone()

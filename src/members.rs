@@ -22,15 +22,14 @@ use crate::db::uow::{AnyRow, DbError, Uow};
 use crate::db::{Backend, Scope, now};
 use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::http::page::{Page, PageQuery, paginate};
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
 
 /// A member as the API shows them.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
     /// The user.
     pub user_id: Uuid,
@@ -39,7 +38,6 @@ pub struct Member {
     /// Their name.
     pub name: String,
     /// Their role here.
-    #[sqlx(try_from = "String")]
     pub role: Role,
     /// When they joined.
     pub joined_at: DateTime<Utc>,
@@ -141,30 +139,20 @@ async fn list_members(
     org: OrgRequest,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<AppJson<Page<Member>>> {
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
-    let scope = format!("members:{}", ctx.org_id);
-    let after: Option<Uuid> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    let sql = match after {
-        Some(_) => format!(
-            "{MEMBER_SELECT} AND m.user_id > $2 ORDER BY m.user_id LIMIT {}",
-            limit + 1
-        ),
-        None => format!("{MEMBER_SELECT} ORDER BY m.user_id LIMIT {}", limit + 1),
+    let c = Collection {
+        action: Action::ReadOrg,
+        name: "members",
+        within: String::new(),
+        parent: None,
+        select: MEMBER_SELECT.to_owned(),
+        args: vec![],
+        key: ("m.user_id", ">"),
+        order: "m.user_id",
     };
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query =
-            sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
-        if let Some(a) = after {
-            query = query.bind(a);
-        }
-        query.fetch_all(c).await
-    })?;
+    let (rows, scope, limit) = org
+        .read_collection::<Uuid, _>(&state, q, false, c, member_from_row)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a page read unconditionally")))?;
     Ok(AppJson(paginate(&state, &scope, rows, limit, |m| {
         m.user_id
     })))

@@ -38,7 +38,7 @@ use orgboard::boards::CreateBoardBody;
 use orgboard::comments::CommentBody;
 
 /// Does `op` directly on the database; `None` when there is nothing to
-/// measure (login, or a VU without tasks).
+/// measure (login, a list page, or a VU without tasks).
 pub async fn limit_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcome)> {
     let db = env.db.as_ref()?;
     let started = Instant::now();
@@ -77,7 +77,7 @@ pub async fn limit_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outco
         }
         // Limit mode has no cache: the database's own view either way.
         Op::BoardView | Op::BoardViewCached | Op::BoardView304 => board_view(db, vu).await,
-        Op::Login => return None,
+        Op::Login | Op::ListPage => return None,
         Op::CreateTask => create_task(db, vu, env).await,
         Op::CreateComment => {
             let task = pick_task(vu)?;

@@ -95,7 +95,7 @@ struct RunArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
     /// `all`, or scenario names separated by commas: get_task, filter_page,
-    /// filter_page_cursor, audit_page, audit_page_cursor, board_view,
+    /// filter_page_cursor, audit_page, audit_page_cursor, list_page, board_view,
     /// board_view_cached, board_view_304, board_view_hot10k,
     /// board_view_hot10k_cached, board_view_hot100k (the hot ones: L tier),
     /// login, update_task, move_task, create_comment, create_board,

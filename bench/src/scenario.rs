@@ -39,6 +39,9 @@ pub enum Scenario {
     /// Paging through an audit-log filter: its first page, then
     /// `next_cursor` page after page to the end, then another filter.
     AuditPageCursor,
+    /// `GET …/boards/{board}/lists`: the lists of the VU's board, one page
+    /// (a collection read: membership, the board, the page).
+    ListPage,
     /// `GET …/boards/{board}` on the organization's regular board, with
     /// `Cache-Control: no-cache` (read from the database every time).
     BoardView,
@@ -77,12 +80,13 @@ impl Scenario {
     /// Every scenario in the order `all` runs them: reads first (so the
     /// boards they read still have their seeded size), then writes, with
     /// `create_task` last because it grows the boards the others read.
-    pub const ALL: [Scenario; 18] = [
+    pub const ALL: [Scenario; 19] = [
         Scenario::GetTask,
         Scenario::FilterPage,
         Scenario::FilterPageCursor,
         Scenario::AuditPage,
         Scenario::AuditPageCursor,
+        Scenario::ListPage,
         Scenario::BoardView,
         Scenario::BoardViewCached,
         Scenario::BoardView304,
@@ -106,6 +110,7 @@ impl Scenario {
             Scenario::FilterPageCursor => "filter_page_cursor",
             Scenario::AuditPage => "audit_page",
             Scenario::AuditPageCursor => "audit_page_cursor",
+            Scenario::ListPage => "list_page",
             Scenario::BoardView => "board_view",
             Scenario::BoardViewCached => "board_view_cached",
             Scenario::BoardView304 => "board_view_304",
@@ -144,6 +149,7 @@ impl Scenario {
         !matches!(
             self,
             Scenario::Login
+                | Scenario::ListPage
                 | Scenario::BoardViewCached
                 | Scenario::BoardView304
                 | Scenario::BoardViewHot10kCached
@@ -183,6 +189,7 @@ impl Scenario {
             Scenario::FilterPageCursor => Op::FilterPageCursor,
             Scenario::AuditPage => Op::AuditPage,
             Scenario::AuditPageCursor => Op::AuditPageCursor,
+            Scenario::ListPage => Op::ListPage,
             Scenario::BoardView | Scenario::BoardViewHot10k | Scenario::BoardViewHot100k => {
                 Op::BoardView
             }
@@ -224,6 +231,8 @@ pub enum Op {
     AuditPageFirst,
     /// Next page of an audit-log filter.
     AuditPageCursor,
+    /// The lists of the VU's board.
+    ListPage,
     /// The board view, uncached (`Cache-Control: no-cache`).
     BoardView,
     /// The board view, through the cache.
@@ -255,6 +264,7 @@ impl Op {
             Op::AuditPage => "audit_page",
             Op::AuditPageFirst => "audit_page_first",
             Op::AuditPageCursor => "audit_page_cursor",
+            Op::ListPage => "list_page",
             Op::BoardView => "board_view",
             Op::BoardViewCached => "board_view_cached",
             Op::BoardView304 => "board_view_304",
@@ -664,6 +674,13 @@ pub async fn http_op(vu: &mut Vu, env: &Env, op: Op) -> Option<(Duration, Outcom
         Op::FilterPage => {
             let f = vu.rng.random_range(0..FILTERS.len());
             let path = filter_path(vu, f, None);
+            Some(answer(
+                http.send(Method::GET, &path, Some(&vu.token), None, None)
+                    .await,
+            ))
+        }
+        Op::ListPage => {
+            let path = format!("/api/v1/orgs/{org}/boards/{}/lists", vu.board_id);
             Some(answer(
                 http.send(Method::GET, &path, Some(&vu.token), None, None)
                     .await,

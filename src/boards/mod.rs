@@ -24,11 +24,10 @@ use crate::domain::DomainError;
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
 use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, open, page_limit, paginate};
+use crate::http::page::{Page, PageQuery, paginate};
 use crate::idempotency::Created;
 use crate::idempotency::{self, Creating, IdemKey};
-use crate::on_tx;
-use crate::orgs::context::OrgRequest;
+use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
 
 pub mod view;
@@ -37,7 +36,7 @@ pub mod view;
 pub const DESCRIPTION_MAX: usize = 10_000;
 
 /// A board.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Board {
     /// Board id.
     pub id: Uuid,
@@ -48,7 +47,6 @@ pub struct Board {
     /// Description (may be empty).
     pub description: String,
     /// Whether it is archived.
-    #[sqlx(skip)]
     pub archived: bool,
     /// When it was archived.
     pub archived_at: Option<DateTime<Utc>>,
@@ -182,34 +180,31 @@ async fn list_boards(
 ) -> ApiResult<axum::response::Response> {
     let cond =
         crate::http::conditional::Conditional::read(&state, &org, "boards", &uri, &headers).await;
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let limit = page_limit(q.limit)?;
     let archived = q.archived.unwrap_or(false);
-    let scope = format!("boards:{}:{archived}", ctx.org_id);
-    let after: Option<Uuid> = q
-        .cursor
-        .as_deref()
-        .map(|c| open(&state, &scope, c))
-        .transpose()?;
-    if cond.unchanged() {
+    let c = Collection {
+        action: Action::ReadOrg,
+        name: "boards",
+        within: format!(":{archived}"),
+        parent: None,
+        select: format!(
+            "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND archived_at IS {} NULL",
+            if archived { "NOT" } else { "" }
+        ),
+        args: vec![],
+        key: ("id", ">"),
+        order: "id",
+    };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let unchanged = cond.unchanged();
+    let read = org
+        .read_collection::<Uuid, _>(&state, page, unchanged, c, board_from_row)
+        .await?;
+    let Some((rows, scope, limit)) = read else {
         return Ok(cond.not_modified());
-    }
-    let sql = format!(
-        "SELECT {BOARD_COLUMNS} FROM boards WHERE org_id = $1 AND archived_at IS {} NULL{} ORDER BY id LIMIT {}",
-        if archived { "NOT" } else { "" },
-        if after.is_some() { " AND id > $2" } else { "" },
-        limit + 1
-    );
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query =
-            sqlx::query_as::<_, Board>(sqlx::AssertSqlSafe(sql.as_str())).bind(ctx.org_id);
-        if let Some(a) = after {
-            query = query.bind(a);
-        }
-        query.fetch_all(c).await
-    })?;
-    let rows = rows.into_iter().map(Board::finish).collect();
+    };
     Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |b| b.id))))
 }
 

@@ -80,6 +80,10 @@ impl Pipes {
         );
         let pool = Pool::builder(manager)
             .max_size(max.max(1))
+            // The connection returned last is the next one out: a light load
+            // runs on few connections (and their warm server processes),
+            // not round the whole pool.
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(10)))
             .recycle_timeout(Some(Duration::from_secs(5)))

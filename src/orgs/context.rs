@@ -391,3 +391,99 @@ impl OrgContext {
         }
     }
 }
+
+/// One page of an organization's collection (boards, lists, labels,
+/// comments, members, invites), for [`OrgRequest::read_collection`].
+pub struct Collection {
+    /// The right the caller needs.
+    pub action: Action,
+    /// The cursor's scope is `{name}:{org id}{within}`: a cursor of another
+    /// collection, organization or parent does not open.
+    pub name: &'static str,
+    /// See `name` (e.g. `:{board id}`).
+    pub within: String,
+    /// A row that must exist first, `404` otherwise: (table, id).
+    pub parent: Option<(&'static str, Uuid)>,
+    /// The statement up to its `WHERE` clauses: `$1` is the organization,
+    /// then [`Collection::args`].
+    pub select: String,
+    /// Its arguments after the organization.
+    pub args: Vec<Arg<'static>>,
+    /// The column a cursor's key is compared with, and how (`>` or `<`).
+    pub key: (&'static str, &'static str),
+    /// `ORDER BY` (the order of `key`).
+    pub order: &'static str,
+}
+
+/// A collection cursor's key as a statement argument.
+pub trait CursorKey: serde::de::DeserializeOwned + Send + 'static {
+    /// The argument.
+    fn arg(&self) -> Arg<'_>;
+}
+
+impl CursorKey for Uuid {
+    fn arg(&self) -> Arg<'_> {
+        Arg::from(*self)
+    }
+}
+
+impl CursorKey for String {
+    fn arg(&self) -> Arg<'_> {
+        Arg::from(self)
+    }
+}
+
+impl OrgRequest {
+    /// Reads one page of `c` in one read unit: the membership (`404`
+    /// unless a member; `c.action` checked), the page size, the cursor
+    /// (`400` unless it was made for this collection), the parent, then
+    /// `None` when `unchanged` (answer `304`), else up to `limit + 1` rows
+    /// decoded by `decode`, with the cursor scope and the page size.
+    pub async fn read_collection<K: CursorKey, T: Send + 'static>(
+        self,
+        state: &AppState,
+        q: crate::http::page::PageQuery,
+        unchanged: bool,
+        c: Collection,
+        decode: fn(&AnyRow) -> Result<T, crate::db::uow::DbError>,
+    ) -> Result<Option<(Vec<T>, String, u32)>, ApiError> {
+        use crate::http::page::{open, page_limit};
+        let limit = page_limit(q.limit);
+        let opener = state.clone();
+        let (_, unit_scope) = self.read_scope();
+        crate::read_unit!(state.db, unit_scope, |u| async move {
+            let ctx = self.enter(u).await?;
+            ctx.require(c.action, Ownership::NotOwn)?;
+            let limit = limit?;
+            let scope = format!("{}:{}{}", c.name, ctx.org_id, c.within);
+            let after: Option<K> = q
+                .cursor
+                .as_deref()
+                .map(|s| open(&opener, &scope, s))
+                .transpose()?;
+            if let Some((table, id)) = c.parent {
+                let sql = format!("SELECT 1 FROM {table} WHERE org_id = $1 AND id = $2");
+                let found = u
+                    .fetch_optional(&sql, &[Arg::from(ctx.org_id), Arg::from(id)])
+                    .await?;
+                if found.is_none() {
+                    return Err(ApiError::not_found());
+                }
+            }
+            if unchanged {
+                return Ok(None);
+            }
+            let mut args = vec![Arg::from(ctx.org_id)];
+            args.extend(c.args.iter().copied());
+            let mut sql = c.select;
+            if let Some(k) = &after {
+                args.push(k.arg());
+                sql += &format!(" AND {} {} ${}", c.key.0, c.key.1, args.len());
+            }
+            sql += &format!(" ORDER BY {} LIMIT {}", c.order, limit + 1);
+            let rows = u.fetch_all(&sql, &args).await?;
+            let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((items, scope, limit)))
+        })
+    }
+}
