@@ -17,7 +17,7 @@ use crate::domain::Action;
 use crate::domain::DomainError;
 use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, paginate};
+use crate::http::page::{Page, PageQuery};
 use crate::idempotency::Created;
 use crate::idempotency::Creating;
 use crate::orgs::context::{Collection, OrgRequest};
@@ -108,8 +108,6 @@ async fn list_comments(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    let cond =
-        crate::http::conditional::Conditional::read(&state, &org, "comments", &uri, &headers).await;
     let c = Collection {
         action: Action::ReadOrg,
         name: "comments",
@@ -122,14 +120,16 @@ async fn list_comments(
         key: ("id", ">"),
         order: "id",
     };
-    let unchanged = cond.unchanged();
-    let read = org
-        .read_collection::<Uuid, _>(&state, q, unchanged, c, write::comment)
-        .await?;
-    let Some((rows, scope, limit)) = read else {
-        return Ok(cond.not_modified());
-    };
-    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |c| c.id))))
+    crate::http::conditional::collection_page::<Uuid, _, _>(
+        &state,
+        org,
+        q,
+        c,
+        (&uri, &headers),
+        write::comment,
+        |c| c.id,
+    )
+    .await
 }
 
 /// Comment on a task (member+).

@@ -19,7 +19,7 @@ use crate::domain::DomainError;
 use crate::domain::{Action, parse_name};
 use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, paginate};
+use crate::http::page::{Page, PageQuery};
 use crate::idempotency::{Created, Creating};
 use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
@@ -128,8 +128,6 @@ async fn list_labels(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    let cond =
-        crate::http::conditional::Conditional::read(&state, &org, "labels", &uri, &headers).await;
     let c = Collection {
         action: Action::ReadOrg,
         name: "labels",
@@ -140,14 +138,16 @@ async fn list_labels(
         key: ("id", ">"),
         order: "id",
     };
-    let unchanged = cond.unchanged();
-    let read = org
-        .read_collection::<Uuid, _>(&state, q, unchanged, c, write::label)
-        .await?;
-    let Some((rows, scope, limit)) = read else {
-        return Ok(cond.not_modified());
-    };
-    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| l.id))))
+    crate::http::conditional::collection_page::<Uuid, _, _>(
+        &state,
+        org,
+        q,
+        c,
+        (&uri, &headers),
+        write::label,
+        |l| l.id,
+    )
+    .await
 }
 
 /// Create a label (member+).

@@ -21,7 +21,7 @@ use crate::domain::DomainError;
 use crate::domain::{Action, parse_name};
 use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, paginate};
+use crate::http::page::{Page, PageQuery};
 use crate::idempotency::{Created, Creating};
 use crate::orgs::context::{Collection, OrgRequest};
 use crate::state::AppState;
@@ -121,8 +121,6 @@ async fn list_lists(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    let cond =
-        crate::http::conditional::Conditional::read(&state, &org, "lists", &uri, &headers).await;
     let c = Collection {
         action: Action::ReadOrg,
         name: "lists",
@@ -133,18 +131,16 @@ async fn list_lists(
         key: ("position", ">"),
         order: "position",
     };
-    let unchanged = cond.unchanged();
-    let read = org
-        .read_collection::<String, _>(&state, q, unchanged, c, write::list)
-        .await?;
-    let Some((rows, scope, limit)) = read else {
-        return Ok(cond.not_modified());
-    };
-    Ok(
-        cond.answer(AppJson(paginate(&state, &scope, rows, limit, |l| {
-            l.position.clone()
-        }))),
+    crate::http::conditional::collection_page::<String, _, _>(
+        &state,
+        org,
+        q,
+        c,
+        (&uri, &headers),
+        write::list,
+        |l| l.position.clone(),
     )
+    .await
 }
 
 /// Create a list at the end of the board (member+).

@@ -24,7 +24,7 @@ use crate::domain::DomainError;
 use crate::domain::{Action, NAME_MAX, Ownership, parse_name};
 use crate::error::{ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::page::{Page, PageQuery, paginate};
+use crate::http::page::{Page, PageQuery};
 use crate::idempotency::Created;
 use crate::idempotency::{self, Creating, IdemKey};
 use crate::orgs::context::{Collection, OrgRequest};
@@ -178,8 +178,6 @@ async fn list_boards(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    let cond =
-        crate::http::conditional::Conditional::read(&state, &org, "boards", &uri, &headers).await;
     let archived = q.archived.unwrap_or(false);
     let c = Collection {
         action: Action::ReadOrg,
@@ -198,14 +196,16 @@ async fn list_boards(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let unchanged = cond.unchanged();
-    let read = org
-        .read_collection::<Uuid, _>(&state, page, unchanged, c, board_from_row)
-        .await?;
-    let Some((rows, scope, limit)) = read else {
-        return Ok(cond.not_modified());
-    };
-    Ok(cond.answer(AppJson(paginate(&state, &scope, rows, limit, |b| b.id))))
+    crate::http::conditional::collection_page::<Uuid, _, _>(
+        &state,
+        org,
+        page,
+        c,
+        (&uri, &headers),
+        board_from_row,
+        |b| b.id,
+    )
+    .await
 }
 
 /// Create a board (admin+).

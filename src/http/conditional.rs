@@ -17,8 +17,42 @@
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::orgs::context::{OrgKey, OrgRequest};
+use crate::db::uow::{AnyRow, DbError};
+use crate::error::ApiError;
+use crate::http::extract::AppJson;
+use crate::http::page::{PageQuery, paginate};
+use crate::orgs::context::{Collection, CursorKey, OrgKey, OrgRequest};
 use crate::state::AppState;
+
+/// A page of the organization's collection `c`, answered conditionally: an
+/// `ETag` of the organization's version and the query (by id), `304` when
+/// `If-None-Match` has it — after the membership, page size, cursor and
+/// parent checks of [`OrgRequest::read_collection`], with no page read —
+/// else the page, paged by `key`.
+pub async fn collection_page<K, T, C>(
+    state: &AppState,
+    org: OrgRequest,
+    q: PageQuery,
+    c: Collection,
+    (uri, headers): (&Uri, &HeaderMap),
+    decode: fn(&AnyRow) -> Result<T, DbError>,
+    key: impl Fn(&T) -> C,
+) -> Result<Response, ApiError>
+where
+    K: CursorKey,
+    T: serde::Serialize + Send + 'static,
+    C: serde::Serialize,
+{
+    let cond = Conditional::read(state, &org, c.name, uri, headers).await;
+    let unchanged = cond.unchanged();
+    let read = org
+        .read_collection::<K, T>(state, q, unchanged, c, decode)
+        .await?;
+    let Some((rows, scope, limit)) = read else {
+        return Ok(cond.not_modified());
+    };
+    Ok(cond.answer(AppJson(paginate(state, &scope, rows, limit, key))))
+}
 
 /// The `ETag` of a collection answer and whether the client has it.
 pub struct Conditional {

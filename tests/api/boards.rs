@@ -19,6 +19,7 @@ backend_tests!(
     labels,
     comments,
     creating_posts_replay_with_an_idempotency_key,
+    collection_cursors_open_only_where_they_were_made,
 );
 
 // Each test below runs several independent parts (each in its own
@@ -1592,4 +1593,78 @@ async fn creating_posts_replay_with_an_idempotency_key(app: TestApp) {
         .await
         .expect(200);
     assert_eq!(lists.json["items"].as_array().unwrap().len(), 2);
+}
+
+/// A collection page's cursor opens only on the collection, parent and
+/// filter it was made for (`400 invalid_cursor` elsewhere, never another
+/// board's lists or another task's comments); a page of a board or task
+/// that does not exist is `404`.
+async fn collection_cursors_open_only_where_they_were_made(app: TestApp) {
+    let (owner, org) = org_and_owner(&app).await;
+    let t = &owner.token;
+    let (a, b) = (
+        new_board(&app, org, &owner, "A").await,
+        new_board(&app, org, &owner, "B").await,
+    );
+    let mut first_list = None;
+    for board in [a, b] {
+        for name in ["one", "two"] {
+            let l = new_list(&app, org, &owner, board, name).await;
+            first_list.get_or_insert(l);
+        }
+    }
+    let list = first_list.unwrap();
+    let ta = id_of(&new_task(&app, org, &owner, list, json!({ "title": "a" })).await);
+    let tb = id_of(&new_task(&app, org, &owner, list, json!({ "title": "b" })).await);
+    for task in [ta, tb] {
+        new_comment(&app, org, &owner, task, "one").await;
+        new_comment(&app, org, &owner, task, "two").await;
+    }
+    new_label(&app, org, &owner, "red").await;
+    new_label(&app, org, &owner, "blue").await;
+    let cursor = |r: Resp| r.json["next_cursor"].as_str().unwrap().to_owned();
+    let page = async |rest: &str| cursor(app.get(&url(org, rest), t).await.expect(200));
+
+    let lists_a = page(&format!("/boards/{a}/lists?limit=1")).await;
+    let comments_a = page(&format!("/tasks/{ta}/comments?limit=1")).await;
+    let labels = page("/labels?limit=1").await;
+    let boards = page("/boards?limit=1").await;
+    app.member(org, &owner, "member").await;
+    let members = page("/members?limit=1").await;
+    // Where they were made: they open.
+    for ok in [
+        format!("/boards/{a}/lists?limit=1&cursor={lists_a}"),
+        format!("/tasks/{ta}/comments?limit=1&cursor={comments_a}"),
+        format!("/labels?limit=1&cursor={labels}"),
+        format!("/boards?limit=1&cursor={boards}"),
+        format!("/members?limit=1&cursor={members}"),
+    ] {
+        app.get(&url(org, &ok), t).await.expect(200);
+    }
+    // Anywhere else: refused.
+    for elsewhere in [
+        format!("/boards/{b}/lists?cursor={lists_a}"),
+        format!("/tasks/{tb}/comments?cursor={comments_a}"),
+        format!("/boards?cursor={labels}"),
+        format!("/boards?archived=true&cursor={boards}"),
+        format!("/labels?cursor={boards}"),
+        format!("/invites?cursor={members}"),
+        format!("/tasks/{ta}/comments?cursor={lists_a}"),
+    ] {
+        app.get(&url(org, &elsewhere), t)
+            .await
+            .expect_problem(400, "invalid_cursor");
+    }
+    // A parent that does not exist.
+    let nobody = Uuid::now_v7();
+    for missing in [
+        format!("/boards/{nobody}/lists"),
+        format!("/tasks/{nobody}/comments"),
+        format!("/tasks/{list}/comments"),
+        format!("/boards/{ta}/lists"),
+    ] {
+        app.get(&url(org, &missing), t)
+            .await
+            .expect_problem(404, "not_found");
+    }
 }
