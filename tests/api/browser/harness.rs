@@ -257,7 +257,7 @@ impl Server {
                 (Some(db), Some(url))
             }
         };
-        let server = Self {
+        let mut server = Self {
             child: Mutex::new(None),
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
@@ -268,12 +268,30 @@ impl Server {
                 .collect(),
             _pg: pg,
         };
-        server.spawn().await;
+        for attempt in 1.. {
+            match server.try_spawn().await {
+                Ok(()) => break,
+                // Another test's process took the free port between
+                // `free_port()` and the server's bind: another port.
+                Err(e) if attempt < 5 && e.contains("Address already in use") => {
+                    server.addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         server
     }
 
     /// Starts the process and waits until it answers `/readyz`.
     async fn spawn(&self) {
+        if let Err(e) = self.try_spawn().await {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Server::spawn`]; `Err` with the log's tail when the process exits
+    /// before it is ready.
+    async fn try_spawn(&self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -304,7 +322,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok((200, _)) = http_json(self.addr, "GET", "/readyz", None) {
-                return;
+                return Ok(());
             }
             let exited = self
                 .child
@@ -313,7 +331,10 @@ impl Server {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(exit) = exited {
-                panic!("orgboard exited at start ({exit}):\n{}", self.log_tail(40));
+                return Err(format!(
+                    "orgboard exited at start ({exit}):\n{}",
+                    self.log_tail(40)
+                ));
             }
             assert!(
                 Instant::now() < deadline,
