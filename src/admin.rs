@@ -17,12 +17,11 @@ use uuid::Uuid;
 use crate::args;
 use crate::auth::password::PasswordHasher;
 use crate::db::change;
-use crate::db::uow::Uow;
+use crate::db::uow::{DbError, Uow};
 use crate::db::{Db, Scope, now};
 use crate::domain::DomainError;
 use crate::domain::{Email, NAME_MAX, Password, parse_name};
 
-use crate::on_tx;
 use crate::security::{self, Kind};
 
 /// The plans of SPEC §13.
@@ -32,7 +31,7 @@ pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
 const REQUEST_ID: &str = "admin";
 
 /// An organization as the administrator sees it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OrgInfo {
     /// Id.
     pub id: Uuid,
@@ -48,20 +47,31 @@ pub struct OrgInfo {
 
 /// Finds a live organization by id or slug, across tenants.
 pub async fn find_org(db: &Db, reference: &str) -> anyhow::Result<OrgInfo> {
-    let mut tx = db.system_read().await?;
     let by_id = Uuid::try_parse(reference).ok();
-    let found = on_tx!(&mut tx, |c| sqlx::query_as::<_, OrgInfo>(
-        "SELECT id, name, slug, plan, suspended_at FROM organizations \
-         WHERE (id = $1 OR slug = $2) AND deleted_at IS NULL"
-    )
-    .bind(by_id)
-    .bind(reference.to_lowercase())
-    .fetch_optional(c)
-    .await)?;
+    let slug = reference.to_lowercase();
+    let found = crate::read_unit!(db, system, |u| async move {
+        match u
+            .fetch_optional(
+                "SELECT id, name, slug, plan, suspended_at FROM organizations \
+                 WHERE (id = $1 OR slug = $2) AND deleted_at IS NULL",
+                &args![by_id, &slug],
+            )
+            .await?
+        {
+            Some(r) => Ok::<_, DbError>(Some(OrgInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                slug: r.get(2)?,
+                plan: r.get(3)?,
+                suspended_at: r.get(4)?,
+            })),
+            None => Ok(None),
+        }
+    })?;
     found.with_context(|| format!("no organization with the id or slug {reference:?}"))
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct UserInfo {
     id: Uuid,
     email: String,
@@ -69,15 +79,23 @@ struct UserInfo {
 
 /// Finds a live account by email or id.
 async fn find_user(db: &Db, reference: &str) -> anyhow::Result<UserInfo> {
-    let mut tx = db.read(Scope::system()).await?;
     let by_id = Uuid::try_parse(reference).ok();
-    let found = on_tx!(&mut tx, |c| sqlx::query_as::<_, UserInfo>(
-        "SELECT id, email FROM users WHERE (id = $1 OR email_norm = $2) AND deleted_at IS NULL"
-    )
-    .bind(by_id)
-    .bind(reference.trim().to_lowercase())
-    .fetch_optional(c)
-    .await)?;
+    let email = reference.trim().to_lowercase();
+    let found = crate::read_unit!(db, Scope::system(), |u| async move {
+        match u
+            .fetch_optional(
+                "SELECT id, email FROM users WHERE (id = $1 OR email_norm = $2) AND deleted_at IS NULL",
+                &args![by_id, &email],
+            )
+            .await?
+        {
+            Some(r) => Ok::<_, DbError>(Some(UserInfo {
+                id: r.get(0)?,
+                email: r.get(1)?,
+            })),
+            None => Ok(None),
+        }
+    })?;
     found.with_context(|| format!("no account with the email or id {reference:?}"))
 }
 
@@ -327,7 +345,7 @@ pub async fn reset_password(
 }
 
 /// A dead job.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DeadJob {
     /// Id.
     pub id: Uuid,
@@ -345,14 +363,26 @@ pub struct DeadJob {
 
 /// The newest `limit` dead jobs.
 pub async fn dead_jobs(db: &Db, limit: u32) -> anyhow::Result<Vec<DeadJob>> {
-    let mut tx = db.system_read().await?;
-    Ok(on_tx!(&mut tx, |c| sqlx::query_as::<_, DeadJob>(
-        "SELECT id, kind, org_id, attempts, last_error, updated_at FROM jobs \
-         WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1"
-    )
-    .bind(i64::from(limit))
-    .fetch_all(c)
-    .await)?)
+    Ok(crate::read_unit!(db, system, |u| async move {
+        u.fetch_all(
+            "SELECT id, kind, org_id, attempts, last_error, updated_at FROM jobs \
+             WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1",
+            &args![i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DeadJob {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                org_id: r.get(2)?,
+                attempts: r.get(3)?,
+                last_error: r.get(4)?,
+                updated_at: r.get(5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbError>>()
+    })?)
 }
 
 /// Kinds whose payload holds a secret that is blanked when the job dies:

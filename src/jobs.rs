@@ -40,7 +40,6 @@ use crate::db::{Backend, Scope, now};
 use crate::domain::DomainError;
 use crate::email;
 
-use crate::on_tx;
 use crate::state::AppState;
 
 pub use cleanup::{Removed, cleanup_at};
@@ -317,19 +316,27 @@ async fn perform(state: &AppState, id: Uuid, job: &Job) -> anyhow::Result<()> {
 
 /// Whether an invite can still be accepted (a revoked one is not mailed).
 async fn invite_still_pending(state: &AppState, m: &email::InviteEmail) -> anyhow::Result<bool> {
-    let mut tx = state.db.read(Scope::tenant(Uuid::nil(), m.org_id)).await?;
-    type Row = (
-        Option<chrono::DateTime<Utc>>,
-        Option<chrono::DateTime<Utc>>,
-        chrono::DateTime<Utc>,
-    );
-    let row: Option<Row> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT accepted_at, revoked_at, expires_at FROM invites WHERE org_id = $1 AND id = $2"
-    )
-    .bind(m.org_id)
-    .bind(m.invite_id)
-    .fetch_optional(c)
-    .await)?;
+    let (org_id, invite_id) = (m.org_id, m.invite_id);
+    let row = crate::read_unit!(
+        state.db,
+        Scope::tenant(Uuid::nil(), org_id),
+        |u| async move {
+            match u
+            .fetch_optional(
+                "SELECT accepted_at, revoked_at, expires_at FROM invites WHERE org_id = $1 AND id = $2",
+                &args![org_id, invite_id],
+            )
+            .await?
+        {
+            Some(r) => Ok::<_, DbError>(Some((
+                r.get::<Option<DateTime<Utc>>>(0)?,
+                r.get::<Option<DateTime<Utc>>>(1)?,
+                r.get::<DateTime<Utc>>(2)?,
+            ))),
+            None => Ok(None),
+        }
+        }
+    )?;
     Ok(matches!(row, Some((None, None, expires)) if expires > now()))
 }
 

@@ -116,7 +116,8 @@ macro_rules! unit {
 }
 
 /// Runs a read use case and gives its answer: `read_unit!(db, scope, |u|
-/// tasks::filter::page(u, &org, …))`.
+/// tasks::filter::page(u, &org, …))`; `read_unit!(db, system, |u| …)` reads
+/// as the node's upkeep role on PostgreSQL ([`db::Db::pg_system_read`]).
 ///
 /// On SQLite the body runs on a connection of the rusqlite read pool
 /// ([`db::readers`]), in one snapshot, on a blocking thread (captured values
@@ -126,9 +127,8 @@ macro_rules! unit {
 /// `ApiError`) generic over [`db::uow::Uow`].
 #[macro_export]
 macro_rules! read_unit {
-    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
-        let db: &$crate::db::Db = &$db;
-        match db.sqlite_readers() {
+    (@run $db:ident, $pg:expr, |$u:ident| $body:expr) => {{
+        match $db.sqlite_readers() {
             Some(readers) => readers
                 .read(async move |lite| {
                     let $u = lite;
@@ -138,10 +138,18 @@ macro_rules! read_unit {
                 .map_err(::core::convert::Into::into)
                 .and_then(|out| out),
             None => {
-                let mut read = db.pg_read($scope, false).await?;
+                let mut read = $pg;
                 let $u = &mut read;
                 $body.await
             }
         }
+    }};
+    ($db:expr, system, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        $crate::read_unit!(@run db, db.pg_system_read().await?, |$u| $body)
+    }};
+    ($db:expr, $scope:expr, |$u:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        $crate::read_unit!(@run db, db.pg_read($scope, false).await?, |$u| $body)
     }};
 }

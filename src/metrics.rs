@@ -39,8 +39,8 @@ pub const HTTP_REQUESTS: &str = "orgboard_http_requests_total";
 /// Histogram: seconds from request to response headers, same labels as
 /// [`HTTP_REQUESTS`] (a streamed body, such as live events, is not timed).
 pub const HTTP_DURATION: &str = "orgboard_http_request_duration_seconds";
-/// Gauge: open connections of a database pool (`pool` = `postgres` or
-/// `sqlite_reader`), busy and idle.
+/// Gauge: open connections of a database pool (`pool` = `postgres`,
+/// `postgres_units` or `sqlite_reader`), busy and idle.
 pub const DB_POOL_CONNECTIONS: &str = "orgboard_db_pool_connections";
 /// Gauge: idle connections of a database pool.
 pub const DB_POOL_IDLE: &str = "orgboard_db_pool_idle_connections";
@@ -282,12 +282,12 @@ fn sample_pools(db: &Db) {
         }
         // The writer is one thread with its connection, not a pool: its
         // work is in the write batch and job counters.
-        Db::Sqlite { reader, .. } => pool(
-            "sqlite_reader",
-            reader.size(),
-            reader.num_idle(),
-            reader.options().get_max_connections(),
-        ),
+        Db::Sqlite { lite, .. } => {
+            // The read pool of every route and job (rusqlite).
+            let s = lite.status();
+            let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+            pool("sqlite_reader", n(s.open), s.idle, n(s.max));
+        }
     }
 }
 

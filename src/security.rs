@@ -21,7 +21,6 @@ use uuid::Uuid;
 use crate::args;
 use crate::db::uow::{DbError, Uow};
 use crate::db::{Db, Scope, now};
-use crate::on_tx;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +161,7 @@ pub async fn record_in<U: Uow>(u: &mut U, e: &Entry) -> Result<(), DbError> {
 }
 
 /// One entry as read back.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Logged {
     /// Entry id (UUIDv7).
     pub id: Uuid,
@@ -189,17 +188,29 @@ pub async fn list(
     kind: Option<&str>,
     user_id: Option<Uuid>,
     limit: u32,
-) -> Result<Vec<Logged>, sqlx::Error> {
-    let mut tx = db.system_read().await?;
-    let rows = on_tx!(&mut tx, |c| sqlx::query_as::<_, Logged>(
-        "SELECT id, kind, user_id, email, org_id, ip, detail, created_at FROM security_log \
-         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR user_id = $2) \
-         ORDER BY id DESC LIMIT $3"
-    )
-    .bind(kind)
-    .bind(user_id)
-    .bind(i64::from(limit))
-    .fetch_all(c)
-    .await)?;
-    Ok(rows)
+) -> Result<Vec<Logged>, DbError> {
+    let kind = kind.map(str::to_owned);
+    crate::read_unit!(db, system, |u| async move {
+        u.fetch_all(
+            "SELECT id, kind, user_id, email, org_id, ip, detail, created_at FROM security_log \
+             WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR user_id = $2) \
+             ORDER BY id DESC LIMIT $3",
+            &args![kind.as_deref(), user_id, i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Logged {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                user_id: r.get(2)?,
+                email: r.get(3)?,
+                org_id: r.get(4)?,
+                ip: r.get(5)?,
+                detail: Json(r.get(6)?),
+                created_at: r.get(7)?,
+            })
+        })
+        .collect()
+    })
 }

@@ -122,8 +122,20 @@ fn request_id() -> String {
 }
 
 async fn get_task(db: &Db, vu: &Vu, id: Uuid) -> anyhow::Result<Outcome> {
-    let mut tx = db.read(scope(vu)).await?;
-    let task = load_task(&mut tx, vu.org_id, id).await?;
+    // As the server reads a task: one statement on SQLite's read pool, one
+    // round trip (`BEGIN`, the statement, `COMMIT`) on PostgreSQL.
+    let org_id = vu.org_id;
+    let task = match db.sqlite_readers() {
+        Some(readers) => {
+            readers
+                .read_statement(async move |u| load_task(u, org_id, id).await)
+                .await??
+        }
+        None => {
+            let mut read = db.pg_read(scope(vu), true).await?;
+            load_task(&mut read, org_id, id).await?
+        }
+    };
     Ok(if task.is_some() {
         Outcome::Ok
     } else {

@@ -41,7 +41,6 @@ use crate::domain::{EMAIL_MAX, Password};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
 use crate::jobs::{self, Job};
-use crate::on_tx;
 use crate::security::{self, Kind};
 use crate::state::AppState;
 
@@ -177,7 +176,6 @@ fn invalid_reset_token() -> DomainError {
     )
 }
 
-#[derive(sqlx::FromRow)]
 struct ResetRow {
     id: Uuid,
     user_id: Uuid,
@@ -185,16 +183,28 @@ struct ResetRow {
 
 /// Looks up an open reset link: its id and account.
 async fn open_reset(state: &AppState, hash: &[u8]) -> ApiResult<Option<ResetRow>> {
-    let mut tx = state.db.read(Scope::system()).await?;
-    Ok(on_tx!(&mut tx, |c| sqlx::query_as::<_, ResetRow>(
-        "SELECT r.id, r.user_id FROM password_resets r JOIN users u ON u.id = r.user_id \
-         WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > $2 \
-         AND u.deleted_at IS NULL"
-    )
-    .bind(hash)
-    .bind(now())
-    .fetch_optional(c)
-    .await)?)
+    let hash = hash.to_vec();
+    Ok(crate::read_unit!(
+        state.db,
+        Scope::system(),
+        |u| async move {
+            match u
+            .fetch_optional(
+                "SELECT r.id, r.user_id FROM password_resets r JOIN users u ON u.id = r.user_id \
+                 WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > $2 \
+                 AND u.deleted_at IS NULL",
+                &args![&hash[..], now()],
+            )
+            .await?
+        {
+            Some(r) => Ok::<_, DbError>(Some(ResetRow {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+            })),
+            None => Ok(None),
+        }
+        }
+    )?)
 }
 
 /// Set a new password with the emailed token; every session is signed out.

@@ -30,7 +30,6 @@ use crate::domain::{DomainError, DomainResult};
 use crate::domain::{Email, NAME_MAX, Password, TimeZone, parse_name};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, ClientIp, RequestId};
-use crate::on_tx;
 use crate::orgs;
 use crate::security::{self, Kind};
 use crate::state::AppState;
@@ -274,12 +273,6 @@ async fn signup(
     session(&state, StatusCode::CREATED, user, stored, in_cookie)
 }
 
-#[derive(sqlx::FromRow)]
-struct Credentials {
-    id: Uuid,
-    password_hash: String,
-}
-
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     params(("X-Orgboard-Session" = Option<String>, Header,
@@ -309,16 +302,22 @@ async fn login(
     let creds = if !plausible {
         None
     } else {
-        let mut tx = state.db.read(Scope::system()).await?;
-        on_tx!(&mut tx, |c| sqlx::query_as::<_, Credentials>(
-            "SELECT id, password_hash FROM users WHERE email_norm = $1"
-        )
-        .bind(&email_norm)
-        .fetch_optional(c)
-        .await)?
+        let email = email_norm.clone();
+        crate::read_unit!(state.db, Scope::system(), |u| async move {
+            match u
+                .fetch_optional(
+                    "SELECT id, password_hash FROM users WHERE email_norm = $1",
+                    &args![&email],
+                )
+                .await?
+            {
+                Some(r) => Ok::<_, DbError>(Some((r.get::<Uuid>(0)?, r.get::<String>(1)?))),
+                None => Ok(None),
+            }
+        })?
     };
     let (user_id, hash) = match creds {
-        Some(c) => (Some(c.id), Some(c.password_hash)),
+        Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
     };
     // Unknown email and wrong password take the same path, time and answer.
@@ -685,13 +684,18 @@ pub(crate) async fn check_own_password(
         .check(route, ip, Some(&user_id.to_string()))
         .await?;
     let hash: Option<String> = {
-        let mut tx = state.db.read(Scope::user(user_id)).await?;
-        on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
-        )
-        .bind(user_id)
-        .fetch_optional(c)
-        .await)?
+        crate::read_unit!(state.db, Scope::user(user_id), |u| async move {
+            match u
+                .fetch_optional(
+                    "SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL",
+                    &args![user_id],
+                )
+                .await?
+            {
+                Some(r) => Ok::<_, DbError>(Some(r.get(0)?)),
+                None => Ok(None),
+            }
+        })?
     };
     let Some(hash) = hash else {
         return Err(ApiError::account_gone());
@@ -714,9 +718,8 @@ async fn me(
     axum::extract::State(state): axum::extract::State<AppState>,
     auth: AuthUser,
 ) -> ApiResult<AppJson<User>> {
-    let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
-    let user = load_user(&mut tx, auth.user_id)
-        .await?
+    let user_id = auth.user_id;
+    let user = crate::read_unit!(state.db, Scope::user(user_id), |u| load_user(u, user_id))?
         .ok_or_else(ApiError::account_gone)?;
     Ok(AppJson(user))
 }
@@ -759,8 +762,7 @@ async fn update_me(
             load_user(u, user_id).await.map_err(ApiError::from)
         })?
     } else {
-        let mut tx = state.db.read(Scope::user(user_id)).await?;
-        load_user(&mut tx, user_id).await?
+        crate::read_unit!(state.db, Scope::user(user_id), |u| load_user(u, user_id))?
     }
     .ok_or_else(ApiError::account_gone)?;
     Ok(AppJson(user))

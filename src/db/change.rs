@@ -419,6 +419,24 @@ pub struct Event {
     pub at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The columns [`Event::from_row`] reads, in its order.
+    pub const COLUMNS: &'static str = "id, org_id, board_id, type, entity, actor_id, at";
+
+    /// An event from a row of [`Event::COLUMNS`].
+    pub fn from_row(r: &super::uow::AnyRow) -> Result<Event, DbError> {
+        Ok(Event {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            board_id: r.get(2)?,
+            kind: Kind::try_from(r.get::<String>(3)?).map_err(|e| DbError::Decode(3, e))?,
+            entity: Json(r.get(4)?),
+            actor_id: r.get(5)?,
+            at: r.get(6)?,
+        })
+    }
+}
+
 /// What the entity of an event says.
 fn event_entity(change: &Change<'_>) -> Value {
     let entity = change.kind.entity();

@@ -304,9 +304,11 @@ impl Db {
             // An SQLite connection is a file handle in this process: it
             // cannot be lost the way a socket can, so no pool pings it
             // before handing it out (a thread round trip each).
+            // sqlx's read-only connections: tools and tests only (every
+            // route and job reads on `lite`), so none is kept open.
             let reader = SqlitePoolOptions::new()
                 .max_connections(cfg.db_max_connections.max(2))
-                .min_connections(1)
+                .min_connections(0)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(base.read_only(true))
@@ -385,7 +387,11 @@ impl Db {
         }
     }
 
-    /// Opens a read transaction for `scope`.
+    /// Opens a sqlx read transaction for `scope`: for tools and tests (the
+    /// benchmark's integrity check, fixtures). Every read of a route or job
+    /// runs as a read unit instead ([`crate::read_unit!`]: SQLite's
+    /// rusqlite read pool, PostgreSQL's [`pg::PgRead`]); the node's upkeep
+    /// reads as `orgboard_system` (`read_unit!(db, system, …)`).
     pub async fn read(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         Ok(Tx::new(match self {
             Db::Postgres(pool, ..) => {
@@ -442,15 +448,15 @@ impl Db {
         }
     }
 
-    /// SQLite's read-only pool (`None` on PostgreSQL), for reads that are
-    /// one statement and so need no explicit transaction: a statement runs
-    /// in its own snapshot, so the membership check inside it and the data
-    /// it reads are as consistent as in a `BEGIN … COMMIT`, at one thread
-    /// round trip instead of three.
-    pub fn sqlite_reader(&self) -> Option<&SqlitePool> {
+    /// [`Db::pg_read`] as `orgboard_system` ([`SYSTEM_ROLE`]): the node's
+    /// upkeep and the administrator's reads across organizations
+    /// (`read_unit!(db, system, |u| …)`).
+    pub async fn pg_system_read(&self) -> Result<pg::PgRead, uow::DbError> {
         match self {
-            Db::Sqlite { reader, .. } => Some(reader),
-            Db::Postgres(..) => None,
+            Db::Postgres(_, _, pipes) => pipes.read_as(SYSTEM_ROLE, Scope::system(), false).await,
+            Db::Sqlite { .. } => Err(uow::DbError::Executor(
+                "a PostgreSQL read asked of SQLite".into(),
+            )),
         }
     }
 

@@ -126,9 +126,15 @@ impl Pipes {
 
     /// A read for `scope`; `one`: of one statement (see [`PgRead`]).
     pub async fn read(&self, scope: Scope, one: bool) -> Result<PgRead, DbError> {
+        self.read_as(APP_ROLE, scope, one).await
+    }
+
+    /// A read as `role` (the application's, or the node's upkeep role
+    /// `orgboard_system`, whose policies name what it may see).
+    pub async fn read_as(&self, role: &str, scope: Scope, one: bool) -> Result<PgRead, DbError> {
         Ok(PgRead {
             conn: self.get().await?,
-            begin: Some(pg_begin(APP_ROLE, scope, true).0),
+            begin: Some(pg_begin(role, scope, true).0),
             one,
             waits: 0,
         })

@@ -24,6 +24,18 @@ pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    size: usize,
+}
+
+/// What [`Readers::status`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadersStatus {
+    /// Connections open: idle, or held by a read.
+    pub open: usize,
+    /// Open and idle.
+    pub idle: usize,
+    /// The most there can be.
+    pub max: usize,
 }
 
 impl std::fmt::Debug for Readers {
@@ -68,6 +80,20 @@ impl Readers {
             path,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
+            size: size.max(1),
+        }
+    }
+
+    /// The pool's connections now (for metrics). A read holding a permit
+    /// counts as open from the moment it takes it, a moment before a first
+    /// connection is opened for it.
+    pub fn status(&self) -> ReadersStatus {
+        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        let busy = self.size.saturating_sub(self.permits.available_permits());
+        ReadersStatus {
+            open: (idle + busy).min(self.size),
+            idle,
+            max: self.size,
         }
     }
 
@@ -161,5 +187,64 @@ impl Readers {
             out.ok_or_else(|| DbError::Executor("a read waited for I/O on the read pool".into()))
         })
         .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gauges' view of the pool: nothing open before the first read,
+    /// a busy connection while a read holds it, idle after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_counts_open_idle_and_busy_connections() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("status.db");
+        Connection::open(&path)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (x INTEGER)"))
+            .expect("create the file");
+        let readers = Arc::new(Readers::new(path, 3));
+        let empty = ReadersStatus {
+            open: 0,
+            idle: 0,
+            max: 3,
+        };
+        assert_eq!(readers.status(), empty);
+
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move {
+                readers
+                    .run(move |_conn| {
+                        held_tx.send(()).expect("signal");
+                        go_rx.recv().expect("released");
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || held_rx.recv())
+            .await
+            .expect("join")
+            .expect("the read started");
+        assert_eq!(
+            readers.status(),
+            ReadersStatus {
+                open: 1,
+                idle: 0,
+                max: 3
+            }
+        );
+        go_tx.send(()).expect("release");
+        busy.await.expect("join").expect("read");
+        assert_eq!(
+            readers.status(),
+            ReadersStatus {
+                open: 1,
+                idle: 1,
+                max: 3
+            }
+        );
     }
 }

@@ -48,12 +48,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Event, Signal, StreamGuard};
+use crate::args;
+use crate::db::Scope;
 use crate::db::change::Kind;
-use crate::db::{Scope, Tx};
+use crate::db::uow::{DbError, Uow};
 use crate::domain::{Action, Ownership};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::AppQuery;
-use crate::on_tx;
 use crate::orgs::context::OrgRequest;
 use crate::state::AppState;
 
@@ -140,17 +141,21 @@ async fn events(
         ),
     };
     let auth = *org.auth();
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    if let Some(board) = query.board_id
-        && !board_exists(&mut tx, ctx.org_id, board).await?
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "board_id",
-            "no such board in this organization",
-        )]));
-    }
-    drop(tx);
+    let (_, scope) = org.read_scope();
+    let board = query.board_id;
+    let ctx = crate::read_unit!(state.db, scope, |u| async move {
+        let ctx = org.enter(u).await?;
+        ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+        if let Some(board) = board
+            && !board_exists(u, ctx.org_id, board).await?
+        {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "board_id",
+                "no such board in this organization",
+            )]));
+        }
+        Ok(ctx)
+    })?;
     let guard = state
         .live
         .open_stream(ctx.user_id, state.config.max_streams_per_user)
@@ -205,14 +210,13 @@ fn token_deadline(exp: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
 }
 
-async fn board_exists(tx: &mut Tx, org_id: Uuid, board: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT 1 FROM boards WHERE org_id = $1 AND id = $2"
-    )
-    .bind(org_id)
-    .bind(board)
-    .fetch_optional(c)
-    .await)?;
+async fn board_exists<U: Uow>(u: &mut U, org_id: Uuid, board: Uuid) -> Result<bool, DbError> {
+    let found = u
+        .fetch_optional(
+            "SELECT 1 FROM boards WHERE org_id = $1 AND id = $2",
+            &args![org_id, board],
+        )
+        .await?;
     Ok(found.is_some())
 }
 
@@ -323,18 +327,23 @@ impl Subscriber {
         if resume.is_none() {
             self.state.live.flush(&self.state.db).await?;
         }
-        let mut tx = self.state.db.read(self.scope()).await?;
-        let (min, max): (Option<i64>, Option<i64>) = on_tx!(&mut tx, |c| {
-            sqlx::query_as(
-            // Two index probes (MIN and MAX together would scan the org's events).
-            "SELECT (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id LIMIT 1), \
-                    (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id DESC LIMIT 1)"
-        )
-        .bind(self.org_id)
-        .fetch_one(c)
-        .await
-        })?;
-        drop(tx);
+        let org_id = self.org_id;
+        let (min, max): (Option<i64>, Option<i64>) = crate::read_unit!(
+            self.state.db,
+            self.scope(),
+            |u| async move {
+                // Two index probes (MIN and MAX together would scan the org's events).
+                let row = u
+                    .fetch_optional(
+                        "SELECT (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id LIMIT 1), \
+                         (SELECT id FROM events WHERE org_id = $1 AND id IS NOT NULL ORDER BY id DESC LIMIT 1)",
+                        &args![org_id],
+                    )
+                    .await?
+                    .ok_or_else(|| DbError::Executor("no row from an aggregate".into()))?;
+                Ok::<_, DbError>((row.get(0)?, row.get(1)?))
+            }
+        )?;
         let max = max.unwrap_or(0);
         match resume {
             None => self.last = max,
@@ -353,27 +362,26 @@ impl Subscriber {
     /// Queues the next committed events after `last` from the table, one
     /// batch at a time (`more` asks for the next once the queue drains, so a
     /// long replay never sits in memory whole).
-    async fn fill(&mut self) -> Result<(), sqlx::Error> {
-        {
-            let mut tx = self.state.db.read(self.scope()).await?;
-            let rows: Vec<Event> = on_tx!(&mut tx, |c| sqlx::query_as(
-                "SELECT id, org_id, board_id, type, entity, actor_id, at FROM events \
-                 WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-            )
-            .bind(self.org_id)
-            .bind(self.last)
-            .bind(FILL_BATCH)
-            .fetch_all(c)
-            .await)?;
-            drop(tx);
-            self.more = rows.len() as i64 >= FILL_BATCH;
-            for e in rows {
-                if e.id == self.last + 1 {
-                    self.accept(Arc::new(e));
-                }
+    async fn fill(&mut self) -> Result<(), DbError> {
+        let (org_id, last) = (self.org_id, self.last);
+        let sql = format!(
+            "SELECT {} FROM events WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            Event::COLUMNS
+        );
+        let rows = crate::read_unit!(self.state.db, self.scope(), |u| async move {
+            u.fetch_all(&sql, &args![org_id, last, FILL_BATCH])
+                .await?
+                .iter()
+                .map(Event::from_row)
+                .collect::<Result<Vec<_>, DbError>>()
+        })?;
+        self.more = rows.len() as i64 >= FILL_BATCH;
+        for e in rows {
+            if e.id == self.last + 1 {
+                self.accept(Arc::new(e));
             }
-            Ok(())
         }
+        Ok(())
     }
 
     /// Takes the next event in order.
@@ -398,18 +406,25 @@ impl Subscriber {
         let Some(session) = self.session else {
             return true;
         };
-        let Ok(mut tx) = self.state.db.read(Scope::user(self.user_id)).await else {
-            return true; // the database being away is not a reason to disconnect
-        };
-        let found: Result<Option<i32>, _> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND user_id = $2 \
-             AND revoked_at IS NULL LIMIT 1"
+        // The database being away is not a reason to disconnect.
+        !matches!(
+            self.exists(
+                "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND user_id = $2 \
+                 AND revoked_at IS NULL LIMIT 1",
+                session,
+            )
+            .await,
+            Ok(false)
         )
-        .bind(session)
-        .bind(self.user_id)
-        .fetch_optional(c)
-        .await);
-        !matches!(found, Ok(None))
+    }
+
+    /// Whether `sql` (`$1` the given id, `$2` the subscriber) finds a row,
+    /// read as the subscriber.
+    async fn exists(&self, sql: &'static str, id: Uuid) -> Result<bool, DbError> {
+        let user_id = self.user_id;
+        crate::read_unit!(self.state.db, Scope::user(user_id), |u| async move {
+            Ok::<_, DbError>(u.fetch_optional(sql, &args![id, user_id]).await?.is_some())
+        })
     }
 
     /// Ends the stream with an `end` item saying why.
@@ -422,18 +437,16 @@ impl Subscriber {
     }
 
     async fn still_member(&self) -> bool {
-        let Ok(mut tx) = self.state.db.read(Scope::user(self.user_id)).await else {
-            return true; // the database being away is not a reason to disconnect
-        };
-        let found: Result<Option<i32>, _> = on_tx!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id \
-             WHERE m.org_id = $1 AND m.user_id = $2 AND o.deleted_at IS NULL"
+        // The database being away is not a reason to disconnect.
+        !matches!(
+            self.exists(
+                "SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id \
+                 WHERE m.org_id = $1 AND m.user_id = $2 AND o.deleted_at IS NULL",
+                self.org_id,
+            )
+            .await,
+            Ok(false)
         )
-        .bind(self.org_id)
-        .bind(self.user_id)
-        .fetch_optional(c)
-        .await);
-        !matches!(found, Ok(None))
     }
 
     /// The next item to send; `None` ends the stream.

@@ -19,13 +19,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::args;
-use crate::db::uow::Uow;
+use crate::db::uow::{DbError, Uow};
 use crate::db::{Scope, now};
 use crate::domain::DomainError;
 use crate::email::{self, OrgSummary, SummaryEmail, SummaryTask};
 
 use crate::jobs::{self, Job};
-use crate::on_tx;
 use crate::state::AppState;
 
 /// The local hour the summary is sent in.
@@ -157,9 +156,8 @@ async fn org_summary(
     org_id: Uuid,
     org_name: String,
     yesterday: (DateTime<Utc>, DateTime<Utc>),
-) -> Result<OrgSummary, sqlx::Error> {
-    let mut tx = state.db.read(Scope::tenant(job.user_id, org_id)).await?;
-    let rows: Vec<TaskRow> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<OrgSummary, DbError> {
+    let sql = format!(
         "SELECT t.title, b.name, t.status, t.due_date, t.completed_at \
            FROM task_assignees a \
            JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id \
@@ -168,15 +166,18 @@ async fn org_summary(
             AND ((t.status <> 'done' AND t.due_date < $3) \
                  OR (t.status = 'done' AND t.completed_at >= $4 AND t.completed_at < $5)) \
           ORDER BY t.id LIMIT {MAX_TASKS_PER_ORG}"
-    )))
-    .bind(org_id)
-    .bind(job.user_id)
-    .bind(job.at + DUE_SOON)
-    .bind(yesterday.0)
-    .bind(yesterday.1)
-    .fetch_all(c)
-    .await)?;
-    drop(tx);
+    );
+    let (user_id, due_before) = (job.user_id, job.at + DUE_SOON);
+    let rows = crate::read_unit!(state.db, Scope::tenant(user_id, org_id), |u| async move {
+        let args = args![org_id, user_id, due_before, yesterday.0, yesterday.1];
+        u.fetch_all(&sql, &args)
+            .await?
+            .iter()
+            .map(|r| -> Result<TaskRow, DbError> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     let mut summary = OrgSummary {
         org_name,
         ..Default::default()
@@ -210,21 +211,34 @@ async fn org_summary(
 pub async fn send(state: &AppState, job_id: Uuid, job: &SummaryJob) -> anyhow::Result<()> {
     // The member and their organizations, as the member (row-level security
     // shows a user their own memberships).
-    let mut tx = state.db.read(Scope::user(job.user_id)).await?;
-    let user: Option<(String, String, String)> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT email, name, time_zone FROM users WHERE id = $1"
-    )
-    .bind(job.user_id)
-    .fetch_optional(c)
-    .await)?;
-    let orgs: Vec<(Uuid, String)> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT o.id, o.name FROM memberships m JOIN organizations o ON o.id = m.org_id \
-         WHERE m.user_id = $1 AND o.deleted_at IS NULL ORDER BY o.name, o.id"
-    )
-    .bind(job.user_id)
-    .fetch_all(c)
-    .await)?;
-    drop(tx);
+    let user_id = job.user_id;
+    let (user, orgs) = crate::read_unit!(state.db, Scope::user(user_id), |u| async move {
+        let user = match u
+            .fetch_optional(
+                "SELECT email, name, time_zone FROM users WHERE id = $1",
+                &args![user_id],
+            )
+            .await?
+        {
+            Some(r) => Some((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+            )),
+            None => None,
+        };
+        let orgs = u
+            .fetch_all(
+                "SELECT o.id, o.name FROM memberships m JOIN organizations o ON o.id = m.org_id \
+                 WHERE m.user_id = $1 AND o.deleted_at IS NULL ORDER BY o.name, o.id",
+                &args![user_id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.get::<Uuid>(0)?, r.get::<String>(1)?)))
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok::<_, DbError>((user, orgs))
+    })?;
     let Some((to, name, tz_name)) = user else {
         return Ok(()); // the account is gone
     };

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::user::AuthUser;
 use crate::db::uow::{AnyRow, Arg, Lock, RowRef, Uow};
-use crate::db::{Backend, Scope, Tx};
+use crate::db::{Backend, Scope};
 use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role, require};
 use crate::error::ApiError;
@@ -115,14 +115,6 @@ impl OrgRequest {
 }
 
 impl OrgRequest {
-    /// Opens a read transaction in the organization; `404` unless the caller
-    /// is a member of it.
-    pub async fn read(self, state: &AppState) -> Result<(Tx, OrgContext), ApiError> {
-        let mut tx = state.db.read(Scope::user(self.auth.user_id)).await?;
-        let ctx = self.enter(&mut tx).await?;
-        Ok((tx, ctx))
-    }
-
     /// Resolves the organization and the caller's membership in the unit
     /// of work `u` (one statement, which on PostgreSQL also enters the
     /// tenant); `404` unless the caller is a member, `423` when the

@@ -16,19 +16,18 @@ use uuid::Uuid;
 use crate::args;
 use crate::auth::user::AuthUser;
 use crate::db::change::{self, Kind, from_to};
-use crate::db::uow::{AnyRow, DbError, Uow, enter_tenant};
+use crate::db::uow::{AnyRow, Arg, DbError, Uow, enter_tenant};
 use crate::db::{Scope, now};
 use crate::domain::{Action, NAME_MAX, Ownership, Role, Slug, parse_name};
 use crate::domain::{DomainError, DomainResult};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AppJson, AppQuery, RequestId};
 use crate::http::page::{Page, PageQuery, open, page_limit, paginate};
-use crate::on_tx;
 use crate::state::AppState;
 use context::OrgRequest;
 
 /// An organization, with the caller's role in it.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Org {
     /// Organization id (UUIDv7).
     pub id: Uuid,
@@ -47,7 +46,6 @@ pub struct Org {
     /// Who created it.
     pub created_by: Uuid,
     /// The caller's role.
-    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -232,14 +230,16 @@ async fn list_orgs(
         },
         limit + 1
     );
-    let mut tx = state.db.read(Scope::user(auth.user_id)).await?;
-    let rows = on_tx!(&mut tx, |c| {
-        let mut query =
-            sqlx::query_as::<_, Org>(sqlx::AssertSqlSafe(sql.as_str())).bind(auth.user_id);
+    let rows = crate::read_unit!(state.db, Scope::user(auth.user_id), |u| async move {
+        let mut args = vec![Arg::from(auth.user_id)];
         if let Some(a) = after {
-            query = query.bind(a);
+            args.push(Arg::from(a));
         }
-        query.fetch_all(c).await
+        u.fetch_all(&sql, &args)
+            .await?
+            .iter()
+            .map(org_from_row)
+            .collect::<Result<Vec<_>, DbError>>()
     })?;
     Ok(AppJson(paginate(&state, &scope, rows, limit, |o| o.id)))
 }
@@ -285,11 +285,14 @@ async fn create_org_route(
     security(("bearer" = [])),
     responses((status = 200, body = Org), (status = 404, body = crate::error::Problem)))]
 async fn get_org(State(state): State<AppState>, org: OrgRequest) -> ApiResult<AppJson<Org>> {
-    let (mut tx, ctx) = org.read(&state).await?;
-    ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-    let org = load_org(&mut tx, ctx.user_id, ctx.org_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let (_, scope) = org.read_scope();
+    let org = crate::read_unit!(state.db, scope, |u| async move {
+        let ctx = org.enter(u).await?;
+        ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
+        load_org(u, ctx.user_id, ctx.org_id)
+            .await?
+            .ok_or_else(DomainError::not_found)
+    })?;
     Ok(AppJson(org))
 }
 

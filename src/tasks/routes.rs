@@ -154,9 +154,10 @@ async fn get_task(
         // By slug on PostgreSQL: the tenant is not known before the
         // membership statement resolves it.
         (None, _) => {
-            let (mut tx, ctx) = org.read(&state).await?;
+            let mut read = state.db.pg_read(Scope::user(org.user_id()), false).await?;
+            let ctx = org.enter(&mut read).await?;
             ctx.require(Action::ReadOrg, Ownership::NotOwn)?;
-            write::load_task(&mut tx, ctx.org_id, path.task).await?
+            write::load_task(&mut read, ctx.org_id, path.task).await?
         }
     }
     .ok_or_else(ApiError::not_found)?;

@@ -725,15 +725,20 @@ async fn metrics_count_requests_by_route_template(app: TestApp) {
 }
 
 /// Pool gauges describe this node's pools, sampled at scrape time (after
-/// a sign-up, a unit of work: PostgreSQL's units have a pool of their own,
-/// which opens connections only when used).
+/// a sign-up, a write unit, and a read of the caller, a read unit: the
+/// units' pool on PostgreSQL and the read pool on SQLite open connections
+/// only when used).
 async fn metrics_sample_the_database_pools(app: TestApp) {
-    app.signup("pooled").await;
+    let u = app.signup("pooled").await;
+    app.get("/api/v1/me", &u.token).await.expect(200);
     let text = scrape(&app.router).await;
     let max = app.state.config.storage.db_max_connections;
     let pools: &[(&str, u32)] = match app.backend {
         Backend::Postgres => &[("postgres", max), ("postgres_units", max)],
-        Backend::Sqlite => &[("sqlite_reader", max.max(2))],
+        Backend::Sqlite => &[(
+            "sqlite_reader",
+            orgboard::db::readers::pool_size(max as usize) as u32,
+        )],
     };
     for (pool, max) in pools {
         let labels = [("pool", *pool)];
