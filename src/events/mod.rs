@@ -152,17 +152,29 @@ async fn number_pending(db: &Db) -> Result<Vec<Event>, sqlx::Error> {
     let TxConn::Postgres(c) = &mut tx.conn else {
         return Ok(Vec::new());
     };
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    // The pending rows are read through the partial index
+    // `events_pending_idx` (`WHERE id IS NULL`), which keeps the entries of
+    // rows numbered since the last vacuum. A bitmap scan — the planner's
+    // choice for a few expected rows — visits every one of them and its
+    // heap page on every pass (after 10 s of task creates: 16 683 entries,
+    // 1 217 pages, 3.8 ms a pass with nothing pending, over a thousand
+    // passes); a plain index scan marks them dead the first time and skips
+    // them after (0.27 ms). BENCHMARKS.md, "Event numbering …".
+    sqlx::query("SELECT pg_advisory_xact_lock($1), set_config('enable_bitmapscan', 'off', true)")
         .bind(NUMBERING_LOCK)
         .execute(&mut **c)
         .await?;
     // After the lock this statement sees every earlier numbering (READ
-    // COMMITTED: a new snapshot per statement). The window runs before the
-    // LIMIT, so each organization gets a prefix of its pending rows, 1..k.
+    // COMMITTED: a new snapshot per statement). It takes the first `$1`
+    // pending rows by `seq`, in index order; an organization's rows among
+    // them are its first pending ones, so numbering them 1..k by `seq`
+    // gives each organization a prefix of its pending rows.
     let events: Vec<Event> = sqlx::query_as(
-        "WITH pending AS ( \
+        "WITH first AS ( \
+             SELECT org_id, seq FROM events WHERE id IS NULL ORDER BY seq LIMIT $1), \
+         pending AS ( \
              SELECT org_id, seq, row_number() OVER (PARTITION BY org_id ORDER BY seq) AS rn \
-             FROM events WHERE id IS NULL ORDER BY seq LIMIT $1), \
+             FROM first), \
          base AS ( \
              SELECT o.org_id, (SELECT COALESCE(max(e.id), 0) FROM events e WHERE e.org_id = o.org_id) AS last \
              FROM (SELECT DISTINCT org_id FROM pending) o) \
