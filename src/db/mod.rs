@@ -350,7 +350,8 @@ impl Db {
         Ok(())
     }
 
-    /// Checks that the database answers and every migration is applied.
+    /// Checks that the database answers — on the pool of the migrations
+    /// and on the one the routes use — and every migration is applied.
     pub async fn ready(&self) -> anyhow::Result<()> {
         let (applied, expected): (Vec<i64>, usize) = match self {
             Db::Postgres(pool, ..) => (
@@ -372,6 +373,12 @@ impl Db {
             applied.len(),
             expected
         );
+        // The connections the routes use: the units' pool (PostgreSQL),
+        // the read pool (SQLite).
+        use uow::Uow as _;
+        crate::read_unit!(self, system, |u| async move {
+            u.fetch_optional("SELECT 1", &[]).await.map(drop)
+        })?;
         Ok(())
     }
 
