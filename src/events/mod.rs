@@ -152,30 +152,42 @@ async fn number_pending(db: &Db) -> Result<Vec<Event>, sqlx::Error> {
     let TxConn::Postgres(c) = &mut tx.conn else {
         return Ok(Vec::new());
     };
-    // The pending rows are read through the partial index
-    // `events_pending_idx` (`WHERE id IS NULL`), which keeps the entries of
-    // rows numbered since the last vacuum. A bitmap scan — the planner's
-    // choice for a few expected rows — visits every one of them and its
-    // heap page on every pass (after 10 s of task creates: 16 683 entries,
-    // 1 217 pages, 3.8 ms a pass with nothing pending, over a thousand
-    // passes); a plain index scan marks them dead the first time and skips
-    // them after (0.27 ms). BENCHMARKS.md, "Event numbering …".
-    sqlx::query("SELECT pg_advisory_xact_lock($1), set_config('enable_bitmapscan', 'off', true)")
-        .bind(NUMBERING_LOCK)
-        .execute(&mut **c)
-        .await?;
+    // The statement touches at most `BATCH` rows, so this transaction plans
+    // it afresh each time, with index paths only (BENCHMARKS.md, "Event
+    // numbering …"):
+    // * sqlx prepares it, and after five runs PostgreSQL may keep a generic
+    //   plan, made without knowing `LIMIT $1`. Once a thousand events
+    //   waited, that plan spent 2–4 s of CPU per pass forming whole-row
+    //   copies of the statement's parts, so under mixed writes numbering
+    //   fell 10 000+ events behind (seconds of live-event lag) and took CPU
+    //   from the writes; planned with the batch size a full pass is ~10 ms.
+    // * The pending rows are read through the partial index
+    //   `events_pending_idx` (`WHERE id IS NULL`), which keeps the entries
+    //   of rows numbered since the last vacuum: a bitmap scan visits every
+    //   one and its heap page on every pass (3.8 ms with nothing pending
+    //   after 10 s of creates), a sequential scan reads the whole table; a
+    //   plain index scan marks them dead once and skips them after (0.27 ms).
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1), \
+         set_config('plan_cache_mode', 'force_custom_plan', true), \
+         set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)",
+    )
+    .bind(NUMBERING_LOCK)
+    .execute(&mut **c)
+    .await?;
     // After the lock this statement sees every earlier numbering (READ
     // COMMITTED: a new snapshot per statement). It takes the first `$1`
     // pending rows by `seq`, in index order; an organization's rows among
     // them are its first pending ones, so numbering them 1..k by `seq`
-    // gives each organization a prefix of its pending rows.
+    // gives each organization a prefix of its pending rows. `base` is
+    // materialized: inlined, its `max` ran once per updated row.
     let events: Vec<Event> = sqlx::query_as(
         "WITH first AS ( \
              SELECT org_id, seq FROM events WHERE id IS NULL ORDER BY seq LIMIT $1), \
          pending AS ( \
              SELECT org_id, seq, row_number() OVER (PARTITION BY org_id ORDER BY seq) AS rn \
              FROM first), \
-         base AS ( \
+         base AS MATERIALIZED ( \
              SELECT o.org_id, (SELECT COALESCE(max(e.id), 0) FROM events e WHERE e.org_id = o.org_id) AS last \
              FROM (SELECT DISTINCT org_id FROM pending) o) \
          UPDATE events e SET id = base.last + pending.rn \
