@@ -26,7 +26,7 @@ use crate::db::{Scope, now};
 use crate::domain::{Action, Email, Ownership, Role};
 use crate::domain::{DomainError, DomainResult, ErrorKind};
 use crate::email::InviteEmail;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery, ClientIp, RequestId};
 use crate::http::page::{Page, PageQuery, paginate};
 use crate::jobs::{self, Job};
@@ -212,9 +212,8 @@ async fn list_invites(
         order: "id DESC",
     };
     let (rows, scope, limit) = org
-        .read_collection::<Uuid, _>(&state, q, false, c, invite_from_row)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a page read unconditionally")))?;
+        .read_page::<Uuid, _>(&state, q, c, invite_from_row)
+        .await?;
     let now = now();
     let page = paginate(&state, &scope, rows, limit, |r| r.id);
     Ok(AppJson(Page {

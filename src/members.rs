@@ -22,7 +22,7 @@ use crate::db::uow::{AnyRow, DbError, Uow};
 use crate::db::{Backend, Scope, now};
 use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::page::{Page, PageQuery, paginate};
 use crate::orgs::context::{Collection, OrgRequest};
@@ -150,9 +150,8 @@ async fn list_members(
         order: "m.user_id",
     };
     let (rows, scope, limit) = org
-        .read_collection::<Uuid, _>(&state, q, false, c, member_from_row)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a page read unconditionally")))?;
+        .read_page::<Uuid, _>(&state, q, c, member_from_row)
+        .await?;
     Ok(AppJson(paginate(&state, &scope, rows, limit, |m| {
         m.user_id
     })))

@@ -426,6 +426,21 @@ impl CursorKey for String {
 }
 
 impl OrgRequest {
+    /// [`OrgRequest::read_collection`] for a collection without an `ETag`
+    /// (always read): the rows, the cursor scope and the page size.
+    pub async fn read_page<K: CursorKey, T: Send + 'static>(
+        self,
+        state: &AppState,
+        q: crate::http::page::PageQuery,
+        c: Collection,
+        decode: fn(&AnyRow) -> Result<T, crate::db::uow::DbError>,
+    ) -> Result<(Vec<T>, String, u32), ApiError> {
+        self.read_collection::<K, T>(state, q, false, c, decode)
+            .await?
+            // Only `unchanged` answers `None`.
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a page read unconditionally")))
+    }
+
     /// Reads one page of `c` in one read unit: the membership (`404`
     /// unless a member; `c.action` checked), the page size, the cursor
     /// (`400` unless it was made for this collection), the parent, then
