@@ -278,6 +278,15 @@ impl From<DbError> for DomainError {
     }
 }
 
+/// The code of the conflict a task create retries (see
+/// `From<tokio_postgres::Error>`).
+pub const POSITION_TAKEN: &str = "position_taken";
+
+/// The constraint a PostgreSQL error names, if any.
+fn constraint(err: &tokio_postgres::Error) -> Option<&str> {
+    err.as_db_error().and_then(|d| d.constraint())
+}
+
 impl From<tokio_postgres::Error> for DomainError {
     fn from(err: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
@@ -300,6 +309,28 @@ impl From<tokio_postgres::Error> for DomainError {
             {
                 tracing::warn!(error = %err, "database busy");
                 Self::unavailable("The database is busy; retry shortly.")
+            }
+            // A task create locks no list (`tasks::write::create`): the
+            // list it read can be deleted before its insert, and (about
+            // once in 9·10⁸ creates that read the same last key at once)
+            // its key can be taken. The first answers as a missing list
+            // would have; the second is retried by the route.
+            Some(c)
+                if *c == SqlState::FOREIGN_KEY_VIOLATION
+                    && constraint(&err) == Some("tasks_list_fk") =>
+            {
+                Self::not_found()
+            }
+            Some(c)
+                if *c == SqlState::UNIQUE_VIOLATION
+                    && constraint(&err) == Some("tasks_position_key") =>
+            {
+                Self::new(
+                    ErrorKind::Conflict,
+                    POSITION_TAKEN,
+                    "Conflict",
+                    "Another write placed a task at the same position at the same moment; retry.",
+                )
             }
             // As for sqlx below: NUL characters in text.
             Some(c) if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE => Self::bad_request(

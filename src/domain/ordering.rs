@@ -182,6 +182,34 @@ fn decrement_int(int: &str) -> Result<Option<String>, KeyError> {
     }
 }
 
+/// Digits of the fraction [`key_after_last`] ends a key with.
+pub const TIEBREAK_DIGITS: usize = 5;
+
+/// A key for an item appended after `last` (`None`: the sequence is empty)
+/// by a writer that does not lock the sequence: [`key_between`]`(last,
+/// None)` followed by a fraction of [`TIEBREAK_DIGITS`] digits drawn from
+/// `salt` (the last one never `0`). Two writers that read the same `last`
+/// at once get keys that are both after it and, unless their salts agree
+/// on every digit (about 1 in 9·10⁸), distinct; the next append after
+/// either increments its integer part again, so keys stay short. Task
+/// creates use it (the salt from the new task's random id bits) so that
+/// they need no lock on the list on PostgreSQL (BENCHMARKS.md, "Creates
+/// without the list lock").
+pub fn key_after_last(last: Option<&str>, salt: u64) -> Result<String, KeyError> {
+    let mut key = key_between(last, None)?;
+    let mut rest = salt;
+    for i in 0..TIEBREAK_DIGITS {
+        let d = if i + 1 == TIEBREAK_DIGITS {
+            1 + (rest % (BASE as u64 - 1)) as usize
+        } else {
+            (rest % BASE as u64) as usize
+        };
+        rest /= BASE as u64;
+        key.push(DIGITS[d] as char);
+    }
+    Ok(key)
+}
+
 /// A key strictly between `a` and `b` (either may be open: `None`).
 pub fn key_between(a: Option<&str>, b: Option<&str>) -> Result<String, KeyError> {
     if let Some(a) = a {
@@ -282,6 +310,28 @@ mod tests {
         assert!(right.len() < 2_000, "key length {}", right.len());
     }
 
+    #[test]
+    fn appends_with_a_tiebreak_stay_short_ordered_and_apart() {
+        let mut last: Option<String> = None;
+        for salt in 0..10_000u64 {
+            let salt = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let k = key_after_last(last.as_deref(), salt).expect("key");
+            assert!(validate(&k).is_ok(), "{k}");
+            // Another writer that read the same `last` gets another key
+            // after it; a later append goes after both.
+            let other = key_after_last(last.as_deref(), salt ^ 1).expect("key");
+            assert_ne!(k, other);
+            if let Some(l) = &last {
+                assert!(l < &k && l < &other, "{l} < {k}, {other}");
+            }
+            let next = key_between(Some(k.as_str().max(other.as_str())), None).expect("key");
+            assert!(k < next && other < next);
+            last = Some(k);
+        }
+        assert!(last.expect("some").len() <= 4 + TIEBREAK_DIGITS);
+        assert_eq!(key_after_last(None, 0).expect("key"), "a000001");
+    }
+
     proptest! {
         // A fixed seed: CI is deterministic (explore by changing it locally).
         #![proptest_config(ProptestConfig {
@@ -299,6 +349,28 @@ mod tests {
                 prop_assert!(validate(&k).is_ok());
                 if let Some(a) = a { prop_assert!(a < k.as_str()); }
                 if let Some(b) = b { prop_assert!(k.as_str() < b); }
+                keys.insert(i, k);
+            }
+            for w in keys.windows(2) {
+                prop_assert!(w[0] < w[1]);
+            }
+        }
+
+        #[test]
+        fn appends_and_inserts_between_them_keep_a_strict_total_order(
+            ops in proptest::collection::vec((any::<prop::sample::Index>(), any::<u64>(), any::<bool>()), 1..300)
+        ) {
+            // Appends as task creates make them, moves in between.
+            let mut keys: Vec<String> = Vec::new();
+            for (op, salt, append) in ops {
+                let (i, k) = if append || keys.is_empty() {
+                    (keys.len(), key_after_last(keys.last().map(String::as_str), salt).expect("key"))
+                } else {
+                    let i = op.index(keys.len() + 1);
+                    let a = if i == 0 { None } else { Some(keys[i - 1].as_str()) };
+                    (i, key_between(a, keys.get(i).map(String::as_str)).expect("key"))
+                };
+                prop_assert!(validate(&k).is_ok());
                 keys.insert(i, k);
             }
             for w in keys.windows(2) {

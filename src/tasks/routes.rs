@@ -14,8 +14,9 @@ use super::{
 };
 use crate::db::uow::{Arg, Uow};
 use crate::db::{Backend, Scope};
-use crate::domain::DomainResult;
+use crate::domain::error::POSITION_TAKEN;
 use crate::domain::{Action, Ownership};
+use crate::domain::{DomainError, DomainResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AppPath};
 use crate::idempotency::Creating;
@@ -55,7 +56,9 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
     params(ListPath, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer")),
     request_body = CreateTaskBody, security(("bearer" = [])),
     responses((status = 201, body = Task), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+              (status = 404, body = crate::error::Problem),
+              (status = 409, description = "Conflicts with the current state: `idempotency_key_in_use`, or `position_taken` (three tries in a row met another create's exact order key; retry).", body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
 async fn create_task(
     State(state): State<AppState>,
     org: OrgRequest,
@@ -63,13 +66,28 @@ async fn create_task(
     req: Creating<CreateTaskBody>,
 ) -> ApiResult<Response> {
     let scope = Scope::user(org.user_id());
-    let created = crate::unit!(state.db, scope, |u| write::create(
-        u,
-        &org,
-        path.list,
-        &req.body,
-        req.key.as_ref()
-    ))?;
+    // A create that lost its order key to a concurrent one (PostgreSQL,
+    // vanishingly rare: see `write::create`) is run again, with a new id.
+    // (The SQLite writer's job owns what it reads: each try its own copy.)
+    let req = std::sync::Arc::new(req);
+    let mut tries = 0;
+    let created = loop {
+        let (org, req) = (org.clone(), std::sync::Arc::clone(&req));
+        let done: Result<_, DomainError> = async {
+            crate::unit!(state.db, scope, |u| write::create(
+                u,
+                &org,
+                path.list,
+                &req.body,
+                req.key.as_ref()
+            ))
+        }
+        .await;
+        match done {
+            Err(e) if e.code() == POSITION_TAKEN && tries < 2 => tries += 1,
+            done => break done?,
+        }
+    };
     Ok(match created {
         crate::idempotency::Created::New(task) => with_etag(StatusCode::CREATED, task),
         crate::idempotency::Created::Replay(replay) => replay.into_response(),

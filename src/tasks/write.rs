@@ -4,14 +4,15 @@
 //! in [`super`] only parse, run the use case ([`crate::unit!`]) and answer.
 //!
 //! Each starts with [`OrgRequest::enter_reading`]: the rows two writers
-//! could race for are named as locks (the list a task is appended to, the
-//! task being changed, a move's destination list and then its task), and
+//! could race for are named as locks (the task being changed, a move's
+//! destination list and then its task; a create locks nothing, its key
+//! carries a tie-break instead, see [`key_after_last`]), and
 //! one statement reads the membership together with everything the write
 //! needs (the list's last key, the task, the anchors, whether the related
 //! ids exist). On PostgreSQL the locks go out with the unit's `BEGIN`
-//! ([`crate::db::unit`]), so a create, update, move or delete is four
-//! round trips: `BEGIN`, that statement, the writes (deferred into one
-//! statement), `COMMIT`. On SQLite the writer is alone: nothing is locked.
+//! ([`crate::db::unit`]) with that statement, and the writes (deferred
+//! into one statement) go with `COMMIT`: a create, update, move or delete
+//! is two round trips. On SQLite the writer is alone: nothing is locked.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +26,7 @@ use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
 use crate::db::{now, placeholders};
 use crate::domain::DomainError;
-use crate::domain::ordering::key_between;
+use crate::domain::ordering::{key_after_last, key_between};
 use crate::domain::{Action, Ownership};
 use crate::error::FieldError;
 use crate::idempotency::{self, Created, IdemKey};
@@ -262,17 +263,17 @@ pub async fn create<U: Uow>(
          (SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 \
           ORDER BY position DESC LIMIT 1), {counts}"
     );
-    let locks = [Lock {
-        table: LockTable::Lists,
-        ids: &[list_id],
-    }];
+    // No lock: concurrent creates in one list each read its last key and
+    // append after it with a tie-break of their own ([`key_after_last`]),
+    // so they never wait for each other. A list deleted meanwhile fails
+    // the insert's foreign key: `404`, as if it had been gone first.
     let read = Fused {
         columns: &columns,
         width: 4,
         joins: "",
         args,
     };
-    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
+    let (oc, row) = org.enter_reading(u, &[], &read).await?;
     oc.require(Action::CreateTask, Ownership::NotOwn)?;
     let NewTask {
         title,
@@ -289,8 +290,8 @@ pub async fn create<U: Uow>(
         .ok_or_else(DomainError::not_found)?;
     check_counted(u, &row, 2, oc.org_id, &assignees, &labels).await?;
     let last: Option<String> = row.get(1)?;
-    let position = key_between(last.as_deref(), None)?;
     let id = Uuid::now_v7();
+    let position = key_after_last(last.as_deref(), tiebreak(id))?;
     let now = now();
     let completed_at = (status == Status::Done).then_some(now);
     let description = body.description.clone().unwrap_or_default();
@@ -357,6 +358,13 @@ pub async fn create<U: Uow>(
     .await?;
     idempotency::complete(u, oc.user_id, key, 201, &task).await?;
     Ok(Created::New(task))
+}
+
+/// The random bits of a version-7 id (its last 8 bytes but the variant),
+/// as the salt of a new task's order key.
+fn tiebreak(id: Uuid) -> u64 {
+    let b = id.as_bytes();
+    u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]) & (u64::MAX >> 2)
 }
 
 /// A card as the board view shows it and as the cache patches it: its

@@ -301,20 +301,27 @@ fn pos_of(v: &Value) -> String {
 async fn ten_thousand_inserts_at_the_same_spot_keep_a_total_order(app: TestApp) {
     let f = fixture(&app, 1).await;
     let list = f.lists[0];
-    let a = create_task(&app, &f, list, "A").await;
-    let b = create_task(&app, &f, list, "B").await;
-    let (a_id, b_id) = (uuid(&a["id"]), uuid(&b["id"]));
-    let (a_pos, b_pos) = (pos_of(&a), pos_of(&b));
-
-    // 10 000 tasks, each placed between A and the one inserted before it,
-    // then 1 000 each placed between the one inserted before it and B,
-    // written straight into the table in one transaction.
+    // A and B hold the first two keys a list hands out without a
+    // tie-break ("a0", "a1": a create's key ends with a random one, see
+    // `key_after_last`), so that the runs below differ in case every time.
     let mut tx = app
         .state
         .db
         .write(Scope::tenant(f.owner.id, f.org))
         .await
         .unwrap();
+    let (a_pos, b_pos) = (
+        key_between(None, None).unwrap(),
+        key_between(Some("a0"), None).unwrap(),
+    );
+    let (a_id, b_id) = (
+        insert_raw(&mut tx, &f, list, &a_pos).await,
+        insert_raw(&mut tx, &f, list, &b_pos).await,
+    );
+
+    // 10 000 tasks, each placed between A and the one inserted before it,
+    // then 1 000 each placed between the one inserted before it and B,
+    // written straight into the table in one transaction.
     let mut after_a = Vec::with_capacity(SAME_SPOT_STORED);
     let mut right = b_pos.clone();
     for _ in 0..SAME_SPOT_STORED {

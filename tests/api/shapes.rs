@@ -8,8 +8,12 @@
 //! Ids, times, tokens, cursors and request ids change from run to run and
 //! are redacted by [`redact`]: a UUID becomes `[uuid]`, an RFC 3339 time
 //! `[time]`, the value of a key ending in `token` `[token]`, of
-//! `next_cursor` `[cursor]`, of `request_id` `[request-id]`. Everything
-//! else (names, positions, versions, counts, roles, statuses, the order of
+//! `next_cursor` `[cursor]`, of `request_id` `[request-id]`, and an order
+//! key with a fraction under `position` (also an audit entry's `from`/`to`
+//! of it) `[position]`: a created task's key ends with a random tie-break
+//! (`orgboard::domain::ordering::key_after_last`), and the fractions of
+//! keys made between such keys come from it. Everything else (names, keys
+//! without a fraction, versions, counts, roles, statuses, the order of
 //! items) is deterministic on a fresh database and kept as is.
 
 use axum::http::Method;
@@ -29,6 +33,7 @@ fn redact(v: Value) -> Value {
                         (k, Value::String(_)) if k.ends_with("token") => json!("[token]"),
                         ("next_cursor", Value::String(_)) => json!("[cursor]"),
                         ("request_id", Value::String(_)) => json!("[request-id]"),
+                        ("position", _) => positions(v),
                         _ => redact(v),
                     };
                     (k, v)
@@ -38,6 +43,21 @@ fn redact(v: Value) -> Value {
         Value::Array(a) => Value::Array(a.into_iter().map(redact).collect()),
         Value::String(s) if uuid::Uuid::try_parse(&s).is_ok() => json!("[uuid]"),
         Value::String(s) if chrono::DateTime::parse_from_rfc3339(&s).is_ok() => json!("[time]"),
+        other => other,
+    }
+}
+
+/// `v` (a `position` value) with every order key in it that has a
+/// fraction (more than the integer part its head announces) `[position]`.
+fn positions(v: Value) -> Value {
+    let int_len = |h: u8| match h {
+        b'a'..=b'z' => usize::from(h - b'a') + 2,
+        b'A'..=b'Z' => usize::from(b'Z' - h) + 2,
+        _ => 0,
+    };
+    match v {
+        Value::String(s) if s.len() > s.bytes().next().map_or(0, int_len) => json!("[position]"),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, positions(v))).collect()),
         other => other,
     }
 }

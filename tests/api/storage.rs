@@ -2015,3 +2015,118 @@ async fn a_backlog_of_events_is_numbered_per_organization_in_order() {
         );
     }
 }
+
+/// A task create locks no list on PostgreSQL (its key carries a tie-break,
+/// `orgboard::domain::ordering::key_after_last`), so the list it read can
+/// be deleted before its insert reaches the database. The insert's foreign
+/// key then refuses it: the create answers `404` as if the list had been
+/// gone first, and nothing of it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_create_whose_list_is_deleted_before_it_commits_is_not_found() {
+    use orgboard::domain::{DomainError, ErrorKind};
+    let app = TestApp::postgres().await;
+    let ada = app.signup("ada").await;
+    let org = ada.personal_org;
+    let tasks_path = app.new_list(&ada, org).await;
+    let list: Uuid = tasks_path
+        .trim_end_matches("/tasks")
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("list id");
+    let audit_before = app.audit_count(org).await;
+
+    // The create reads the list and its last key (the first round trip)
+    // and keeps its writes for the commit.
+    let mut unit = app.state.db.unit(Scope::user(ada.id)).await.expect("unit");
+    let request = orgboard::orgs::context::OrgRequest::for_member(ada.id, org, None);
+    let body = orgboard::tasks::CreateTaskBody {
+        title: "late".into(),
+        description: None,
+        status: None,
+        priority: None,
+        assignee_ids: None,
+        label_ids: None,
+        due_date: None,
+    };
+    orgboard::tasks::write::create(&mut unit, &request, list, &body, None)
+        .await
+        .expect("the list is there when the create reads it");
+    // Meanwhile the list is deleted: nothing waits for the create.
+    app.delete(&format!("/api/v1/orgs/{org}/lists/{list}"), &ada.token)
+        .await
+        .expect(204);
+    let audit_deleted = app.audit_count(org).await;
+    assert_eq!(audit_deleted, audit_before + 1, "the delete is recorded");
+
+    let err = DomainError::from(unit.commit().await.expect_err("the insert is refused"));
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
+    // Nothing of the create was kept: no task, no audit row.
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(pg_pool(&app))
+        .await
+        .expect("count");
+    assert_eq!(tasks, 0);
+    assert_eq!(app.audit_count(org).await, audit_deleted);
+}
+
+/// The one conflict a lock-free create can meet on PostgreSQL — another
+/// task took its exact key in the same list at the same moment (about one
+/// in 9·10⁸ creates that read the same last key) — is a `409
+/// position_taken`, never a `500`; the route runs such a create again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_taken_order_key_is_a_conflict_not_a_fault() {
+    use orgboard::domain::{DomainError, ErrorKind};
+    let app = TestApp::postgres().await;
+    let ada = app.signup("ada").await;
+    let org = ada.personal_org;
+    let tasks_path = app.new_list(&ada, org).await;
+    let first = app
+        .post(&tasks_path, &ada.token, json!({ "title": "first" }))
+        .await
+        .expect(201);
+    let task = |k: &str| -> Uuid {
+        first.json[k]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect(k)
+    };
+    let position = first.json["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    let mut unit = app
+        .state
+        .db
+        .unit(Scope::tenant(ada.id, org))
+        .await
+        .expect("unit");
+    unit.defer(
+        "INSERT INTO tasks (org_id, id, board_id, list_id, title, description, status, priority, \
+         position, created_by, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'twin', '', 'todo', 1, $5, $6, 1, $7, $7)",
+        &[
+            Arg::from(org),
+            Arg::from(Uuid::now_v7()),
+            Arg::from(task("board_id")),
+            Arg::from(task("list_id")),
+            Arg::from(position.as_str()),
+            Arg::from(ada.id),
+            Arg::from(orgboard::db::now()),
+        ],
+    )
+    .await
+    .expect("deferred");
+    let err = DomainError::from(unit.commit().await.expect_err("the key is taken"));
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err:?}");
+    assert_eq!(err.code(), orgboard::domain::error::POSITION_TAKEN);
+}
