@@ -182,21 +182,23 @@ fn decrement_int(int: &str) -> Result<Option<String>, KeyError> {
     }
 }
 
-/// Digits of the fraction [`key_after_last`] ends a key with.
+/// Digits of the tie-break [`key_apart`] ends a key with.
 pub const TIEBREAK_DIGITS: usize = 5;
 
-/// A key for an item appended after `last` (`None`: the sequence is empty)
-/// by a writer that does not lock the sequence: [`key_between`]`(last,
-/// None)` followed by a fraction of [`TIEBREAK_DIGITS`] digits drawn from
-/// `salt` (the last one never `0`). Two writers that read the same `last`
-/// at once get keys that are both after it and, unless their salts agree
-/// on every digit (about 1 in 9·10⁸), distinct; the next append after
-/// either increments its integer part again, so keys stay short. Task
-/// creates use it (the salt from the new task's random id bits) so that
-/// they need no lock on the list on PostgreSQL (BENCHMARKS.md, "Creates
-/// without the list lock").
-pub fn key_after_last(last: Option<&str>, salt: u64) -> Result<String, KeyError> {
-    let mut key = key_between(last, None)?;
+/// A key strictly between `a` and `b`, as [`key_between`], made by a
+/// writer that does not lock the sequence: [`key_between`]'s key followed
+/// by a tie-break of [`TIEBREAK_DIGITS`] digits drawn from `salt` (the
+/// last one never `0`). Two writers that read the same neighbours at once
+/// get keys that are both between them and, unless their salts agree on
+/// every digit (about 1 in 9·10⁸), distinct. Where the tie-break would
+/// reach `b` (`b` begins with the key) the key is given without one. Task
+/// creates and moves use it, the salt from random bits (BENCHMARKS.md,
+/// "Creates and moves without the list lock"); the unique key of a list's
+/// positions refuses the rare collision and the route runs the write
+/// again.
+pub fn key_apart(a: Option<&str>, b: Option<&str>, salt: u64) -> Result<String, KeyError> {
+    let plain = key_between(a, b)?;
+    let mut key = plain.clone();
     let mut rest = salt;
     for i in 0..TIEBREAK_DIGITS {
         let d = if i + 1 == TIEBREAK_DIGITS {
@@ -207,7 +209,17 @@ pub fn key_after_last(last: Option<&str>, salt: u64) -> Result<String, KeyError>
         rest /= BASE as u64;
         key.push(DIGITS[d] as char);
     }
-    Ok(key)
+    match b {
+        Some(b) if key.as_str() >= b => Ok(plain),
+        _ => Ok(key),
+    }
+}
+
+/// [`key_apart`] after `last` (`None`: the sequence is empty): the key of
+/// an item appended to the end. The next append increments the integer
+/// part again, so appended keys stay short.
+pub fn key_after_last(last: Option<&str>, salt: u64) -> Result<String, KeyError> {
+    key_apart(last, None, salt)
 }
 
 /// A key strictly between `a` and `b` (either may be open: `None`).
@@ -332,6 +344,38 @@ mod tests {
         assert_eq!(key_after_last(None, 0).expect("key"), "a000001");
     }
 
+    #[test]
+    fn a_tiebreak_that_would_reach_the_upper_key_is_left_out() {
+        // "a0V" is between "a0U" and "a0V5"; "a0V" + a tie-break from "5"
+        // up would not be below "a0V5".
+        assert_eq!(key_between(Some("a0U"), Some("a0V5")).expect("key"), "a0V");
+        let high = 61 * 62u64.pow(4) + 5; // first digit "z", last "6"
+        assert_eq!(
+            key_apart(Some("a0U"), Some("a0V5"), high).expect("key"),
+            "a0V"
+        );
+        let low = 1; // "10000" + last digit: below "5"
+        let k = key_apart(Some("a0U"), Some("a0V5"), low).expect("key");
+        assert!(
+            "a0U" < k.as_str() && k.as_str() < "a0V5" && k.len() == 3 + TIEBREAK_DIGITS,
+            "{k}"
+        );
+        // Same-spot inserts with tie-breaks keep a total order.
+        let mut right = "a1".to_owned();
+        for salt in 0..2_000u64 {
+            let k = key_apart(
+                Some("a0"),
+                Some(&right),
+                salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+            .expect("key");
+            assert!("a0" < k.as_str() && k < right, "a0 < {k} < {right}");
+            assert!(validate(&k).is_ok());
+            right = k;
+        }
+        assert!(right.len() < 600, "key length {}", right.len());
+    }
+
     proptest! {
         // A fixed seed: CI is deterministic (explore by changing it locally).
         #![proptest_config(ProptestConfig {
@@ -366,9 +410,11 @@ mod tests {
                 let (i, k) = if append || keys.is_empty() {
                     (keys.len(), key_after_last(keys.last().map(String::as_str), salt).expect("key"))
                 } else {
+                    // Moves as the API makes them: between two neighbours,
+                    // with a tie-break.
                     let i = op.index(keys.len() + 1);
                     let a = if i == 0 { None } else { Some(keys[i - 1].as_str()) };
-                    (i, key_between(a, keys.get(i).map(String::as_str)).expect("key"))
+                    (i, key_apart(a, keys.get(i).map(String::as_str), salt).expect("key"))
                 };
                 prop_assert!(validate(&k).is_ok());
                 keys.insert(i, k);

@@ -4,9 +4,9 @@
 //! in [`super`] only parse, run the use case ([`crate::unit!`]) and answer.
 //!
 //! Each starts with [`OrgRequest::enter_reading`]: the rows two writers
-//! could race for are named as locks (the task being changed, a move's
-//! destination list and then its task; a create locks nothing, its key
-//! carries a tie-break instead, see [`key_after_last`]), and
+//! could race for are named as locks (the task being changed or moved; no
+//! list: the key a create or a move makes carries a tie-break instead,
+//! see [`key_apart`]), and
 //! one statement reads the membership together with everything the write
 //! needs (the list's last key, the task, the anchors, whether the related
 //! ids exist). On PostgreSQL the locks go out with the unit's `BEGIN`
@@ -26,7 +26,7 @@ use crate::db::change::{self, CardChange, Kind};
 use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
 use crate::db::{now, placeholders};
 use crate::domain::DomainError;
-use crate::domain::ordering::{key_after_last, key_between};
+use crate::domain::ordering::{key_after_last, key_apart};
 use crate::domain::{Action, Ownership};
 use crate::error::FieldError;
 use crate::idempotency::{self, Created, IdemKey};
@@ -361,7 +361,7 @@ pub async fn create<U: Uow>(
 }
 
 /// The random bits of a version-7 id (its last 8 bytes but the variant),
-/// as the salt of a new task's order key.
+/// as the salt of an order key's tie-break.
 fn tiebreak(id: Uuid) -> u64 {
     let b = id.as_bytes();
     u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]) & (u64::MAX >> 2)
@@ -495,9 +495,9 @@ pub async fn move_to<U: Uow>(
 ) -> Result<Task, DomainError> {
     // The membership, the task, the destination's board, the anchors'
     // keys and the neighbour the new key goes next to, in one statement
-    // after the destination list and then the task are locked (always in
-    // that order: no deadlock with a create or another move). The list a
-    // task leaves needs no lock: nothing is placed there.
+    // after the task is locked (against a concurrent change of the same
+    // task). No list is locked: two moves into one gap at once each get a
+    // key in it with a tie-break of their own ([`key_apart`]).
     let neighbour = match (body.after_id, body.before_id) {
         (Some(_), None) => format!(
             "(SELECT position FROM tasks WHERE org_id = o.id AND list_id = $3 AND id <> $6 \
@@ -516,16 +516,10 @@ pub async fn move_to<U: Uow>(
         "{TASK_COLUMNS}, (SELECT board_id FROM lists WHERE org_id = o.id AND id = $3), \
          {ANCHOR_AFTER}, {ANCHOR_BEFORE}, {neighbour}, t.comment_rev"
     );
-    let locks = [
-        Lock {
-            table: LockTable::Lists,
-            ids: &[body.list_id],
-        },
-        Lock {
-            table: LockTable::Tasks,
-            ids: &[task_id],
-        },
-    ];
+    let locks = [Lock {
+        table: LockTable::Tasks,
+        ids: &[task_id],
+    }];
     let read = Fused {
         columns: &columns,
         width: TASK_WIDTH + 5,
@@ -578,7 +572,7 @@ pub async fn move_to<U: Uow>(
         (None, Some(b)) => (neighbour, Some(b)),
         (None, None) => (neighbour, None),
     };
-    let position = key_between(lower.as_deref(), upper.as_deref())?;
+    let position = key_apart(lower.as_deref(), upper.as_deref(), tiebreak(Uuid::now_v7()))?;
     let now = now();
     u.defer(
         "UPDATE tasks SET list_id = $1, position = $2, version = version + 1, updated_at = $3 \
