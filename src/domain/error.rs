@@ -278,7 +278,7 @@ impl From<DbError> for DomainError {
     }
 }
 
-/// The code of the conflict a task create retries (see
+/// The code of the conflict a task create or move retries (see
 /// `From<tokio_postgres::Error>`).
 pub const POSITION_TAKEN: &str = "position_taken";
 
@@ -310,9 +310,9 @@ impl From<tokio_postgres::Error> for DomainError {
                 tracing::warn!(error = %err, "database busy");
                 Self::unavailable("The database is busy; retry shortly.")
             }
-            // A task create locks no list (`tasks::write::create`): the
-            // list it read can be deleted before its insert, and (about
-            // once in 9·10⁸ creates that read the same last key at once)
+            // A task create or move locks no list (`tasks::write`): the
+            // list it read can be deleted before its write, and (about
+            // once in 9·10⁸ writes that read the same neighbours at once)
             // its key can be taken. The first answers as a missing list
             // would have; the second is retried by the route.
             Some(c)

@@ -2130,3 +2130,69 @@ async fn a_taken_order_key_is_a_conflict_not_a_fault() {
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err:?}");
     assert_eq!(err.code(), orgboard::domain::error::POSITION_TAKEN);
 }
+
+/// The move counterpart of the test above: a move locks the task, not its
+/// destination list, so that list can be deleted before the move's update
+/// reaches the database. The update's foreign key refuses it: `404`, and
+/// the task stays where it was, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    orgboard_no_postgres,
+    ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
+)]
+async fn a_move_whose_destination_is_deleted_before_it_commits_is_not_found() {
+    use orgboard::domain::{DomainError, ErrorKind};
+    let app = TestApp::postgres().await;
+    let ada = app.signup("ada").await;
+    let org = ada.personal_org;
+    let tasks_path = app.new_list(&ada, org).await;
+    let task = app
+        .post(&tasks_path, &ada.token, json!({ "title": "stays" }))
+        .await
+        .expect(201)
+        .json;
+    let id = |k: &str| -> Uuid { task[k].as_str().and_then(|s| s.parse().ok()).expect(k) };
+    let destination = app
+        .post(
+            &format!("/api/v1/orgs/{org}/boards/{}/lists", id("board_id")),
+            &ada.token,
+            json!({ "name": "Gone soon" }),
+        )
+        .await
+        .expect(201);
+    let destination: Uuid = destination.json["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("list id");
+
+    let mut unit = app.state.db.unit(Scope::user(ada.id)).await.expect("unit");
+    let request = orgboard::orgs::context::OrgRequest::for_member(ada.id, org, None);
+    let body = orgboard::tasks::MoveTaskBody {
+        list_id: destination,
+        after_id: None,
+        before_id: None,
+    };
+    orgboard::tasks::write::move_to(&mut unit, &request, id("id"), None, &body)
+        .await
+        .expect("the destination is there when the move reads it");
+    app.delete(
+        &format!("/api/v1/orgs/{org}/lists/{destination}"),
+        &ada.token,
+    )
+    .await
+    .expect(204);
+
+    let err = DomainError::from(unit.commit().await.expect_err("the update is refused"));
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
+    let after = app
+        .get(
+            &format!("/api/v1/orgs/{org}/tasks/{}", id("id")),
+            &ada.token,
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(after["list_id"], task["list_id"]);
+    assert_eq!(after["position"], task["position"]);
+    assert_eq!(after["version"], task["version"]);
+}
