@@ -44,7 +44,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use super::change::{CardChange, Event, Touched, Touches};
-use super::uow::{AnyRow, Arg, DbError, Deferred, Lock, OrgKey, Uow};
+use super::uow::{AnyRow, Arg, DbError, Deferred, OrgKey, Uow};
 use super::{APP_ROLE, AfterCommit, Backend, Scope, pg_begin};
 
 /// Statements a connection keeps prepared before it forgets them all (a
@@ -425,16 +425,11 @@ impl Uow for PgUnit {
         Backend::Postgres
     }
 
-    async fn begin_in_org(
-        &mut self,
-        user: Uuid,
-        org: &OrgKey<'_>,
-        locks: &[Lock<'_>],
-    ) -> Result<bool, DbError> {
+    async fn begin_in_org(&mut self, user: Uuid, org: &OrgKey<'_>) -> Result<bool, DbError> {
         if !matches!(self.begin, Begin::NotYet) || !self.deferred.is_empty() {
             return Ok(false);
         }
-        let Some(begin) = super::unit::member_begin(self.scope, user, org, locks) else {
+        let Some(begin) = super::unit::member_begin(self.scope, user, org) else {
             return Ok(false);
         };
         self.begin = Begin::Entering(begin);

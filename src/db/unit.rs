@@ -13,20 +13,24 @@
 //! A [`Unit`] holds its connection without beginning. When the use case's
 //! first call is [`Uow::begin_in_org`](super::uow::Uow::begin_in_org), the
 //! `BEGIN` becomes one simple-query message with everything that needs
-//! no bound value: the role and user settings, then `orgboard_enter(…)`
-//! (migration 0010), which sets the tenant only when the user is a member
-//! of that organization and locks the rows the use case names in that
-//! tenant. It runs as the caller, under row-level security, and PL/pgSQL
-//! keeps its statements' plans for the connection's life (the same
-//! statements sent as text were planned on every write: measured 15–35 %
-//! slower creates and updates than before, despite the round trips they
-//! saved). That message travels with the use case's next statement (a
-//! fresh snapshot, taken after the locks), which reads the membership
-//! *and* what the write needs at once
-//! ([`crate::orgs::context::OrgRequest::enter_reading`]); the deferred
-//! writes travel with `COMMIT` ([`super::pg`]): two round trips. Any other
-//! first call begins with the plain scope, exactly as [`super::Db::write`]
-//! does.
+//! no bound value: the role, user and tenant settings, the tenant taken
+//! from the path's organization id (as every read's is). That message
+//! travels with the use case's next statement, which reads the membership
+//! *and* what the write needs at once, and locks the row it changes
+//! (`FOR NO KEY UPDATE` in a lateral subquery joined after the
+//! membership, so a non-member locks nothing and reads nothing: no row,
+//! `404`) — [`crate::orgs::context::OrgRequest::enter_reading`]; the
+//! deferred writes travel with `COMMIT` ([`super::pg`]): two round trips.
+//! An organization named by slug is resolved by `orgboard_enter(…)`
+//! (migration 0010) in the same message, which sets the tenant only for a
+//! member. Any other first call begins with the plain scope, exactly as
+//! [`super::Db::write`] does.
+//!
+//! (Until 2026-12-07 every write's `BEGIN` called `orgboard_enter` and the
+//! function locked the rows: a PL/pgSQL call per write that checked the
+//! same membership the reading statement checks again. Setting the tenant
+//! from the path and locking in the reading statement made PostgreSQL
+//! task creates 10–14 % faster; see BENCHMARKS.md.)
 //!
 //! Every value in the `BEGIN` message is a UUID formatted here or an
 //! organization slug made only of `[a-z0-9-]` (anything else is not a slug
@@ -37,7 +41,7 @@ use uuid::Uuid;
 
 use super::change::{CardChange, Event, Touched};
 use super::pg::PgUnit;
-use super::uow::{AnyRow, Arg, DbError, Lock, LockTable, OrgKey, RowRef, Uow};
+use super::uow::{AnyRow, Arg, DbError, OrgKey, RowRef, Uow};
 use super::{APP_ROLE, Backend, Scope, Tx, pg_begin};
 
 /// A write unit: on PostgreSQL one whose `BEGIN` has not been sent yet
@@ -69,44 +73,36 @@ impl Unit {
     }
 }
 
-/// The `BEGIN` message of a unit that enters `org` for `user` when they
-/// are a member of it and locks `locks` (see the module's documentation);
-/// `None` when the organization cannot be named safely without binding.
-pub(super) fn member_begin(
-    scope: Scope,
-    user: Uuid,
-    org: &OrgKey<'_>,
-    locks: &[Lock<'_>],
-) -> Option<String> {
-    let (by_id, slug) = match org {
-        OrgKey::Id(id) => (format!("'{}'", id.hyphenated()), "NULL".to_owned()),
+/// The `BEGIN` message of a unit that enters `org` for `user` (see the
+/// module's documentation); `None` when the organization cannot be named
+/// safely without binding.
+///
+/// By id, the tenant is set from the path, as a read's is: the use case's
+/// reading statement joins the membership and decides (no row for a
+/// non-member: `404`, nothing written, nothing locked — the rows a write
+/// changes are locked by that statement, after the membership join; see
+/// [`crate::tasks::write`]). By slug, `orgboard_enter` resolves it and sets
+/// the tenant only for a member (the settings cannot name a slug).
+pub(super) fn member_begin(scope: Scope, user: Uuid, org: &OrgKey<'_>) -> Option<String> {
+    // Row-level security shows a user their own memberships only.
+    if scope.user_id != Some(user) || scope.org_id.is_some() {
+        return None;
+    }
+    let slug = match org {
+        OrgKey::Id(id) => return Some(pg_begin(APP_ROLE, Scope::tenant(user, *id), false).0),
         OrgKey::Slug(s)
             if !s.is_empty()
                 && s.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
         {
-            ("NULL".to_owned(), format!("'{s}'"))
+            s
         }
         OrgKey::Slug(_) => return None,
     };
-    // Row-level security shows a user their own memberships only.
-    if scope.user_id != Some(user) || scope.org_id.is_some() {
-        return None;
-    }
-    let ids = |table: LockTable| -> String {
-        let ids: Vec<String> = locks
-            .iter()
-            .filter(|l| l.table == table)
-            .flat_map(|l| l.ids.iter().map(|id| id.hyphenated().to_string()))
-            .collect();
-        format!("'{{{}}}'", ids.join(","))
-    };
     let mut sql = pg_begin(APP_ROLE, scope, false).0;
     sql.push_str(&format!(
-        "; SELECT orgboard_enter({by_id}::uuid, {slug}::text, '{}'::uuid, {}::uuid[], {}::uuid[])",
+        "; SELECT orgboard_enter(NULL::uuid, '{slug}'::text, '{}'::uuid, '{{}}'::uuid[], '{{}}'::uuid[])",
         user.hyphenated(),
-        ids(LockTable::Lists),
-        ids(LockTable::Tasks),
     ));
     Some(sql)
 }
@@ -125,13 +121,8 @@ impl Uow for Unit {
         either!(self, |u| u.backend())
     }
 
-    async fn begin_in_org(
-        &mut self,
-        user: Uuid,
-        org: &OrgKey<'_>,
-        locks: &[Lock<'_>],
-    ) -> Result<bool, DbError> {
-        either!(self, |u| u.begin_in_org(user, org, locks).await)
+    async fn begin_in_org(&mut self, user: Uuid, org: &OrgKey<'_>) -> Result<bool, DbError> {
+        either!(self, |u| u.begin_in_org(user, org).await)
     }
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<AnyRow>, DbError> {

@@ -85,37 +85,6 @@ pub enum OrgKey<'a> {
     Slug(&'a str),
 }
 
-/// A table whose rows a use case locks before it reads them. Lists are
-/// locked before tasks, whatever order the locks are given in (the order
-/// every writer follows, so two never wait for each other in a cycle).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LockTable {
-    /// `lists`.
-    Lists,
-    /// `tasks`.
-    Tasks,
-}
-
-impl LockTable {
-    /// The table's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockTable::Lists => "lists",
-            LockTable::Tasks => "tasks",
-        }
-    }
-}
-
-/// Rows of one table of the organization to lock `FOR NO KEY UPDATE` (see
-/// [`Uow::begin_in_org`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Lock<'a> {
-    /// The table.
-    pub table: LockTable,
-    /// The rows' ids (locked in id order).
-    pub ids: &'a [Uuid],
-}
-
 /// One bound value. `None` binds a typed `NULL` (PostgreSQL wants the type).
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
@@ -694,28 +663,26 @@ pub trait Uow: Send {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Begins the unit inside organization `org` for `user`, if they are a
-    /// member of it, holding `locks` (rows of that organization, locked
-    /// in the order given and by id within a table) before its first
-    /// statement. True when it did: the next statement may read the
-    /// organization's rows (and check the membership) as if
-    /// [`crate::orgs::context::OrgRequest::enter`] had run. False when the
-    /// unit had already begun: the caller enters and locks with statements
-    /// of its own. On PostgreSQL this is how a [`super::unit::Unit`] saves
+    /// Begins the unit inside organization `org` for `user` before its
+    /// first statement. True when it did: the next statement may read the
+    /// organization's rows, and must check the membership itself (it
+    /// decides: on PostgreSQL the tenant may have been set from the path
+    /// alone, see [`super::unit::member_begin`]). False when the unit had
+    /// already begun: the caller enters with a statement of its own
+    /// ([`crate::orgs::context::OrgRequest::enter`]). On PostgreSQL this is how a [`super::unit::Unit`] saves
     /// two round trips; SQLite's writer is alone and has no row-level
     /// security, so there is nothing to do before the first statement.
     fn begin_in_org(
         &mut self,
         user: Uuid,
         org: &OrgKey<'_>,
-        locks: &[Lock<'_>],
     ) -> impl Future<Output = Result<bool, DbError>> + Send {
         // SQLite: the writer (or a sqlx write transaction, which holds the
         // write lock) is alone and there is no row-level security, so there
         // is nothing to do first. PostgreSQL: an executor that has begun
         // ([`Tx`]); only [`super::unit::Unit`] can still begin.
         let ready = self.backend() == Backend::Sqlite;
-        let _ = (user, org, locks);
+        let _ = (user, org);
         async move { Ok(ready) }
     }
 

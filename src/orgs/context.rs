@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use uuid::Uuid;
 
 use crate::auth::user::AuthUser;
-use crate::db::uow::{AnyRow, Arg, Lock, RowRef, Uow};
+use crate::db::uow::{AnyRow, Arg, RowRef, Uow};
 use crate::db::{Backend, Scope};
 use crate::domain::DomainError;
 use crate::domain::{Action, Ownership, Role, require};
@@ -129,41 +129,24 @@ impl OrgRequest {
         self.context_from((&row).into(), 0)
     }
 
-    /// [`OrgRequest::enter`], `locks` and one read of what the use case
-    /// needs, in as few round trips as the unit allows: on a PostgreSQL
+    /// [`OrgRequest::enter`] and one read of what the use case needs, in
+    /// as few round trips as the unit allows: on a PostgreSQL
     /// [`crate::db::unit::Unit`] that has not begun, the `BEGIN` enters the
-    /// tenant (for a member) and takes the locks, and one statement then
-    /// reads the membership and `read`; otherwise `enter`, a lock statement
-    /// per table, then the same statement. The row holds `read`'s columns
-    /// first (`0..read.width`). `404` unless the caller is a member, `423`
-    /// when the organization is suspended, as `enter`. (A caller who joins
-    /// between the `BEGIN` and the statement is answered as a non-member
-    /// was a moment before: the tenant was not entered, so the rows the
-    /// use case looks for are not found — `404`, nothing written.)
+    /// tenant and one statement then reads the membership and `read`;
+    /// otherwise `enter`, then the same statement. The row holds `read`'s
+    /// columns first (`0..read.width`). `404` unless the caller is a member
+    /// (the statement's membership join decides, whatever the `BEGIN` set),
+    /// `423` when the organization is suspended, as `enter`. Rows `read`
+    /// locks must be joined after the membership (`read.joins` may name
+    /// `m`), so a non-member locks nothing.
     pub async fn enter_reading<U: Uow>(
         &self,
         u: &mut U,
-        locks: &[Lock<'_>],
         read: &Fused<'_>,
     ) -> Result<(OrgContext, AnyRow), DomainError> {
         let (by, key) = self.org_key().ok_or_else(DomainError::not_found)?;
-        if !u.begin_in_org(self.auth.user_id, &key, locks).await? {
-            let oc = self.enter(u).await?;
-            if u.backend() == Backend::Postgres {
-                let mut ordered: Vec<&Lock<'_>> =
-                    locks.iter().filter(|l| !l.ids.is_empty()).collect();
-                ordered.sort_by_key(|l| l.table);
-                for lock in ordered {
-                    let sql = format!(
-                        "SELECT 1 FROM {} WHERE org_id = $1 AND id IN ({}) ORDER BY id FOR NO KEY UPDATE",
-                        lock.table.as_str(),
-                        crate::db::placeholders(2, lock.ids.len())
-                    );
-                    let mut args = vec![Arg::from(oc.org_id)];
-                    args.extend(lock.ids.iter().map(|id| Arg::from(*id)));
-                    u.fetch_all(&sql, &args).await?;
-                }
-            }
+        if !u.begin_in_org(self.auth.user_id, &key).await? {
+            self.enter(u).await?;
         }
         let sql = format!(
             "SELECT {}, o.id, m.role, o.suspended_at IS NOT NULL FROM organizations o \

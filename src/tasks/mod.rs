@@ -3,10 +3,12 @@
 //!
 //! Concurrency: every task read carries `version` and an `ETag` (`"<version>"`).
 //! `PATCH` and `move` with `If-Match` answer `412` when stale. The task row is
-//! locked before the check (PostgreSQL `FOR NO KEY UPDATE`; SQLite has one
-//! writer), so of N concurrent conditional updates exactly one wins.
-//! Placing a task locks the destination list, so concurrent placements in one
-//! list never pick the same order key.
+//! locked by the statement that reads it for the check (PostgreSQL
+//! `FOR NO KEY UPDATE`; SQLite has one writer), so of N concurrent
+//! conditional updates exactly one wins. Placing a task locks no list: the
+//! order key it makes ends with a tie-break of its own, so concurrent
+//! placements in one list do not pick the same key (the unique key refuses
+//! an exact collision, and the route tries again: [`write`]).
 
 pub mod card;
 pub mod filter;

@@ -3,16 +3,16 @@
 //! transaction and as a job of SQLite's group-commit writer. The handlers
 //! in [`super`] only parse, run the use case ([`crate::unit!`]) and answer.
 //!
-//! Each starts with [`OrgRequest::enter_reading`]: the rows two writers
-//! could race for are named as locks (the task being changed or moved; no
-//! list: the key a create or a move makes carries a tie-break instead,
-//! see [`key_apart`]), and
-//! one statement reads the membership together with everything the write
-//! needs (the list's last key, the task, the anchors, whether the related
-//! ids exist). On PostgreSQL the locks go out with the unit's `BEGIN`
-//! ([`crate::db::unit`]) with that statement, and the writes (deferred
-//! into one statement) go with `COMMIT`: a create, update, move or delete
-//! is two round trips. On SQLite the writer is alone: nothing is locked.
+//! Each starts with [`OrgRequest::enter_reading`]: one statement reads the
+//! membership together with everything the write needs (the list's last
+//! key, the task, the anchors, whether the related ids exist) and, on
+//! PostgreSQL, locks the one row two writers could race for — the task
+//! being changed, moved or deleted ([`task_join`]). No list is locked: the
+//! key a create or a move makes carries a tie-break instead (see
+//! [`key_apart`]). On PostgreSQL that statement goes out with the unit's
+//! `BEGIN` ([`crate::db::unit`]), and the writes (deferred into one
+//! statement) go with `COMMIT`: a create, update, move or delete is two
+//! round trips. On SQLite the writer is alone: nothing is locked.
 
 use std::collections::BTreeSet;
 
@@ -23,8 +23,8 @@ use super::rules::{NewTask, apply_update, check_if_match, diff, ownership, valid
 use super::{CreateTaskBody, MoveTaskBody, Status, TASK_COLUMNS, Task, UpdateTaskBody, ids_text};
 use crate::args;
 use crate::db::change::{self, CardChange, Kind};
-use crate::db::uow::{AnyRow, Arg, DbError, Lock, LockTable, RowRef, Uow};
-use crate::db::{now, placeholders};
+use crate::db::uow::{AnyRow, Arg, DbError, RowRef, Uow};
+use crate::db::{Backend, now, placeholders};
 use crate::domain::DomainError;
 use crate::domain::ordering::{key_after_last, key_apart};
 use crate::domain::{Action, Ownership};
@@ -72,12 +72,27 @@ pub async fn load_task<U: Uow>(u: &mut U, org_id: Uuid, id: Uuid) -> Result<Opti
 /// How many columns [`TASK_COLUMNS`] has.
 const TASK_WIDTH: usize = 18;
 
-/// The columns of a task read through `LEFT JOIN tasks t` (the task's
-/// columns are `NULL` when there is no such task).
-const TASK_JOIN: &str = "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $3";
+/// The join that reads the task `$at` as `t` for a write and locks it: its
+/// columns are `NULL` when there is no such task. On PostgreSQL the row is
+/// locked `FOR NO KEY UPDATE` by a lateral subquery that depends on the
+/// membership (`m`), so it runs only for a member, after the membership
+/// join, and yields the row's latest committed version (read committed
+/// re-reads a row it waited for); the rest of the statement reads the
+/// statement's snapshot. Conditional writes (`If-Match`) and the diff are
+/// computed from that locked row. SQLite's writer is alone: nothing to
+/// lock.
+pub(crate) fn task_join(backend: Backend, at: usize) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "LEFT JOIN LATERAL (SELECT * FROM tasks WHERE org_id = m.org_id AND id = ${at} \
+             FOR NO KEY UPDATE) t ON true"
+        ),
+        Backend::Sqlite => format!("LEFT JOIN tasks t ON t.org_id = o.id AND t.id = ${at}"),
+    }
+}
 
 /// The task of a row whose first columns are [`TASK_COLUMNS`] read through
-/// [`TASK_JOIN`]; `404` when there is none.
+/// [`task_join`]; `404` when there is none.
 fn joined_task(row: &AnyRow) -> Result<Task, DomainError> {
     if row.get::<Option<Uuid>>(0)?.is_none() {
         return Err(DomainError::not_found());
@@ -251,7 +266,7 @@ pub async fn create<U: Uow>(
     key: Option<&IdemKey>,
 ) -> Result<Created<Task>, DomainError> {
     // The membership, the list's board, the list's last key and whether
-    // the related ids exist, in one statement after the list is locked.
+    // the related ids exist, in one statement.
     let (wanted_a, wanted_l) = (
         distinct(body.assignee_ids.as_deref()),
         distinct(body.label_ids.as_deref()),
@@ -273,7 +288,7 @@ pub async fn create<U: Uow>(
         joins: "",
         args,
     };
-    let (oc, row) = org.enter_reading(u, &[], &read).await?;
+    let (oc, row) = org.enter_reading(u, &read).await?;
     oc.require(Action::CreateTask, Ownership::NotOwn)?;
     let NewTask {
         title,
@@ -388,8 +403,8 @@ pub async fn update<U: Uow>(
     if_match: Option<&str>,
     body: &UpdateTaskBody,
 ) -> Result<Task, DomainError> {
-    // The membership, the task and whether the related ids exist, in one
-    // statement after the task is locked.
+    // The membership, the task (locked: [`task_join`]) and whether the
+    // related ids exist, in one statement.
     let (wanted_a, wanted_l) = (
         distinct(body.assignee_ids.as_deref()),
         distinct(body.label_ids.as_deref()),
@@ -397,17 +412,14 @@ pub async fn update<U: Uow>(
     let mut args = vec![Arg::from(task_id)];
     let counts = related_counts(4, &wanted_a, &wanted_l, &mut args);
     let columns = format!("{TASK_COLUMNS}, {counts}, t.comment_rev");
-    let locks = [Lock {
-        table: LockTable::Tasks,
-        ids: &[task_id],
-    }];
+    let joins = task_join(u.backend(), 3);
     let read = Fused {
         columns: &columns,
         width: TASK_WIDTH + 3,
-        joins: TASK_JOIN,
+        joins: &joins,
         args,
     };
-    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
+    let (oc, row) = org.enter_reading(u, &read).await?;
     oc.require(Action::UpdateTask, Ownership::Own)?;
     let (title, assignees, labels) = validate_fields(
         body.title.as_deref(),
@@ -493,10 +505,10 @@ pub async fn move_to<U: Uow>(
     if_match: Option<&str>,
     body: &MoveTaskBody,
 ) -> Result<Task, DomainError> {
-    // The membership, the task, the destination's board, the anchors'
-    // keys and the neighbour the new key goes next to, in one statement
-    // after the task is locked (against a concurrent change of the same
-    // task). No list is locked: two moves into one gap at once each get a
+    // The membership, the task (locked against a concurrent change of the
+    // same task: [`task_join`]), the destination's board, the anchors'
+    // keys and the neighbour the new key goes next to, in one statement.
+    // No list is locked: two moves into one gap at once each get a
     // key in it with a tie-break of their own ([`key_apart`]).
     let neighbour = match (body.after_id, body.before_id) {
         (Some(_), None) => format!(
@@ -516,17 +528,14 @@ pub async fn move_to<U: Uow>(
         "{TASK_COLUMNS}, (SELECT board_id FROM lists WHERE org_id = o.id AND id = $3), \
          {ANCHOR_AFTER}, {ANCHOR_BEFORE}, {neighbour}, t.comment_rev"
     );
-    let locks = [Lock {
-        table: LockTable::Tasks,
-        ids: &[task_id],
-    }];
+    let joins = task_join(u.backend(), 6);
     let read = Fused {
         columns: &columns,
         width: TASK_WIDTH + 5,
-        joins: "LEFT JOIN tasks t ON t.org_id = o.id AND t.id = $6",
+        joins: &joins,
         args: args![body.list_id, body.after_id, body.before_id, task_id].to_vec(),
     };
-    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
+    let (oc, row) = org.enter_reading(u, &read).await?;
     oc.require(Action::UpdateTask, Ownership::Own)?;
     for (field, id) in [("after_id", body.after_id), ("before_id", body.before_id)] {
         if id == Some(task_id) {
@@ -612,17 +621,14 @@ pub async fn delete<U: Uow>(
     task_id: Uuid,
     if_match: Option<&str>,
 ) -> Result<(), DomainError> {
-    let locks = [Lock {
-        table: LockTable::Tasks,
-        ids: &[task_id],
-    }];
+    let joins = task_join(u.backend(), 3);
     let read = Fused {
         columns: TASK_COLUMNS,
         width: TASK_WIDTH,
-        joins: TASK_JOIN,
+        joins: &joins,
         args: args![task_id].to_vec(),
     };
-    let (oc, row) = org.enter_reading(u, &locks, &read).await?;
+    let (oc, row) = org.enter_reading(u, &read).await?;
     oc.require(Action::DeleteTask, Ownership::Own)?;
     let task = joined_task(&row)?;
     oc.require(Action::DeleteTask, ownership(&task, oc.user_id, false))?;

@@ -1807,7 +1807,7 @@ async fn ready_checks_migrations(app: TestApp) {
     orgboard_no_postgres,
     ignore = "needs PostgreSQL: set ORGBOARD_TEST_POSTGRES_URL"
 )]
-async fn task_writes_take_two_round_trips_and_enter_only_for_members() {
+async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
     use orgboard::orgs::context::OrgRequest;
     use orgboard::tasks::{CreateTaskBody, MoveTaskBody, UpdateTaskBody, write};
 
@@ -1837,6 +1837,30 @@ async fn task_writes_take_two_round_trips_and_enter_only_for_members() {
         ids.push(task.id);
     }
 
+    // Whether another transaction can lock the row at once.
+    let free = |table: &'static str, id: Uuid| async move {
+        let mut other = db
+            .write(Scope::tenant(ada.id, ada.personal_org))
+            .await
+            .unwrap();
+        let locked: Result<Option<i32>, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM {table} WHERE id = $1 FOR NO KEY UPDATE NOWAIT"
+        )))
+        .bind(id)
+        .fetch_optional(pg(&mut other))
+        .await;
+        match locked {
+            Ok(found) => {
+                assert_eq!(found, Some(1), "{table} {id} exists");
+                true
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("could not obtain lock"), "{e}");
+                false
+            }
+        }
+    };
+
     let update: UpdateTaskBody = serde_json::from_value(json!({
         "title": "renamed", "assignee_ids": [], "priority": "high"
     }))
@@ -1846,7 +1870,11 @@ async fn task_writes_take_two_round_trips_and_enter_only_for_members() {
         .await
         .expect("update");
     assert_eq!(u.round_trips_to_commit(), 2, "update");
+    // The reading statement locked the task; the list stays free.
+    assert!(!free("tasks", ids[0]).await, "the updated task is locked");
+    assert!(free("lists", list).await, "no list is locked");
     u.commit().await.unwrap();
+    assert!(free("tasks", ids[0]).await, "the commit let it go");
     assert_eq!((updated.title.as_str(), updated.version), ("renamed", 2));
     assert!(updated.assignee_ids.is_empty());
 
@@ -1891,43 +1919,54 @@ async fn task_writes_take_two_round_trips_and_enter_only_for_members() {
     assert_eq!(u.round_trips_to_commit(), 2, "delete");
     u.commit().await.unwrap();
 
-    // Eve is no member of Ada's organization: her unit enters no tenant,
-    // locks none of its rows, and her write is answered 404.
+    // Eve is no member of Ada's organization. Her unit's `BEGIN` names Ada's
+    // organization (the tenant is set from the path, as a read's is), but
+    // the statement that reads and locks joins the membership first: every
+    // write is answered 404, locks nothing and writes nothing.
     let intruder = OrgRequest::for_member(eve.id, ada.personal_org, None);
+    let status = |r: Result<(), orgboard::domain::DomainError>| {
+        r.err()
+            .map(|e| orgboard::error::ApiError::from(e).status().as_u16())
+    };
+    let audit_before = app.audit_count(ada.personal_org).await;
     let mut u = db.unit(Scope::user(eve.id)).await.unwrap();
     let refused = write::create(&mut u, &intruder, list, &create, None).await;
-    assert_eq!(
-        refused
-            .err()
-            .map(|e| orgboard::error::ApiError::from(e).status().as_u16()),
-        Some(404)
-    );
-    let tenant: Option<String> = u
-        .fetch_value(
-            "SELECT COALESCE(current_setting('app.org_id', true), '')",
-            &[],
+    assert_eq!(status(refused.map(|_| ())), Some(404), "create");
+    assert!(free("lists", list).await);
+    drop(u);
+    let move_body: MoveTaskBody = serde_json::from_value(json!({ "list_id": list })).unwrap();
+    for what in ["update", "move", "delete"] {
+        let mut u = db.unit(Scope::user(eve.id)).await.unwrap();
+        let refused = match what {
+            "update" => write::update(&mut u, &intruder, ids[0], None, &update)
+                .await
+                .map(|_| ()),
+            "move" => write::move_to(&mut u, &intruder, ids[0], None, &move_body)
+                .await
+                .map(|_| ()),
+            _ => write::delete(&mut u, &intruder, ids[0], None).await,
+        };
+        assert_eq!(status(refused), Some(404), "{what}");
+        // Her unit is still open (its transaction too): the task is free.
+        assert!(
+            free("tasks", ids[0]).await,
+            "{what}: the intruder locked the task"
+        );
+        u.commit().await.unwrap();
+    }
+    assert_eq!(app.audit_count(ada.personal_org).await, audit_before);
+    let kept = app
+        .get(
+            &format!("/api/v1/orgs/{}/tasks/{}", ada.personal_org, ids[0]),
+            &ada.token,
         )
         .await
-        .unwrap();
+        .expect(200);
     assert_eq!(
-        tenant.as_deref(),
-        Some(""),
-        "a non-member entered the tenant"
+        kept.json["version"],
+        json!(6),
+        "nothing of Eve's was written"
     );
-    // Ada's list is not locked by Eve's open unit.
-    let mut other = db
-        .write(Scope::tenant(ada.id, ada.personal_org))
-        .await
-        .unwrap();
-    let locked: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM lists WHERE id = $1 FOR NO KEY UPDATE NOWAIT")
-            .bind(list)
-            .fetch_optional(pg(&mut other))
-            .await
-            .expect("the list is free while the intruder's unit is open");
-    assert_eq!(locked, Some(1));
-    drop(other);
-    drop(u);
 
     // The same through HTTP with the organization named by its slug (the
     // `BEGIN` matches the slug), and with a slug that is not one (the
