@@ -211,8 +211,10 @@ pub mod write {
 
     use crate::idempotency::Created;
     use crate::idempotency::{self, IdemKey};
+    use crate::orgs::context::Fused;
     use crate::orgs::context::{OrgContext, OrgRequest};
-    use crate::tasks::card::{CARD_RETURNING, CardFields};
+    use crate::tasks::card::{CARD_COLUMNS, CARD_RETURNING, CARD_WIDTH, CardFields};
+    use crate::tasks::write::task_join;
 
     /// Sets a task's comment count to `count` (an expression of the old
     /// one) and moves its revision on ($1 org, $2 task), returning its card
@@ -226,14 +228,16 @@ pub mod write {
         )
     }
 
-    /// [`count_sql`] of a comment added.
-    static COUNT_ADDED: LazyLock<String> = LazyLock::new(|| count_sql("comment_count + 1"));
+    /// A comment added: the count's update, without its card (the use case
+    /// read the card, locked, beforehand: [`CardFields::with_comment_added`]).
+    const COUNT_ADDED: &str = "UPDATE tasks SET comment_count = comment_count + 1, \
+         comment_rev = comment_rev + 1 WHERE org_id = $1 AND id = $2";
     /// [`count_sql`] of a comment removed.
     static COUNT_REMOVED: LazyLock<String> = LazyLock::new(|| {
         count_sql("CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END")
     });
 
-    /// Runs `sql` ([`COUNT_ADDED`] or [`COUNT_REMOVED`]) on `task`: its
+    /// Runs `sql` ([`COUNT_REMOVED`]) on `task`: its
     /// board and what the change did to its card; `None` when there is no
     /// such task. The card is written from the row in place (on SQLite's
     /// writer nothing is copied out of the statement).
@@ -299,7 +303,11 @@ pub mod write {
         Ok((oc, comment))
     }
 
-    /// `POST …/tasks/{task}/comments`.
+    /// `POST …/tasks/{task}/comments`. One statement reads the membership
+    /// and the task's card, locking the task on PostgreSQL
+    /// ([`task_join`]: a concurrent comment waits, so the count read here
+    /// plus one is the count written); the count's update, the comment,
+    /// its audit row and event go with `COMMIT`: two round trips.
     pub async fn create<U: Uow>(
         u: &mut U,
         org: &OrgRequest,
@@ -307,17 +315,27 @@ pub mod write {
         body: &CommentBody,
         key: Option<&IdemKey>,
     ) -> Result<Created<Comment>, DomainError> {
-        let oc = org.enter(u).await?;
+        let joins = task_join(u.backend(), 3);
+        let read = Fused {
+            columns: CARD_COLUMNS,
+            width: CARD_WIDTH,
+            joins: &joins,
+            args: args![task_id].to_vec(),
+        };
+        let (oc, row) = org.enter_reading(u, &read).await?;
         oc.require(Action::CreateComment, Ownership::NotOwn)?;
         let body = parse_body(&body.body)?;
         if let Some(replay) = idempotency::claim(u, oc.user_id, oc.org_id, key).await? {
             return Ok(Created::Replay(replay));
         }
-        // Counts the comment on its task (and finds out whether the task
-        // exists, its board and its card now).
-        let (board, card) = count(u, &COUNT_ADDED, oc.org_id, task_id)
-            .await?
-            .ok_or_else(DomainError::not_found)?;
+        if row.get::<Option<Uuid>>(0)?.is_none() {
+            return Err(DomainError::not_found());
+        }
+        // The card as the count's update leaves it, for the board's cached
+        // views (see [`CardFields::rev`]).
+        let card = CardFields::from_row((&row).into())?.with_comment_added();
+        let (board, card) = (card.board_id, card.change(Some(card.list_id))?);
+        u.defer(COUNT_ADDED, &args![oc.org_id, task_id]).await?;
         let id = Uuid::now_v7();
         let now = now();
         u.defer(

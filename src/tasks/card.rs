@@ -73,6 +73,9 @@ macro_rules! card_columns {
 /// The columns of a card of `tasks t`.
 pub const CARD_COLUMNS: &str = card_columns!("t.");
 
+/// How many columns [`CARD_COLUMNS`] has.
+pub const CARD_WIDTH: usize = 18;
+
 /// The columns of a card as an `UPDATE tasks … RETURNING` names them
 /// (SQLite's `RETURNING` takes no table alias).
 pub const CARD_RETURNING: &str = card_columns!("");
@@ -154,6 +157,15 @@ impl<'a> CardFields<'a> {
             label_ids: Ids::Kept(r.text(at(16))?),
             comment_rev: 0,
         })
+    }
+
+    /// The card once a comment is added to its task: one more counted,
+    /// its revision moved on (as [`crate::comments`]' count statement
+    /// writes them).
+    pub fn with_comment_added(mut self) -> Self {
+        self.comment_count += 1;
+        self.comment_rev += 1;
+        self
     }
 
     /// The priority.
@@ -369,6 +381,12 @@ mod tests {
 
     fn time(secs: i64, nanos: u32) -> DateTime<Utc> {
         DateTime::from_timestamp(secs, nanos).expect("time")
+    }
+
+    #[test]
+    fn card_width_counts_the_card_columns() {
+        assert_eq!(CARD_COLUMNS.split(", ").count(), CARD_WIDTH);
+        assert_eq!(CARD_RETURNING.split(", ").count(), CARD_WIDTH);
     }
 
     fn task(

@@ -114,6 +114,25 @@ async fn tasks_count_their_comments_without_a_new_version(app: &TestApp) {
         board_count(&app.get(&view, &owner.token).await.expect(200).json),
         Some(1)
     );
+    // Comments added at once each count: the task is locked while one is
+    // added (PostgreSQL), so none reads the count another is changing, and
+    // the cached view's patches (in the order of the card's revision) end
+    // on the last count.
+    let adds = (0..12).map(|i| {
+        let body = format!("at once {i}");
+        let owner = &owner;
+        async move { new_comment(app, org, owner, t, &body).await }
+    });
+    futures_util::future::join_all(adds).await;
+    let task = app
+        .get(&url(org, &format!("/tasks/{t}")), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(count(&task.json), Some(13), "{}", task.json);
+    assert_eq!(
+        board_count(&app.get(&view, &owner.token).await.expect(200).json),
+        Some(13)
+    );
     // A comment on a task that does not exist counts nowhere.
     let nowhere = url(org, &format!("/tasks/{}/comments", Uuid::now_v7()));
     app.post(&nowhere, &owner.token, json!({ "body": "x" }))
