@@ -30,7 +30,8 @@
 //! function locked the rows: a PL/pgSQL call per write that checked the
 //! same membership the reading statement checks again. Setting the tenant
 //! from the path and locking in the reading statement made PostgreSQL
-//! task creates 10–14 % faster; see BENCHMARKS.md.)
+//! task creates 8–12 % and updates and moves 20–25 % faster over HTTP;
+//! see BENCHMARKS.md.)
 //!
 //! Every value in the `BEGIN` message is a UUID formatted here or an
 //! organization slug made only of `[a-z0-9-]` (anything else is not a slug
