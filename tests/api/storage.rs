@@ -1816,7 +1816,7 @@ async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
     let ada = app.signup("ada").await;
     let eve = app.signup("eve").await;
     let path = app.new_list(&ada, ada.personal_org).await;
-    let list: Uuid = path.split('/').nth(6).unwrap().parse().unwrap();
+    let list = list_of(&path);
     let org = OrgRequest::for_member(ada.id, ada.personal_org, None);
     let create: CreateTaskBody = serde_json::from_value(json!({
         "title": "counted", "assignee_ids": [ada.id]
@@ -2055,6 +2055,24 @@ async fn a_backlog_of_events_is_numbered_per_organization_in_order() {
     }
 }
 
+/// The id under `key` of an answer's JSON.
+fn uuid_at(v: &Value, key: &str) -> Uuid {
+    v[key]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no id at {key} in {v}"))
+}
+
+/// The list id of a `…/lists/{list}/tasks` path ([`TestApp::new_list`]'s).
+fn list_of(tasks_path: &str) -> Uuid {
+    tasks_path
+        .trim_end_matches("/tasks")
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("list id")
+}
+
 /// A task create locks no list on PostgreSQL (its key carries a tie-break,
 /// `orgboard::domain::ordering::key_after_last`), so the list it read can
 /// be deleted before its insert reaches the database. The insert's foreign
@@ -2071,12 +2089,7 @@ async fn a_create_whose_list_is_deleted_before_it_commits_is_not_found() {
     let ada = app.signup("ada").await;
     let org = ada.personal_org;
     let tasks_path = app.new_list(&ada, org).await;
-    let list: Uuid = tasks_path
-        .trim_end_matches("/tasks")
-        .rsplit('/')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .expect("list id");
+    let list = list_of(&tasks_path);
     let audit_before = app.audit_count(org).await;
 
     // The create reads the list and its last key (the first round trip)
@@ -2133,12 +2146,7 @@ async fn a_taken_order_key_is_a_conflict_not_a_fault() {
         .post(&tasks_path, &ada.token, json!({ "title": "first" }))
         .await
         .expect(201);
-    let task = |k: &str| -> Uuid {
-        first.json[k]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect(k)
-    };
+    let task = |k: &str| uuid_at(&first.json, k);
     let position = first.json["position"]
         .as_str()
         .expect("position")
@@ -2190,7 +2198,7 @@ async fn a_move_whose_destination_is_deleted_before_it_commits_is_not_found() {
         .await
         .expect(201)
         .json;
-    let id = |k: &str| -> Uuid { task[k].as_str().and_then(|s| s.parse().ok()).expect(k) };
+    let id = |k: &str| uuid_at(&task, k);
     let destination = app
         .post(
             &format!("/api/v1/orgs/{org}/boards/{}/lists", id("board_id")),
@@ -2199,10 +2207,7 @@ async fn a_move_whose_destination_is_deleted_before_it_commits_is_not_found() {
         )
         .await
         .expect(201);
-    let destination: Uuid = destination.json["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("list id");
+    let destination = uuid_at(&destination.json, "id");
 
     let mut unit = app.state.db.unit(Scope::user(ada.id)).await.expect("unit");
     let request = orgboard::orgs::context::OrgRequest::for_member(ada.id, org, None);
