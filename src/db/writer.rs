@@ -191,9 +191,10 @@ fn run(
         let mut changed = Touches::default();
         let mut events = Vec::new();
         let outcome = (|| -> rusqlite::Result<()> {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
+            // The statements every batch and job run are prepared once.
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             for job in batch.drain(..) {
-                conn.execute_batch("SAVEPOINT job")?;
+                conn.prepare_cached("SAVEPOINT job")?.execute([])?;
                 let mut ctx = WriteCtx {
                     conn: &mut conn,
                     changed: Touches::default(),
@@ -213,7 +214,7 @@ fn run(
                 };
                 let (job_changed, job_events) = (ctx.changed, ctx.events);
                 if ok {
-                    conn.execute_batch("RELEASE job")?;
+                    conn.prepare_cached("RELEASE job")?.execute([])?;
                     changed.merge(job_changed);
                     events.extend(job_events);
                 } else {
@@ -223,7 +224,7 @@ fn run(
                     finishes.push(finish);
                 }
             }
-            conn.execute_batch("COMMIT")
+            conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
         })();
         let committed = match outcome {
             Ok(()) => Ok(()),

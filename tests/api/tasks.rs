@@ -178,7 +178,8 @@ async fn tasks_are_updated(app: TestApp) {
 }
 
 /// The PATCH answer (built without reading the row back) equals the next
-/// GET, field for field, relations and ETag included.
+/// GET, field for field, relations and ETag included, for every field
+/// changed alone and several at once.
 async fn update_answers_exactly_what_a_fresh_read_shows(app: &TestApp) {
     let w = world(app).await;
     let member = app.member(w.org, &w.owner, "member").await;
@@ -193,6 +194,16 @@ async fn update_answers_exactly_what_a_fresh_read_shows(app: &TestApp) {
                "due_date": "2030-01-02T03:04:05.123456Z", "description": "d"}),
         json!({"status": "todo", "assignee_ids": [], "due_date": null}),
         json!({"label_ids": [l2]}),
+        // One field at a time: an update sets only the columns that
+        // changed, so each must still be stored on its own.
+        json!({"title": "alone"}),
+        json!({"description": "only this"}),
+        json!({"priority": "low"}),
+        json!({"due_date": "2031-05-06T07:08:09Z"}),
+        json!({"status": "in_progress"}),
+        json!({"status": "done"}),
+        json!({"assignee_ids": [member.id]}),
+        json!({"label_ids": []}),
     ] {
         let r = patch_task(app, w.org, &w.owner, task, body)
             .await
