@@ -147,6 +147,10 @@ impl ServerProc {
                 );
             }
             if Instant::now() > deadline {
+                // A `Child` is not killed when dropped: without this the
+                // server would outlive the failed run, serving nobody.
+                let _ = child.kill();
+                let _ = child.wait();
                 anyhow::bail!(
                     "the server was not ready within 60 s; log:\n{}",
                     tail(&launch.log)
