@@ -567,22 +567,25 @@ mod tls {
     /// tokio-postgres's configuration and TLS connector for `url`.
     pub fn config(url: &str) -> anyhow::Result<(tokio_postgres::Config, MakeRustlsConnect)> {
         let mut parsed = url::Url::parse(url).context("invalid ORGBOARD_DATABASE_URL")?;
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
         let mut mode = "prefer".to_owned();
         let mut root = None;
+        // The parameters tokio-postgres reads are passed on exactly as
+        // written: decoded and encoded again, a space (`%20`, as in
+        // `options=-c%20work_mem%3D64MB`) would come back as `+`, which
+        // tokio-postgres (like libpq) reads as a plus sign.
         let mut kept = Vec::new();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "sslmode" => mode = v,
-                "sslrootcert" => root = Some(v),
+        for raw in parsed.query().unwrap_or("").split('&') {
+            let Some((k, v)) = url::form_urlencoded::parse(raw.as_bytes()).next() else {
+                continue;
+            };
+            match &*k {
+                "sslmode" => mode = v.into_owned(),
+                "sslrootcert" => root = Some(v.into_owned()),
                 "sslcert" | "sslkey" => {
                     bail!("client certificates (`{k}`) are not supported in ORGBOARD_DATABASE_URL")
                 }
                 "statement-cache-capacity" => {}
-                _ => kept.push((k, v)),
+                _ => kept.push(raw.to_owned()),
             }
         }
         let (ssl, verify) = match mode.as_str() {
@@ -592,11 +595,8 @@ mod tls {
             "verify-ca" | "verify-full" => (SslMode::Require, true),
             other => bail!("unknown sslmode `{other}` in ORGBOARD_DATABASE_URL"),
         };
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        let query = kept.join("&");
+        parsed.set_query(Some(query.as_str()).filter(|q| !q.is_empty()));
         let mut config = tokio_postgres::Config::from_str(parsed.as_str())
             .context("invalid ORGBOARD_DATABASE_URL")?;
         config.ssl_mode(ssl);
@@ -705,6 +705,23 @@ mod tls {
             assert!(
                 config("postgres://u@localhost/app?sslmode=verify-full&sslrootcert=/nope").is_err()
             );
+        }
+
+        /// Found when a URL with `options` made every unit fail with
+        /// `unrecognized configuration parameter "+plan_cache_mode"`.
+        #[test]
+        fn parameters_reach_tokio_postgres_as_written() {
+            let (c, _) = config(
+                "postgres://u@localhost/app?options=-c%20plan_cache_mode%3Dforce_generic_plan\
+                 &sslmode=disable&application_name=a%20b",
+            )
+            .expect("parses");
+            assert_eq!(
+                c.get_options(),
+                Some("-c plan_cache_mode=force_generic_plan")
+            );
+            assert_eq!(c.get_application_name(), Some("a b"));
+            assert_eq!(c.get_ssl_mode(), SslMode::Disable);
         }
     }
 }
