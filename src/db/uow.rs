@@ -669,9 +669,10 @@ pub trait Uow: Send {
     /// decides: on PostgreSQL the tenant may have been set from the path
     /// alone, see [`super::unit::member_begin`]). False when the unit had
     /// already begun: the caller enters with a statement of its own
-    /// ([`crate::orgs::context::OrgRequest::enter`]). On PostgreSQL this is how a [`super::unit::Unit`] saves
-    /// two round trips; SQLite's writer is alone and has no row-level
-    /// security, so there is nothing to do before the first statement.
+    /// ([`crate::orgs::context::OrgRequest::enter`]). On PostgreSQL this
+    /// is how a [`super::unit::Unit`] saves two round trips; SQLite's
+    /// writer is alone and has no row-level security, so there is nothing
+    /// to do before the first statement.
     fn begin_in_org(
         &mut self,
         user: Uuid,

@@ -452,6 +452,7 @@ pub async fn update<U: Uow>(
     // index over a column in `SET` even when its value stays the same
     // (measured: 4 WAL pages per update with the status, priority and due
     // date set to themselves, 1 without), and each page is a WAL frame.
+    // The payload's fields are named as the columns they change.
     let (assignee_text, label_text) = (ids_text(&new.assignee_ids), ids_text(&new.label_ids));
     let fields: [(&str, Arg<'_>); 8] = [
         ("title", Arg::from(&new.title)),

@@ -1922,7 +1922,8 @@ async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
     // Eve is no member of Ada's organization. Her unit's `BEGIN` names Ada's
     // organization (the tenant is set from the path, as a read's is), but
     // the statement that reads and locks joins the membership first: every
-    // write is answered 404, locks nothing and writes nothing.
+    // write (a comment's too) is answered 404, locks nothing and writes
+    // nothing.
     let intruder = OrgRequest::for_member(eve.id, ada.personal_org, None);
     let status = |r: Result<(), orgboard::domain::DomainError>| {
         r.err()
@@ -1935,7 +1936,10 @@ async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
     assert!(free("lists", list).await);
     drop(u);
     let move_body: MoveTaskBody = serde_json::from_value(json!({ "list_id": list })).unwrap();
-    for what in ["update", "move", "delete"] {
+    let comment = orgboard::comments::CommentBody {
+        body: "not hers to add".into(),
+    };
+    for what in ["update", "move", "delete", "comment"] {
         let mut u = db.unit(Scope::user(eve.id)).await.unwrap();
         let refused = match what {
             "update" => write::update(&mut u, &intruder, ids[0], None, &update)
@@ -1944,6 +1948,12 @@ async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
             "move" => write::move_to(&mut u, &intruder, ids[0], None, &move_body)
                 .await
                 .map(|_| ()),
+            // A comment's create reads and locks the task the same way.
+            "comment" => {
+                orgboard::comments::write::create(&mut u, &intruder, ids[0], &comment, None)
+                    .await
+                    .map(|_| ())
+            }
             _ => write::delete(&mut u, &intruder, ids[0], None).await,
         };
         assert_eq!(status(refused), Some(404), "{what}");
