@@ -56,6 +56,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// default is 1 000): only a safety net for when the checkpointer cannot
 /// keep up.
 pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 20_000;
+/// A WAL file longer than this is cut back to nothing once the writes have
+/// stopped (see [`checkpoint`]); shorter ones are left as they are.
+const WAL_KEEP_BYTES: u64 = 4 << 20;
+/// How long the checkpointer's truncation waits for a reader still on the
+/// WAL, or for the writer, before it gives up until the next quiet tick.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(50);
 
 /// What a job's closure works on: the connection inside the batch's
 /// transaction (and the job's savepoint), and what the job changed.
@@ -108,7 +114,12 @@ impl SqliteWriter {
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
         conn.set_prepared_statement_cache_capacity(128);
         let checkpointer = rusqlite::Connection::open(path)?;
-        checkpointer.busy_timeout(Duration::from_secs(5))?;
+        // Its passive checkpoints never wait; only the truncation of a quiet
+        // WAL does, and briefly (see `checkpoint`).
+        checkpointer.busy_timeout(TRUNCATE_WAIT)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
         let runtime = tokio::runtime::Handle::try_current().ok();
         let (tx, rx) = mpsc::channel::<Job>();
         let (alive, writer_gone) = mpsc::channel::<()>();
@@ -120,7 +131,7 @@ impl SqliteWriter {
             })?;
         std::thread::Builder::new()
             .name("orgboard-sqlite-checkpoint".into())
-            .spawn(move || checkpoint(checkpointer, writer_gone))?;
+            .spawn(move || checkpoint(checkpointer, &wal, writer_gone))?;
         Ok(Self { jobs: tx })
     }
 
@@ -158,17 +169,50 @@ impl SqliteWriter {
 }
 
 /// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`],
-/// on its own connection and thread, until the writer thread ends.
+/// on its own connection and thread, until the writer thread ends; and
+/// once the writes have stopped, cuts a long WAL file back to nothing.
 ///
 /// Why: with `synchronous = NORMAL` a commit only appends to the WAL; the
 /// `fsync`s happen at checkpoints, which SQLite otherwise runs inside the
 /// commit that crosses 1 000 WAL pages — on the writer, holding up every
 /// write queued behind it (the p99 of creates). A `PASSIVE` checkpoint
 /// never blocks writers or readers; it copies what it can.
-fn checkpoint(conn: rusqlite::Connection, writer_gone: mpsc::Receiver<()>) {
+///
+/// SQLite writes the WAL from its start again once everything in it has
+/// been copied back, but never makes the file shorter: after a burst of
+/// writes it stayed at its longest (90 MB after the benchmark's task
+/// creates) for as long as the server ran. So when a tick finds no frame
+/// written since the last one and every frame copied back, and the file is
+/// longer than [`WAL_KEEP_BYTES`], a `TRUNCATE` checkpoint empties it. That
+/// one takes the write lock and waits for readers still on the WAL, at most
+/// [`TRUNCATE_WAIT`] (the writer's next batch may wait as long, once, when
+/// writes resume); if it cannot finish, the next quiet tick tries again.
+/// Under steady writes it never runs.
+fn checkpoint(conn: rusqlite::Connection, wal: &std::path::Path, writer_gone: mpsc::Receiver<()>) {
+    let mut last_log = None;
     while let Err(mpsc::RecvTimeoutError::Timeout) = writer_gone.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        // (busy, frames in the WAL, frames copied back)
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        let (log, copied) = match passive {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                continue;
+            }
+        };
+        let quiet = last_log == Some(log) && log == copied;
+        last_log = Some(log);
+        let long = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_KEEP_BYTES);
+        if quiet && long {
+            match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+                Ok(0) => last_log = Some(0),
+                Ok(_) => tracing::debug!("WAL truncation waited too long; next quiet tick"),
+                Err(e) => tracing::debug!(error = %e, "WAL truncation failed; next quiet tick"),
+            }
         }
     }
 }
@@ -411,6 +455,62 @@ mod tests {
         assert!(rows(&path).is_empty());
         other.execute_batch("COMMIT").expect("commit");
         job.await.expect("join").expect("committed");
+        assert_eq!(rows(&path), vec![1]);
+    }
+
+    /// A WAL file made long by a burst of writes is cut back to nothing by
+    /// the checkpointer once the writes stop; the rows stay, and the next
+    /// write starts the WAL again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_wal_is_truncated_once_writes_stop() {
+        let (_dir, path) = setup();
+        let wal = path.with_file_name("w.db-wal");
+        let writer = SqliteWriter::start(&path, crate::db::Hook::default()).expect("writer");
+        // About 8 MB of pages, in jobs of 100 rows of 4 KB.
+        for chunk in 0..20_i64 {
+            writer
+                .run(move |c| -> Result<(), DomainError> {
+                    c.conn.execute(
+                        "CREATE TABLE IF NOT EXISTS b (n INTEGER PRIMARY KEY, v BLOB)",
+                        [],
+                    )?;
+                    for n in chunk * 100..(chunk + 1) * 100 {
+                        c.conn
+                            .execute("INSERT INTO b VALUES (?1, zeroblob(4000))", [n])?;
+                    }
+                    Ok(())
+                })
+                .await
+                .expect("written");
+        }
+        let len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len() > WAL_KEEP_BYTES,
+            "the burst made a long WAL: {}",
+            len()
+        );
+        // Quiet from here: a tick copies everything back, the next sees no
+        // new frame and truncates.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while len() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+        }
+        assert_eq!(len(), 0, "the WAL was not truncated");
+        let count = |p: &std::path::Path| -> i64 {
+            rusqlite::Connection::open(p)
+                .expect("open")
+                .query_row("SELECT count(*) FROM b", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(&path), 2_000);
+        writer
+            .run(|c| -> Result<(), DomainError> {
+                c.conn.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await
+            .expect("a write after the truncation");
+        assert!(len() > 0, "the next write starts the WAL again");
         assert_eq!(rows(&path), vec![1]);
     }
 
