@@ -1849,6 +1849,13 @@ async fn task_writes_take_two_round_trips_and_lock_only_for_members() {
         .bind(id)
         .fetch_optional(pg(&mut other))
         .await;
+        // Rolled back now, not when the dropped transaction's queued
+        // `ROLLBACK` happens to be sent: the row lock this took must be gone
+        // before the next check (under a loaded run it lingered and the
+        // next `NOWAIT` failed on the checker's own earlier lock).
+        if let TxConn::Postgres(tx) = other.conn {
+            tx.rollback().await.unwrap();
+        }
         match locked {
             Ok(found) => {
                 assert_eq!(found, Some(1), "{table} {id} exists");
