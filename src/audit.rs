@@ -417,6 +417,48 @@ async fn list_audit_log(
 mod tests {
     use super::*;
 
+    /// An entity id, with or without its type, reads the entity's index in
+    /// the page's order, not the primary key backwards with a filter; the
+    /// type alone reads the primary key backwards, without a sort (SQLite's
+    /// plans; migration 0012).
+    #[tokio::test]
+    async fn entity_filters_read_their_index_in_order() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+            .await
+            .expect("memory");
+        crate::db::SQLITE_MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrated");
+        let q = |entity_type: Option<&str>, entity_id: Option<Uuid>| AuditQuery {
+            entity_type: entity_type.map(str::to_owned),
+            entity_id,
+            ..AuditQuery::default()
+        };
+        let id = Uuid::now_v7();
+        for (query, index) in [
+            (q(Some("task"), None), "sqlite_autoindex_audit_log_1"),
+            (q(None, Some(id)), "audit_log_entity_idx"),
+            (q(Some("task"), Some(id)), "audit_log_entity_idx"),
+        ] {
+            let filter = AuditFilter::parse(&query).expect("filter");
+            let (sql, _) = filter.statement(Backend::Sqlite, id, None);
+            // (id, parent, unused, detail) per step.
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("plan");
+            let plan = plan
+                .into_iter()
+                .map(|(.., detail)| detail)
+                .collect::<Vec<_>>()
+                .join(" / ");
+            assert!(plan.contains(index), "{query:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{query:?} sorts: {plan}");
+        }
+    }
+
     /// Writes `e` as a page writes a row (its payload as `serde_json`
     /// keeps it, `stored` the time as the database gives it).
     fn written(e: &AuditEvent, stored: RawTime<'_>) -> String {
