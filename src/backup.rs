@@ -176,8 +176,8 @@ pub fn restore(storage: &StorageConfig, from: &Path) -> anyhow::Result<Report> {
     }
     for f in [
         &database,
-        &sidecar(&database, "-wal"),
-        &sidecar(&database, "-shm"),
+        &crate::db::sidecar(&database, "-wal"),
+        &crate::db::sidecar(&database, "-shm"),
     ] {
         if f.exists() {
             bail!("{} exists: restore never replaces a database", f.display());
@@ -189,7 +189,7 @@ pub fn restore(storage: &StorageConfig, from: &Path) -> anyhow::Result<Report> {
         crate::db::private_dir(&storage.data_dir)
             .with_context(|| format!("cannot create {}", storage.data_dir.display()))?;
     }
-    let partial = sidecar(&database, ".restoring");
+    let partial = crate::db::sidecar(&database, ".restoring");
     let copied = (|| -> anyhow::Result<()> {
         let mut out = create_private(&partial)?;
         let mut input =
@@ -211,11 +211,4 @@ pub fn restore(storage: &StorageConfig, from: &Path) -> anyhow::Result<Report> {
         tasks,
         migration,
     })
-}
-
-/// `path` with `suffix` added to its file name.
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(suffix);
-    path.with_file_name(name)
 }

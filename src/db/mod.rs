@@ -693,6 +693,14 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
+/// A file beside the SQLite database `path`: its name with `suffix` added
+/// (`-wal`, `-shm`).
+pub fn sidecar(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 /// Makes the SQLite file (and its `-wal`/`-shm` companions, which SQLite
 /// creates with the database file's mode) readable by this user only:
 /// created empty with mode 0600 before SQLite opens it, or tightened if it
@@ -715,8 +723,7 @@ fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
         for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
+            let p = sidecar(path, suffix);
             if let Ok(meta) = std::fs::metadata(&p)
                 && meta.permissions().mode() & 0o077 != 0
             {

@@ -117,9 +117,7 @@ impl SqliteWriter {
         // Its passive checkpoints never wait; only the truncation of a quiet
         // WAL does, and briefly (see `checkpoint`).
         checkpointer.busy_timeout(TRUNCATE_WAIT)?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = std::path::PathBuf::from(wal);
+        let wal = super::sidecar(path, "-wal");
         let runtime = tokio::runtime::Handle::try_current().ok();
         let (tx, rx) = mpsc::channel::<Job>();
         let (alive, writer_gone) = mpsc::channel::<()>();
@@ -204,8 +202,8 @@ fn checkpoint(conn: rusqlite::Connection, wal: &std::path::Path, writer_gone: mp
         };
         let quiet = last_log == Some(log) && log == copied;
         last_log = Some(log);
-        let long = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_KEEP_BYTES);
-        if quiet && long {
+        // The file's length is looked at only when the writes have stopped.
+        if quiet && std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_KEEP_BYTES) {
             match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             }) {
