@@ -11,7 +11,8 @@
 //! `orgboard_no_chromium` when no `chromedriver` is found: the file named by
 //! `ORGBOARD_CHROMEDRIVER`, else `chromedriver` on `PATH`, else
 //! `/usr/bin/chromedriver` (the browser tests look it up the same way). The
-//! server itself never reads these flags.
+//! server itself never reads these flags. It also makes Cargo rebuild the
+//! crate when a migration file changes (see `main`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,11 @@ fn main() {
     println!("cargo::rerun-if-env-changed=ORGBOARD_TEST_REDIS_URL");
     println!("cargo::rerun-if-env-changed=ORGBOARD_CHROMEDRIVER");
     println!("cargo::rerun-if-env-changed=CI");
+    // `sqlx::migrate!` embeds the migration files at compile time, but on
+    // stable Rust nothing tells Cargo it read them: without this line (and
+    // once a build script names any path, Cargo watches only those) a new
+    // or edited migration is left out of incremental builds.
+    println!("cargo::rerun-if-changed=migrations");
     commit();
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     for (var, cfg) in [
