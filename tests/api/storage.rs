@@ -1765,12 +1765,48 @@ async fn sqlite_write_transaction_holds_the_write_lock() {
 
 // -------------------------------------------------------------- 6. ready
 
+/// `/readyz`'s check, and what the README's "Upgrading" says of a node of
+/// the previous version once a newer one has migrated: it stays ready, but
+/// it refuses to migrate (so to start).
 async fn ready_checks_migrations(app: TestApp) {
     app.state
         .db
         .ready()
         .await
         .expect("ready on a migrated database");
+    let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (99999, 'from a newer release', TRUE, $1, 0)";
+    let checksum = vec![0u8; 48];
+    let added = match &app.state.db {
+        Db::Postgres(pool, ..) => sqlx::query(newer)
+            .bind(&checksum)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()),
+        Db::Sqlite { .. } => {
+            let mut tx = app.state.db.write(Scope::system()).await.expect("write");
+            let n = orgboard::on_tx!(&mut tx, |c| sqlx::query(newer)
+                .bind(&checksum)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()));
+            tx.commit().await.expect("commit");
+            n
+        }
+    };
+    assert_eq!(added.expect("a newer release's migration"), 1);
+    app.state
+        .db
+        .ready()
+        .await
+        .expect("still ready beside a newer release's migration");
+    let refused = app.state.db.migrate().await.expect_err("migrates anyway");
+    assert!(
+        refused
+            .to_string()
+            .contains("previously applied but is missing"),
+        "{refused:#}"
+    );
     // It really looks: with a migration forgotten it is not ready.
     let forgotten = match &app.state.db {
         Db::Postgres(pool, ..) => sqlx::query("DELETE FROM _sqlx_migrations")
