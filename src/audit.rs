@@ -150,13 +150,14 @@ impl AuditFilter {
             Backend::Postgres => "a.payload::text AS payload",
             Backend::Sqlite => "a.payload",
         };
-        // The filters first; the statement is put together around them.
+        // The filters first (each on the row alias `ALIAS`); the statement
+        // is put together around them.
         let mut sql = String::new();
         let mut args = vec![Arg::from(org_id)];
         args.extend(caller.map(Arg::from));
         fn add<'a>(sql: &mut String, args: &mut Vec<Arg<'a>>, clause: &str, arg: Arg<'a>) {
             args.push(arg);
-            sql.push_str(&format!(" AND a.{clause} ${}", args.len()));
+            sql.push_str(&format!(" AND {ALIAS}.{clause} ${}", args.len()));
         }
         if let Some(v) = &self.action {
             add(&mut sql, &mut args, "action =", v.as_str().into());
@@ -218,15 +219,16 @@ fn type_only(t: &str, rest: &str, limit: u32) -> (String, &'static str) {
         // PostgreSQL joined to the page, is still checked).
         return ("audit_log a".to_owned(), " AND 1 = 0");
     };
-    let rest = rest.replace(" AND a.", " AND x.");
     let arms = Kind::ALL
         .iter()
         .filter(|k| k.entity() == entity)
         .enumerate()
         .map(|(n, k)| {
+            // Each arm names its rows `a` too, so the filters read the
+            // same in it (its own scope).
             format!(
-                "SELECT id FROM (SELECT x.id FROM audit_log x WHERE x.org_id = $1 \
-                 AND x.action = '{}'{rest} ORDER BY x.id DESC LIMIT {limit}) k{n}",
+                "SELECT id FROM (SELECT {ALIAS}.id FROM audit_log {ALIAS} WHERE {ALIAS}.org_id = $1 \
+                 AND {ALIAS}.action = '{}'{rest} ORDER BY {ALIAS}.id DESC LIMIT {limit}) k{n}",
                 k.as_str()
             )
         })
@@ -241,6 +243,9 @@ fn type_only(t: &str, rest: &str, limit: u32) -> (String, &'static str) {
         " AND a.id = m.id",
     )
 }
+
+/// The name the page's statement gives the audit rows it filters.
+const ALIAS: &str = "a";
 
 /// The audit row columns [`AuditFilter::statement`] selects, in order.
 const WIDTH: usize = 9;
@@ -516,10 +521,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" / ");
             assert!(plan.contains(index), "{query:?}: {plan}");
-            assert!(
-                !plan.contains("SCAN a") && !plan.contains("SCAN x"),
-                "{query:?} scans: {plan}"
-            );
+            assert!(!plan.contains("SCAN a"), "{query:?} scans: {plan}");
             if merged {
                 // One search of the action index per action of the type,
                 // then the rows by their key.
@@ -531,7 +533,7 @@ mod tests {
                     .count();
                 assert_eq!(plan.matches(index).count(), kinds, "{query:?}: {plan}");
                 let read = plan
-                    .split(" / ")
+                    .rsplit(" / ")
                     .find(|step| step.starts_with("SEARCH a USING"))
                     .unwrap_or_default();
                 assert!(read.ends_with("AND id=?)"), "{query:?}: {plan}");

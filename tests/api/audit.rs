@@ -420,6 +420,11 @@ async fn pages_by_entity_type_alone_are_the_log_filtered(app: TestApp) {
     let ada = app.signup("ada").await;
     let org = app.create_org(&ada, "Acme").await;
     let bob = app.member(org, &ada, "admin").await;
+    // Another organization's rows of the same types, newer than some of
+    // this one's: never on this one's pages.
+    let eve = app.signup("eve").await;
+    let other = app.create_org(&eve, "Other").await;
+    let other_tasks = app.new_list(&eve, other).await;
     let tasks = app.new_list(&ada, org).await;
     let labels = format!("/api/v1/orgs/{org}/labels");
     let mut made = Vec::new();
@@ -457,6 +462,20 @@ async fn pages_by_entity_type_alone_are_the_log_filtered(app: TestApp) {
         .await
         .expect(200);
         made.push(id);
+        app.post(
+            &format!("/api/v1/orgs/{other}/labels"),
+            &eve.token,
+            json!({ "name": format!("o{i}"), "color": "#336699" }),
+        )
+        .await
+        .expect(201);
+        app.post(
+            &other_tasks,
+            &eve.token,
+            json!({ "title": format!("o{i}") }),
+        )
+        .await
+        .expect(201);
         if i == 2 {
             pause().await;
             middle = Some(Utc::now());
@@ -862,23 +881,31 @@ async fn a_page_that_matches_nothing_is_empty_for_admins_only(app: TestApp) {
     let stranger = app.signup("eve").await;
     let slug = app.slug(org, &ada).await;
     for base in [log_path(org), format!("/api/v1/orgs/{slug}/audit-log")] {
-        let none = format!("{base}?action=label.deleted");
-        for u in [&ada, &admin] {
-            let page = app.get(&none, &u.token).await.expect(200);
-            assert_eq!(
-                page.json,
-                json!({"items": [], "next_cursor": null}),
-                "{none}"
-            );
-        }
-        for u in [&member, &viewer] {
-            app.get(&none, &u.token)
+        // An action, a type read by its actions and an unknown type (which
+        // reads no row at all).
+        for filter in [
+            "action=label.deleted",
+            "entity_type=label",
+            "entity_type=nope",
+        ] {
+            let none = format!("{base}?{filter}");
+            for u in [&ada, &admin] {
+                let page = app.get(&none, &u.token).await.expect(200);
+                assert_eq!(
+                    page.json,
+                    json!({"items": [], "next_cursor": null}),
+                    "{none}"
+                );
+            }
+            for u in [&member, &viewer] {
+                app.get(&none, &u.token)
+                    .await
+                    .expect_problem(403, "forbidden");
+            }
+            app.get(&none, &stranger.token)
                 .await
-                .expect_problem(403, "forbidden");
+                .expect_problem(404, "not_found");
         }
-        app.get(&none, &stranger.token)
-            .await
-            .expect_problem(404, "not_found");
         // A bad query or cursor takes the path that enters first: the role
         // and the membership still answer before the query's own error.
         for bad in [
